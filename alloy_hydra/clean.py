@@ -1,0 +1,363 @@
+"""Phase 1 cleaning: raw data cards -> BASE_MASTER (+ rejects and an audit report), schema-driven.
+
+Format mistakes (a word in a number cell, an unreadable schedule) stop the run with a DataError naming the
+file, row and column. Value-level problems (YS > UTS, a composition outside the chemistry window, an exact
+duplicate) reject the row with a reason; rows in = rows kept + rows rejected, always.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import schedule
+from .errors import ConfigError, DataError, ScheduleError
+from .io import ROW_COL
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("YS", "UTS", "FractureEL", "UniformEL", "YPE")
+RECRYST_TYPES = ("batch", "flash", "direct", "other", "none")
+GROUP_COL = "group"
+
+_NUM_UNIT = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Zµμ\"%]*)\s*$")
+_UNITS = {
+    "length": {"": None, "mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4, "inch": 25.4, "\"": 25.4},
+    "grain": {"": None, "um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "mm": 1000.0,
+              "nm": 1e-3},
+    "percent": {"": None, "%": 1.0},
+    "plain": {"": None},
+}
+_BALANCE_WORDS = {"bal", "bal.", "balance", "rem", "rem.", "remainder"}
+_MISSING_WORDS = {"", "-", "--", "n/a", "na", "nan", "none", "null"}
+
+
+@dataclass
+class CleanResult:
+    master: pd.DataFrame
+    rejects: pd.DataFrame
+    report: dict = field(default_factory=dict)
+
+
+def _missing(text: str) -> bool:
+    return text.strip().lower() in _MISSING_WORDS
+
+
+def parse_number(text: str, kind: str = "plain", default_unit: str = "", *, file=None, row=None, column=None):
+    """A number with an optional unit (`600 mm`, `23.6 in`, `45%`) in the canonical unit of its kind."""
+    if _missing(text):
+        return np.nan
+    m = _NUM_UNIT.match(text.replace(",", ".") if text.count(",") == 1 and "." not in text else text)
+    if not m:
+        raise DataError("not a number", file=file, row=row, column=column, value=text)
+    value, unit = float(m.group(1)), (m.group(2) or default_unit).strip()
+    table = _UNITS[kind]
+    factor = table.get(unit, table.get(unit.lower()))
+    if unit and factor is None and unit not in table:
+        raise DataError(f"unknown unit {unit!r} (expected one of {sorted(k for k in table if k)})",
+                        file=file, row=row, column=column, value=text)
+    return value * (factor or 1.0)
+
+
+def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Parse element columns to wt%, Al = balance. Returns (wt%, raw strings, counters)."""
+    scale = 100.0 if data.composition_unit == "fraction" else 1.0
+    if data.composition_unit not in ("wt%", "fraction"):
+        raise ConfigError(f"data.composition_unit must be 'wt%' or 'fraction', not {data.composition_unit!r}")
+    limit_rule = {"zero": 0.0, "half": 0.5, "limit": 1.0}.get(data.detection_limit)
+    if limit_rule is None:
+        raise ConfigError(f"data.detection_limit must be zero, half or limit, not {data.detection_limit!r}")
+    counts = {"blank_as_zero": 0, "below_detection_limit": 0}
+    elements = list(data.composition_columns)
+    values = np.zeros((len(raw), len(elements)))
+    rows = raw[ROW_COL].to_numpy()
+    for j, (el, col) in enumerate(data.composition_columns.items()):
+        for i, text in enumerate(raw[col].to_numpy()):
+            t = text.strip()
+            if _missing(t):
+                counts["blank_as_zero"] += 1
+                continue
+            if t[0] in "<≤":
+                counts["below_detection_limit"] += 1
+                t, factor = t[1:].lstrip("="), limit_rule
+            else:
+                factor = 1.0
+            try:
+                values[i, j] = float(t) * factor * scale
+            except ValueError:
+                raise DataError("composition is not a number", file=source, row=int(rows[i]), column=col,
+                                value=text) from None
+    comp = pd.DataFrame(values, columns=elements, index=raw.index)
+    raws = pd.DataFrame({f"{el}_RAW": raw[col] for el, col in data.composition_columns.items()}, index=raw.index)
+    bal = data.balance_element
+    given = pd.Series(np.nan, index=raw.index)
+    if data.balance_column:
+        raws[f"{bal}_RAW"] = raw[data.balance_column]
+        for i, text in enumerate(raw[data.balance_column].to_numpy()):
+            t = text.strip().lower()
+            if t in _BALANCE_WORDS or _missing(t):
+                continue
+            try:
+                given.iloc[i] = float(t.lstrip("≥>=")) * scale
+            except ValueError:
+                raise DataError(f"{bal} must be a number or 'bal'", file=source, row=int(rows[i]),
+                                column=data.balance_column, value=text) from None
+    if scale == 1.0 and given.notna().sum() >= 3 and (given.dropna() <= 1.0).mean() > 0.9:
+        raise DataError(f"{bal} values are <= 1: these look like mass fractions; set "
+                        "data.composition_unit=fraction", file=source, column=data.balance_column)
+    additions = comp.sum(axis=1)
+    comp[bal] = 100.0 - additions
+    tol = 1e-9
+    counts["balance_recomputed"] = int(((given - comp[bal]).abs() > tol).sum())
+    counts["sum_given_off_by_more_than_tol"] = int(((given + additions - 100.0).abs() > 0.05).sum())
+    return comp, raws, counts
+
+
+def _schedules(raw: pd.DataFrame, data, cleaning, source) -> tuple[pd.DataFrame, dict]:
+    out = pd.DataFrame(index=raw.index)
+    counts = {}
+    rows = raw[ROW_COL].to_numpy()
+    for name, spec in data.schedules.items():
+        feats, canon = [], []
+        for i in range(len(raw)):
+            row = int(rows[i])
+            if spec.column:
+                text = raw[spec.column].iat[i]
+                try:
+                    steps = schedule.parse(text)
+                except ScheduleError as err:
+                    raise DataError(f"unparsable schedule: {err}", file=source, row=row, column=spec.column,
+                                    value=text) from None
+            else:
+                temp = parse_number(raw[spec.temp_column].iat[i], file=source, row=row, column=spec.temp_column)
+                temp = schedule._to_celsius(temp, spec.temp_unit.upper().lstrip("°")) if np.isfinite(temp) else temp
+                if spec.time_column:
+                    time = parse_number(raw[spec.time_column].iat[i], file=source, row=row,
+                                        column=spec.time_column) * schedule._TIME_UNITS[spec.time_unit]
+                else:
+                    time = np.nan  # only the temperature is known
+                done = np.isfinite(temp) and temp > spec.none_at_or_below_C and (
+                    not spec.time_column or (np.isfinite(time) and time > 0))
+                steps = [schedule.Step(temp, time)] if done else []
+            f = schedule.features(steps, name, cleaning.ambient_C, spec.threshold_C)
+            if not spec.column and not spec.time_column:
+                f = {k: v for k, v in f.items() if k in (f"{name}_steps", f"{name}_temp_max_C")}
+            if spec.kind == "homog":
+                rule = cleaning.homog
+                f[f"adequate_{name}"] = float(schedule.time_at_or_above(steps, rule.min_temp_C) >= rule.min_time_s)
+            if spec.kind == "recryst":
+                f.update(_recryst(steps, raw[spec.type_column].iat[i] if spec.type_column else "", name,
+                                  cleaning, source, row, spec.type_column))
+            feats.append(f)
+            canon.append(schedule.canonical(steps) if (spec.column or spec.time_column) else None)
+        block = pd.DataFrame(feats, index=raw.index)
+        if spec.column or spec.time_column:
+            out[f"{name}_schedule"] = canon
+            if spec.column:
+                out[f"{name}_schedule_RAW"] = raw[spec.column]
+        out = pd.concat([out, block], axis=1)
+        counts[f"{name}_treated_rows"] = int((block[f"{name}_steps"] > 0).sum())
+    return out, counts
+
+
+def recryst_type_of(steps, written: str, cleaning) -> str:
+    """The card's recryst_type if written, else inferred from the schedule (rule in README)."""
+    w = (written or "").strip().lower()
+    if w:
+        return w
+    if not steps:
+        return "none"
+    total = sum(s.time_s for s in steps)
+    return "flash" if total <= cleaning.flash_max_s else "batch" if total >= cleaning.batch_min_s else "other"
+
+
+def _recryst(steps, written, name, cleaning, source, row, column) -> dict:
+    rtype = recryst_type_of(steps, written, cleaning)
+    if rtype not in RECRYST_TYPES:
+        raise DataError(f"unknown recryst type; expected one of {list(RECRYST_TYPES)}", file=source, row=row,
+                        column=column, value=written)
+    flags = {}
+    for kind in ("batch", "flash", "direct"):
+        rule = getattr(cleaning, f"recryst_{kind}")
+        flags[f"adequate_{name}_{kind}"] = float(
+            rtype == kind and schedule.time_at_or_above(steps, rule.min_temp_C) >= rule.min_time_s)
+    return {f"{name}_type": rtype, f"adequate_{name}": float(max(flags.values())), **flags}
+
+
+def composition_key(comp: pd.DataFrame) -> pd.Series:
+    """Group key of identical composition (elements rounded to 0.01 wt%)."""
+    rounded = comp.round(2).astype(str)
+    return "comp:" + rounded.apply(lambda r: "|".join(r.to_numpy()), axis=1)
+
+
+def window_violations(comp: pd.DataFrame, window, balance: str = "Al") -> pd.Series:
+    """Per row, a '; '-joined list of chemistry-window violations ('' = inside)."""
+    msgs = pd.Series("", index=comp.index)
+    for el in comp.columns:
+        if el == balance:
+            continue
+        hi = window.max.get(el, window.unlisted_max)
+        lo = window.min.get(el)
+        if hi is not None:
+            bad = comp[el] > hi + 1e-9
+            msgs[bad] += comp.loc[bad, el].map(lambda v, el=el, hi=hi: f"{el}={v:g}>{hi:g}; ")
+        if lo is not None:
+            bad = comp[el] < lo - 1e-9
+            msgs[bad] += comp.loc[bad, el].map(lambda v, el=el, lo=lo: f"{el}={v:g}<{lo:g}; ")
+    return msgs.str.rstrip("; ")
+
+
+def required_columns(data) -> list[str]:
+    cols = list(data.id_columns) + list(data.group_columns) + list(data.group_by_composition_if)
+    cols += list(data.composition_columns.values()) + list(data.categoricals.values())
+    cols += [s.column for s in data.numeric.values()] + list(data.targets.values()) + list(data.carry_columns)
+    if data.balance_column:
+        cols.append(data.balance_column)
+    for s in data.schedules.values():
+        cols += [c for c in (s.column, s.temp_column, s.time_column, s.type_column) if c]
+    return list(dict.fromkeys(cols))
+
+
+def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanResult:
+    """Clean raw cards (strings, with `source_row`) into BASE_MASTER; never drops a row silently."""
+    missing = [c for c in required_columns(data) if c not in raw.columns]
+    if missing:
+        raise DataError("required column missing", file=source, row=1, column=missing[0])
+    unknown_targets = [t for t in data.targets if t not in TARGETS]
+    if unknown_targets:
+        raise ConfigError(f"data.targets has {unknown_targets}; known targets are {list(TARGETS)}")
+    rows = raw[ROW_COL].to_numpy()
+    comp, comp_raw, comp_counts = _composition(raw, data, source)
+    sched, sched_counts = _schedules(raw, data, cleaning, source)
+
+    master = pd.DataFrame({ROW_COL: raw[ROW_COL]})
+    for col in data.id_columns:
+        master[col] = raw[col]
+    master = pd.concat([master, comp, comp_raw], axis=1)
+    for name, col in data.categoricals.items():
+        master[name] = raw[col].where(raw[col].str.strip() != "", "unknown")
+    for name, spec in data.numeric.items():
+        master[name] = [parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
+                        for t, r in zip(raw[spec.column], rows)]
+    master = pd.concat([master, sched], axis=1)
+    for name, col in data.targets.items():
+        master[name] = [parse_number(t, file=source, row=int(r), column=col) for t, r in zip(raw[col], rows)]
+    for col in data.carry_columns:
+        master[col] = raw[col]
+
+    # group key: the card's class, or identical composition where the config says so
+    elements = list(comp.columns)
+    if data.group_columns:
+        key = raw[list(data.group_columns)].astype(str).agg(" | ".join, axis=1)
+    else:
+        key = composition_key(comp[elements])
+    for col, value in data.group_by_composition_if.items():
+        hit = raw[col].str.strip() == value
+        key = key.where(~hit, composition_key(comp[elements]))
+    master.insert(1, GROUP_COL, key.to_numpy())
+
+    # value-level integrity: reasons per row
+    reasons = pd.Series([[] for _ in range(len(master))], index=master.index, dtype=object)
+
+    def flag(mask, text):
+        for i in master.index[mask]:
+            reasons[i].append(text if isinstance(text, str) else text[i])
+
+    additions = comp.drop(columns=[data.balance_element]).sum(axis=1)
+    flag(additions > 100.0 + cleaning.composition_sum_tol, "composition: additions sum above 100 wt%")
+    flag((comp.drop(columns=[data.balance_element]) < 0).any(axis=1), "composition: negative element")
+    viol = window_violations(comp, window, data.balance_element)
+    flag(viol != "", "outside chem window " + window.name + ": " + viol)
+    n_window = int((viol != "").sum())
+    if "YS" in master and "UTS" in master:
+        flag(master["YS"] > master["UTS"], "integrity: YS > UTS")
+    for name in data.numeric:
+        flag(master[name] < 0, f"negative {name}")
+    dup_cols = [c for c in raw.columns if c not in (ROW_COL, *data.id_columns)]
+    if data.drop_exact_duplicates:
+        dup = raw.duplicated(subset=dup_cols, keep="first")
+        first = raw.drop_duplicates(subset=dup_cols, keep="first").set_index(dup_cols)[ROW_COL]
+        if dup.any():
+            firsts = raw.loc[dup, dup_cols].apply(lambda r: int(first.loc[tuple(r)]), axis=1)
+            flag(dup, "duplicate of row " + firsts.astype(str))
+    rejected = reasons.map(len) > 0
+    rejects = raw.loc[rejected].copy()
+    rejects.insert(1, "reason", reasons[rejected].map("; ".join))
+    master = master.loc[~rejected].reset_index(drop=True)
+
+    changes = []
+    if "UniformEL" in master and "FractureEL" in master:
+        over = master["UniformEL"] > master["FractureEL"]
+        for i in master.index[over]:
+            changes.append({ROW_COL: int(master.at[i, ROW_COL]), "column": "UniformEL",
+                            "from": float(master.at[i, "UniformEL"]), "to": float(master.at[i, "FractureEL"]),
+                            "rule": "UniformEL <= FractureEL"})
+        master.loc[over, "UniformEL"] = master.loc[over, "FractureEL"]
+
+    sums = master[elements].sum(axis=1)
+    if len(master) and (sums - 100.0).abs().max() > cleaning.composition_sum_tol:
+        raise AssertionError("composition sum outside tolerance after balancing")  # a bug, not a data error
+    reason_counts = (pd.Series([r.split(":")[0] if not r.startswith("duplicate") else "duplicate"
+                                for rs in reasons[rejected] for r in rs]).value_counts().to_dict())
+    report = {
+        "source": str(source),
+        "rows_in": int(len(raw)),
+        "rows_kept": int(len(master)),
+        "rows_rejected": int(rejected.sum()),
+        "reject_reasons": {str(k): int(v) for k, v in reason_counts.items()},
+        "chem_window": window.name,
+        "rows_outside_window": n_window,
+        "composition": {**comp_counts, "unit_in_file": data.composition_unit,
+                        "sum_min": float(sums.min()) if len(master) else None,
+                        "sum_max": float(sums.max()) if len(master) else None,
+                        "negatives": int((master[elements] < 0).sum().sum())},
+        "schedules": sched_counts,
+        "integrity": {"ys_gt_uts_dropped": int(sum("integrity: YS > UTS" in r for r in reasons)),
+                      "uniform_el_clamped": len(changes)},
+        "changes": changes,
+        "labels": {t: int(master[t].notna().sum()) for t in data.targets},
+        "groups": int(master[GROUP_COL].nunique()),
+    }
+    assert report["rows_in"] == report["rows_kept"] + report["rows_rejected"]
+    if len(raw) and n_window / len(raw) > cleaning.window_warn_fraction:
+        log.warning("chem window %r rejected %d of %d rows; for a wide dataset use chem_window=wrought",
+                    window.name, n_window, len(raw))
+    return CleanResult(master=master, rejects=rejects, report=report)
+
+
+def make_view(master: pd.DataFrame, target) -> tuple[pd.DataFrame, dict]:
+    """The target's label-complete view, with gentle clipping to the target's physical range."""
+    if target.name not in master:
+        raise ConfigError(f"this dataset has no {target.name} column")
+    view = master.loc[master[target.name].notna()].reset_index(drop=True)
+    lo, hi = target.clip
+    low, high = view[target.name] < lo, view[target.name] > hi
+    clipped = [{ROW_COL: int(r), "from": float(v)} for r, v in
+               zip(view.loc[low | high, ROW_COL], view.loc[low | high, target.name])]
+    view[target.name] = view[target.name].clip(lo, hi)
+    return view, {"target": target.name, "clip": [lo, hi], "view_rows": int(len(view)),
+                  "clipped_low": int(low.sum()), "clipped_high": int(high.sum()), "clipped": clipped}
+
+
+def coverage(master: pd.DataFrame, targets) -> pd.DataFrame:
+    """Label density per class (group): rows, labelled rows and density for every target."""
+    g = master.groupby(GROUP_COL, sort=True)
+    out = pd.DataFrame({"rows": g.size()})
+    for t in targets:
+        out[f"{t}_labels"] = g[t].count()
+        out[f"{t}_density"] = (out[f"{t}_labels"] / out["rows"]).round(4)
+    return out.reset_index()
+
+
+def labels_needed(master: pd.DataFrame, targets, id_columns) -> pd.DataFrame:
+    """One row per (card, missing label): which cards lack which labels."""
+    parts = []
+    for t in targets:
+        miss = master.loc[master[t].isna(), [ROW_COL, GROUP_COL, *id_columns]].copy()
+        miss["missing_label"] = t
+        parts.append(miss)
+    cols = [ROW_COL, GROUP_COL, *id_columns, "missing_label"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)

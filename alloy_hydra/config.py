@@ -1,0 +1,135 @@
+"""Structured config schemas, registered in Hydra's ConfigStore so a typo'd key fails before any work.
+
+The YAML files in conf/ pick these schemas as their base (`defaults: [base_<group>, _self_]`).
+Stage code never needs Hydra: it takes these plain dataclasses or any DictConfig with the same keys.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class NumericSpec:
+    column: str = MISSING
+    unit: str = ""            # unit of bare numbers in the file; values may carry their own (e.g. "23.6 in")
+    kind: str = "plain"       # plain | length | percent | grain
+
+
+@dataclass
+class ScheduleSpec:
+    """A thermal treatment: either a schedule string column, or a temperature column (+ optional time column)."""
+    column: Optional[str] = None
+    temp_column: Optional[str] = None
+    temp_unit: str = "C"
+    time_column: Optional[str] = None
+    time_unit: str = "s"
+    none_at_or_below_C: float = 25.0   # a temperature at or below this means "not done" (uq: 25 = none)
+    threshold_C: Optional[float] = None  # adds <name>_time_at_ge_<T>C_s
+    type_column: Optional[str] = None    # recryst_type as written on the card (batch/flash/direct/other/none)
+    kind: str = "generic"                # homog | recryst | generic: which adequacy rules apply
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    path: Optional[str] = None             # null = the demo cards shipped in the package
+    delimiter: str = ","
+    id_columns: List[str] = field(default_factory=list)
+    group_columns: List[str] = field(default_factory=list)   # empty = group by identical composition
+    group_by_composition_if: Dict[str, str] = field(default_factory=dict)  # {column: value} -> composition group
+    composition_columns: Dict[str, str] = field(default_factory=dict)    # element -> raw column
+    composition_unit: str = "wt%"          # wt% | fraction
+    balance_element: str = "Al"
+    balance_column: Optional[str] = None   # raw column with the balance element, kept as *_RAW only
+    categoricals: Dict[str, str] = field(default_factory=dict)           # canonical name -> raw column
+    numeric: Dict[str, NumericSpec] = field(default_factory=dict)
+    schedules: Dict[str, ScheduleSpec] = field(default_factory=dict)
+    targets: Dict[str, str] = field(default_factory=dict)                # YS/UTS/... -> raw column
+    carry_columns: List[str] = field(default_factory=list)               # kept verbatim, never features
+    drop_exact_duplicates: bool = True
+    detection_limit: str = "half"          # "<0.01" -> zero | half | limit
+    ground_truth: bool = False             # properties come from alloy_hydra.ground_truth (demo only)
+
+
+@dataclass
+class TargetConfig:
+    name: str = MISSING
+    unit: str = MISSING
+    clip: List[float] = field(default_factory=lambda: [0.0, 1e9])   # physical range; values outside are clipped
+    n_per_class: int = 60
+    physics: Dict[str, int] = field(default_factory=dict)           # feature -> expected sign of d target/d feature
+
+
+@dataclass
+class ChemWindowConfig:
+    name: str = MISSING
+    max: Dict[str, float] = field(default_factory=dict)   # wt%
+    min: Dict[str, float] = field(default_factory=dict)
+    unlisted_max: Optional[float] = None                  # bound for elements the window does not list
+
+
+@dataclass
+class ThresholdsConfig:
+    name: str = MISSING
+    composition_sum_tol: float = 0.05
+    negatives_max: int = 0
+    window_violations_max: int = 0
+    target_in_range_min_pct: float = 95.0
+    ks_p_min: float = 0.01
+    balance_ratio_max: float = 2.5
+    corr_mae_max: float = 0.12
+    near_duplicates_max_pct: float = 3.0
+    clip_rate_max_pct: float = 5.0
+
+
+@dataclass
+class AdequacyRule:
+    min_temp_C: float = MISSING
+    min_time_s: float = MISSING
+
+
+@dataclass
+class CleaningConfig:
+    composition_sum_tol: float = 0.05   # Σ must end within 100 ± tol (Al balance makes it exact)
+    ambient_C: float = 25.0             # temperature features of "no treatment"
+    # adequacy rules (documented in README): time at or above min_temp_C must reach min_time_s
+    homog: AdequacyRule = field(default_factory=lambda: AdequacyRule(520.0, 7200.0))
+    recryst_batch: AdequacyRule = field(default_factory=lambda: AdequacyRule(300.0, 1800.0))
+    recryst_flash: AdequacyRule = field(default_factory=lambda: AdequacyRule(450.0, 5.0))
+    recryst_direct: AdequacyRule = field(default_factory=lambda: AdequacyRule(300.0, 60.0))
+    flash_max_s: float = 600.0          # an inferred recryst_type: total time <= this is flash
+    batch_min_s: float = 1800.0         # ... >= this is batch; between is "other"
+    window_warn_fraction: float = 0.5   # warn when the chem window rejects more than this share of rows
+
+
+@dataclass
+class Config:
+    data: DataConfig = MISSING
+    target: TargetConfig = MISSING
+    chem_window: ChemWindowConfig = MISSING
+    thresholds: ThresholdsConfig = MISSING
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    stages: List[str] = field(default_factory=lambda: ["clean"])
+    seed: int = 42
+    summary: bool = True   # print the rich summary
+
+
+def register() -> None:
+    """Register schemas (idempotent). Called by run.py and by tests that compose configs."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="data", name="base_data", node=DataConfig)
+    cs.store(group="target", name="base_target", node=TargetConfig)
+    cs.store(group="chem_window", name="base_chem_window", node=ChemWindowConfig)
+    cs.store(group="thresholds", name="base_thresholds", node=ThresholdsConfig)
+
+
+def as_config(cfg: Any):
+    """Accept a DictConfig or a dataclass; return an OmegaConf object with attribute access."""
+    from omegaconf import OmegaConf
+    return cfg if not hasattr(cfg, "__dataclass_fields__") else OmegaConf.structured(cfg)
