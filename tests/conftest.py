@@ -1,0 +1,34 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+UQ = SHARED_DATA / "uq_al_alloys.csv"
+HU = SHARED_DATA / "hu2021_al_data.csv"
+
+sys.path.insert(0, str(ROOT))
+
+
+def compose(overrides=()):
+    """Compose the app's config exactly as run.py does (schemas registered, conf/ as the primary path)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from alloy_hydra import config
+    config.register()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture
+def needs_shared_data():
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"public datasets not found at {SHARED_DATA} (the repo's sibling shared/data folder)")
+
+
+def run_cli(args, cwd=ROOT, timeout=600):
+    import subprocess
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)

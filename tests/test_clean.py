@@ -1,0 +1,196 @@
+import codecs
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alloy_hydra import clean, demo, pipeline
+from alloy_hydra.errors import ConfigError, DataError
+from alloy_hydra.io import read_cards
+from conftest import HU, UQ, compose
+
+GOOD = dict(zip(demo.HEADER, ["f.xlsx", "C001", "AA5182", "1", "DC", "600 mm", "0.1", "0.25", "0.04", "0.35",
+                              "4.5", "0.05", "<0.01", "0.03", "0.02", "", "", "0.05", "bal.",
+                              "540C/5h + 490 °C / 24 h", "98.5", "60", "350/2h", "batch", "18.5", "140.0", "290.0",
+                              "24.0", "20.0", "1.5"]))
+
+
+def write(tmp_path, rows, header=None, name="cards.csv", sep=",", encoding="utf-8", bom=b""):
+    header = header or demo.HEADER
+    lines = [sep.join(header)] + [sep.join(f'"{r.get(h, "")}"' if sep in r.get(h, "") else r.get(h, "")
+                                           for h in header) for r in rows]
+    path = tmp_path / name
+    path.write_bytes(bom + ("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def run_clean(path, overrides=()):
+    cfg = compose(["data.path=" + str(path), *overrides])
+    raw = read_cards(path, cfg.data.delimiter)
+    return clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, source=path)
+
+
+def test_good_card_is_cleaned(tmp_path):
+    res = run_clean(write(tmp_path, [GOOD]))
+    m = res.master.iloc[0]
+    assert res.report["rows_in"] == 1 and res.report["rows_kept"] == 1
+    assert m["homog_schedule"] == "540/18000 + 490/86400" and m["homog_schedule_RAW"] == GOOD["Homogenization"]
+    assert m["homog_time_at_ge_520C_s"] == 18000 and m["adequate_homog"] == 1
+    assert m["recryst_type"] == "batch" and m["adequate_recryst_batch"] == 1 and m["adequate_recryst"] == 1
+    assert m["recryst_time_total_s"] == 7200 and m["recryst_temp_max_C"] == 350
+    assert m["Ni"] == 0.005 and m["Ni_RAW"] == "<0.01"   # detection limit -> half
+    assert m["Zr"] == 0 and m["Al_RAW"] == "bal."
+    elements = list(demo.ELEMENTS) + ["Al"]
+    assert abs(m[elements].sum() - 100) < 1e-9 and (m[elements] >= 0).all()
+    assert m["ingot_thickness_mm"] == 600 and m["grain_size_um"] == 18.5
+
+
+def test_units_are_converted(tmp_path):
+    card = {**GOOD, "Ingot thickness": "23.6 in", "Grain size (um)": "0.02 mm", "Cold rolling reduction (%)": "60%",
+            "Homogenization": "1004F x 5hr", "Recrystallization annealing": "623.15K/120min"}
+    m = run_clean(write(tmp_path, [card])).master.iloc[0]
+    assert m["ingot_thickness_mm"] == pytest.approx(599.44)
+    assert m["grain_size_um"] == pytest.approx(20) and m["cold_reduction_pct"] == 60
+    assert m["homog_schedule"] == "540/18000" and m["recryst_schedule"] == "350/7200"
+
+
+def test_recryst_type_inferred_when_blank(tmp_path):
+    rows = [{**GOOD, "card": f"C{i}", "Recryst type": "", "Recrystallization annealing": s}
+            for i, s in enumerate(["500/20", "350/2h", "300/1200", "none"])]
+    m = run_clean(write(tmp_path, rows)).master
+    assert list(m["recryst_type"]) == ["flash", "batch", "other", "none"]
+    assert list(m["adequate_recryst_flash"]) == [1, 0, 0, 0]
+
+
+def test_integrity_rules_fire(tmp_path):
+    rows = [GOOD,
+            {**GOOD, "card": "C002", "YS (MPa)": "300", "UTS (MPa)": "250"},              # YS > UTS: dropped
+            {**GOOD, "card": "C003", "Uniform EL (%)": "30", "Fracture EL (%)": "22"},   # clamped
+            {**GOOD, "card": "C004", "Cu": "0.4"},                                       # outside aa5xxx
+            {**GOOD, "card": "C001"},                                                    # exact duplicate
+            {**GOOD, "card": "C005", "Mg": "-1"},                                        # negative
+            {**GOOD, "card": "C006", "Mg": "99", "Si": "5"}]                              # additions > 100
+    res = run_clean(write(tmp_path, rows))
+    r = res.report
+    assert r["rows_in"] == 7 and r["rows_kept"] == 2 and r["rows_rejected"] == 5
+    assert r["rows_in"] == len(res.master) + len(res.rejects)
+    reasons = dict(zip(res.rejects["card"], res.rejects["reason"]))
+    assert reasons["C002"] == "integrity: YS > UTS"
+    assert reasons["C004"].startswith("outside chem window aa5xxx: Cu=0.4>0.1")
+    assert "duplicate of row 2" in reasons["C001"]
+    assert "negative" in reasons["C005"] and "above 100" in reasons["C006"]
+    c3 = res.master.set_index("card").loc["C003"]
+    assert c3["UniformEL"] == c3["FractureEL"] == 22 and r["integrity"]["uniform_el_clamped"] == 1
+    assert r["changes"][0]["from"] == 30
+
+
+def test_view_clips_gently(tmp_path):
+    rows = [GOOD, {**GOOD, "card": "C2", "YPE (%)": "12.5"}, {**GOOD, "card": "C3", "YPE (%)": ""}]
+    res = run_clean(write(tmp_path, rows))
+    view, rep = clean.make_view(res.master, compose(["target=YPE"]).target)
+    assert len(view) == 2 and view["YPE"].max() == 10 and rep["clipped_high"] == 1
+    needed = clean.labels_needed(res.master, ["YS", "YPE"], ["file_name", "card"])
+    assert list(needed["card"]) == ["C3"] and list(needed["missing_label"]) == ["YPE"]
+    cov = clean.coverage(res.master, ["YPE"])
+    assert cov["YPE_labels"].sum() == 2 and set(cov["YPE_density"]) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("missing_column", ("row 1", "'Mg'")),
+    ("bad_schedule", ("row 3", "'Homogenization'", "unparsable schedule")),
+    ("bad_composition", ("row 2", "'Mn'", "not a number", "'0,3x'")),
+    ("bad_number", ("row 2", "'Cold rolling reduction (%)'", "not a number")),
+    ("bad_unit", ("row 2", "'Ingot thickness'", "unknown unit")),
+    ("empty", ("file is empty",)),
+    ("header_only", ("no data rows",)),
+    ("semicolon", ("row 1", "semicolon-separated", 'data.delimiter=";"')),
+    ("duplicate_header", ("row 1", "duplicate header", "'Mg'")),
+    ("ragged", ("row 3", "fields")),
+    ("fractions", ("mass fractions", "composition_unit=fraction")),
+    ("latin1", ("not UTF-8", "row 2")),
+    ("bad_recryst_type", ("row 2", "'Recryst type'", "unknown recryst type")),
+])
+def test_bad_files_give_named_errors(tmp_path, case, expect):
+    rows = [GOOD, {**GOOD, "card": "C2"}]
+    if case == "missing_column":
+        path = write(tmp_path, rows, header=[h for h in demo.HEADER if h != "Mg"])
+    elif case == "bad_schedule":
+        path = write(tmp_path, [GOOD, {**GOOD, "card": "C2", "Homogenization": "540C for a while"}])
+    elif case == "bad_composition":
+        path = write(tmp_path, [{**GOOD, "Mn": "0,3x"}])
+    elif case == "bad_number":
+        path = write(tmp_path, [{**GOOD, "Cold rolling reduction (%)": "sixty"}])
+    elif case == "bad_unit":
+        path = write(tmp_path, [{**GOOD, "Ingot thickness": "600 furlongs"}])
+    elif case == "empty":
+        path = tmp_path / "cards.csv"
+        path.write_text("  \n")
+    elif case == "header_only":
+        path = write(tmp_path, [])
+    elif case == "semicolon":
+        path = write(tmp_path, rows, sep=";")
+    elif case == "duplicate_header":
+        path = write(tmp_path, rows, header=demo.HEADER + ["Mg"])
+    elif case == "ragged":
+        path = write(tmp_path, rows)
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines[:2] + [lines[2] + ",extra"]) + "\n")
+    elif case == "fractions":
+        fr = {**GOOD, "Mg": "0.045", "Mn": "0.0035", "Al": "0.94"}
+        path = write(tmp_path, [fr, {**fr, "card": "C2"}, {**fr, "card": "C3"}])
+    elif case == "latin1":
+        path = write(tmp_path, [{**GOOD, "Homogenization": "540°C/5h"}], encoding="latin-1")
+    elif case == "bad_recryst_type":
+        path = write(tmp_path, [{**GOOD, "Recryst type": "overnight"}])
+    with pytest.raises(DataError) as err:
+        run_clean(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    for part in expect:
+        assert part in msg, (part, msg)
+
+
+@pytest.mark.parametrize("bom,encoding", [(codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le")])
+def test_excel_bom_is_read(tmp_path, bom, encoding):
+    res = run_clean(write(tmp_path, [GOOD], bom=bom, encoding=encoding))
+    assert res.report["rows_kept"] == 1 and res.master["file_name"].iloc[0] == "f.xlsx"
+
+
+def test_demo_counts():
+    cfg = compose()
+    raw = read_cards(pipeline.data_path(cfg.data))
+    res = clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, "demo")
+    r = res.report
+    assert r["rows_in"] == r["rows_kept"] + r["rows_rejected"] == len(raw)
+    assert 320 <= r["rows_kept"] <= 345 and r["rows_rejected"] >= 4
+    assert r["integrity"]["ys_gt_uts_dropped"] >= 1 and r["integrity"]["uniform_el_clamped"] >= 1
+    labels = r["labels"]
+    assert labels["UTS"] < labels["YS"] and 50 <= labels["UniformEL"] <= 80 and 190 <= labels["YPE"] <= 230
+    assert res.master["group"].nunique() > 250 and res.master["file_name"].nunique() == 12
+
+
+@pytest.mark.parametrize("which,override,min_kept", [("uq", "data=uq_al", 1100), ("hu", "data=hu2021", 900)])
+def test_real_data_counts(needs_shared_data, which, override, min_kept):
+    path = UQ if which == "uq" else HU
+    cfg = compose([override, f"data.path={path}", "chem_window=wrought"])
+    raw = read_cards(path)
+    res = clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, path)
+    r = res.report
+    assert r["rows_in"] == len(raw) == r["rows_kept"] + r["rows_rejected"] == len(res.master) + len(res.rejects)
+    assert r["rows_kept"] >= min_kept and r["integrity"]["ys_gt_uts_dropped"] == 1
+    elements = list(cfg.data.composition_columns) + ["Al"]
+    assert np.allclose(res.master[elements].sum(axis=1), 100) and (res.master[elements] >= 0).all().all()
+    if which == "uq":   # unnamed alloys grouped by composition: ~160 groups, not one giant one
+        assert 150 <= res.master["group"].nunique() <= 180
+        assert not res.master["group"].eq("Unspecified").any()
+    else:               # 181 duplicate rows in the public file
+        assert r["reject_reasons"]["duplicate"] == 181
+
+
+def test_target_missing_from_dataset_is_a_config_error(needs_shared_data, tmp_path):
+    cfg = compose(["data=uq_al", f"data.path={UQ}", "target=YPE", "chem_window=wrought"])
+    with pytest.raises(ConfigError, match="no such property"):
+        pipeline.run(cfg, tmp_path)
+    assert json.loads((tmp_path / "status.json").read_text())["status"] == "failed"
+    assert not (tmp_path / "metrics.json").exists()

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+
+from conftest import ROOT, compose
+
+GROUPS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir())
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((ROOT / "conf" / g).glob("*.yaml"))]
+
+
+def test_defaults_are_the_documented_main_job():
+    cfg = compose()
+    assert cfg.data.name == "demo" and cfg.target.name == "YS" and cfg.stages[0] == "clean"
+
+
+@pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes(group, option):
+    cfg = compose([f"{group}={option}"])
+    OmegaConf.to_container(cfg, resolve=True)
+    assert cfg[group].name == option
+
+
+def test_every_target_has_unit_range_and_physics():
+    for _, name in [o for o in OPTIONS if o[0] == "target"]:
+        t = compose([f"target={name}"]).target
+        assert t.unit and t.clip[0] < t.clip[1] and t.n_per_class > 0 and set(t.physics.values()) <= {-1, 1}
+
+
+def test_strict_and_sparse_presets_match_the_issue():
+    strict, sparse = compose(["thresholds=strict"]).thresholds, compose(["thresholds=sparse"]).thresholds
+    assert (strict.ks_p_min, strict.balance_ratio_max, strict.corr_mae_max, strict.near_duplicates_max_pct,
+            strict.clip_rate_max_pct) == (0.01, 2.5, 0.12, 3, 5)
+    assert (sparse.ks_p_min, sparse.balance_ratio_max, sparse.corr_mae_max, sparse.near_duplicates_max_pct,
+            sparse.clip_rate_max_pct) == (0.001, 5, 0.20, 100, 75)
+
+
+@pytest.mark.parametrize("override", ["data.pathh=x", "target.unitt=MPa", "sed=1",
+                                      "thresholds.ks_p_min=abc", "cleaning.homog.min_temp_C=hot"])
+def test_typos_fail_before_any_work(override):
+    with pytest.raises(ConfigCompositionException):
+        compose([override])
+
+
+@pytest.mark.parametrize("override", ["target=XS", "data=nope", "chem_window=aa6xxx"])
+def test_unknown_options_fail(override):
+    with pytest.raises(MissingConfigException):
+        compose([override])

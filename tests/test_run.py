@@ -1,0 +1,74 @@
+"""End-to-end: `python run.py ...` in a subprocess, run dir under tmp_path."""
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import HU, UQ, run_cli
+
+RUN_FILES = ["BASE_MASTER.csv", "view.csv", "coverage.csv", "labels_needed.csv", "rejects.csv",
+             "cleaning_report.json", "metrics.json", "status.json", "run.log", ".hydra/config.yaml"]
+
+
+def check_run_dir(run_dir):
+    for f in RUN_FILES:
+        assert (run_dir / f).exists(), f
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("rows_in", "rows_kept", "rows_rejected", "view_rows", "time_clean_s"):
+        assert key in m, key
+    assert m["rows_in"] == m["rows_kept"] + m["rows_rejected"]
+    assert len(pd.read_csv(run_dir / "BASE_MASTER.csv")) == m["rows_kept"]
+    assert len(pd.read_csv(run_dir / "rejects.csv")) == m["rows_rejected"]
+    assert len(pd.read_csv(run_dir / "view.csv")) == m["view_rows"]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "complete"
+    return m
+
+
+def test_default_run(tmp_path):
+    proc = run_cli([f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr
+    m = check_run_dir(tmp_path / "run")
+    assert m["data"] == "demo" and m["target"] == "YS" and m["view_rows"] > 300
+    assert "rows_kept" in proc.stdout and str(tmp_path) in proc.stdout.replace("\n", "").replace("│", "")
+
+
+@pytest.mark.parametrize("args", [["data=uq_al", f"data.path={UQ}", "target=UTS"],
+                                  ["data=hu2021", f"data.path={HU}", "target=YS", "chem_window=wrought"]])
+def test_real_data_runs(needs_shared_data, tmp_path, args):
+    proc = run_cli([*args, f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr
+    m = check_run_dir(tmp_path / "run")
+    assert m["rows_in"] in (1150, 1154)
+
+
+def test_relative_data_path_resolves_against_the_callers_directory(tmp_path):
+    from alloy_hydra.demo import demo_path
+    (tmp_path / "mine.csv").write_bytes(demo_path().read_bytes())
+    proc = run_cli(["data.path=mine.csv", "hydra.run.dir=out"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    check_run_dir(tmp_path / "out")
+
+
+def test_bad_data_gives_a_named_error_and_no_complete_run_dir(tmp_path):
+    from alloy_hydra.demo import demo_path
+    lines = demo_path().read_text().splitlines()
+    from alloy_hydra.demo import HEADER
+    cells = lines[5].split(",")
+    cells[HEADER.index("Mn")] = "0.3x5"                   # a typo in a composition cell of spreadsheet row 6
+    lines[5] = ",".join(cells)
+    bad = tmp_path / "cards.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    proc = run_cli([f"data.path={bad}", f"hydra.run.dir={tmp_path}/run"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2
+    assert "Traceback" not in out and "row 6" in out and "'Mn'" in out and "not a number" in out and str(bad) in out
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["status"] == "failed" and "row 6" in status["error"]
+
+
+def test_missing_file_and_unknown_target(tmp_path):
+    proc = run_cli(["data.path=nowhere.csv", f"hydra.run.dir={tmp_path}/a"])
+    assert proc.returncode == 2 and "file not found" in proc.stdout + proc.stderr
+    proc = run_cli(["target=XS", f"hydra.run.dir={tmp_path}/b"])
+    assert proc.returncode != 0 and "XS" in proc.stderr and not (tmp_path / "b" / "metrics.json").exists()
