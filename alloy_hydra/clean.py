@@ -117,74 +117,120 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
 
 
 def _schedules(raw: pd.DataFrame, data, cleaning, source) -> tuple[pd.DataFrame, dict]:
-    out = pd.DataFrame(index=raw.index)
-    counts = {}
+    """Parse every schedule of every row (errors name the cell), then derive features with schedule_block."""
     rows = raw[ROW_COL].to_numpy()
+    steps_by, written_by = {}, {}
     for name, spec in data.schedules.items():
-        feats, canon = [], []
+        parsed = []
         for i in range(len(raw)):
             row = int(rows[i])
             if spec.column:
                 text = raw[spec.column].iat[i]
                 try:
-                    steps = schedule.parse(text)
+                    parsed.append(schedule.parse(text))
                 except ScheduleError as err:
                     raise DataError(f"unparsable schedule: {err}", file=source, row=row, column=spec.column,
                                     value=text) from None
-            else:
-                temp = parse_number(raw[spec.temp_column].iat[i], file=source, row=row, column=spec.temp_column)
-                temp = schedule._to_celsius(temp, spec.temp_unit.upper().lstrip("°")) if np.isfinite(temp) else temp
-                if spec.time_column:
-                    time = parse_number(raw[spec.time_column].iat[i], file=source, row=row,
-                                        column=spec.time_column) * schedule._TIME_UNITS[spec.time_unit]
-                else:
-                    time = np.nan  # only the temperature is known
-                done = np.isfinite(temp) and temp > spec.none_at_or_below_C and (
-                    not spec.time_column or (np.isfinite(time) and time > 0))
-                steps = [schedule.Step(temp, time)] if done else []
-            f = schedule.features(steps, name, cleaning.ambient_C, spec.threshold_C)
-            if not spec.column and not spec.time_column:
-                f = {k: v for k, v in f.items() if k in (f"{name}_steps", f"{name}_temp_max_C")}
-            if spec.kind == "homog":
-                rule = cleaning.homog
-                f[f"adequate_{name}"] = float(schedule.time_at_or_above(steps, rule.min_temp_C) >= rule.min_time_s)
-            if spec.kind == "recryst":
-                f.update(_recryst(steps, raw[spec.type_column].iat[i] if spec.type_column else "", name,
-                                  cleaning, source, row, spec.type_column))
-            feats.append(f)
-            canon.append(schedule.canonical(steps) if (spec.column or spec.time_column) else None)
-        block = pd.DataFrame(feats, index=raw.index)
-        if spec.column or spec.time_column:
-            out[f"{name}_schedule"] = canon
-            if spec.column:
-                out[f"{name}_schedule_RAW"] = raw[spec.column]
-        out = pd.concat([out, block], axis=1)
-        counts[f"{name}_treated_rows"] = int((block[f"{name}_steps"] > 0).sum())
+                continue
+            temp = parse_number(raw[spec.temp_column].iat[i], file=source, row=row, column=spec.temp_column)
+            temp = schedule._to_celsius(temp, spec.temp_unit.upper().lstrip("°")) if np.isfinite(temp) else temp
+            time = np.nan  # only the temperature is known
+            if spec.time_column:
+                time = parse_number(raw[spec.time_column].iat[i], file=source, row=row,
+                                    column=spec.time_column) * schedule._TIME_UNITS[spec.time_unit]
+            done = np.isfinite(temp) and temp > spec.none_at_or_below_C and (
+                not spec.time_column or (np.isfinite(time) and time > 0))
+            parsed.append([schedule.Step(temp, time)] if done else [])
+        steps_by[name] = parsed
+        written_by[name] = list(raw[spec.type_column]) if spec.type_column else None
+    try:
+        out = schedule_block({n: step_arrays(v) for n, v in steps_by.items()}, written_by, data, cleaning,
+                             raw.index)
+    except _BadType as bad:
+        spec = data.schedules[bad.name]
+        raise DataError(f"unknown recryst type; expected one of {list(RECRYST_TYPES)}", file=source,
+                        row=int(rows[bad.i]), column=spec.type_column, value=bad.written) from None
+    counts = {f"{name}_treated_rows": int((out[f"{name}_steps"] > 0).sum()) for name in data.schedules}
     return out, counts
 
 
-def recryst_type_of(steps, written: str, cleaning) -> str:
-    """The card's recryst_type if written, else inferred from the schedule (rule in README)."""
-    w = (written or "").strip().lower()
-    if w:
-        return w
-    if not steps:
-        return "none"
-    total = sum(s.time_s for s in steps)
-    return "flash" if total <= cleaning.flash_max_s else "batch" if total >= cleaning.batch_min_s else "other"
+class _BadType(Exception):
+    def __init__(self, name, i, written):
+        self.name, self.i, self.written = name, i, written
 
 
-def _recryst(steps, written, name, cleaning, source, row, column) -> dict:
-    rtype = recryst_type_of(steps, written, cleaning)
-    if rtype not in RECRYST_TYPES:
-        raise DataError(f"unknown recryst type; expected one of {list(RECRYST_TYPES)}", file=source, row=row,
-                        column=column, value=written)
-    flags = {}
-    for kind in ("batch", "flash", "direct"):
-        rule = getattr(cleaning, f"recryst_{kind}")
-        flags[f"adequate_{name}_{kind}"] = float(
-            rtype == kind and schedule.time_at_or_above(steps, rule.min_temp_C) >= rule.min_time_s)
-    return {f"{name}_type": rtype, f"adequate_{name}": float(max(flags.values())), **flags}
+def has_times(spec) -> bool:
+    return bool(spec.column or spec.time_column)
+
+
+def step_arrays(lists) -> tuple[np.ndarray, np.ndarray]:
+    """Parsed schedules (lists of Steps) -> (temperatures, times) arrays, NaN-padded to the longest."""
+    m = max((len(s) for s in lists), default=0)
+    temp, time = np.full((len(lists), m), np.nan), np.full((len(lists), m), np.nan)
+    for i, steps in enumerate(lists):
+        for j, st in enumerate(steps):
+            temp[i, j], time[i, j] = st.temp_C, st.time_s
+    return temp, time
+
+
+def _time_at_or_above(temp, time, limit) -> np.ndarray:
+    return np.nansum(np.where(temp >= limit, time, 0.0), axis=1)
+
+
+def _canonical_rows(temp, time) -> list[str]:
+    return [schedule.canonical([schedule.Step(a, b) for a, b in zip(tr, sr) if np.isfinite(a)])
+            for tr, sr in zip(temp, time)]
+
+
+def infer_recryst_type(temp, time, cleaning) -> np.ndarray:
+    """recryst_type from the schedule alone: none / flash (short) / batch (long) / other (rule in README)."""
+    n, total = np.isfinite(temp).sum(axis=1), np.nansum(time, axis=1)
+    return np.where(n == 0, "none", np.where(total <= cleaning.flash_max_s, "flash",
+                                             np.where(total >= cleaning.batch_min_s, "batch", "other")))
+
+
+def schedule_block(arrays_by: dict, written_by: dict, data, cleaning, index) -> pd.DataFrame:
+    """Canonical schedule strings + numeric thermal features from step arrays (temperature °C, time s):
+    the one derivation used for cleaned cards, synthetic rows and designed recipes. Vectorised."""
+    ambient = float(cleaning.ambient_C)
+    cols = {}
+    for name, spec in data.schedules.items():
+        temp, time = arrays_by[name]
+        n = np.isfinite(temp).sum(axis=1).astype(float)
+        total = np.nansum(time, axis=1)
+        if has_times(spec):
+            cols[f"{name}_schedule"] = _canonical_rows(temp, time)
+        cols[f"{name}_steps"] = n
+        if has_times(spec):
+            cols[f"{name}_time_total_s"] = total
+        cols[f"{name}_temp_max_C"] = np.where(n > 0, np.nanmax(np.where(np.isfinite(temp), temp, -np.inf), axis=1,
+                                                               initial=-np.inf), ambient)
+        if has_times(spec):
+            weighted = np.nansum(temp * time, axis=1)
+            cols[f"{name}_T_time_weighted_C"] = np.where(total > 0, weighted / np.where(total > 0, total, 1), ambient)
+            if spec.threshold_C is not None:
+                cols[f"{name}_time_at_ge_{spec.threshold_C:g}C_s"] = _time_at_or_above(temp, time, spec.threshold_C)
+        if spec.kind == "homog":
+            rule = cleaning.homog
+            cols[f"adequate_{name}"] = (_time_at_or_above(temp, time, rule.min_temp_C) >= rule.min_time_s).astype(float)
+        if spec.kind == "recryst":
+            written = written_by.get(name) if written_by else None
+            w = np.array([str(x).strip().lower() for x in written], dtype=object) if written is not None else \
+                np.full(len(n), "", dtype=object)
+            rtype = np.where(w != "", w, infer_recryst_type(temp, time, cleaning)).astype(object)
+            bad = ~np.isin(rtype, RECRYST_TYPES)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise _BadType(name, i, written[i])
+            cols[f"{name}_type"] = rtype
+            flags = {}
+            for kind in ("batch", "flash", "direct"):
+                rule = getattr(cleaning, f"recryst_{kind}")
+                flags[f"adequate_{name}_{kind}"] = ((rtype == kind) & (_time_at_or_above(
+                    temp, time, rule.min_temp_C) >= rule.min_time_s)).astype(float)
+            cols[f"adequate_{name}"] = np.max(np.vstack(list(flags.values())), axis=0)
+            cols.update(flags)
+    return pd.DataFrame(cols, index=index)
 
 
 def composition_key(comp: pd.DataFrame) -> pd.Series:
@@ -242,6 +288,9 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
     for name, spec in data.numeric.items():
         master[name] = [parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
                         for t, r in zip(raw[spec.column], rows)]
+    for name, spec in data.schedules.items():
+        if spec.column:
+            sched.insert(list(sched.columns).index(f"{name}_schedule") + 1, f"{name}_schedule_RAW", raw[spec.column])
     master = pd.concat([master, sched], axis=1)
     for name, col in data.targets.items():
         master[name] = [parse_number(t, file=source, row=int(r), column=col) for t, r in zip(raw[col], rows)]

@@ -52,6 +52,7 @@ class DataConfig:
     drop_exact_duplicates: bool = True
     detection_limit: str = "half"          # "<0.01" -> zero | half | limit
     ground_truth: bool = False             # properties come from alloy_hydra.ground_truth (demo only)
+    coarse_group_column: Optional[str] = None  # a low-cardinality key SDV generators may condition on
 
 
 @dataclass
@@ -106,13 +107,55 @@ class CleaningConfig:
 
 
 @dataclass
+class GeneratorConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    n_per_class: Optional[int] = None   # null = the target's n_per_class
+
+
+@dataclass
+class JitterConfig(GeneratorConfig):
+    k: float = 0.5                      # noise sd = k · MAD of each numeric column
+    jitter_target: bool = True
+
+
+@dataclass
+class SDVConfig(GeneratorConfig):
+    kind: str = MISSING                 # ctgan | gaussiancopula
+    epochs: int = 300
+    batch_size: int = 256
+    pac: int = 2
+    embedding_dim: int = 128
+    generator_dim: List[int] = field(default_factory=lambda: [256, 256])
+    discriminator_dim: List[int] = field(default_factory=lambda: [256, 256])
+    default_distribution: str = "beta"  # Gaussian copula marginals
+    pool_factor: int = 3                # rows sampled per row needed, before nearest-class assignment
+    condition_on: bool = True           # condition on data.coarse_group_column when the dataset has one
+    threads: int = 2
+
+
+@dataclass
+class SplitConfig:
+    holdout_fraction: float = 0.2       # share of groups held out (never seen by generator or regressor)
+
+
+@dataclass
+class QCConfig:
+    near_dup_fraction: float = 0.25     # near-duplicate: DCR < this × median real-to-real NN distance
+    plots: bool = True
+
+
+@dataclass
 class Config:
     data: DataConfig = MISSING
     target: TargetConfig = MISSING
     chem_window: ChemWindowConfig = MISSING
     thresholds: ThresholdsConfig = MISSING
+    generator: Any = MISSING
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
-    stages: List[str] = field(default_factory=lambda: ["clean"])
+    split: SplitConfig = field(default_factory=SplitConfig)
+    qc: QCConfig = field(default_factory=QCConfig)
+    stages: List[str] = field(default_factory=lambda: ["clean", "split", "generate", "qc"])
     seed: int = 42
     summary: bool = True   # print the rich summary
 
@@ -127,6 +170,9 @@ def register() -> None:
     cs.store(group="target", name="base_target", node=TargetConfig)
     cs.store(group="chem_window", name="base_chem_window", node=ChemWindowConfig)
     cs.store(group="thresholds", name="base_thresholds", node=ThresholdsConfig)
+    cs.store(group="generator", name="base_jitter", node=JitterConfig)
+    cs.store(group="generator", name="base_sdv", node=SDVConfig)
+    cs.store(group="generator", name="base_none", node=GeneratorConfig)
 
 
 def as_config(cfg: Any):

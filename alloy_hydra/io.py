@@ -87,8 +87,19 @@ def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataF
     return df
 
 
+def finite(obj):
+    """JSON has no inf/nan: non-finite floats become null (the report says why where it matters)."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
 def write_json(path, obj) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    Path(path).write_text(json.dumps(finite(obj), indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(x):

@@ -12,9 +12,14 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from . import clean as clean_mod
+import numpy as np
+import pandas as pd
+
+from . import cards as cards_mod, clean as clean_mod, generate as gen_mod, qc as qc_mod, report
 from .errors import AlloyHydraError, ConfigError
+from .features import Featuriser, default_columns
 from .io import read_cards, write_json
+from .split import split_groups
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,94 @@ def stage_clean(cfg, run_dir: Path, state: RunState) -> None:
                          target_clipped=view_report["clipped_low"] + view_report["clipped_high"])
 
 
-STAGES: dict[str, Callable] = {"clean": stage_clean}
+def stage_split(cfg, run_dir: Path, state: RunState) -> None:
+    view = state["view"]
+    if view[clean_mod.GROUP_COL].nunique() < 5:
+        raise ConfigError(f"only {view[clean_mod.GROUP_COL].nunique()} groups in the view: too few to hold any out")
+    train, holdout, info = split_groups(view, cfg.split.holdout_fraction, cfg.seed)
+    write_json(run_dir / "split.json", info)
+    hold = set(info["holdout_groups"])
+    view.assign(split=np.where(view[clean_mod.GROUP_COL].isin(hold), "holdout", "train")).to_csv(
+        run_dir / "view.csv", index=False)
+    state.update(train=train, holdout=holdout)
+    state.metrics.update({k: info[k] for k in ("n_train_rows", "n_holdout_rows", "n_train_groups",
+                                               "n_holdout_groups")})
+
+
+def make_generator(cfg):
+    """Instantiate the configured generator (Hydra `_target_`) with the run's seed."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+    params = OmegaConf.to_container(cfg.generator, resolve=True)
+    n_per_class = params.pop("n_per_class", None) or cfg.target.n_per_class
+    return instantiate(params, seed=cfg.seed, _convert_="all"), int(n_per_class)
+
+
+def stage_generate(cfg, run_dir: Path, state: RunState) -> None:
+    train = state["train"]                       # real train groups only: the holdout never reaches here
+    schema = cards_mod.schema_of(train, cfg.data)
+    table = cards_mod.encode(train, schema, cfg.data)
+    groups = train[clean_mod.GROUP_COL]
+    coarse_col = cfg.data.coarse_group_column
+    coarse = train[coarse_col] if coarse_col and coarse_col in train else None
+    generator, n_per_class = make_generator(cfg)
+    generator.fit(table, groups, schema, coarse=coarse)
+    raw_synth = generator.sample(n_per_class)
+    synth, post = gen_mod.postprocess(raw_synth, table, schema, cfg.chem_window)
+    synth_cards, repairs = cards_mod.decode(synth, schema, cfg.data, cfg.cleaning)
+    post["repairs"] = repairs
+    if hasattr(generator, "class_shortfall_"):
+        post["classes_short"] = len(generator.class_shortfall_)
+    synth_cards[clean_mod.GROUP_COL] = synth[gen_mod.SOURCE].to_numpy()
+    synth_cards = synth_cards.assign(is_synthetic=1, source_generator=cfg.generator.name,
+                                     source_group=synth[gen_mod.SOURCE].to_numpy())
+    synth_cards.to_csv(run_dir / "synthetic.csv", index=False)
+    state.update(schema=schema, train_table=table, synth_table=synth, synth_cards=synth_cards, post=post,
+                 classes=sorted(groups.unique()))
+    state.metrics.update(generator=cfg.generator.name, n_synthetic=int(len(synth_cards)),
+                         n_per_class=n_per_class)
+
+
+def _key_features(train: pd.DataFrame, schema, target: str, n: int = 5) -> list[str]:
+    cols = [c for c in schema.continuous if c != target and train[c].nunique() > 2]
+    corr = train[cols + [target]].corr("spearman")[target].drop(target).abs().sort_values(ascending=False)
+    return list(corr.index[:n])
+
+
+def stage_qc(cfg, run_dir: Path, state: RunState) -> None:
+    target, synth_cards = cfg.target.name, state["synth_cards"]
+    featuriser = Featuriser(*default_columns(cfg.data))
+    util = qc_mod.utility(featuriser, target, state["train"], synth_cards, state["holdout"], cfg.seed)
+    result = {"generator": cfg.generator.name, "target": target, "thresholds": cfg.thresholds.name,
+              "holdout_used_for": "utility only", "utility": util}
+    if len(synth_cards):
+        ev = qc_mod.evaluate(state["train_table"], state["synth_table"], synth_cards, state["schema"], target,
+                             cfg.chem_window, cfg.thresholds, state["post"], state["classes"],
+                             cfg.qc.near_dup_fraction)
+        corr_diff = ev.pop("_corr_diff")
+        result.update(ev)
+        if cfg.qc.plots:
+            qc_mod.plots(state["train_table"], state["synth_table"], target, corr_diff, run_dir / "plots",
+                         _key_features(state["train_table"], state["schema"], target))
+        acc = ev["acceptance"]
+        state.metrics.update(qc_pass=acc["overall_pass"], ks_median_stat=ev["ks_median_stat"],
+                             ks_median_p=ev["ks_median_p"], corr_mae=ev["corr_mae"],
+                             dcr_ratio=ev["memorisation"]["dcr_ratio"],
+                             near_duplicates_pct=ev["memorisation"]["near_duplicates_pct"],
+                             clip_rate_pct=ev["postprocess"]["clip_rate_pct"],
+                             balance_ratio=ev["classes"]["balance_ratio"])
+        if cfg.summary:
+            report.print_acceptance(acc, f"QC · {cfg.generator.name} · {target} · thresholds={cfg.thresholds.name}")
+    else:
+        result["acceptance"] = {"checks": [], "overall_pass": None, "note": "generator=none: no synthetic rows"}
+        state.metrics.update(qc_pass=None)
+    write_json(run_dir / "generation_report.json", result)
+    state.metrics.update({k: util.get(k) for k in ("tstr_r2", "tstr_mae", "aug_r2", "aug_mae", "real_only_r2",
+                                                   "real_only_mae")})
+
+
+STAGES: dict[str, Callable] = {"clean": stage_clean, "split": stage_split, "generate": stage_generate,
+                               "qc": stage_qc}
 
 
 def check_stages(stages) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-SUMMARY_KEYS = ("rows_in", "rows_kept", "rows_rejected", "view_rows", "view_groups", "target_clipped")
+SUMMARY_KEYS = ("rows_in", "rows_kept", "rows_rejected", "view_rows", "view_groups", "target_clipped",
+                "n_train_rows", "n_holdout_rows", "generator", "n_synthetic", "qc_pass", "tstr_r2", "real_only_r2")
 
 
 def print_summary(metrics: dict, run_dir, console: Console | None = None) -> None:
@@ -14,9 +15,25 @@ def print_summary(metrics: dict, run_dir, console: Console | None = None) -> Non
     table.add_column("value", justify="right")
     for key in SUMMARY_KEYS:
         if key in metrics:
-            table.add_row(key, str(metrics[key]))
+            v = metrics[key]
+            table.add_row(key, f"{v:.3f}" if isinstance(v, float) else str(v))
     for key, value in metrics.items():
         if key.startswith("time_"):
             table.add_row(key, f"{value:.2f}")
     table.add_row("run dir", str(run_dir))
     console.print(table)
+
+
+def print_acceptance(acc: dict, title: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=title)
+    for col in ("check", "value", "threshold", "pass"):
+        table.add_column(col)
+    for c in acc["checks"]:
+        v = c["value"]
+        verdict = "[dim]cannot fail[/dim]" if c["cannot_fail"] else ("[green]pass[/green]" if c["pass"] else
+                                                                     "[red]FAIL[/red]")
+        table.add_row(c["check"], "—" if v is None else f"{v:.4g}", f"{c['op']} {c['threshold']:g}", verdict)
+    console.print(table)
+    console.print(f"overall: {'[green]PASS' if acc['overall_pass'] else '[red]FAIL'}[/] "
+                  f"({acc['n_checks_counted']} checks that can fail)")

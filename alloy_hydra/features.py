@@ -1,0 +1,63 @@
+"""The one featuriser: cleaned cards (real, synthetic or designed) -> model inputs.
+
+Inputs are the card's physics only: element contents (incl. the balance), process numbers, thermal features
+derived from the schedules, adequacy flags, one-hot categoricals. Group ids (file_name, card, alloy, group)
+are never features: the featuriser only takes columns named by the data schema.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .clean import has_times
+
+
+def default_columns(data) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) feature columns for a data config."""
+    numeric = list(data.composition_columns) + [data.balance_element] + list(data.numeric)
+    categorical = list(data.categoricals)
+    for name, spec in data.schedules.items():
+        numeric += [f"{name}_steps", f"{name}_temp_max_C"]
+        if has_times(spec):
+            numeric += [f"{name}_time_total_s", f"{name}_T_time_weighted_C"]
+            if spec.threshold_C is not None:
+                numeric.append(f"{name}_time_at_ge_{spec.threshold_C:g}C_s")
+        if spec.kind == "homog":
+            numeric.append(f"adequate_{name}")
+        if spec.kind == "recryst":
+            numeric += [f"adequate_{name}", f"adequate_{name}_batch", f"adequate_{name}_flash"]
+            categorical.append(f"{name}_type")
+    return numeric, categorical
+
+
+class Featuriser(BaseEstimator, TransformerMixin):
+    """sklearn transformer: learns categorical levels and fill values on fit; transform gives a float frame."""
+
+    def __init__(self, numeric=(), categorical=(), drop_constant=True):
+        self.numeric = numeric
+        self.categorical = categorical
+        self.drop_constant = drop_constant
+
+    def fit(self, cards: pd.DataFrame, y=None):
+        self.levels_ = {c: sorted(cards[c].astype(str).unique()) for c in self.categorical}
+        self.fill_ = {c: float(np.nanmedian(cards[c].to_numpy(float))) if cards[c].notna().any() else 0.0
+                      for c in self.numeric}
+        full = self._frame(cards)
+        keep = full.columns[full.nunique() > 1] if self.drop_constant else full.columns
+        self.columns_ = list(keep)
+        return self
+
+    def _frame(self, cards: pd.DataFrame) -> pd.DataFrame:
+        out = {c: cards[c].astype(float).fillna(self.fill_[c]).to_numpy() for c in self.numeric}
+        for c, levels in self.levels_.items():
+            values = cards[c].astype(str).to_numpy()
+            for level in levels:
+                out[f"{c}={level}"] = (values == level).astype(float)
+        return pd.DataFrame(out, index=cards.index)
+
+    def transform(self, cards: pd.DataFrame) -> pd.DataFrame:
+        return self._frame(cards).reindex(columns=self.columns_)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(self.columns_, dtype=object)

@@ -1,0 +1,250 @@
+"""Synthetic recipe rows: jitter, SDV (CTGAN, Gaussian copula), none. SDV-style `fit` / `sample`.
+
+Every generator is fitted on the real *train* groups only and returns recipe-table rows (alloy_hydra.cards)
+with `source_group`, the real class each row was generated for. `postprocess` then applies the same
+chemistry window, Al balance, range clipping and physics gates to every generator's rows, counting each fix.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.neighbors import NearestNeighbors
+
+from .cards import RecipeSpace, Schema
+
+log = logging.getLogger(__name__)
+SOURCE = "source_group"
+
+
+def mad(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.median(np.abs(x - np.median(x)))) if len(x) else 0.0
+
+
+def _class_index(groups: pd.Series) -> dict:
+    return {g: np.flatnonzero(groups.to_numpy() == g) for g in sorted(groups.unique())}
+
+
+class Jitter(BaseEstimator):
+    """Per class: n_per_class rows drawn with replacement, each numeric column + N(0, k·MAD), clipped to the
+    observed range. Schedule steps are jittered within their stratum (same step count and recryst type), so
+    a jittered schedule stays a schedule of its kind; categoricals are kept."""
+
+    def __init__(self, name="jitter", k=0.5, jitter_target=True, seed=0):
+        self.name, self.k, self.jitter_target, self.seed = name, k, jitter_target, seed
+
+    def fit(self, table: pd.DataFrame, groups: pd.Series, schema: Schema, coarse=None):
+        self.table_, self.groups_, self.schema_ = table.reset_index(drop=True), groups.reset_index(drop=True), schema
+        cols = [c for c in schema.continuous if c not in schema.strata and (self.jitter_target or c not in schema.targets)]
+        self.sd_ = pd.Series({c: self.k * mad(self.table_[c].to_numpy(float)) for c in cols})
+        self.lo_ = self.table_[schema.continuous].min()
+        self.hi_ = self.table_[schema.continuous].max()
+        self.strata_sd_, self.strata_lo_, self.strata_hi_ = {}, {}, {}
+        for col, key in schema.strata.items():
+            g = self.table_.groupby(key, dropna=False)[col]
+            self.strata_sd_[col] = g.transform(lambda s: self.k * mad(s.to_numpy(float)))
+            self.strata_lo_[col], self.strata_hi_[col] = g.transform("min"), g.transform("max")
+        return self
+
+    def sample(self, n_per_class: int) -> pd.DataFrame:
+        rng = np.random.default_rng(self.seed)
+        classes = _class_index(self.groups_)
+        idx = np.concatenate([rng.choice(ix, size=n_per_class, replace=True) for ix in classes.values()])
+        out = self.table_.iloc[idx].reset_index(drop=True)
+        for col, sd in self.sd_.items():
+            if sd > 0:
+                out[col] = out[col].to_numpy(float) + rng.normal(0.0, sd, len(out))
+        for col in self.strata_sd_:
+            sd = self.strata_sd_[col].to_numpy(float)[idx]
+            noisy = out[col].to_numpy(float) + rng.normal(0.0, 1.0, len(out)) * np.nan_to_num(sd)
+            # a step stays inside the range its stratum (e.g. flash anneals) was observed in
+            out[col] = np.clip(noisy, self.strata_lo_[col].to_numpy(float)[idx], self.strata_hi_[col].to_numpy(float)[idx])
+        out[SOURCE] = self.groups_.to_numpy()[idx]
+        return out
+
+
+class NoGenerator(BaseEstimator):
+    """`generator=none`: no synthetic rows; training uses the real train groups only."""
+
+    def __init__(self, name="none", seed=0):
+        self.name, self.seed = name, seed
+
+    def fit(self, table, groups, schema, coarse=None):
+        self.columns_ = list(table.columns)
+        return self
+
+    def sample(self, n_per_class: int) -> pd.DataFrame:
+        return pd.DataFrame(columns=self.columns_ + [SOURCE])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+class SDVGenerator(BaseEstimator):
+    """CTGAN or Gaussian copula through SDV, on the recipe table without any id column.
+
+    Class structure without one-hot encoding hundreds of ids: the synthesizer is optionally conditioned on a
+    low-cardinality key (`condition_on`, e.g. the demo's 12 study files), a pool of pool_factor × the needed
+    rows is sampled per key value, and each sampled row is assigned to its nearest real train class (same key,
+    standardised recipe space). Each class then takes up to n_per_class of its rows."""
+
+    def __init__(self, name="ctgan", kind="ctgan", epochs=300, batch_size=256, pac=2, embedding_dim=128,
+                 generator_dim=(256, 256), discriminator_dim=(256, 256), default_distribution="beta",
+                 pool_factor=3, condition_on=True, threads=2, seed=0):
+        self.name, self.kind, self.epochs, self.batch_size, self.pac = name, kind, epochs, batch_size, pac
+        self.embedding_dim, self.generator_dim, self.discriminator_dim = embedding_dim, generator_dim, discriminator_dim
+        self.default_distribution, self.pool_factor, self.condition_on = default_distribution, pool_factor, condition_on
+        self.threads, self.seed = threads, seed
+
+    def _synthesizer(self, metadata):
+        from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer
+        if self.kind == "gaussiancopula":
+            return GaussianCopulaSynthesizer(metadata, default_distribution=self.default_distribution)
+        if self.kind == "ctgan":
+            return CTGANSynthesizer(metadata, epochs=self.epochs, batch_size=self.batch_size, pac=self.pac,
+                                    embedding_dim=self.embedding_dim, generator_dim=tuple(self.generator_dim),
+                                    discriminator_dim=tuple(self.discriminator_dim), enable_gpu=False)
+        raise ValueError(f"unknown SDV kind {self.kind!r}")
+
+    def fit(self, table: pd.DataFrame, groups: pd.Series, schema: Schema, coarse: pd.Series | None = None):
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from sdv.metadata import Metadata
+        import torch
+        torch.set_num_threads(max(1, int(self.threads)))
+        _seed_everything(self.seed)
+        self.schema_ = schema
+        self.table_, self.groups_ = table.reset_index(drop=True), groups.reset_index(drop=True)
+        use_key = self.condition_on and coarse is not None and coarse.nunique() > 1
+        self.coarse_ = coarse.reset_index(drop=True).astype(str) if use_key else pd.Series("all", index=self.table_.index)
+        data = self.table_.copy()
+        for c in schema.discrete:
+            data[c] = data[c].astype(str)
+        if use_key:
+            data["_key"] = self.coarse_.to_numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            metadata = Metadata.detect_from_dataframes({"t": data})
+            for c in data.columns:
+                metadata.update_column(c, table_name="t",
+                                       sdtype="categorical" if c in schema.discrete or c == "_key" else "numerical")
+            self.synth_ = self._synthesizer(metadata)
+            with Progress(SpinnerColumn(), TextColumn(f"fitting {self.name} on {len(data)} rows × {data.shape[1]} "
+                                                      "columns"), TimeElapsedColumn(), transient=True) as bar:
+                bar.add_task("fit", total=None)
+                self.synth_.fit({"t": data})
+        self.use_key_ = use_key
+        self._fit_assigner()
+        return self
+
+    def _fit_assigner(self):
+        self.space_ = RecipeSpace(self.table_, self.schema_)
+        space = self.space_(self.table_)
+        self.nn_ = {k: (NearestNeighbors(n_neighbors=1).fit(space[ix]), ix)
+                    for k, ix in _class_index(self.coarse_).items()}
+
+    def _draw(self, key: str, n: int) -> pd.DataFrame:
+        from sdv.sampling import Condition
+        if self.use_key_:
+            out = self.synth_.sample_from_conditions([Condition(num_rows=n, column_values={"_key": key})])["t"]
+            out = out.drop(columns="_key")
+        else:
+            out = self.synth_.sample(num_rows=n)["t"]
+        for c in self.schema_.count_columns:
+            out[c] = pd.to_numeric(out[c], errors="coerce").fillna(0).astype(int)
+        return out.reset_index(drop=True)
+
+    def sample(self, n_per_class: int) -> pd.DataFrame:
+        from rich.progress import Progress
+        os.environ.setdefault("TQDM_DISABLE", "1")   # SDV's own tqdm bars; rich shows progress instead
+        _seed_everything(self.seed + 1)
+        classes = _class_index(self.groups_)
+        coarse_of_class = {g: self.coarse_.iat[ix[0]] for g, ix in classes.items()}
+        taken = {g: [] for g in classes}
+        with warnings.catch_warnings(), Progress(transient=True) as bar:
+            warnings.simplefilter("ignore")
+            keys = sorted(set(coarse_of_class.values()))
+            task = bar.add_task(f"sampling {self.name}", total=len(keys))
+            for key in keys:
+                members = [g for g, k in coarse_of_class.items() if k == key]
+                for attempt in range(3):   # a pool, then top-ups for classes still short
+                    short = [g for g in members if len(taken[g]) < n_per_class]
+                    if not short:
+                        break
+                    need = sum(n_per_class - len(taken[g]) for g in short)
+                    pool = self._draw(key, max(need * int(self.pool_factor) * (attempt + 1), 50))
+                    nn, ix = self.nn_[key]
+                    nearest = self.groups_.to_numpy()[ix[nn.kneighbors(self.space_(pool), return_distance=False)[:, 0]]]
+                    for g in short:
+                        rows = pool.loc[nearest == g]
+                        taken[g].extend(rows.head(n_per_class - len(taken[g])).to_dict("records"))
+                bar.advance(task)
+        records = [dict(r, **{SOURCE: g}) for g, rows in taken.items() for r in rows]
+        out = pd.DataFrame(records, columns=list(self.table_.columns) + [SOURCE])
+        self.class_shortfall_ = {g: n_per_class - len(r) for g, r in taken.items() if len(r) < n_per_class}
+        return out
+
+
+@dataclass
+class PostStats:
+    counts: dict = field(default_factory=dict)
+    clipped_rows: np.ndarray | None = None
+
+
+def postprocess(synth: pd.DataFrame, real: pd.DataFrame, schema: Schema, window) -> tuple[pd.DataFrame, dict]:
+    """The same for every generator: elements clamped to the chemistry window (no negatives; Al = balance
+    follows in decode, so Σ = 100), process numbers and schedule steps clipped to the real train range,
+    targets clipped to the real range, physics gates (YS <= UTS drops the row, UniformEL <= FractureEL clamps,
+    as cleaning does). Every fix is counted; `clipped_any` marks rows with at least one fix."""
+    out = synth.reset_index(drop=True).copy()
+    n = len(out)
+    touched = np.zeros(n, bool)
+    counts = {"rows_in": n, "negative_elements": 0, "window_clamped": 0, "range_clipped": 0, "target_clipped": 0}
+    for el in schema.elements:
+        x = out[el].to_numpy(float)
+        neg = x < 0
+        hi = window.max.get(el, window.unlisted_max)
+        lo = max(window.min.get(el, 0.0), 0.0)
+        over = (x > hi) if hi is not None else np.zeros(n, bool)
+        under = (x < lo) & ~neg
+        counts["negative_elements"] += int(neg.sum())
+        counts["window_clamped"] += int(over.sum() + under.sum())
+        touched |= neg | over | under
+        out[el] = np.clip(np.nan_to_num(x), lo, hi if hi is not None else np.inf)
+    for col in schema.numeric + schema.step_columns + schema.targets:
+        x = out[col].to_numpy(float)
+        lo, hi = np.nanmin(real[col].to_numpy(float)) if real[col].notna().any() else -np.inf, \
+            np.nanmax(real[col].to_numpy(float)) if real[col].notna().any() else np.inf
+        bad = np.isfinite(x) & ((x < lo) | (x > hi))
+        counts["target_clipped" if col in schema.targets else "range_clipped"] += int(bad.sum())
+        touched |= bad
+        out[col] = np.where(np.isfinite(x), np.clip(x, lo, hi), x)
+    gates = {"ys_gt_uts_dropped": 0, "uniform_el_clamped": 0}
+    keep = np.ones(n, bool)
+    if {"YS", "UTS"} <= set(out.columns):
+        bad = (out["YS"] > out["UTS"]).to_numpy()
+        gates["ys_gt_uts_dropped"] = int(bad.sum())
+        keep &= ~bad
+    if {"UniformEL", "FractureEL"} <= set(out.columns):
+        bad = (out["UniformEL"] > out["FractureEL"]).to_numpy()
+        gates["uniform_el_clamped"] = int(bad.sum())
+        out.loc[bad, "UniformEL"] = out.loc[bad, "FractureEL"]
+        touched |= bad
+    counts.update(gates)
+    counts["rows_clipped"] = int(touched[keep].sum())
+    counts["rows_out"] = int(keep.sum())
+    counts["clip_rate_pct"] = 100.0 * counts["rows_clipped"] / max(1, counts["rows_out"])
+    return out.loc[keep].reset_index(drop=True), counts

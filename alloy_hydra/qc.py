@@ -1,0 +1,192 @@
+"""QC of synthetic rows against the real train groups, and their utility on the real holdout groups.
+
+Distribution checks compare recipe tables (real train vs synthetic). Near-duplicates and memorisation are
+measured in a standardised recipe space: z-scores of every numeric column (real-train mean and sd) plus
+one-hot categoricals. Cosine similarity on raw wt% would call any two Al alloys identical (Al ≈ 90-99 wt%
+dominates every vector), so Euclidean distance in z-space is used: a synthetic row is a near-duplicate when
+its distance to the closest real record (DCR) is below `near_dup_fraction` × the median real-to-real
+nearest-neighbour distance. `dcr_ratio` = median DCR / that median: ≈ 1 means synthetic rows sit as far
+from real rows as real rows sit from each other; ≪ 1 means copying.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.neighbors import NearestNeighbors
+
+from .cards import RecipeSpace, Schema
+from .clean import window_violations
+from .generate import SOURCE
+
+# (metric, op, threshold field, metric's possible range): a check whose threshold admits the whole range
+# cannot fail and is reported as such, outside overall_pass.
+CHECKS = [
+    ("composition_sum_max_dev", "<=", "composition_sum_tol", (0.0, math.inf)),
+    ("negatives", "<=", "negatives_max", (0.0, math.inf)),
+    ("window_violations", "<=", "window_violations_max", (0.0, math.inf)),
+    ("target_in_range_pct", ">=", "target_in_range_min_pct", (0.0, 100.0)),
+    ("ks_median_p", ">=", "ks_p_min", (0.0, 1.0)),
+    ("balance_ratio", "<=", "balance_ratio_max", (1.0, math.inf)),
+    ("corr_mae", "<=", "corr_mae_max", (0.0, 2.0)),
+    ("near_duplicates_pct", "<=", "near_duplicates_max_pct", (0.0, 100.0)),
+    ("clip_rate_pct", "<=", "clip_rate_max_pct", (0.0, 100.0)),
+]
+
+
+def acceptance(values: dict, thresholds) -> dict:
+    checks = []
+    for metric, op, field, (lo, hi) in CHECKS:
+        th = float(thresholds[field])
+        v = values.get(metric)
+        cannot_fail = (op == "<=" and th >= hi) or (op == ">=" and th <= lo)
+        ok = v is not None and not (isinstance(v, float) and math.isnan(v)) and (v <= th if op == "<=" else v >= th)
+        checks.append({"check": metric, "value": v, "op": op, "threshold": th, "pass": bool(ok),
+                       "cannot_fail": bool(cannot_fail)})
+    counted = [c for c in checks if not c["cannot_fail"]]
+    return {"checks": checks, "overall_pass": bool(counted) and all(c["pass"] for c in counted),
+            "n_checks_counted": len(counted), "cannot_fail": [c["check"] for c in checks if c["cannot_fail"]]}
+
+
+def _ks_and_distances(real: pd.DataFrame, synth: pd.DataFrame, cols) -> dict:
+    per = {}
+    for c in cols:
+        a, b = real[c].to_numpy(float), synth[c].to_numpy(float)
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
+            continue
+        ks = stats.ks_2samp(a, b)
+        scale = np.std(a) or 1.0
+        lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+        bins = np.linspace(lo, hi, 21) if hi > lo else np.array([lo - 0.5, hi + 0.5])
+        pa, pb = np.histogram(a, bins)[0] / len(a), np.histogram(b, bins)[0] / len(b)
+        per[c] = {"ks_stat": float(ks.statistic), "ks_p": float(ks.pvalue),
+                  "wasserstein_scaled": float(stats.wasserstein_distance(a, b) / scale),
+                  "hist_overlap": float(np.minimum(pa, pb).sum()),
+                  "real_range": [float(a.min()), float(a.max())], "synthetic_range": [float(b.min()), float(b.max())]}
+    return per
+
+
+def spearman_mae(real: pd.DataFrame, synth: pd.DataFrame, cols) -> tuple[float, pd.DataFrame]:
+    cols = [c for c in cols if real[c].nunique() > 1 and synth[c].nunique() > 1]
+    cr, cs = real[cols].corr("spearman"), synth[cols].corr("spearman")
+    diff = (cr - cs)
+    upper = diff.where(np.triu(np.ones(diff.shape, bool), k=1))
+    vals = upper.abs().stack()
+    return (float(vals.mean()) if len(vals) else float("nan")), diff
+
+
+def memorisation(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, near_dup_fraction: float) -> dict:
+    space = RecipeSpace(real, schema)
+    xr, xs = space(real), space(synth)
+    nn = NearestNeighbors(n_neighbors=2).fit(xr)
+    rr = nn.kneighbors(xr)[0][:, 1]                   # real -> nearest other real row
+    dcr = nn.kneighbors(xs, n_neighbors=1)[0][:, 0]   # synthetic -> closest real record
+    base = float(np.median(rr)) or 1e-12
+    return {"dcr_median": float(np.median(dcr)), "dcr_p05": float(np.percentile(dcr, 5)),
+            "real_nn_median": float(np.median(rr)), "dcr_ratio": float(np.median(dcr) / base),
+            "near_dup_threshold": near_dup_fraction * base,
+            "near_duplicates_pct": float(100.0 * np.mean(dcr < near_dup_fraction * base)),
+            "exact_copies_pct": float(100.0 * np.mean(dcr < 1e-9)),
+            "space": "z-scores of numeric recipe columns (real-train mean/sd) + one-hot categoricals"}
+
+
+def _fit_score(featuriser, train_cards, y_train, test_cards, y_test, seed) -> dict:
+    from sklearn.base import clone
+    f = clone(featuriser).fit(train_cards)
+    model = HistGradientBoostingRegressor(random_state=seed).fit(f.transform(train_cards), y_train)
+    pred = model.predict(f.transform(test_cards))
+    return {"r2": float(r2_score(y_test, pred)), "mae": float(mean_absolute_error(y_test, pred))}
+
+
+def utility(featuriser, target: str, real_cards, synth_cards, holdout_cards, seed: int) -> dict:
+    """Train on synthetic (and synthetic + real train), test on the real holdout; beside real-train-only."""
+    y_hold = holdout_cards[target].to_numpy(float)
+    out = {"model": "HistGradientBoostingRegressor", "n_holdout": int(len(holdout_cards))}
+    real_only = _fit_score(featuriser, real_cards, real_cards[target], holdout_cards, y_hold, seed)
+    out.update(real_only_r2=real_only["r2"], real_only_mae=real_only["mae"])
+    if len(synth_cards):
+        tstr = _fit_score(featuriser, synth_cards, synth_cards[target], holdout_cards, y_hold, seed)
+        both = pd.concat([synth_cards, real_cards], ignore_index=True)
+        aug = _fit_score(featuriser, both, both[target], holdout_cards, y_hold, seed)
+        out.update(tstr_r2=tstr["r2"], tstr_mae=tstr["mae"], aug_r2=aug["r2"], aug_mae=aug["mae"])
+    return out
+
+
+def evaluate(real: pd.DataFrame, synth: pd.DataFrame, synth_cards: pd.DataFrame, schema: Schema, target: str,
+             window, thresholds, post: dict, classes: list, near_dup_fraction: float = 0.25) -> dict:
+    """Everything but utility: real-train recipe table vs synthetic recipe table (+ its decoded cards)."""
+    elements = schema.elements + [schema.balance]
+    sums = synth_cards[elements].sum(axis=1)
+    comp = {"sum_mean": float(sums.mean()), "sum_std": float(sums.std(ddof=0)),
+            "sum_max_dev": float((sums - 100).abs().max()),
+            "negatives": int((synth_cards[elements] < 0).sum().sum()),
+            "window_violations": int((window_violations(synth_cards[elements], window, schema.balance) != "").sum()),
+            "element_bounds": {el: {"synthetic": [float(synth_cards[el].min()), float(synth_cards[el].max())],
+                                    "window_max": window.max.get(el, window.unlisted_max)} for el in elements}}
+    lo, hi = float(real[target].min()), float(real[target].max())
+    t = synth[target].to_numpy(float)
+    in_range = float(100.0 * np.mean((t >= lo) & (t <= hi)))
+    cont = schema.continuous
+    per = _ks_and_distances(real, synth, cont)
+    feats = {c: v for c, v in per.items() if c != target}
+    corr_mae, corr_diff = spearman_mae(real, synth, cont)
+    counts = synth[SOURCE].value_counts().reindex(classes, fill_value=0)
+    balance = float(counts.max() / counts.min()) if counts.min() > 0 else math.inf
+    mem = memorisation(real, synth, schema, near_dup_fraction)
+    values = {
+        "composition_sum_max_dev": comp["sum_max_dev"], "negatives": comp["negatives"],
+        "window_violations": comp["window_violations"], "target_in_range_pct": in_range,
+        "ks_median_p": float(np.median([v["ks_p"] for v in feats.values()])) if feats else float("nan"),
+        "ks_median_stat": float(np.median([v["ks_stat"] for v in feats.values()])) if feats else float("nan"),
+        "balance_ratio": balance, "corr_mae": corr_mae, "near_duplicates_pct": mem["near_duplicates_pct"],
+        "clip_rate_pct": float(post.get("clip_rate_pct", 0.0)),
+    }
+    return {
+        "n_real_train": int(len(real)), "n_synthetic": int(len(synth)),
+        "composition": comp,
+        "target": {"name": target, "real_range": [lo, hi],
+                   "synthetic_range": [float(np.nanmin(t)), float(np.nanmax(t))] if len(t) else None,
+                   "in_range_pct": in_range, **per.get(target, {})},
+        "features": per, "ks_median_p": values["ks_median_p"], "ks_median_stat": values["ks_median_stat"],
+        "wasserstein_scaled_median": float(np.median([v["wasserstein_scaled"] for v in feats.values()])) if feats else None,
+        "hist_overlap_median": float(np.median([v["hist_overlap"] for v in feats.values()])) if feats else None,
+        "classes": {"n_classes": len(classes), "classes_without_rows": int((counts == 0).sum()),
+                    "min": int(counts.min()), "max": int(counts.max()), "balance_ratio": balance},
+        "corr_mae": corr_mae, "memorisation": mem, "postprocess": post,
+        "acceptance": acceptance(values, thresholds), "_corr_diff": corr_diff,
+    }
+
+
+def plots(real: pd.DataFrame, synth: pd.DataFrame, target: str, corr_diff: pd.DataFrame, out_dir, key_features=()):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cols = [target] + [c for c in key_features if c in real and c != target][:5]
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7))
+    for ax, c in zip(axes.ravel(), cols):
+        a, b = real[c].dropna(), synth[c].dropna()
+        bins = np.histogram_bin_edges(pd.concat([a, b]), bins=25)
+        ax.hist(a, bins, density=True, alpha=0.5, label="real train")
+        ax.hist(b, bins, density=True, alpha=0.5, label="synthetic")
+        ax.set_title(c)
+    axes.ravel()[0].legend()
+    for ax in axes.ravel()[len(cols):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out_dir / "real_vs_synthetic.png", dpi=90)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(9, 8))
+    im = ax.imshow(corr_diff.to_numpy(float), cmap="coolwarm", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(corr_diff)), corr_diff.columns, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(corr_diff)), corr_diff.index, fontsize=6)
+    ax.set_title("Spearman correlation: real train − synthetic")
+    fig.colorbar(im)
+    fig.tight_layout()
+    fig.savefig(out_dir / "correlation_difference.png", dpi=90)
+    plt.close(fig)
