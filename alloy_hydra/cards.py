@@ -55,7 +55,7 @@ class RecipeSpace:
         self.mu = np.nan_to_num(np.nanmean(cont, axis=0))
         sd = np.nanstd(cont, axis=0)
         self.sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-        self.levels = {c: sorted(real[c].astype(str).unique()) for c in schema.discrete}
+        self.levels = {c: sorted(real[c].astype(str).unique()) for c in schema.categorical}
 
     def __call__(self, table: pd.DataFrame) -> np.ndarray:
         z = np.nan_to_num((table[self.schema.continuous].to_numpy(float) - self.mu) / self.sd)
@@ -119,7 +119,8 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning) -> tuple[pd.Data
     arrays_by, written_by = {}, {}
     for name, m in schema.schedules.items():
         spec = data.schedules[name]
-        want = table[f"{name}_n"].to_numpy(float) if f"{name}_n" in table else np.zeros(len(table))
+        # without a step count (SDV models step presence through NaNs), take the leading complete steps
+        want = table[f"{name}_n"].to_numpy(float) if f"{name}_n" in table else np.full(len(table), float(m))
         temp, time = np.full((len(table), m), np.nan), np.full((len(table), m), np.nan)
         valid = np.ones(len(table), bool)
         for i in range(1, m + 1):
@@ -128,7 +129,8 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning) -> tuple[pd.Data
             valid &= (i <= want) & np.isfinite(t) & (np.isfinite(lt) | (not has_times(spec)))
             temp[:, i - 1] = np.where(valid, t, np.nan)
             time[:, i - 1] = np.where(valid & np.isfinite(lt), 10.0 ** np.where(np.isfinite(lt), lt, 0.0), np.nan)
-        repairs["schedule_steps"] += int((np.isfinite(temp).sum(axis=1) != np.nan_to_num(want)).sum())
+        if f"{name}_n" in table:
+            repairs["schedule_steps"] += int((np.isfinite(temp).sum(axis=1) != np.nan_to_num(want)).sum())
         arrays_by[name] = (temp, time)
         if spec.kind == "recryst":
             w = table[f"{name}_type"].astype(str).to_numpy() if f"{name}_type" in table else np.full(len(table), "")

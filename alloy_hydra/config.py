@@ -128,8 +128,8 @@ class SDVConfig(GeneratorConfig):
     embedding_dim: int = 128
     generator_dim: List[int] = field(default_factory=lambda: [256, 256])
     discriminator_dim: List[int] = field(default_factory=lambda: [256, 256])
-    default_distribution: str = "beta"  # Gaussian copula marginals
-    pool_factor: int = 3                # rows sampled per row needed, before nearest-class assignment
+    default_distribution: str = "beta"  # Gaussian copula marginals (truncnorm fits 10x faster, TSTR far worse)
+    pool_factor: int = 2                # rows sampled per row needed, before nearest-class assignment
     condition_on: bool = True           # condition on data.coarse_group_column when the dataset has one
     threads: int = 2
 

@@ -6,8 +6,9 @@ chemistry window, Al balance, range clipping and physics gates to every generato
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
-import os
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ class SDVGenerator(BaseEstimator):
 
     def __init__(self, name="ctgan", kind="ctgan", epochs=300, batch_size=256, pac=2, embedding_dim=128,
                  generator_dim=(256, 256), discriminator_dim=(256, 256), default_distribution="beta",
-                 pool_factor=3, condition_on=True, threads=2, seed=0):
+                 pool_factor=2, condition_on=True, threads=2, seed=0):
         self.name, self.kind, self.epochs, self.batch_size, self.pac = name, kind, epochs, batch_size, pac
         self.embedding_dim, self.generator_dim, self.discriminator_dim = embedding_dim, generator_dim, discriminator_dim
         self.default_distribution, self.pool_factor, self.condition_on = default_distribution, pool_factor, condition_on
@@ -125,13 +126,16 @@ class SDVGenerator(BaseEstimator):
         from sdv.metadata import Metadata
         import torch
         torch.set_num_threads(max(1, int(self.threads)))
+        for noisy in ("sdv", "SingleTableSynthesizer", "copulas", "rdt"):   # per-batch INFO lines
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         _seed_everything(self.seed)
         self.schema_ = schema
         self.table_, self.groups_ = table.reset_index(drop=True), groups.reset_index(drop=True)
         use_key = self.condition_on and coarse is not None and coarse.nunique() > 1
         self.coarse_ = coarse.reset_index(drop=True).astype(str) if use_key else pd.Series("all", index=self.table_.index)
-        data = self.table_.copy()
-        for c in schema.discrete:
+        # step counts are implied by which step columns are present; modelled separately they contradict them
+        data = self.table_.drop(columns=schema.count_columns)
+        for c in schema.categorical:
             data[c] = data[c].astype(str)
         if use_key:
             data["_key"] = self.coarse_.to_numpy()
@@ -140,7 +144,7 @@ class SDVGenerator(BaseEstimator):
             metadata = Metadata.detect_from_dataframes({"t": data})
             for c in data.columns:
                 metadata.update_column(c, table_name="t",
-                                       sdtype="categorical" if c in schema.discrete or c == "_key" else "numerical")
+                                       sdtype="categorical" if c in schema.categorical or c == "_key" else "numerical")
             self.synth_ = self._synthesizer(metadata)
             with Progress(SpinnerColumn(), TextColumn(f"fitting {self.name} on {len(data)} rows × {data.shape[1]} "
                                                       "columns"), TimeElapsedColumn(), transient=True) as bar:
@@ -156,44 +160,44 @@ class SDVGenerator(BaseEstimator):
         self.nn_ = {k: (NearestNeighbors(n_neighbors=1).fit(space[ix]), ix)
                     for k, ix in _class_index(self.coarse_).items()}
 
-    def _draw(self, key: str, n: int) -> pd.DataFrame:
-        from sdv.sampling import Condition
-        if self.use_key_:
-            out = self.synth_.sample_from_conditions([Condition(num_rows=n, column_values={"_key": key})])["t"]
-            out = out.drop(columns="_key")
-        else:
-            out = self.synth_.sample(num_rows=n)["t"]
-        for c in self.schema_.count_columns:
-            out[c] = pd.to_numeric(out[c], errors="coerce").fillna(0).astype(int)
+    def _draw(self, n: int) -> pd.DataFrame:
+        # Unconditional pools split by the generated key: the key is a modelled column, so this is conditioning
+        # by rejection done once per pool instead of SDV's per-condition resampling (slow for CTGAN).
+        out = self.synth_.sample(num_rows=n)["t"]
+        if not self.use_key_:
+            out["_key"] = "all"
         return out.reset_index(drop=True)
 
     def sample(self, n_per_class: int) -> pd.DataFrame:
         from rich.progress import Progress
-        os.environ.setdefault("TQDM_DISABLE", "1")   # SDV's own tqdm bars; rich shows progress instead
         _seed_everything(self.seed + 1)
         classes = _class_index(self.groups_)
-        coarse_of_class = {g: self.coarse_.iat[ix[0]] for g, ix in classes.items()}
         taken = {g: [] for g in classes}
+        last_need = None
         with warnings.catch_warnings(), Progress(transient=True) as bar:
             warnings.simplefilter("ignore")
-            keys = sorted(set(coarse_of_class.values()))
-            task = bar.add_task(f"sampling {self.name}", total=len(keys))
-            for key in keys:
-                members = [g for g, k in coarse_of_class.items() if k == key]
-                for attempt in range(3):   # a pool, then top-ups for classes still short
-                    short = [g for g in members if len(taken[g]) < n_per_class]
-                    if not short:
-                        break
-                    need = sum(n_per_class - len(taken[g]) for g in short)
-                    pool = self._draw(key, max(need * int(self.pool_factor) * (attempt + 1), 50))
+            task = bar.add_task(f"sampling {self.name}", total=3)
+            for _ in range(3):   # a pool, then top-ups while they still fill short classes
+                need = sum(max(0, n_per_class - len(r)) for r in taken.values())
+                if need == 0 or (last_need is not None and need > 0.8 * last_need):
+                    break
+                last_need = need
+                with contextlib.redirect_stderr(io.StringIO()):   # SDV's own tqdm bars
+                    pool = self._draw(max(need * int(self.pool_factor), 200))
+                for key, part in pool.groupby(pool["_key"].astype(str)):
+                    if key not in self.nn_:
+                        continue
+                    part = part.drop(columns="_key").reset_index(drop=True)
                     nn, ix = self.nn_[key]
-                    nearest = self.groups_.to_numpy()[ix[nn.kneighbors(self.space_(pool), return_distance=False)[:, 0]]]
-                    for g in short:
-                        rows = pool.loc[nearest == g]
-                        taken[g].extend(rows.head(n_per_class - len(taken[g])).to_dict("records"))
+                    nearest = self.groups_.to_numpy()[ix[nn.kneighbors(self.space_(part), return_distance=False)[:, 0]]]
+                    for g in np.unique(nearest):
+                        room = n_per_class - len(taken[g])
+                        if room > 0:
+                            taken[g].extend(part.loc[nearest == g].head(room).to_dict("records"))
                 bar.advance(task)
         records = [dict(r, **{SOURCE: g}) for g, rows in taken.items() for r in rows]
-        out = pd.DataFrame(records, columns=list(self.table_.columns) + [SOURCE])
+        cols = [c for c in self.table_.columns if c not in self.schema_.count_columns] + [SOURCE]
+        out = pd.DataFrame(records, columns=cols)
         self.class_shortfall_ = {g: n_per_class - len(r) for g, r in taken.items() if len(r) < n_per_class}
         return out
 

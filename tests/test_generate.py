@@ -1,0 +1,216 @@
+"""Phase 2: generators, post-processing invariants, QC checks that can fail, and the holdout wall."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from alloy_hydra import cards, generate, pipeline, qc
+from alloy_hydra.clean import GROUP_COL, window_violations
+from conftest import UQ, compose, run_cli
+
+
+@pytest.fixture(scope="module")
+def demo_state(tmp_path_factory):
+    cfg = compose(["summary=false", "qc.plots=false"])
+    state, d = pipeline.RunState(), tmp_path_factory.mktemp("run")
+    pipeline.stage_clean(cfg, d, state)
+    pipeline.stage_split(cfg, d, state)
+    schema = cards.schema_of(state["train"], cfg.data)
+    return cfg, state, schema, cards.encode(state["train"], schema, cfg.data)
+
+
+def check_invariants(cfg, schema, real_table, synth):
+    out, post = generate.postprocess(synth, real_table, schema, cfg.chem_window)
+    cards_, _ = cards.decode(out, schema, cfg.data, cfg.cleaning)
+    elements = schema.elements + [schema.balance]
+    if len(cards_):
+        assert np.allclose(cards_[elements].sum(axis=1), 100.0, atol=1e-9)
+        assert (cards_[elements] >= 0).all().all()
+        assert (window_violations(cards_[elements], cfg.chem_window) == "").all()
+        assert (cards_["YS"].fillna(-1) <= cards_["UTS"].fillna(np.inf)).all()
+        for t in schema.targets:
+            lo, hi = real_table[t].min(), real_table[t].max()
+            assert cards_[t].dropna().between(lo, hi).all(), t
+    assert post["rows_out"] == len(cards_) == post["rows_in"] - post["ys_gt_uts_dropped"]
+    return cards_, post
+
+
+GENERATORS = {
+    "jitter": lambda: generate.Jitter(k=0.5, seed=3),
+    "gaussiancopula": lambda: generate.SDVGenerator(name="gaussiancopula", kind="gaussiancopula", seed=3),
+    "ctgan": lambda: generate.SDVGenerator(name="ctgan", kind="ctgan", epochs=3, batch_size=100, pac=2, seed=3),
+    "none": lambda: generate.NoGenerator(seed=3),
+}
+
+
+@pytest.mark.parametrize("name", list(GENERATORS))
+def test_every_generator_respects_the_invariants(demo_state, name):
+    cfg, state, schema, table = demo_state
+    train = state["train"]
+    gen = GENERATORS[name]().fit(table, train[GROUP_COL], schema, coarse=train["file_name"])
+    synth = gen.sample(4)
+    if name == "none":
+        assert len(synth) == 0
+        return
+    assert set(synth[generate.SOURCE]) <= set(train[GROUP_COL])
+    cards_, post = check_invariants(cfg, schema, table, synth)
+    assert len(cards_) > 0.5 * 4 * train[GROUP_COL].nunique()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**31 - 1), st.floats(0.1, 50))
+def test_postprocess_invariants_on_random_rows(demo_state, seed, scale):
+    cfg, state, schema, table = demo_state
+    rng = np.random.default_rng(seed)
+    synth = table.sample(60, replace=True, random_state=seed).reset_index(drop=True)
+    for col in schema.continuous:
+        x = synth[col].to_numpy(float)
+        synth[col] = x + rng.normal(0, scale, len(x)) * (np.nanstd(table[col]) + 1)   # wild, negative, huge
+    synth.loc[rng.random(60) < 0.2, "homog_T2"] = np.nan
+    synth[generate.SOURCE] = "g"
+    check_invariants(cfg, schema, table, synth)
+
+
+def test_jitter_keeps_schedules_consistent(demo_state):
+    cfg, state, schema, table = demo_state
+    gen = generate.Jitter(k=2.0, seed=1).fit(table, state["train"][GROUP_COL], schema)
+    out, _ = generate.postprocess(gen.sample(20), table, schema, cfg.chem_window)
+    cards_, repairs = cards.decode(out, schema, cfg.data, cfg.cleaning)
+    assert repairs == {"schedule_steps": 0, "recryst_type": 0}
+    flash = cards_["recryst_type"] == "flash"
+    assert cards_.loc[flash, "recryst_time_total_s"].max() <= table.loc[table.recryst_type == "flash", "recryst_lt1"].pow(10).max() + 1e-6
+    from alloy_hydra import schedule
+    for s, total in zip(cards_["homog_schedule"], cards_["homog_time_total_s"]):
+        assert math.isclose(sum(x.time_s for x in schedule.parse(s)), total, rel_tol=1e-9)
+
+
+def test_same_config_same_csv(tmp_path):
+    for run in ("a", "b"):
+        proc = run_cli(["qc.plots=false", f"hydra.run.dir={tmp_path}/{run}"])
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a" / "synthetic.csv").read_bytes() == (tmp_path / "b" / "synthetic.csv").read_bytes()
+    proc = run_cli(["qc.plots=false", "seed=7", f"hydra.run.dir={tmp_path}/c"])
+    assert (tmp_path / "a" / "synthetic.csv").read_bytes() != (tmp_path / "c" / "synthetic.csv").read_bytes()
+
+
+def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
+    seen = {}
+    real_make = pipeline.make_generator
+
+    def spy_make(cfg):
+        gen, n = real_make(cfg)
+        fit = gen.fit
+
+        def spy_fit(table, groups, schema, coarse=None):
+            seen["fit_groups"] = set(groups)
+            seen["fit_rows"] = len(table)
+            return fit(table, groups, schema, coarse)
+        gen.fit = spy_fit
+        return gen, n
+
+    real_eval = qc.evaluate
+
+    def spy_eval(real, *a, **k):
+        seen["qc_rows"] = len(real)
+        return real_eval(real, *a, **k)
+
+    monkeypatch.setattr(pipeline, "make_generator", spy_make)
+    monkeypatch.setattr(qc, "evaluate", spy_eval)
+    cfg = compose(["summary=false", "qc.plots=false"])
+    pipeline.run(cfg, tmp_path)
+    split = json.loads((tmp_path / "split.json").read_text())
+    hold = set(split["holdout_groups"])
+    assert hold and not seen["fit_groups"] & hold
+    assert seen["fit_rows"] == seen["qc_rows"] == split["n_train_rows"]
+    synth = pd.read_csv(tmp_path / "synthetic.csv")
+    assert not set(synth["source_group"]) & hold and (synth["is_synthetic"] == 1).all()
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("n_synthetic", "qc_pass", "ks_median_stat", "corr_mae", "dcr_ratio", "tstr_r2", "real_only_r2",
+                "time_generate_s", "time_qc_s"):
+        assert key in m, key
+    report = json.loads((tmp_path / "generation_report.json").read_text())
+    assert report["utility"]["n_holdout"] == split["n_holdout_rows"]
+
+
+def test_cannot_fail_thresholds_are_reported_and_not_counted():
+    sparse, strict = compose(["thresholds=sparse"]).thresholds, compose(["thresholds=strict"]).thresholds
+    values = {"composition_sum_max_dev": 0, "negatives": 0, "window_violations": 0, "target_in_range_pct": 100,
+              "ks_median_p": 0.5, "balance_ratio": 1.0, "corr_mae": 0.01, "near_duplicates_pct": 100.0,
+              "clip_rate_pct": 1.0}
+    acc = qc.acceptance(values, sparse)
+    by = {c["check"]: c for c in acc["checks"]}
+    assert by["near_duplicates_pct"]["cannot_fail"] and acc["cannot_fail"] == ["near_duplicates_pct"]
+    assert acc["overall_pass"] and acc["n_checks_counted"] == 8
+    acc = qc.acceptance(values, strict)
+    assert not acc["cannot_fail"] and not acc["overall_pass"]
+    loose = compose(["thresholds=strict", "thresholds.ks_p_min=0", "thresholds.clip_rate_max_pct=100"]).thresholds
+    assert set(qc.acceptance(values, loose)["cannot_fail"]) == {"ks_median_p", "clip_rate_pct"}
+
+
+def failing(report):
+    return {c["check"] for c in report["acceptance"]["checks"] if not c["pass"] and not c["cannot_fail"]}
+
+
+def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
+    cfg, state, schema, table = demo_state
+    th = compose(["thresholds=strict"]).thresholds
+    groups = state["train"][GROUP_COL].to_numpy()
+    classes = sorted(set(groups))
+    rng = np.random.default_rng(0)
+    good = generate.Jitter(k=0.5, seed=0).fit(table, state["train"][GROUP_COL], schema).sample(30)
+    good, _ = generate.postprocess(good, table, schema, cfg.chem_window)
+    post = {"clip_rate_pct": 0.0}
+
+    def evaluate(synth, post=post, decode_from=None):
+        c, _ = cards.decode(decode_from if decode_from is not None else synth, schema, cfg.data, cfg.cleaning)
+        return qc.evaluate(table, synth, c, schema, "YS", cfg.chem_window, th, post, classes)
+
+    base = failing(evaluate(good))
+    # exact copies of the real rows: near-duplicates (and nothing new among the counted checks)
+    copies = table.assign(**{generate.SOURCE: groups}).groupby(generate.SOURCE).head(1)   # one per class
+    copies = pd.concat([copies] * 5, ignore_index=True)
+    assert failing(evaluate(copies)) == {"near_duplicates_pct"}
+    assert "near_duplicates_pct" not in base
+    # elements pushed outside the window and negative, skipping post-processing
+    bad = good.copy()
+    bad.loc[:50, "Cu"] = 0.5
+    bad.loc[51:60, "Si"] = -0.2
+    assert failing(evaluate(bad)) - base == {"window_violations", "negatives"}
+    # target far outside the real range
+    bad = good.copy()
+    bad["YS"] = bad["YS"] * 3
+    assert failing(evaluate(bad)) - base == {"target_in_range_pct"}
+    # one class only: balance
+    bad = good.copy()
+    bad.loc[bad.index[: len(bad) // 2], generate.SOURCE] = classes[0]
+    assert failing(evaluate(bad)) - base == {"balance_ratio"}
+    # columns shuffled independently: correlation structure destroyed
+    bad = good.copy()
+    for c in schema.continuous:
+        bad[c] = rng.permutation(bad[c].to_numpy())
+    assert "corr_mae" in failing(evaluate(bad)) and "corr_mae" not in base
+    # heavy clipping reported by post-processing
+    assert failing(evaluate(good, post={**post, "clip_rate_pct": 40.0})) - base == {"clip_rate_pct"}
+
+
+def test_ctgan_run_end_to_end(tmp_path):
+    proc = run_cli(["generator=ctgan", "generator.epochs=3", "generator.batch_size=100", "target=UTS",
+                    f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((tmp_path / "run" / "generation_report.json").read_text())
+    assert rep["generator"] == "ctgan" and rep["n_synthetic"] > 0 and "tstr_r2" in rep["utility"]
+    assert (tmp_path / "run" / "plots" / "real_vs_synthetic.png").stat().st_size > 1000
+    assert (tmp_path / "run" / "plots" / "correlation_difference.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gen", ["jitter", "none", "gaussiancopula"])
+def test_uq_al_generators(needs_shared_data, tmp_path, gen):
+    proc = run_cli(["data=uq_al", f"data.path={UQ}", "chem_window=wrought", "target=UTS", f"generator={gen}",
+                    "qc.plots=false", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["real_only_r2"] > 0.5 and (gen == "none") == (m["n_synthetic"] == 0)
