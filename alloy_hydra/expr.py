@@ -1,0 +1,158 @@
+"""Safe model artifacts: expression trees as JSON, evaluated with numpy. No pickle, no eval.
+
+A node is one of  {"const": 1.5} | {"var": "Mg"} | {"op": NAME, "args": [node, ...]}
+with NAME from OPS below. `validate` rejects anything else (unknown keys, ops, arity, variables), so a
+model.json received from someone else can be opened safely.
+"""
+from __future__ import annotations
+
+import ast
+import math
+
+import numpy as np
+
+OPS = {  # name: (arity, numpy function)
+    "add": (2, np.add), "sub": (2, np.subtract), "mul": (2, np.multiply), "div": (2, np.divide),
+    "pow": (2, np.power), "neg": (1, np.negative), "sqrt": (1, np.sqrt), "log": (1, np.log), "exp": (1, np.exp),
+    "square": (1, np.square), "abs": (1, np.abs), "tanh": (1, np.tanh), "sin": (1, np.sin), "cos": (1, np.cos),
+    "aq": (2, lambda a, b: a / np.sqrt(1.0 + b * b)),   # analytic quotient (operon)
+    "cbrt": (1, np.cbrt), "logabs": (1, lambda a: np.log(np.abs(a))), "sqrtabs": (1, lambda a: np.sqrt(np.abs(a))),
+}
+_PY_BIN = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.BitXor: "pow"}
+
+
+class ModelFileError(ValueError):
+    """A model.json that is malformed or holds something other than the allowed expression nodes."""
+
+
+def validate(node, variables=None, path="expr") -> None:
+    if not isinstance(node, dict):
+        raise ModelFileError(f"{path}: a node must be an object, not {type(node).__name__}")
+    keys = set(node)
+    if keys == {"const"}:
+        if not isinstance(node["const"], (int, float)) or isinstance(node["const"], bool) or \
+                not math.isfinite(node["const"]):
+            raise ModelFileError(f"{path}: const must be a finite number")
+    elif keys == {"var"}:
+        if not isinstance(node["var"], str) or (variables is not None and node["var"] not in variables):
+            raise ModelFileError(f"{path}: unknown variable {node['var']!r}")
+    elif keys == {"op", "args"}:
+        op = node["op"]
+        if op not in OPS:
+            raise ModelFileError(f"{path}: operator {op!r} is not allowed (allowed: {sorted(OPS)})")
+        if not isinstance(node["args"], list) or len(node["args"]) != OPS[op][0]:
+            raise ModelFileError(f"{path}: {op} takes {OPS[op][0]} argument(s)")
+        for i, a in enumerate(node["args"]):
+            validate(a, variables, f"{path}.{op}[{i}]")
+    else:
+        raise ModelFileError(f"{path}: unexpected keys {sorted(keys)}")
+
+
+def evaluate(node, X: dict) -> np.ndarray:
+    """Evaluate on columns X (name -> array); invalid operations give nan/inf, never an exception."""
+    with np.errstate(all="ignore"):
+        return _eval(node, X)
+
+
+def _eval(node, X):
+    if "const" in node:
+        return np.float64(node["const"])
+    if "var" in node:
+        return np.asarray(X[node["var"]], dtype=float)
+    return OPS[node["op"]][1](*(_eval(a, X) for a in node["args"]))
+
+
+def length(node) -> int:
+    """Number of nodes (the complexity used throughout)."""
+    return 1 + sum(length(a) for a in node.get("args", []))
+
+
+def variables(node) -> set[str]:
+    if "var" in node:
+        return {node["var"]}
+    return set().union(*(variables(a) for a in node.get("args", []))) if "args" in node else set()
+
+
+def constants(node) -> list[float]:
+    if "const" in node:
+        return [node["const"]]
+    return [c for a in node.get("args", []) for c in constants(a)]
+
+
+def with_constants(node, values) -> dict:
+    """A copy of the tree with its constants replaced in order (for refitting constants)."""
+    it = iter(values)
+
+    def rec(n):
+        if "const" in n:
+            return {"const": float(next(it))}
+        if "var" in n:
+            return dict(n)
+        return {"op": n["op"], "args": [rec(a) for a in n["args"]]}
+    return rec(node)
+
+
+def parse(text: str, names: dict | None = None) -> dict:
+    """A formula string (operon's output: + - * / ^ and sqrt(), log(), ...) -> tree. Parsed with `ast`,
+    never evaluated; `names` maps the string's variable names to feature names."""
+    tree = ast.parse(text.strip(), mode="eval").body
+
+    def rec(n):
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)):
+            return {"const": float(n.value)}
+        if isinstance(n, ast.Name):
+            return {"var": names.get(n.id, n.id) if names else n.id}
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            inner = rec(n.operand)
+            return {"const": -inner["const"]} if "const" in inner else {"op": "neg", "args": [inner]}
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.UAdd):
+            return rec(n.operand)
+        if isinstance(n, ast.BinOp) and type(n.op) in _PY_BIN:
+            return {"op": _PY_BIN[type(n.op)], "args": [rec(n.left), rec(n.right)]}
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in OPS and not n.keywords:
+            return {"op": n.func.id, "args": [rec(a) for a in n.args]}
+        raise ModelFileError(f"cannot read formula part {ast.dump(n)[:80]}")
+    out = rec(tree)
+    validate(out)
+    return out
+
+
+def simplify(node) -> dict:
+    """Fold constant sub-trees and trivial identities (x*1, x+0, c^2 ...) so formulas read well."""
+    if "args" not in node:
+        return node
+    args = [simplify(a) for a in node["args"]]
+    if all("const" in a for a in args):
+        v = float(evaluate({"op": node["op"], "args": args}, {}))
+        if math.isfinite(v):
+            return {"const": v}
+    op = node["op"]
+    c = [a.get("const") for a in args]
+    if op == "mul" and (c[0] == 0 or (len(c) > 1 and c[1] == 0)):
+        return {"const": 0.0}
+    if op == "mul" and c[0] == 1:
+        return args[1]
+    if op in ("mul", "div", "pow") and c[1] == 1:
+        return args[0]
+    if op == "add" and c[0] == 0:
+        return args[1]
+    if op in ("add", "sub") and c[1] == 0:
+        return args[0]
+    return {"op": op, "args": args}
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "·", "div": "/", "pow": "^"}
+
+
+def to_string(node, precision: int = 4, units: dict | None = None) -> str:
+    """Readable formula; `units` adds [unit] after variable names."""
+    if "const" in node:
+        return f"{node['const']:.{precision}g}"
+    if "var" in node:
+        return node["var"] + (f"[{units[node['var']]}]" if units and units.get(node["var"]) else "")
+    args = [to_string(a, precision, units) for a in node["args"]]
+    if node["op"] in _INFIX:
+        return f"({args[0]} {_INFIX[node['op']]} {args[1]})"
+    if node["op"] == "neg":
+        return f"-({args[0]})"
+    return f"{node['op']}({', '.join(args)})"
