@@ -164,8 +164,10 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
     good, _ = generate.postprocess(good, table, schema, cfg.chem_window)
     post = {"clip_rate_pct": 0.0}
 
-    def evaluate(synth, post=post, decode_from=None):
-        c, _ = cards.decode(decode_from if decode_from is not None else synth, schema, cfg.data, cfg.cleaning)
+    def evaluate(synth, post=post, tamper=None):
+        c, _ = cards.decode(synth, schema, cfg.data, cfg.cleaning)
+        if tamper:
+            tamper(c)
         return qc.evaluate(table, synth, c, schema, "YS", cfg.chem_window, th, post, classes)
 
     base = failing(evaluate(good))
@@ -192,6 +194,16 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
     for c in schema.continuous:
         bad[c] = rng.permutation(bad[c].to_numpy())
     assert "corr_mae" in failing(evaluate(bad)) and "corr_mae" not in base
+    # a balance that no longer closes: composition sum
+    def unbalance(c):
+        c.loc[c.index[:10], "Al"] += 0.5
+    assert failing(evaluate(good, tamper=unbalance)) - base == {"composition_sum_max_dev"}
+    # every non-target feature shifted (monotone: correlations kept, window kept): KS
+    bad = good.copy()
+    for c in schema.continuous:
+        if c not in schema.targets:
+            bad[c] = bad[c] * (0.5 if c in schema.elements else 1.3)
+    assert failing(evaluate(bad)) - base == {"ks_median_p"}
     # heavy clipping reported by post-processing
     assert failing(evaluate(good, post={**post, "clip_rate_pct": 40.0})) - base == {"clip_rate_pct"}
 
