@@ -53,6 +53,7 @@ class DataConfig:
     detection_limit: str = "half"          # "<0.01" -> zero | half | limit
     ground_truth: bool = False             # properties come from alloy_hydra.ground_truth (demo only)
     coarse_group_column: Optional[str] = None  # a low-cardinality key SDV generators may condition on
+    interactions: List[str] = field(default_factory=list)   # extra model inputs, formulas over card columns
 
 
 @dataclass
@@ -135,6 +136,66 @@ class SDVConfig(GeneratorConfig):
 
 
 @dataclass
+class RegressorConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+
+
+@dataclass
+class OperonConfig(RegressorConfig):
+    generations: int = 1000             # max_time usually stops it first
+    population_size: int = 500
+    max_length: int = 30
+    max_depth: int = 10
+    allowed_symbols: str = "add,sub,mul,div,constant,variable,sqrt,log,exp,square"
+    optimizer_iterations: int = 10      # constant fitting (off at 0)
+    max_time: int = 5                   # seconds, bounds every fit (CV folds, final)
+    n_threads: int = 2
+
+
+@dataclass
+class PySRConfig(RegressorConfig):
+    niterations: int = 100
+    populations: int = 30
+    population_size: int = 100
+    parsimony: float = 0.002
+    binary_operators: List[str] = field(default_factory=lambda: ["+", "*", "-", "/"])
+    unary_operators: List[str] = field(default_factory=lambda: ["square", "cube", "sqrt", "log", "exp"])
+    constraints: Dict[str, Any] = field(default_factory=lambda: {"pow": [-1, 3], "exp": 3})
+    loss: str = "loss(prediction, target) = abs(prediction - target)"
+    procs: int = 4
+    multithreading: bool = True
+    max_time: Optional[float] = None
+
+
+@dataclass
+class RidgeConfig(RegressorConfig):
+    alphas: List[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+
+
+@dataclass
+class GBMConfig(RegressorConfig):
+    max_iter: int = 200
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 31
+
+
+@dataclass
+class TrainConfig:
+    data: str = "synthetic+real"        # synthetic+real | synthetic | real (generator=none: real)
+    cv_folds: int = 5                   # GroupKFold; synthetic rows grouped with their source_group
+    max_rows: int = 4000                # group-stratified subsample for every fit (symbolic fits scale with rows)
+    ensemble: int = 20                  # bootstrap-over-groups members for the uncertainty
+    select_rule: str = "parsimony"      # parsimony | min_cv
+    select_tolerance: float = 0.05      # parsimony: CV MAE within (1 + tol) x best
+    require_physics: bool = True
+    physics_min_fraction: float = 0.9   # share of audit points with the expected sign
+    domain_k: int = 5
+    domain_quantile: float = 0.95       # out of domain beyond this quantile of training distances
+    exclude: List[str] = field(default_factory=list)   # card columns never used as features
+
+
+@dataclass
 class SplitConfig:
     holdout_fraction: float = 0.2       # share of groups held out (never seen by generator or regressor)
 
@@ -152,10 +213,12 @@ class Config:
     chem_window: ChemWindowConfig = MISSING
     thresholds: ThresholdsConfig = MISSING
     generator: Any = MISSING
+    regressor: Any = MISSING
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     qc: QCConfig = field(default_factory=QCConfig)
-    stages: List[str] = field(default_factory=lambda: ["clean", "split", "generate", "qc"])
+    train: TrainConfig = field(default_factory=TrainConfig)
+    stages: List[str] = field(default_factory=lambda: ["clean", "split", "generate", "qc", "train", "audit"])
     seed: int = 42
     summary: bool = True   # print the rich summary
 
@@ -173,6 +236,8 @@ def register() -> None:
     cs.store(group="generator", name="base_jitter", node=JitterConfig)
     cs.store(group="generator", name="base_sdv", node=SDVConfig)
     cs.store(group="generator", name="base_none", node=GeneratorConfig)
+    for name, node in (("operon", OperonConfig), ("pysr", PySRConfig), ("ridge", RidgeConfig), ("gbm", GBMConfig)):
+        cs.store(group="regressor", name=f"base_{name}", node=node)
 
 
 def as_config(cfg: Any):

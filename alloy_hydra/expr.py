@@ -127,6 +127,23 @@ def simplify(node) -> dict:
         if math.isfinite(v):
             return {"const": v}
     op = node["op"]
+    if op == "mul":   # hoist constant factors: c1·(c2·x) -> (c1c2)·x, (c1·x)·(c2·y) -> (c1c2)·(x·y)
+        k, rest = 1.0, []
+        for a in args:
+            if "const" in a:
+                k *= a["const"]
+            elif a.get("op") == "mul" and "const" in a["args"][0]:
+                k *= a["args"][0]["const"]
+                rest.append(a["args"][1])
+            else:
+                rest.append(a)
+        if len(rest) < 2 or k != 1.0:
+            inner = rest[0] if len(rest) == 1 else {"op": "mul", "args": rest}
+            if not rest:
+                return {"const": k}
+            return inner if k == 1.0 else {"op": "mul", "args": [{"const": k}, inner]}
+    if op == "sub" and "const" in args[1] and args[1]["const"] < 0:
+        return simplify({"op": "add", "args": [args[0], {"const": -args[1]["const"]}]})
     c = [a.get("const") for a in args]
     if op == "mul" and (c[0] == 0 or (len(c) > 1 and c[1] == 0)):
         return {"const": 0.0}

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from . import expr
 from .clean import has_times
 
 
@@ -34,9 +35,10 @@ def default_columns(data) -> tuple[list[str], list[str]]:
 class Featuriser(BaseEstimator, TransformerMixin):
     """sklearn transformer: learns categorical levels and fill values on fit; transform gives a float frame."""
 
-    def __init__(self, numeric=(), categorical=(), drop_constant=True):
+    def __init__(self, numeric=(), categorical=(), interactions=(), drop_constant=True):
         self.numeric = numeric
         self.categorical = categorical
+        self.interactions = interactions   # formulas over card columns, e.g. "Mg*Mn", "1/sqrt(grain_size_um)"
         self.drop_constant = drop_constant
 
     def fit(self, cards: pd.DataFrame, y=None):
@@ -50,6 +52,10 @@ class Featuriser(BaseEstimator, TransformerMixin):
 
     def _frame(self, cards: pd.DataFrame) -> pd.DataFrame:
         out = {c: cards[c].astype(float).fillna(self.fill_[c]).to_numpy() for c in self.numeric}
+        for formula in self.interactions:   # parsed with ast into an expression tree, evaluated by numpy
+            tree = expr.parse(formula.replace("^", "**"))
+            value = np.broadcast_to(expr.evaluate(tree, out), (len(cards),)).astype(float)
+            out[formula.replace(" ", "")] = np.where(np.isfinite(value), value, 0.0)
         for c, levels in self.levels_.items():
             values = cards[c].astype(str).to_numpy()
             for level in levels:
@@ -58,6 +64,19 @@ class Featuriser(BaseEstimator, TransformerMixin):
 
     def transform(self, cards: pd.DataFrame) -> pd.DataFrame:
         return self._frame(cards).reindex(columns=self.columns_)
+
+    def to_json(self) -> dict:
+        return {"numeric": list(self.numeric), "categorical": list(self.categorical),
+                "interactions": list(self.interactions), "levels": self.levels_, "fill": self.fill_,
+                "columns": self.columns_}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Featuriser":
+        f = cls(d["numeric"], d["categorical"], d["interactions"])
+        f.levels_, f.fill_, f.columns_ = d["levels"], d["fill"], d["columns"]
+        for formula in f.interactions:
+            expr.parse(formula.replace("^", "**"))   # rejects anything but plain formulas
+        return f
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(self.columns_, dtype=object)

@@ -14,8 +14,12 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
-from . import cards as cards_mod, clean as clean_mod, generate as gen_mod, qc as qc_mod, report
+from . import audit as audit_mod, cards as cards_mod, clean as clean_mod, expr, generate as gen_mod, plots
+from . import qc as qc_mod, report, train as train_mod
+from .model import Domain, Model
+from .regress import FixedModel, GBMModel, RidgeModel
 from .errors import AlloyHydraError, ConfigError
 from .features import Featuriser, default_columns
 from .io import read_cards, write_json
@@ -154,8 +158,154 @@ def stage_qc(cfg, run_dir: Path, state: RunState) -> None:
                                                    "real_only_mae")})
 
 
+def unit_of(name: str, data) -> str:
+    if name in data.composition_columns or name == data.balance_element:
+        return "wt%"
+    for suffix, unit in (("_C", "°C"), ("_s", "s"), ("_pct", "%"), ("_um", "µm"), ("_mm", "mm")):
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+def make_regressor(cfg, feature_names):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+    params = OmegaConf.to_container(cfg.regressor, resolve=True)
+    params.pop("name", None)
+    return instantiate(params, feature_names=list(feature_names), seed=cfg.seed, _convert_="all")
+
+
+def training_cards(cfg, state) -> pd.DataFrame:
+    """The rows the regressor learns from, each with its CV group (`_cv_group`)."""
+    real = state["train"].assign(_cv_group=state["train"][clean_mod.GROUP_COL], is_synthetic=0)
+    synth = state.get("synth_cards")
+    parts = []
+    if cfg.train.data in ("real", "synthetic+real") or synth is None or not len(synth):
+        parts.append(real)
+    if cfg.train.data in ("synthetic", "synthetic+real") and synth is not None and len(synth):
+        parts.append(synth.assign(_cv_group=synth["source_group"]))
+    if cfg.train.data not in ("real", "synthetic", "synthetic+real"):
+        raise ConfigError(f"train.data must be real, synthetic or synthetic+real, not {cfg.train.data!r}")
+    out = pd.concat(parts, ignore_index=True)
+    return out[out[cfg.target.name].notna()].reset_index(drop=True)
+
+
+def stage_train(cfg, run_dir: Path, state: RunState) -> None:
+    from rich.progress import Progress
+    target, seed = cfg.target.name, cfg.seed
+    cards = training_cards(cfg, state)
+    numeric, categorical = default_columns(cfg.data)
+    numeric = [c for c in numeric if c not in cfg.train.exclude]
+    feat = Featuriser(numeric, categorical, list(cfg.data.interactions)).fit(cards)
+    X_all, y_all, g_all = feat.transform(cards), cards[target].to_numpy(float), cards["_cv_group"].to_numpy()
+    sub = train_mod.subsample(g_all, cfg.train.max_rows, seed)
+    X, y, groups = X_all.iloc[sub].reset_index(drop=True), y_all[sub], g_all[sub]
+    splits = train_mod.folds(groups, cfg.train.cv_folds)
+    reg = make_regressor(cfg, X.columns)
+    baselines = {"ridge": RidgeModel(feature_names=list(X.columns), seed=seed),
+                 "gbm": GBMModel(feature_names=list(X.columns), seed=seed)}
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"training {cfg.regressor.name} on {len(X)} rows", total=4)
+        cv_proc = train_mod.oof(reg, X, y, splits)                      # the whole procedure, refit per fold
+        bar.advance(task)
+        base_cv = {k: train_mod.oof(b, X, y, splits) for k, b in baselines.items()}
+        bar.advance(task)
+        final = clone(reg).fit(X, y)
+        fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
+        bar.advance(task)
+        main = final.to_json()
+        real_cards = state["train"]
+        pert = audit_mod.perturbations(real_cards, dict(cfg.target.physics), feat.transform, seed=seed)
+
+        def physics_of(model):
+            return audit_mod.audit(lambda Xp: train_mod.predict_model(model, Xp), pert,
+                                   cfg.train.physics_min_fraction)
+        front = getattr(final, "front_", [])
+        table, chosen_id, why = None, None, "the estimator's own model"
+        if main["kind"] == "expression" and front:
+            table = train_mod.pareto_table(front, X, y, splits, physics_of)
+            chosen_id, why = train_mod.choose(table, cfg.train.select_rule, cfg.train.select_tolerance,
+                                              cfg.train.require_physics)
+            fixed = front[chosen_id]["expr"]
+            main = {"kind": "expression", "features": list(X.columns),
+                    "expr": train_mod.refit_constants(fixed, train_mod._cols(X), y)}
+            cv_chosen = train_mod.expression_cv(fixed, X, y, splits)
+        else:
+            cv_chosen = cv_proc
+        symbolic = main["kind"] == "expression" and hasattr(final, "front_") and type(final).__name__ != "RidgeModel"
+        n_members = cfg.train.ensemble if main["kind"] == "expression" else min(cfg.train.ensemble, 5)
+        members = train_mod.ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed)
+        bar.advance(task)
+    ok = np.isfinite(cv_chosen)
+    sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
+    domain = Domain.fit(feat.transform(state["train"]).to_numpy(float), cfg.train.domain_k, cfg.train.domain_quantile)
+    complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
+    info = {"regressor": cfg.regressor.name, "generator": cfg.generator.name, "train_data": cfg.train.data,
+            "n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
+            "selection": why, "data": cfg.data.name}
+    model = Model(target, cfg.target.unit, feat, main, members, sigma_resid, domain, info)
+    model.save(run_dir / "model.json")
+    units = {c: unit_of(c, cfg.data) for c in X.columns}
+    if main["kind"] == "expression":
+        text = expr.to_string(main["expr"], 5, units)
+        (run_dir / "equation.txt").write_text(
+            f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
+            f"regressor: {cfg.regressor.name}; trained on {len(X)} rows ({cfg.train.data}, generator "
+            f"{cfg.generator.name}); grouped {len(splits)}-fold CV MAE {np.mean(np.abs(cv_chosen[ok] - y[ok])):.4g} "
+            f"{cfg.target.unit}\nuncertainty: ±sqrt(ensemble sd² + {sigma_resid:.3g}²)\n")
+    else:
+        (run_dir / "equation.txt").write_text(f"{target}: {cfg.regressor.name} is a tree ensemble "
+                                              f"({len(main['trees'])} trees); no closed-form formula.\n")
+    if table is not None:
+        table.assign(chosen=table["id"] == chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
+        (run_dir / "plots").mkdir(exist_ok=True)
+        plots.pareto(table, chosen_id, run_dir / "plots" / "pareto_front.png")
+    cv = {"chosen": train_mod.metrics(y[ok], cv_chosen[ok]), "procedure": train_mod.metrics(
+        y[np.isfinite(cv_proc)], cv_proc[np.isfinite(cv_proc)])}
+    cv.update({f"baseline_{k}": train_mod.metrics(y, p) for k, p in base_cv.items()})
+    state.update(model=model, baselines=fitted_baselines, cv=cv, pareto=table, pert=pert)
+    state.metrics.update(cv_mae=cv["chosen"]["mae"], cv_mae_procedure=cv["procedure"]["mae"],
+                         complexity=complexity, n_train_model_rows=int(len(X)), regressor=cfg.regressor.name)
+
+
+def stage_audit(cfg, run_dir: Path, state: RunState) -> None:
+    from sklearn.inspection import permutation_importance
+    model, target = state["model"], cfg.target.name
+    physics = audit_mod.audit(lambda Xp: train_mod.predict_model(model.main, Xp), state["pert"],
+                              cfg.train.physics_min_fraction)
+    hold = state["holdout"]
+    Xh = model.featuriser.transform(hold)
+    y = hold[target].to_numpy(float)
+    mean, std, in_dom, dist = model.predict(X=Xh.to_numpy(float))
+    main = train_mod.metrics(y, mean)
+    coverage = float(np.mean(np.abs(y - mean) <= 2 * std))
+    base = {k: train_mod.metrics(y, b.predict(Xh)) for k, b in state["baselines"].items()}
+    per_class = (pd.DataFrame({"group": hold[clean_mod.GROUP_COL], "y": y, "pred": mean, "std": std})
+                 .assign(abs_err=lambda d: (d.y - d.pred).abs())
+                 .groupby("group").agg(n=("y", "size"), mae=("abs_err", "mean"), mean_std=("std", "mean"))
+                 .reset_index())
+    imp = permutation_importance(FixedModel(model.main).fit(), Xh, y, n_repeats=5, random_state=cfg.seed,
+                                 scoring="neg_mean_absolute_error")
+    pd.DataFrame({"feature": Xh.columns, "importance_mae": imp.importances_mean, "std": imp.importances_std}) \
+        .sort_values("importance_mae", ascending=False).to_csv(run_dir / "feature_importance.csv", index=False)
+    (run_dir / "plots").mkdir(exist_ok=True)
+    plots.parity(y, {cfg.regressor.name: (mean, std), "gbm": (state["baselines"]["gbm"].predict(Xh), None),
+                     "ridge": (state["baselines"]["ridge"].predict(Xh), None)}, target, cfg.target.unit,
+                 run_dir / "plots" / "parity.png")
+    report_ = {"target": target, "unit": cfg.target.unit, "holdout": {**main, "coverage_2sigma": coverage,
+                                                                     "in_domain_share": float(np.mean(in_dom))},
+               "baselines_holdout": base, "cv": state["cv"], "physics": physics,
+               "per_class": per_class.to_dict("records"), "model": model.info,
+               "note": "holdout = real groups never seen by the generator or the regressor"}
+    write_json(run_dir / "validation_report.json", report_)
+    state.metrics.update(holdout_mae=main["mae"], holdout_rmse=main["rmse"], holdout_r2=main["r2"],
+                         holdout_mape=main["mape"], physics_pass=physics["pass"], coverage_2sigma=coverage,
+                         baseline_ridge_r2=base["ridge"]["r2"], baseline_gbm_r2=base["gbm"]["r2"],
+                         baseline_ridge_mae=base["ridge"]["mae"], baseline_gbm_mae=base["gbm"]["mae"])
+
+
 STAGES: dict[str, Callable] = {"clean": stage_clean, "split": stage_split, "generate": stage_generate,
-                               "qc": stage_qc}
+                               "qc": stage_qc, "train": stage_train, "audit": stage_audit}
 
 
 def check_stages(stages) -> list[str]:

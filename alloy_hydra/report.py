@@ -5,7 +5,9 @@ from rich.console import Console
 from rich.table import Table
 
 SUMMARY_KEYS = ("rows_in", "rows_kept", "rows_rejected", "view_rows", "view_groups", "target_clipped",
-                "n_train_rows", "n_holdout_rows", "generator", "n_synthetic", "qc_pass", "tstr_r2", "real_only_r2")
+                "n_train_rows", "n_holdout_rows", "generator", "n_synthetic", "qc_pass", "tstr_r2", "real_only_r2",
+                "regressor", "complexity", "cv_mae", "holdout_mae", "holdout_r2", "baseline_ridge_r2",
+                "baseline_gbm_r2", "coverage_2sigma", "physics_pass")
 
 
 def print_summary(metrics: dict, run_dir, console: Console | None = None) -> None:

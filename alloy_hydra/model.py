@@ -1,0 +1,109 @@
+"""A trained property model as it lives in model.json: featuriser + chosen JSON model + ensemble members +
+residual sd + applicability domain. Loading never executes code from the file: it is JSON, validated node by
+node, and evaluated with numpy."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.neighbors import NearestNeighbors
+
+from .expr import ModelFileError
+from .features import Featuriser
+from .regress import predict_json, validate_model
+
+FORMAT = "alloy_hydra.model/1"
+
+
+@dataclass
+class Domain:
+    """Applicability domain: mean distance to the k nearest real training rows in standardised feature space;
+    beyond `threshold` (a quantile of the training rows' own leave-one-out distances) = out of domain."""
+    mu: np.ndarray
+    sd: np.ndarray
+    points: np.ndarray
+    k: int
+    threshold: float
+
+    @classmethod
+    def fit(cls, X: np.ndarray, k: int = 5, quantile: float = 0.95) -> "Domain":
+        mu, sd = X.mean(axis=0), X.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        Z = (X - mu) / sd
+        k = max(1, min(k, len(Z) - 1))
+        d = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z)[0][:, 1:].mean(axis=1)
+        return cls(mu, sd, Z, k, float(np.quantile(d, quantile)))
+
+    def distance(self, X: np.ndarray) -> np.ndarray:
+        Z = (np.asarray(X, float) - self.mu) / self.sd
+        return NearestNeighbors(n_neighbors=self.k).fit(self.points).kneighbors(Z)[0].mean(axis=1)
+
+    def to_json(self) -> dict:
+        return {"mu": self.mu.tolist(), "sd": self.sd.tolist(), "points": np.round(self.points, 6).tolist(),
+                "k": self.k, "threshold": self.threshold}
+
+
+@dataclass
+class Model:
+    target: str
+    unit: str
+    featuriser: Featuriser
+    main: dict
+    members: list
+    sigma_resid: float
+    domain: Domain
+    info: dict
+
+    @property
+    def features(self) -> list[str]:
+        return self.featuriser.columns_
+
+    def X(self, cards: pd.DataFrame) -> np.ndarray:
+        return self.featuriser.transform(cards).to_numpy(float)
+
+    def predict(self, cards: pd.DataFrame | None = None, X: np.ndarray | None = None):
+        """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix)."""
+        X = self.X(cards) if X is None else X
+        mean = predict_json(self.main, X)
+        if self.members:
+            spread = np.std(np.vstack([predict_json(m, X) for m in self.members]), axis=0)
+        else:
+            spread = np.zeros(len(mean))
+        std = np.sqrt(spread ** 2 + self.sigma_resid ** 2)   # model spread + residual scatter
+        dist = self.domain.distance(X)
+        return mean, std, dist <= self.domain.threshold, dist
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "target": self.target, "unit": self.unit,
+                "featuriser": self.featuriser.to_json(), "model": self.main, "members": self.members,
+                "sigma_resid": self.sigma_resid, "domain": self.domain.to_json(), "info": self.info}
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_json()))
+
+    @classmethod
+    def load(cls, path) -> "Model":
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ModelFileError(f"{path}: not a readable model file ({err})") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ModelFileError(f"{path}: not an alloy_hydra model file")
+        try:
+            feat = Featuriser.from_json(d["featuriser"])
+            for m in [d["model"], *d["members"]]:
+                validate_model(m)
+                if m["features"] != feat.columns_:
+                    raise ModelFileError("model features differ from the featuriser's columns")
+            dom = d["domain"]
+            domain = Domain(np.asarray(dom["mu"], float), np.asarray(dom["sd"], float),
+                            np.asarray(dom["points"], float), int(dom["k"]), float(dom["threshold"]))
+            return cls(str(d["target"]), str(d["unit"]), feat, d["model"], d["members"], float(d["sigma_resid"]),
+                       domain, d.get("info", {}))
+        except ModelFileError as err:
+            raise ModelFileError(f"{path}: {err}") from None
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFileError(f"{path}: malformed model file ({err!r})") from None

@@ -1,0 +1,266 @@
+"""Regressors, all scikit-learn estimators (clone / cross_validate work) that export a safe JSON model.
+
+- OperonRegressor (default): pyoperon symbolic regression; multi-objective (accuracy × length) Pareto front.
+- PySRAdaptor: maps the action plan's PySR settings onto PySRRegressor; raises JuliaNotAvailable before
+  importing pysr where Julia is missing.
+- RidgeModel, GBMModel: the baselines. Ridge exports a linear formula; gradient boosting exports its trees.
+
+Every estimator predicts through its JSON model (`to_json`), so model.json reproduces the fitted predictions.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from . import expr
+
+
+class JuliaNotAvailable(RuntimeError):
+    """PySR needs a Julia installation, and none is present."""
+
+
+def _names(X, feature_names):
+    if feature_names is not None:
+        return list(feature_names)
+    if hasattr(X, "columns"):
+        return [str(c) for c in X.columns]
+    return [f"x{i}" for i in range(np.asarray(X).shape[1])]
+
+
+def _columns(X, names) -> dict:
+    A = np.array(X, dtype=float)   # a writable copy (pandas 3 gives read-only views)
+    return {n: A[:, i] for i, n in enumerate(names)}
+
+
+def predict_json(model: dict, X, names=None) -> np.ndarray:
+    """Evaluate a JSON model (expression or trees) on a feature matrix whose columns are model['features']."""
+    names = names or model["features"]
+    cols = _columns(X, names)
+    n = len(next(iter(cols.values()))) if cols else len(X)
+    if model["kind"] == "expression":
+        return np.broadcast_to(expr.evaluate(model["expr"], cols), (n,)).astype(float).copy()
+    if model["kind"] == "trees":
+        A = np.array(X, dtype=float)
+        out = np.full(n, float(model["baseline"]))
+        for t in model["trees"]:
+            node = np.zeros(n, dtype=int)
+            leaf = np.asarray(t["leaf"], bool)
+            feat, thr = np.asarray(t["feature"]), np.asarray(t["threshold"], float)
+            left, right, miss = np.asarray(t["left"]), np.asarray(t["right"]), np.asarray(t["missing_left"], bool)
+            for _ in range(int(t["depth"]) + 1):
+                active = ~leaf[node]
+                if not active.any():
+                    break
+                x = A[np.arange(n), feat[node]]
+                go_left = np.where(np.isnan(x), miss[node], x <= thr[node])
+                node = np.where(active, np.where(go_left, left[node], right[node]), node)
+            out += np.asarray(t["value"], float)[node]
+        return out
+    raise expr.ModelFileError(f"unknown model kind {model.get('kind')!r}")
+
+
+class _JSONPredictor(BaseEstimator, RegressorMixin):
+    def predict(self, X):
+        return predict_json(self.json_, X)
+
+    def to_json(self) -> dict:
+        return self.json_
+
+
+class FixedModel(_JSONPredictor):
+    """An already-fitted JSON model as an estimator (for sklearn tools such as permutation_importance)."""
+
+    def __init__(self, model=None):
+        self.model = model
+
+    def fit(self, X=None, y=None):
+        self.json_ = self.model
+        return self
+
+
+class OperonRegressor(_JSONPredictor):
+    """pyoperon SymbolicRegressor with an accuracy × length Pareto front; the chosen expression is operon's
+    own pick until the train stage re-chooses from the front by grouped CV, complexity and physics."""
+
+    def __init__(self, generations=200, population_size=500, max_length=30, max_depth=10,
+                 allowed_symbols="add,sub,mul,div,constant,variable,sqrt,log,exp,square",
+                 optimizer_iterations=10, max_time=8, n_threads=1, feature_names=None, seed=0):
+        self.generations, self.population_size, self.max_length, self.max_depth = (
+            generations, population_size, max_length, max_depth)
+        self.allowed_symbols, self.optimizer_iterations, self.max_time = allowed_symbols, optimizer_iterations, max_time
+        self.n_threads, self.feature_names, self.seed = n_threads, feature_names, seed
+
+    def fit(self, X, y):
+        from pyoperon.sklearn import SymbolicRegressor
+        names = _names(X, self.feature_names)
+        alias = {f"x{i}": n for i, n in enumerate(names)}
+        if int(self.optimizer_iterations) <= 0:
+            raise ValueError("operon needs optimizer_iterations > 0: constant fitting is off otherwise")
+        reg = SymbolicRegressor(
+            allowed_symbols=self.allowed_symbols, objectives=["r2", "length"], generations=int(self.generations),
+            population_size=int(self.population_size), pool_size=int(self.population_size),
+            max_length=int(self.max_length), max_depth=int(self.max_depth),
+            optimizer_iterations=int(self.optimizer_iterations), max_time=int(self.max_time),
+            n_threads=int(self.n_threads), random_state=int(self.seed))
+        A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
+        reg.fit(A, yy)
+        front = []
+        for p in reg.pareto_front_:
+            tree = expr.simplify(expr.parse(reg.get_model_string(p["tree"], 15, names=list(alias)), alias))
+            front.append({"expr": tree, "length": expr.length(tree), "mse": float(p["mean_squared_error"])})
+        front.sort(key=lambda f: f["length"])
+        self.front_ = front
+        best = expr.simplify(expr.parse(reg.get_model_string(reg.model_, 15, names=list(alias)), alias))
+        self.json_ = {"kind": "expression", "expr": best, "features": names}
+        self.operon_predict_ = np.asarray(reg.predict(A), dtype=float)   # float32 inside operon
+        self.n_features_in_ = len(names)
+        return self
+
+
+class PySRAdaptor(_JSONPredictor):
+    """The action plan's PySR configuration (Step 3.2) on PySRRegressor. Julia is checked before pysr is
+    imported: `import pysr` would try to download Julia, which fails on machines without network."""
+
+    def __init__(self, niterations=100, populations=30, population_size=100, parsimony=0.002,
+                 binary_operators=("+", "*", "-", "/"), unary_operators=("square", "cube", "sqrt", "log", "exp"),
+                 constraints=None, loss="loss(prediction, target) = abs(prediction - target)", procs=4,
+                 multithreading=True, max_time=None, feature_names=None, seed=0):
+        self.niterations, self.populations, self.population_size = niterations, populations, population_size
+        self.parsimony, self.binary_operators, self.unary_operators = parsimony, binary_operators, unary_operators
+        self.constraints, self.loss, self.procs, self.multithreading = constraints, loss, procs, multithreading
+        self.max_time, self.feature_names, self.seed = max_time, feature_names, seed
+
+    def pysr_kwargs(self) -> dict:
+        """PySRRegressor keyword arguments for this config (checked by a test without Julia)."""
+        constraints = {k: (tuple(v) if isinstance(v, (list, tuple)) else int(v))
+                       for k, v in (self.constraints or {}).items()}
+        kw = dict(niterations=int(self.niterations), populations=int(self.populations),
+                  population_size=int(self.population_size), parsimony=float(self.parsimony),
+                  binary_operators=list(self.binary_operators), unary_operators=list(self.unary_operators),
+                  constraints=constraints, elementwise_loss=self.loss, procs=int(self.procs),
+                  parallelism="multithreading" if self.multithreading else "serial", random_state=int(self.seed),
+                  deterministic=not self.multithreading, model_selection="best")
+        if self.max_time:
+            kw["timeout_in_seconds"] = float(self.max_time)
+        return kw
+
+    @staticmethod
+    def julia_available() -> str | None:
+        exe = os.environ.get("PYTHON_JULIACALL_EXE")
+        if exe and Path(exe).exists():
+            return exe
+        found = shutil.which("julia")
+        if found:
+            return found
+        depot = Path(os.environ.get("JULIA_DEPOT_PATH", Path.home() / ".julia")).expanduser()
+        for cand in sorted(depot.glob("juliaup/*/bin/julia")) + sorted((depot / "environments").glob(
+                "pyjuliapkg/install/bin/julia")):
+            if cand.exists():
+                return str(cand)
+        return None
+
+    def fit(self, X, y):
+        if self.julia_available() is None:
+            raise JuliaNotAvailable(
+                "regressor=pysr needs Julia, and none was found (PYTHON_JULIACALL_EXE, `julia` on PATH, "
+                "~/.julia/juliaup). This machine cannot download it; use regressor=operon (the default "
+                "symbolic engine) or install Julia and `pip install pysr`.")
+        from pysr import PySRRegressor
+        names = _names(X, self.feature_names)
+        alias = {f"x{i}": n for i, n in enumerate(names)}
+        reg = PySRRegressor(**self.pysr_kwargs(), variable_names=list(alias))
+        reg.fit(np.array(X, dtype=float), np.array(y, dtype=float))
+        eqs = reg.equations_
+        self.front_ = [{"expr": expr.simplify(expr.parse(str(e).replace("**", "^"), alias)),
+                        "length": int(c), "mse": float(l)} for e, c, l in zip(eqs["sympy_format"], eqs["complexity"],
+                                                                             eqs["loss"])]
+        self.json_ = {"kind": "expression", "expr": expr.simplify(expr.parse(str(reg.sympy()), alias)),
+                      "features": names}
+        return self
+
+
+class RidgeModel(_JSONPredictor):
+    """Standardised ridge (alpha by internal CV), exported as a linear formula in the original units."""
+
+    def __init__(self, alphas=(0.01, 0.1, 1.0, 10.0, 100.0), feature_names=None, seed=0):
+        self.alphas, self.feature_names, self.seed = alphas, feature_names, seed
+
+    def fit(self, X, y):
+        from sklearn.linear_model import RidgeCV
+        names = _names(X, self.feature_names)
+        A = np.array(X, dtype=float)
+        mu, sd = A.mean(axis=0), A.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        m = RidgeCV(alphas=list(self.alphas)).fit((A - mu) / sd, np.asarray(y, float))
+        w = m.coef_ / sd
+        terms = [{"const": float(m.intercept_ - np.dot(w, mu))}]
+        terms += [{"op": "mul", "args": [{"const": float(wi)}, {"var": n}]} for wi, n in zip(w, names) if wi != 0]
+        tree = terms[0]
+        for t in terms[1:]:
+            tree = {"op": "add", "args": [tree, t]}
+        self.json_ = {"kind": "expression", "expr": tree, "features": names}
+        self.front_ = [{"expr": tree, "length": expr.length(tree), "mse": float("nan")}]
+        self.n_features_in_ = len(names)
+        return self
+
+
+class GBMModel(_JSONPredictor):
+    """HistGradientBoosting baseline, exported as its trees (numbers only)."""
+
+    def __init__(self, max_iter=200, learning_rate=0.1, max_leaf_nodes=31, feature_names=None, seed=0):
+        self.max_iter, self.learning_rate, self.max_leaf_nodes = max_iter, learning_rate, max_leaf_nodes
+        self.feature_names, self.seed = feature_names, seed
+
+    def fit(self, X, y):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        names = _names(X, self.feature_names)
+        m = HistGradientBoostingRegressor(max_iter=int(self.max_iter), learning_rate=float(self.learning_rate),
+                                          max_leaf_nodes=int(self.max_leaf_nodes), random_state=int(self.seed))
+        m.fit(np.array(X, dtype=float), np.asarray(y, float))
+        trees = []
+        for (pred,) in m._predictors:
+            nd = pred.nodes
+            trees.append({"feature": nd["feature_idx"].tolist(), "threshold": nd["num_threshold"].tolist(),
+                          "left": nd["left"].tolist(), "right": nd["right"].tolist(),
+                          "leaf": nd["is_leaf"].astype(int).tolist(), "value": nd["value"].tolist(),
+                          "missing_left": nd["missing_go_to_left"].astype(int).tolist(),
+                          "depth": int(nd["depth"].max())})
+        self.json_ = {"kind": "trees", "baseline": float(np.ravel(m._baseline_prediction)[0]), "trees": trees,
+                      "features": names}
+        self.front_ = []
+        self.sk_predict_ = m.predict(np.array(X, dtype=float))
+        self.n_features_in_ = len(names)
+        return self
+
+
+def validate_model(model: dict) -> None:
+    """Reject a model.json member that is not a plain expression or tree ensemble over its own features."""
+    if not isinstance(model, dict) or model.get("kind") not in ("expression", "trees"):
+        raise expr.ModelFileError("model kind must be 'expression' or 'trees'")
+    feats = model.get("features")
+    if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
+        raise expr.ModelFileError("model features must be a list of names")
+    if model["kind"] == "expression":
+        if set(model) - {"kind", "expr", "features"}:
+            raise expr.ModelFileError(f"unexpected keys {sorted(set(model) - {'kind', 'expr', 'features'})}")
+        expr.validate(model["expr"], set(feats))
+        return
+    allowed = {"kind", "baseline", "trees", "features"}
+    if set(model) - allowed or not isinstance(model.get("trees"), list):
+        raise expr.ModelFileError("tree model must hold baseline, trees, features only")
+    for t in model["trees"]:
+        keys = {"feature", "threshold", "left", "right", "leaf", "value", "missing_left", "depth"}
+        if set(t) != keys:
+            raise expr.ModelFileError("malformed tree")
+        arrays = [np.asarray(t[k], float) for k in keys - {"depth"}]
+        if len({len(a) for a in arrays}) != 1 or not all(np.isfinite(a).all() for a in arrays):
+            raise expr.ModelFileError("malformed tree arrays")
+        n = len(t["leaf"])
+        idx = np.asarray(t["feature"] + t["left"] + t["right"], float)
+        if (idx < 0).any() or np.asarray(t["feature"]).max(initial=0) >= len(feats) or \
+                max(max(t["left"], default=0), max(t["right"], default=0)) >= n:
+            raise expr.ModelFileError("tree indices out of range")

@@ -1,0 +1,145 @@
+"""Training a property model: grouped CV, Pareto-front selection, bootstrap ensemble, holdout validation.
+
+CV groups: a synthetic row carries the real class it was generated for (`source_group`), so a fold never
+scores a model on near-copies of its own training rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+from sklearn.base import clone
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.model_selection import GroupKFold
+
+from . import expr
+from .regress import predict_json
+
+
+def metrics(y, pred) -> dict:
+    y, pred = np.asarray(y, float), np.asarray(pred, float)
+    ok = np.isfinite(pred)
+    if not ok.all():
+        pred = np.where(ok, pred, np.nanmedian(y))
+    nz = np.abs(y) > 1e-9
+    return {"mae": float(mean_absolute_error(y, pred)), "rmse": float(np.sqrt(mean_squared_error(y, pred))),
+            "r2": float(r2_score(y, pred)) if len(y) > 1 else float("nan"),
+            "mape": float(np.mean(np.abs((y[nz] - pred[nz]) / y[nz])) * 100) if nz.any() else float("nan"),
+            "n": int(len(y)), "n_nonfinite_predictions": int((~ok).sum())}
+
+
+def folds(groups, n_splits: int):
+    g = np.asarray(groups)
+    return list(GroupKFold(n_splits=min(n_splits, len(np.unique(g)))).split(np.zeros(len(g)), groups=g))
+
+
+def oof(estimator, X, y, splits) -> np.ndarray:
+    """Out-of-fold predictions: clone, fit on the other groups, predict the held-out groups."""
+    pred = np.full(len(y), np.nan)
+    for tr, te in splits:
+        pred[te] = clone(estimator).fit(X.iloc[tr], y[tr]).predict(X.iloc[te])
+    return pred
+
+
+def refit_constants(tree: dict, X: dict, y: np.ndarray, max_nfev: int = 200) -> dict:
+    """Least-squares refit of a fixed expression's constants (structure kept)."""
+    c0 = np.asarray(expr.constants(tree), float)
+    if len(c0) == 0:
+        return tree
+
+    def resid(c):
+        r = expr.evaluate(expr.with_constants(tree, c), X) - y
+        return np.where(np.isfinite(r), r, 1e6)
+    try:
+        sol = least_squares(resid, c0, max_nfev=max_nfev, method="trf")
+        return expr.with_constants(tree, sol.x) if np.all(np.isfinite(sol.x)) else tree
+    except (ValueError, FloatingPointError):
+        return tree
+
+
+def _cols(X: pd.DataFrame, idx=None) -> dict:
+    A = X.to_numpy(float) if idx is None else X.to_numpy(float)[idx]
+    return {c: A[:, i] for i, c in enumerate(X.columns)}
+
+
+def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits) -> np.ndarray:
+    """Out-of-fold predictions of a fixed structure with its constants refitted on each fold's train part."""
+    pred = np.full(len(y), np.nan)
+    for tr, te in splits:
+        fitted = refit_constants(tree, _cols(X, tr), y[tr])
+        pred[te] = np.broadcast_to(expr.evaluate(fitted, _cols(X, te)), (len(te),))
+    return pred
+
+
+def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of) -> pd.DataFrame:
+    rows = []
+    for i, f in enumerate(front):
+        pred = expression_cv(f["expr"], X, y, splits)
+        ok = np.isfinite(pred)
+        phys = physics_of({"kind": "expression", "expr": f["expr"], "features": list(X.columns)})
+        rows.append({"id": i, "complexity": f["length"], "train_mse": f["mse"],
+                     "cv_mae": float(np.mean(np.abs(pred[ok] - y[ok]))) if ok.any() else np.inf,
+                     "cv_nonfinite": int((~ok).sum()), "physics_pass": phys["pass"],
+                     "physics": "; ".join(f"{c['feature']}:{c.get('fraction_expected_sign', 'n/a')}"
+                                          for c in phys["checks"]),
+                     "expression": expr.to_string(f["expr"], 6)})
+    return pd.DataFrame(rows)
+
+
+def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.05,
+           require_physics: bool = True) -> tuple[int, str]:
+    """Pick a Pareto expression. parsimony: the smallest expression whose CV MAE is within `tolerance` of the
+    best CV MAE, among those passing physics (all if none pass); min_cv: the lowest CV MAE."""
+    cand = table[table["cv_nonfinite"] == 0]
+    cand = cand if len(cand) else table
+    phys = cand[cand["physics_pass"]]
+    pool = phys if (require_physics and len(phys)) else cand
+    why = "physics-passing expressions" if pool is phys and len(phys) else "all expressions (none passes physics)"
+    if rule == "min_cv":
+        pick = pool.sort_values(["cv_mae", "complexity"]).iloc[0]
+        return int(pick["id"]), f"lowest CV MAE among {why}"
+    best = pool["cv_mae"].min()
+    ok = pool[pool["cv_mae"] <= best * (1 + tolerance)]
+    pick = ok.sort_values(["complexity", "cv_mae"]).iloc[0]
+    return int(pick["id"]), (f"smallest complexity with CV MAE <= (1 + {tolerance:g}) x best "
+                             f"({best:.4g}) among {why}")
+
+
+def bootstrap_groups(groups, n_members: int, seed: int):
+    """Index sets resampling whole groups with replacement."""
+    rng = np.random.default_rng(seed)
+    g = np.asarray(groups)
+    uniq = np.unique(g)
+    where = {u: np.flatnonzero(g == u) for u in uniq}
+    for _ in range(n_members):
+        pick = rng.choice(uniq, size=len(uniq), replace=True)
+        yield np.concatenate([where[u] for u in pick])
+
+
+def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_members: int, seed: int) -> list:
+    """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept);
+    other models refit on them."""
+    members = []
+    for idx in bootstrap_groups(groups, n_members, seed):
+        if main["kind"] == "expression" and estimator is None:
+            members.append({"kind": "expression", "features": main["features"],
+                            "expr": refit_constants(main["expr"], _cols(X, idx), y[idx])})
+        else:
+            members.append(clone(estimator).fit(X.iloc[idx], y[idx]).to_json())
+    return members
+
+
+def subsample(groups, max_rows: int, seed: int) -> np.ndarray:
+    """At most max_rows row indices, the same share from every group (symbolic fits scale with rows)."""
+    n = len(groups)
+    if n <= max_rows:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    frac = max_rows / n
+    g = pd.Series(np.asarray(groups))
+    keep = g.groupby(g).transform(lambda s: rng.random(len(s)) < frac).to_numpy()
+    return np.flatnonzero(keep)
+
+
+def predict_model(model: dict, X) -> np.ndarray:
+    return predict_json(model, X)
