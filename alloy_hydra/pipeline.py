@@ -14,12 +14,10 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
 from . import audit as audit_mod, cards as cards_mod, clean as clean_mod, expr, generate as gen_mod, plots
 from . import qc as qc_mod, report, train as train_mod
-from .model import Domain, Model
-from .regress import FixedModel, GBMModel, RidgeModel
+from .regress import FixedModel
 from .errors import AlloyHydraError, ConfigError
 from .features import Featuriser, default_columns
 from .io import read_cards, write_json
@@ -191,81 +189,38 @@ def training_cards(cfg, state) -> pd.DataFrame:
 
 
 def stage_train(cfg, run_dir: Path, state: RunState) -> None:
-    from rich.progress import Progress
-    target, seed = cfg.target.name, cfg.seed
+    target = cfg.target.name
     cards = training_cards(cfg, state)
     numeric, categorical = default_columns(cfg.data)
-    numeric = [c for c in numeric if c not in cfg.train.exclude]
-    feat = Featuriser(numeric, categorical, list(cfg.data.interactions)).fit(cards)
-    X_all, y_all, g_all = feat.transform(cards), cards[target].to_numpy(float), cards["_cv_group"].to_numpy()
-    sub = train_mod.subsample(g_all, cfg.train.max_rows, seed)
-    X, y, groups = X_all.iloc[sub].reset_index(drop=True), y_all[sub], g_all[sub]
-    splits = train_mod.folds(groups, cfg.train.cv_folds)
-    reg = make_regressor(cfg, X.columns)
-    baselines = {"ridge": RidgeModel(feature_names=list(X.columns), seed=seed),
-                 "gbm": GBMModel(feature_names=list(X.columns), seed=seed)}
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"training {cfg.regressor.name} on {len(X)} rows", total=4)
-        cv_proc = train_mod.oof(reg, X, y, splits)                      # the whole procedure, refit per fold
-        bar.advance(task)
-        base_cv = {k: train_mod.oof(b, X, y, splits) for k, b in baselines.items()}
-        bar.advance(task)
-        final = clone(reg).fit(X, y)
-        fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
-        bar.advance(task)
-        main = final.to_json()
-        real_cards = state["train"]
-        pert = audit_mod.perturbations(real_cards, dict(cfg.target.physics), feat.transform, seed=seed)
-
-        def physics_of(model):
-            return audit_mod.audit(lambda Xp: train_mod.predict_model(model, Xp), pert,
-                                   cfg.train.physics_min_fraction)
-        front = getattr(final, "front_", [])
-        table, chosen_id, why = None, None, "the estimator's own model"
-        if main["kind"] == "expression" and front:
-            table = train_mod.pareto_table(front, X, y, splits, physics_of)
-            chosen_id, why = train_mod.choose(table, cfg.train.select_rule, cfg.train.select_tolerance,
-                                              cfg.train.require_physics)
-            fixed = front[chosen_id]["expr"]
-            main = {"kind": "expression", "features": list(X.columns),
-                    "expr": train_mod.refit_constants(fixed, train_mod._cols(X), y)}
-            cv_chosen = train_mod.expression_cv(fixed, X, y, splits)
-        else:
-            cv_chosen = cv_proc
-        symbolic = main["kind"] == "expression" and hasattr(final, "front_") and type(final).__name__ != "RidgeModel"
-        n_members = cfg.train.ensemble if main["kind"] == "expression" else min(cfg.train.ensemble, 5)
-        members = train_mod.ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed)
-        bar.advance(task)
-    ok = np.isfinite(cv_chosen)
-    sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
-    domain = Domain.fit(feat.transform(state["train"]).to_numpy(float), cfg.train.domain_k, cfg.train.domain_quantile)
-    complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
-    info = {"regressor": cfg.regressor.name, "generator": cfg.generator.name, "train_data": cfg.train.data,
-            "n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
-            "selection": why, "data": cfg.data.name}
-    model = Model(target, cfg.target.unit, feat, main, members, sigma_resid, domain, info)
+    feat = Featuriser([c for c in numeric if c not in cfg.train.exclude], categorical, list(cfg.data.interactions))
+    fit = train_mod.fit_property_model(cards, state["train"], target, cfg.target.unit, feat,
+                                       lambda names: make_regressor(cfg, names), dict(cfg.target.physics),
+                                       cfg.train, cfg.seed, label=cfg.regressor.name)
+    model, why, table = fit.model, fit.why, fit.table
+    model.info.update(regressor=cfg.regressor.name, generator=cfg.generator.name, train_data=cfg.train.data,
+                      data=cfg.data.name)
     model.save(run_dir / "model.json")
-    units = {c: unit_of(c, cfg.data) for c in X.columns}
+    main, complexity = model.main, model.info["complexity"]
+    units = {c: unit_of(c, cfg.data) for c in model.features}
     if main["kind"] == "expression":
         text = expr.to_string(main["expr"], 5, units)
         (run_dir / "equation.txt").write_text(
             f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
-            f"regressor: {cfg.regressor.name}; trained on {len(X)} rows ({cfg.train.data}, generator "
-            f"{cfg.generator.name}); grouped {len(splits)}-fold CV MAE {np.mean(np.abs(cv_chosen[ok] - y[ok])):.4g} "
-            f"{cfg.target.unit}\nuncertainty: ±sqrt(ensemble sd² + {sigma_resid:.3g}²)\n")
+            f"regressor: {cfg.regressor.name}; trained on {model.info['n_train_rows']} rows ({cfg.train.data}, "
+            f"generator {cfg.generator.name}); grouped {cfg.train.cv_folds}-fold CV MAE "
+            f"{fit.cv['chosen']['mae']:.4g} {cfg.target.unit}\n"
+            f"uncertainty: ±sqrt(ensemble sd² + {model.sigma_resid:.3g}²)\n")
     else:
         (run_dir / "equation.txt").write_text(f"{target}: {cfg.regressor.name} is a tree ensemble "
                                               f"({len(main['trees'])} trees); no closed-form formula.\n")
     if table is not None:
-        table.assign(chosen=table["id"] == chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
+        table.assign(chosen=table["id"] == fit.chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
         (run_dir / "plots").mkdir(exist_ok=True)
-        plots.pareto(table, chosen_id, run_dir / "plots" / "pareto_front.png")
-    cv = {"chosen": train_mod.metrics(y[ok], cv_chosen[ok]), "procedure": train_mod.metrics(
-        y[np.isfinite(cv_proc)], cv_proc[np.isfinite(cv_proc)])}
-    cv.update({f"baseline_{k}": train_mod.metrics(y, p) for k, p in base_cv.items()})
-    state.update(model=model, baselines=fitted_baselines, cv=cv, pareto=table, pert=pert)
-    state.metrics.update(cv_mae=cv["chosen"]["mae"], cv_mae_procedure=cv["procedure"]["mae"],
-                         complexity=complexity, n_train_model_rows=int(len(X)), regressor=cfg.regressor.name)
+        plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png")
+    state.update(model=model, baselines=fit.baselines, cv=fit.cv, pareto=table, pert=fit.pert)
+    state.metrics.update(cv_mae=fit.cv["chosen"]["mae"], cv_mae_procedure=fit.cv["procedure"]["mae"],
+                         complexity=complexity, n_train_model_rows=model.info["n_train_rows"],
+                         regressor=cfg.regressor.name)
 
 
 def stage_audit(cfg, run_dir: Path, state: RunState) -> None:
@@ -308,10 +263,18 @@ STAGES: dict[str, Callable] = {"clean": stage_clean, "split": stage_split, "gene
                                "qc": stage_qc, "train": stage_train, "audit": stage_audit}
 
 
+REQUIRES = {"split": ["clean"], "generate": ["split"], "qc": ["generate"], "train": ["split"],
+            "audit": ["train"]}
+
+
 def check_stages(stages) -> list[str]:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {unknown}; built stages are {list(STAGES)}")
+    for i, s in enumerate(stages):
+        missing = [r for r in REQUIRES.get(s, []) if r not in stages[:i]]
+        if missing:
+            raise ConfigError(f"stage {s!r} needs {missing} before it in stages={list(stages)}")
     return list(stages)
 
 

@@ -22,8 +22,8 @@ def print_summary(metrics: dict, run_dir, console: Console | None = None) -> Non
     for key, value in metrics.items():
         if key.startswith("time_"):
             table.add_row(key, f"{value:.2f}")
-    table.add_row("run dir", str(run_dir))
     console.print(table)
+    console.print(f"run dir: {run_dir}", soft_wrap=True, highlight=False)
 
 
 def print_acceptance(acc: dict, title: str, console: Console | None = None) -> None:

@@ -12,8 +12,11 @@ from sklearn.base import clone
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import GroupKFold
 
-from . import expr
-from .regress import predict_json
+from dataclasses import dataclass
+
+from . import audit as audit_mod, expr
+from .model import Domain, Model
+from .regress import GBMModel, RidgeModel, predict_json
 
 
 def metrics(y, pred) -> dict:
@@ -143,3 +146,69 @@ def subsample(groups, max_rows: int, seed: int) -> np.ndarray:
 
 def predict_model(model: dict, X) -> np.ndarray:
     return predict_json(model, X)
+
+
+@dataclass
+class Fit:
+    model: Model
+    baselines: dict
+    cv: dict
+    table: pd.DataFrame | None
+    chosen_id: int | None
+    why: str
+    pert: dict
+
+
+def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: str, unit: str, featuriser,
+                       make_estimator, physics: dict, opts, seed: int, label: str = "model") -> Fit:
+    """The whole training procedure on `cards` (with `_cv_group`): featurise, grouped CV of the estimator and
+    of the ridge/gbm baselines on the same folds, final fit, Pareto choice (symbolic engines), group-bootstrap
+    ensemble, residual sd, applicability domain on the real train cards."""
+    from rich.progress import Progress
+    feat = clone(featuriser).fit(cards)
+    X_all, y_all, g_all = feat.transform(cards), cards[target].to_numpy(float), cards["_cv_group"].to_numpy()
+    sub = subsample(g_all, opts.max_rows, seed)
+    X, y, groups = X_all.iloc[sub].reset_index(drop=True), y_all[sub], g_all[sub]
+    splits = folds(groups, opts.cv_folds)
+    names = list(X.columns)
+    reg = make_estimator(names)
+    baselines = {"ridge": RidgeModel(feature_names=names, seed=seed), "gbm": GBMModel(feature_names=names, seed=seed)}
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"training {label} on {len(X)} rows", total=4)
+        cv_proc = oof(reg, X, y, splits)                      # the whole procedure, refit per fold
+        bar.advance(task)
+        base_cv = {k: oof(b, X, y, splits) for k, b in baselines.items()}
+        bar.advance(task)
+        final = clone(reg).fit(X, y)
+        fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
+        bar.advance(task)
+        main = final.to_json()
+        pert = audit_mod.perturbations(real_cards, physics, feat.transform, seed=seed)
+
+        def physics_of(model):
+            return audit_mod.audit(lambda Xp: predict_json(model, Xp), pert, opts.physics_min_fraction)
+        front = getattr(final, "front_", [])
+        table, chosen_id, why = None, None, "the estimator's own model"
+        symbolic = main["kind"] == "expression" and not isinstance(final, RidgeModel)
+        if symbolic and front:
+            table = pareto_table(front, X, y, splits, physics_of)
+            chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
+            fixed = front[chosen_id]["expr"]
+            main = {"kind": "expression", "features": names, "expr": refit_constants(fixed, _cols(X), y)}
+            cv_chosen = expression_cv(fixed, X, y, splits)
+        else:
+            cv_chosen = cv_proc
+        n_members = opts.ensemble if main["kind"] == "expression" else min(opts.ensemble, 5)
+        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed)
+        bar.advance(task)
+    ok = np.isfinite(cv_chosen)
+    sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
+    domain = Domain.fit(feat.transform(real_cards).to_numpy(float), opts.domain_k, opts.domain_quantile)
+    complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
+    info = {"n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
+            "selection": why}
+    cv = {"chosen": metrics(y[ok], cv_chosen[ok]),
+          "procedure": metrics(y[np.isfinite(cv_proc)], cv_proc[np.isfinite(cv_proc)])}
+    cv.update({f"baseline_{k}": metrics(y, p) for k, p in base_cv.items()})
+    model = Model(target, unit, feat, main, members, sigma_resid, domain, info)
+    return Fit(model, fitted_baselines, cv, table, chosen_id, why, pert)

@@ -89,10 +89,10 @@ def test_jitter_keeps_schedules_consistent(demo_state):
 
 def test_same_config_same_csv(tmp_path):
     for run in ("a", "b"):
-        proc = run_cli(["qc.plots=false", f"hydra.run.dir={tmp_path}/{run}"])
+        proc = run_cli(["qc.plots=false", "stages=[clean,split,generate]", f"hydra.run.dir={tmp_path}/{run}"])
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "a" / "synthetic.csv").read_bytes() == (tmp_path / "b" / "synthetic.csv").read_bytes()
-    proc = run_cli(["qc.plots=false", "seed=7", f"hydra.run.dir={tmp_path}/c"])
+    proc = run_cli(["qc.plots=false", "stages=[clean,split,generate]", "seed=7", f"hydra.run.dir={tmp_path}/c"])
     assert (tmp_path / "a" / "synthetic.csv").read_bytes() != (tmp_path / "c" / "synthetic.csv").read_bytes()
 
 
@@ -119,7 +119,7 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
 
     monkeypatch.setattr(pipeline, "make_generator", spy_make)
     monkeypatch.setattr(qc, "evaluate", spy_eval)
-    cfg = compose(["summary=false", "qc.plots=false"])
+    cfg = compose(["summary=false", "qc.plots=false", "stages=[clean,split,generate,qc]"])
     pipeline.run(cfg, tmp_path)
     split = json.loads((tmp_path / "split.json").read_text())
     hold = set(split["holdout_groups"])
@@ -210,6 +210,7 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
 
 def test_ctgan_run_end_to_end(tmp_path):
     proc = run_cli(["generator=ctgan", "generator.epochs=3", "generator.batch_size=100", "target=UTS",
+                    "stages=[clean,split,generate,qc]",
                     f"hydra.run.dir={tmp_path}/run"])
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((tmp_path / "run" / "generation_report.json").read_text())
@@ -222,7 +223,7 @@ def test_ctgan_run_end_to_end(tmp_path):
 @pytest.mark.parametrize("gen", ["jitter", "none", "gaussiancopula"])
 def test_uq_al_generators(needs_shared_data, tmp_path, gen):
     proc = run_cli(["data=uq_al", f"data.path={UQ}", "chem_window=wrought", "target=UTS", f"generator={gen}",
-                    "qc.plots=false", f"hydra.run.dir={tmp_path}/run"])
+                    "qc.plots=false", "stages=[clean,split,generate,qc]", f"hydra.run.dir={tmp_path}/run"])
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["real_only_r2"] > 0.5 and (gen == "none") == (m["n_synthetic"] == 0)

@@ -29,13 +29,17 @@ def test_default_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     m = check_run_dir(tmp_path / "run")
     assert m["data"] == "demo" and m["target"] == "YS" and m["view_rows"] > 300
+    for f in ("split.json", "synthetic.csv", "generation_report.json", "model.json", "equation.txt",
+              "validation_report.json", "plots/parity.png"):
+        assert (tmp_path / "run" / f).exists(), f
+    assert m["generator"] == "jitter" and m["regressor"] == "operon" and m["holdout_r2"] > 0.5
     assert "rows_kept" in proc.stdout and str(tmp_path) in proc.stdout.replace("\n", "").replace("│", "")
 
 
 @pytest.mark.parametrize("args", [["data=uq_al", f"data.path={UQ}", "target=UTS"],
                                   ["data=hu2021", f"data.path={HU}", "target=YS", "chem_window=wrought"]])
 def test_real_data_runs(needs_shared_data, tmp_path, args):
-    proc = run_cli([*args, f"hydra.run.dir={tmp_path}/run"])
+    proc = run_cli([*args, "stages=[clean]", f"hydra.run.dir={tmp_path}/run"])
     assert proc.returncode == 0, proc.stderr
     m = check_run_dir(tmp_path / "run")
     assert m["rows_in"] in (1150, 1154)
@@ -44,7 +48,7 @@ def test_real_data_runs(needs_shared_data, tmp_path, args):
 def test_relative_data_path_resolves_against_the_callers_directory(tmp_path):
     from alloy_hydra.demo import demo_path
     (tmp_path / "mine.csv").write_bytes(demo_path().read_bytes())
-    proc = run_cli(["data.path=mine.csv", "hydra.run.dir=out"], cwd=tmp_path)
+    proc = run_cli(["data.path=mine.csv", "stages=[clean]", "hydra.run.dir=out"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     check_run_dir(tmp_path / "out")
 

@@ -1,0 +1,88 @@
+"""Accuracy on real public data (issue 5's bar): uq_al_alloys.csv, 5-fold GroupKFold by alloy (Unspecified rows
+grouped by composition), the same folds for every model. Inside each fold the model is trained by exactly the
+pipeline's procedure (alloy_hydra.train.fit_property_model: grouped inner CV, Pareto choice, ensemble).
+
+    python benchmarks/bench_accuracy.py [--targets YS UTS FractureEL] [--generator none|jitter|...] [--folds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+UQ = ROOT.parent / "shared" / "data" / "uq_al_alloys.csv"
+
+
+def compose(overrides):
+    from hydra import compose as hc, initialize_config_dir
+    from alloy_hydra import config
+    config.register()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hc(config_name="config", overrides=overrides)
+
+
+def synthetic_for(cfg, train_cards):
+    from alloy_hydra import cards, generate, pipeline
+    from alloy_hydra.clean import GROUP_COL
+    schema = cards.schema_of(train_cards, cfg.data)
+    table = cards.encode(train_cards, schema, cfg.data)
+    gen, n = pipeline.make_generator(cfg)
+    gen.fit(table, train_cards[GROUP_COL], schema)
+    synth, _ = generate.postprocess(gen.sample(n), table, schema, cfg.chem_window)
+    out, _ = cards.decode(synth, schema, cfg.data, cfg.cleaning)
+    return out.assign(_cv_group=synth[generate.SOURCE].to_numpy())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--targets", nargs="+", default=["YS", "UTS", "FractureEL"])
+    ap.add_argument("--generator", default="none")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. regressor.max_time=10")
+    a = ap.parse_args()
+    from alloy_hydra import clean, pipeline, train
+    from alloy_hydra.features import Featuriser, default_columns
+    from alloy_hydra.io import read_cards
+    rows = []
+    for target in a.targets:
+        cfg = compose(["data=uq_al", f"data.path={UQ}", "chem_window=wrought", f"target={target}",
+                       f"generator={a.generator}", "summary=false", *a.overrides])
+        master = clean.clean(read_cards(UQ), cfg.data, cfg.chem_window, cfg.cleaning, UQ).master
+        view, _ = clean.make_view(master, cfg.target)
+        numeric, categorical = default_columns(cfg.data)
+        feat = Featuriser(numeric, categorical, list(cfg.data.interactions))
+        y = view[target].to_numpy(float)
+        preds = {k: np.full(len(view), np.nan) for k in ("symbolic", "ridge", "gbm")}
+        sizes, t0 = [], time.perf_counter()
+        for tr, te in GroupKFold(n_splits=a.folds).split(view, groups=view[clean.GROUP_COL]):
+            real = view.iloc[tr].reset_index(drop=True)
+            cards = real.assign(_cv_group=real[clean.GROUP_COL])
+            if a.generator != "none":
+                cards = pd.concat([cards, synthetic_for(cfg, real)], ignore_index=True)
+            fit = train.fit_property_model(cards, real, target, cfg.target.unit, feat,
+                                           lambda names: pipeline.make_regressor(cfg, names),
+                                           dict(cfg.target.physics), cfg.train, cfg.seed, label=cfg.regressor.name)
+            Xte = fit.model.featuriser.transform(view.iloc[te])
+            preds["symbolic"][te] = fit.model.predict(X=Xte.to_numpy(float))[0]
+            for k, b in fit.baselines.items():
+                preds[k][te] = b.predict(Xte)
+            sizes.append(fit.model.info["complexity"])
+        for k, p in preds.items():
+            m = train.metrics(y, p)
+            rows.append({"target": target, "generator": a.generator, "model": k if k != "symbolic" else
+                         cfg.regressor.name, "R2": round(m["r2"], 3), "MAE": round(m["mae"], 2),
+                         "complexity": sizes if k == "symbolic" else "", "n": len(y),
+                         "seconds": round(time.perf_counter() - t0, 1) if k == "symbolic" else ""})
+        print(pd.DataFrame(rows[-3:]).to_string(index=False), flush=True)
+    print("\n" + pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

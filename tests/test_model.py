@@ -1,0 +1,201 @@
+"""Phase 3: safe JSON models, physics audit, grouped CV, the predict command, the pysr adaptor."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GroupKFold, cross_validate
+
+from alloy_hydra import audit, expr, regress, train
+from alloy_hydra.expr import ModelFileError
+from alloy_hydra.model import Model
+from conftest import ROOT, compose, run_cli
+
+FAST = ["regressor.max_time=1", "train.cv_folds=3", "train.ensemble=5", "train.max_rows=1500",
+        "generator.n_per_class=5", "qc.plots=false"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("trained") / "run"
+    proc = run_cli([*FAST, f"hydra.run.dir={d}"])
+    assert proc.returncode == 0, proc.stderr
+    return d
+
+
+def test_run_writes_model_artifacts(run_dir):
+    for f in ("model.json", "equation.txt", "pareto_front.csv", "validation_report.json", "feature_importance.csv",
+              "plots/parity.png", "plots/pareto_front.png"):
+        assert (run_dir / f).exists(), f
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for k in ("cv_mae", "holdout_mae", "holdout_rmse", "holdout_r2", "complexity", "physics_pass",
+              "baseline_ridge_r2", "baseline_gbm_r2", "coverage_2sigma", "time_train_s"):
+        assert k in m, k
+    assert "YS [MPa] =" in (run_dir / "equation.txt").read_text()
+    front = pd.read_csv(run_dir / "pareto_front.csv")
+    assert front["chosen"].sum() == 1 and {"complexity", "cv_mae", "physics_pass"} <= set(front.columns)
+    rep = json.loads((run_dir / "validation_report.json").read_text())
+    assert rep["per_class"] and {"ridge", "gbm"} == set(rep["baselines_holdout"])
+    assert 0 <= rep["holdout"]["coverage_2sigma"] <= 1 and rep["physics"]["checks"]
+
+
+def test_model_json_round_trips_to_the_same_predictions(run_dir):
+    model = Model.load(run_dir / "model.json")
+    view = pd.read_csv(run_dir / "view.csv")
+    hold = view[view["split"] == "holdout"]
+    mean, std, in_dom, _ = model.predict(hold)
+    assert np.isfinite(mean).all() and (std > 0).all() and in_dom.dtype == bool
+    again = Model.load(run_dir / "model.json").predict(hold)[0]
+    assert np.array_equal(mean, again)
+    rep = json.loads((run_dir / "validation_report.json").read_text())
+    err = np.mean(np.abs(mean - hold["YS"].to_numpy()))
+    assert err == pytest.approx(rep["holdout"]["mae"], rel=1e-9)
+
+
+def test_json_expression_matches_the_fitted_operon_model():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.uniform(1, 5, (300, 3)), columns=["Mg", "Mn", "d"])
+    y = 20 + 15 * X.Mg + 30 * X.Mn / np.sqrt(X.d)
+    est = regress.OperonRegressor(max_time=2, feature_names=list(X.columns), seed=1).fit(X, y)
+    j = est.to_json()
+    regress.validate_model(j)
+    assert np.allclose(regress.predict_json(json.loads(json.dumps(j)), X), est.operon_predict_, rtol=1e-4, atol=1e-3)
+    assert est.front_ and all(f["length"] == expr.length(f["expr"]) for f in est.front_)
+
+
+@pytest.mark.parametrize("tamper", ["op", "var", "key", "kind", "tree"])
+def test_tampered_model_json_is_rejected(run_dir, tmp_path, tamper):
+    d = json.loads((run_dir / "model.json").read_text())
+    if tamper == "op":
+        d["model"]["expr"] = {"op": "__import__", "args": [{"const": 1.0}]}
+    elif tamper == "var":
+        d["model"]["expr"] = {"var": "os.system"}
+    elif tamper == "key":
+        d["model"]["expr"] = {"op": "add", "args": [{"const": 1.0}, {"const": 2.0}], "code": "rm -rf /"}
+    elif tamper == "kind":
+        d["model"] = {"kind": "pickle", "data": "gASV", "features": d["model"]["features"]}
+    elif tamper == "tree":
+        d["members"] = [{"kind": "trees", "baseline": 0, "features": d["model"]["features"], "trees": [
+            {"feature": [99], "threshold": [0], "left": [0], "right": [0], "leaf": [1], "value": [1],
+             "missing_left": [0], "depth": 0}]}]
+    bad = tmp_path / "model.json"
+    bad.write_text(json.dumps(d))
+    with pytest.raises(ModelFileError):
+        Model.load(bad)
+
+
+def test_expression_parser_never_evaluates():
+    for text in ["__import__('os').system('true')", "x.__class__", "[x for x in y]", "lambda: 1", "open('f')"]:
+        with pytest.raises((ModelFileError, SyntaxError)):
+            expr.parse(text)
+
+
+def test_audit_flags_a_wrong_sign():
+    from alloy_hydra import clean, pipeline
+    from alloy_hydra.features import Featuriser, default_columns
+    from alloy_hydra.io import read_cards
+    cfg = compose()
+    cards = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    feat = Featuriser(*default_columns(cfg.data), interactions=list(cfg.data.interactions)).fit(cards)
+    pert = audit.perturbations(cards, {"Mg": 1, "grain_size_um": -1}, feat.transform)
+
+    def model(formula):
+        tree = expr.parse(formula)
+        return lambda X: expr.evaluate(tree, {c: X[c].to_numpy(float) for c in X.columns})
+    good = audit.audit(model("100 + 20*Mg + 300*(1/sqrt(grain_size_um))".replace("(1/sqrt(grain_size_um))",
+                                                                                  "(1/sqrt(grain_size_um))")), pert)
+    assert good["pass"], good
+    wrong = audit.audit(model("300 - 20*Mg + 0.5*grain_size_um"), pert)
+    by = {c["feature"]: c for c in wrong["checks"]}
+    assert not wrong["pass"] and not by["Mg"]["pass"] and not by["grain_size_um"]["pass"]
+    assert by["Mg"]["fraction_expected_sign"] == 0.0
+
+
+def test_grouped_cv_never_splits_a_source_group():
+    rng = np.random.default_rng(0)
+    groups = np.concatenate([rng.choice([f"g{i}" for i in range(40)], 2000), [f"g{i}" for i in range(40)]])
+    for tr, te in train.folds(groups, 5):
+        assert not set(groups[tr]) & set(groups[te])
+
+
+def test_training_rows_carry_their_source_group(tmp_path):
+    from alloy_hydra import pipeline
+    cfg = compose(["generator.n_per_class=3", "summary=false", "qc.plots=false"])
+    state = pipeline.RunState()
+    for stage in ("clean", "split", "generate"):
+        pipeline.STAGES[stage](cfg, tmp_path, state)
+    cards = pipeline.training_cards(cfg, state)
+    synth = cards[cards.is_synthetic == 1]
+    assert (synth["_cv_group"] == synth["source_group"]).all() and (cards.is_synthetic == 0).sum() > 0
+    assert not set(cards["_cv_group"]) & set(state["holdout"]["group"])
+
+
+@pytest.mark.parametrize("est", [regress.RidgeModel(), regress.GBMModel(max_iter=20),
+                                 regress.OperonRegressor(max_time=1, generations=20, population_size=100)])
+def test_regressors_work_with_clone_and_cross_validate(est):
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(200, 4)), columns=list("abcd"))
+    y = 2 * X.a - X.b + rng.normal(0, 0.1, 200)
+    res = cross_validate(clone(est), X, y, groups=np.repeat(np.arange(20), 10), cv=GroupKFold(4), scoring="r2")
+    assert res["test_score"].mean() > 0.8
+
+
+def test_pysr_adaptor_maps_config_and_fails_clearly_without_julia(monkeypatch):
+    cfg = compose(["regressor=pysr"]).regressor
+    from omegaconf import OmegaConf
+    params = OmegaConf.to_container(cfg)
+    params.pop("_target_"), params.pop("name")
+    a = regress.PySRAdaptor(**params)
+    kw = a.pysr_kwargs()
+    assert kw["niterations"] == 100 and kw["populations"] == 30 and kw["population_size"] == 100
+    assert kw["parsimony"] == 0.002 and kw["binary_operators"] == ["+", "*", "-", "/"]
+    assert kw["unary_operators"] == ["square", "cube", "sqrt", "log", "exp"]
+    assert kw["constraints"] == {"pow": (-1, 3), "exp": 3} and kw["procs"] == 4
+    assert kw["elementwise_loss"] == "loss(prediction, target) = abs(prediction - target)"
+    assert kw["parallelism"] == "multithreading"
+    monkeypatch.delenv("PYTHON_JULIACALL_EXE", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("JULIA_DEPOT_PATH", "/nonexistent")
+    sys.modules.pop("pysr", None)
+    with pytest.raises(regress.JuliaNotAvailable, match="needs Julia"):
+        a.fit(np.zeros((5, 2)), np.zeros(5))
+    assert "pysr" not in sys.modules   # checked before importing pysr
+
+
+def test_pysr_run_fails_with_the_clear_error(tmp_path):
+    proc = run_cli(["regressor=pysr", "generator=none", f"hydra.run.dir={tmp_path}/run"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "needs Julia" in out
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
+
+
+def test_predict_command(run_dir, tmp_path):
+    from alloy_hydra.demo import demo_path
+    lines = demo_path().read_text().splitlines()
+    cards = tmp_path / "new.csv"
+    cards.write_text("\n".join(lines[:12]) + "\n")
+    out = tmp_path / "pred.csv"
+    proc = subprocess.run([sys.executable, "-m", "alloy_hydra.predict", str(run_dir), str(cards), "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    pred = pd.read_csv(out)
+    assert len(pred) == 11 and {"YS_pred", "YS_std", "in_domain", "file_name", "card", "UTS (MPa)"} <= set(pred.columns)
+    ok = pred["rejected_reason"].isna()
+    assert pred.loc[ok, "YS_pred"].notna().all() and "YS ±" in proc.stdout
+    # cards without measured targets are fine; a bad value is a named error
+    from alloy_hydra.demo import HEADER
+    no_targets = pd.read_csv(cards, dtype=str, keep_default_na=False).drop(columns=["YS (MPa)", "UTS (MPa)"])
+    no_targets.to_csv(tmp_path / "plain.csv", index=False)
+    proc = subprocess.run([sys.executable, "-m", "alloy_hydra.predict", str(run_dir), str(tmp_path / "plain.csv")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    cells = lines[3].split(",")
+    cells[HEADER.index("Homogenization")] = "540C for ages"
+    (tmp_path / "bad.csv").write_text("\n".join([lines[0], lines[1], lines[2], ",".join(cells)]) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "alloy_hydra.predict", str(run_dir), str(tmp_path / "bad.csv")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "row 4" in proc.stdout and "Homogenization" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
