@@ -128,7 +128,9 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning) -> tuple[pd.Data
             lt = table[f"{name}_lt{i}"].to_numpy(float) if f"{name}_lt{i}" in table else np.full(len(table), np.nan)
             valid &= (i <= want) & np.isfinite(t) & (np.isfinite(lt) | (not has_times(spec)))
             temp[:, i - 1] = np.where(valid, t, np.nan)
-            time[:, i - 1] = np.where(valid & np.isfinite(lt), 10.0 ** np.where(np.isfinite(lt), lt, 0.0), np.nan)
+            secs = 10.0 ** np.where(np.isfinite(lt), lt, 0.0)
+            secs = np.array([float(f"{v:.9g}") for v in secs])   # 12900, not 12899.999999999995
+            time[:, i - 1] = np.where(valid & np.isfinite(lt), secs, np.nan)
         if f"{name}_n" in table:
             repairs["schedule_steps"] += int((np.isfinite(temp).sum(axis=1) != np.nan_to_num(want)).sum())
         arrays_by[name] = (temp, time)

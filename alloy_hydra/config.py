@@ -63,6 +63,7 @@ class TargetConfig:
     clip: List[float] = field(default_factory=lambda: [0.0, 1e9])   # physical range; values outside are clipped
     n_per_class: int = 60
     physics: Dict[str, int] = field(default_factory=dict)           # feature -> expected sign of d target/d feature
+    design_value: Optional[float] = None   # the design stage's default target for a single-target run
 
 
 @dataclass
@@ -196,6 +197,44 @@ class TrainConfig:
 
 
 @dataclass
+class OptimizerConfig:
+    name: str = MISSING                 # nsga2 | random (same budget: pop_size x n_gen evaluations)
+    pop_size: int = 100
+    n_gen: int = 200
+
+
+@dataclass
+class DesignWeights:
+    cost: float = 0.5                   # per unit of cost index above pure Al
+    simplicity: float = 0.1             # per 10 additions above 0.1 wt%
+    confidence: float = 0.3             # per unit of mean sigma / tolerance
+
+
+@dataclass
+class DesignConfig:
+    targets: Dict[str, float] = field(default_factory=dict)   # empty = the run's target at target.design_value
+    tolerance: Dict[str, float] = field(default_factory=lambda: {"YS": 10.0, "UTS": 15.0, "FractureEL": 2.0,
+                                                                 "UniformEL": 2.0, "YPE": 0.3})
+    min: Dict[str, float] = field(default_factory=dict)       # e.g. design.min.FractureEL=10
+    models: Any = None                  # null = this run's model; else run dir(s) or sweep dir(s)
+    casting: Optional[str] = None       # fix a categorical, e.g. DC
+    fixed: Dict[str, str] = field(default_factory=dict)       # fix other categoricals (recryst_type: batch)
+    bounds: Dict[str, List[float]] = field(default_factory=dict)   # override a variable's range
+    max_cost: Optional[float] = None
+    max_additions: Optional[int] = None
+    adequate_homog: bool = True         # cleaning's adequacy rule must hold
+    adequate_recryst: bool = True       # ... for anneals meant to recrystallise (batch / flash / direct)
+    domain: str = "exclude"             # exclude | penalise | ignore (out-of-domain candidates)
+    cost_weights: Dict[str, float] = field(default_factory=lambda: {
+        "Al": 1.0, "Mg": 1.4, "Mn": 1.0, "Cr": 4.0, "Cu": 3.5, "Zn": 1.2, "Zr": 12.0, "Sc": 1500.0, "Ti": 4.0,
+        "Ni": 6.0, "Fe": 0.2, "Si": 1.0, "Li": 40.0, "Ag": 300.0, "V": 15.0, "Other": 1.0})   # price / price of Al
+    weights: DesignWeights = field(default_factory=DesignWeights)
+    top: int = 20
+    hit_top: int = 10                   # closed loop on demo: top-N scored by the ground truth
+    stratify_by: List[str] = field(default_factory=lambda: ["casting"])
+
+
+@dataclass
 class SplitConfig:
     holdout_fraction: float = 0.2       # share of groups held out (never seen by generator or regressor)
 
@@ -218,7 +257,10 @@ class Config:
     split: SplitConfig = field(default_factory=SplitConfig)
     qc: QCConfig = field(default_factory=QCConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    stages: List[str] = field(default_factory=lambda: ["clean", "split", "generate", "qc", "train", "audit"])
+    optimizer: OptimizerConfig = MISSING
+    design: DesignConfig = field(default_factory=DesignConfig)
+    stages: List[str] = field(default_factory=lambda: ["clean", "split", "generate", "qc", "train", "audit",
+                                                       "design"])
     seed: int = 42
     summary: bool = True   # print the rich summary
 
@@ -236,6 +278,7 @@ def register() -> None:
     cs.store(group="generator", name="base_jitter", node=JitterConfig)
     cs.store(group="generator", name="base_sdv", node=SDVConfig)
     cs.store(group="generator", name="base_none", node=GeneratorConfig)
+    cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
     for name, node in (("operon", OperonConfig), ("pysr", PySRConfig), ("ridge", RidgeConfig), ("gbm", GBMConfig)):
         cs.store(group="regressor", name=f"base_{name}", node=node)
 

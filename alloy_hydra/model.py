@@ -39,7 +39,9 @@ class Domain:
 
     def distance(self, X: np.ndarray) -> np.ndarray:
         Z = (np.asarray(X, float) - self.mu) / self.sd
-        return NearestNeighbors(n_neighbors=self.k).fit(self.points).kneighbors(Z)[0].mean(axis=1)
+        if getattr(self, "_nn", None) is None:
+            self._nn = NearestNeighbors(n_neighbors=self.k).fit(self.points)
+        return self._nn.kneighbors(Z)[0].mean(axis=1)
 
     def to_json(self) -> dict:
         return {"mu": self.mu.tolist(), "sd": self.sd.tolist(), "points": np.round(self.points, 6).tolist(),

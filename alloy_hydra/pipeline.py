@@ -15,8 +15,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import audit as audit_mod, cards as cards_mod, clean as clean_mod, expr, generate as gen_mod, plots
+from . import audit as audit_mod, cards as cards_mod, clean as clean_mod, design as design_mod, expr
+from . import generate as gen_mod, ground_truth, plots
 from . import qc as qc_mod, report, train as train_mod
+from .model import Model
 from .regress import FixedModel
 from .errors import AlloyHydraError, ConfigError
 from .features import Featuriser, default_columns
@@ -259,12 +261,116 @@ def stage_audit(cfg, run_dir: Path, state: RunState) -> None:
                          baseline_ridge_mae=base["ridge"]["mae"], baseline_gbm_mae=base["gbm"]["mae"])
 
 
+def model_runs(paths) -> list[Path]:
+    """Run dirs holding a model: each path is a run dir, or a sweep dir whose jobs are searched."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    runs = []
+    for p in paths:
+        p = Path(str(p)).expanduser().resolve()
+        if not p.exists():
+            raise ConfigError(f"design.models: {p} does not exist")
+        if (p / "model.json").exists():
+            runs.append(p)
+            continue
+        chosen = p / "model_comparison.csv"
+        if chosen.exists():
+            table = pd.read_csv(chosen)
+            if "chosen" in table and "run_dir" in table:
+                runs += [Path(r) if Path(r).is_absolute() else p / r
+                         for r in table.loc[table["chosen"].astype(bool), "run_dir"]]
+                continue
+        runs += sorted(q.parent for q in p.glob("*/model.json")) + sorted(q.parent for q in p.glob("*/*/model.json"))
+    if not runs:
+        raise ConfigError(f"design.models: no model.json under {paths}")
+    return runs
+
+
+def load_design_models(paths) -> tuple[dict, Path]:
+    """Per target the best model among the runs (physics pass first, then holdout R²; a sweep's
+    model_comparison.csv 'chosen' column decides when present). Returns ({target: Model}, a run dir)."""
+    import json
+    from omegaconf import OmegaConf
+    best = {}
+    for run in model_runs(paths):
+        metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
+        model = Model.load(run / "model.json")
+        key = (bool(metrics.get("physics_pass")), metrics.get("holdout_r2") or -np.inf)
+        if model.target not in best or key > best[model.target][0]:
+            best[model.target] = (key, model, run)
+    models = {t: m for t, (_, m, _) in best.items()}
+    first = next(iter(best.values()))[2]
+    return models, first
+
+
+def stage_design(cfg, run_dir: Path, state: RunState) -> None:
+    from omegaconf import OmegaConf
+    from types import SimpleNamespace
+    d = cfg.design
+    if d.models:
+        models, source = load_design_models(d.models)
+        src_cfg = OmegaConf.load(source / ".hydra" / "config.yaml")
+        data, cleaning = src_cfg.data, src_cfg.cleaning
+        master = pd.read_csv(source / "BASE_MASTER.csv", dtype={c: str for c in src_cfg.data.id_columns})
+    elif "model" in state:
+        models, data, cleaning, master = {cfg.target.name: state["model"]}, cfg.data, cfg.cleaning, state["master"]
+    else:
+        raise ConfigError("stage design needs a model: run the train stage before it or set design.models=<run or "
+                          "sweep dir>")
+    targets = dict(d.targets) if d.targets else {cfg.target.name: cfg.target.design_value}
+    missing = [t for t in targets if t not in models]
+    if missing:
+        raise ConfigError(f"design.targets has {missing} but no model for them (models for {sorted(models)}); "
+                          "train one per target (e.g. python run.py -m target=YS,UTS,FractureEL) and pass "
+                          "design.models=<sweep dir>")
+    fixed = dict(d.fixed)
+    if d.casting:
+        fixed["casting"] = d.casting
+    try:
+        space = design_mod.Space(master, data, cfg.chem_window, fixed, dict(d.bounds), list(d.stratify_by))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    opts = SimpleNamespace(targets=targets, tolerance=dict(d.tolerance), min=dict(d.min), cost_weights=dict(d.cost_weights),
+                           adequate_homog=d.adequate_homog, adequate_recryst=d.adequate_recryst,
+                           max_additions=d.max_additions, max_cost=d.max_cost, domain=d.domain, weights=d.weights)
+    if d.domain not in ("exclude", "penalise", "ignore"):
+        raise ConfigError(f"design.domain must be exclude, penalise or ignore, not {d.domain!r}")
+    evaluator = design_mod.Evaluator(space, {t: models[t] for t in targets}, opts, cleaning)
+    X = design_mod.optimise(evaluator, cfg.optimizer.name, cfg.optimizer.pop_size, cfg.optimizer.n_gen, cfg.seed)
+    ranked = design_mod.rank(evaluator, X, master, list(data.id_columns), opts)
+    top = ranked.head(d.top).copy()
+    hit_rate = None
+    if data.get("ground_truth") and len(top):
+        truth = ground_truth.properties(top.drop(columns=["grain_size_um"], errors="ignore"))  # cast it: the
+        hits = np.ones(len(top), bool)                        # recipe's own grain size, noise off
+        for t in targets:
+            top[f"{t}_truth"] = truth[t].round(3).to_numpy()
+            hits &= (np.abs(truth[t] - targets[t]) <= d.tolerance.get(t, 1.0)).to_numpy()
+        top["truth_hit"] = hits
+        hit_rate = float(hits[: d.hit_top].mean())
+    if not len(top):
+        log.warning("no feasible recipe for targets %s under the constraints; recommendations.csv is empty",
+                    targets)
+    top.to_csv(run_dir / "recommendations.csv", index=False)
+    ranked.to_csv(run_dir / "pareto_candidates.csv", index=False)
+    if len(ranked):
+        (run_dir / "plots").mkdir(exist_ok=True)
+        plots.design_front(ranked, run_dir / "plots" / "design_pareto.png")
+    if cfg.summary:
+        report.print_recommendations(top, targets)
+    state.metrics.update(n_recommendations=int(len(top)), n_feasible=int(len(ranked)),
+                         best_distance=float(ranked["distance"].min()) if len(ranked) else None,
+                         design_targets=",".join(f"{t}={v:g}" for t, v in targets.items()),
+                         optimizer=cfg.optimizer.name)
+    if hit_rate is not None:
+        state.metrics["design_hit_rate"] = hit_rate
+
+
 STAGES: dict[str, Callable] = {"clean": stage_clean, "split": stage_split, "generate": stage_generate,
-                               "qc": stage_qc, "train": stage_train, "audit": stage_audit}
+                               "qc": stage_qc, "train": stage_train, "audit": stage_audit, "design": stage_design}
 
 
 REQUIRES = {"split": ["clean"], "generate": ["split"], "qc": ["generate"], "train": ["split"],
-            "audit": ["train"]}
+            "audit": ["train"]}   # design needs a model: this run's train stage or design.models
 
 
 def check_stages(stages) -> list[str]:

@@ -41,3 +41,18 @@ def pareto(table, chosen: int, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def design_front(ranked, path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ok = ranked["in_domain"].astype(bool)
+    sc = ax.scatter(ranked.loc[ok, "cost_index"], ranked.loc[ok, "distance"], c=ranked.loc[ok, "n_additions"], s=12)
+    ax.scatter(ranked.loc[~ok, "cost_index"], ranked.loc[~ok, "distance"], marker="x", c="grey", s=12,
+               label="out of domain")
+    ax.set_xlabel("cost index (price / price of Al)")
+    ax.set_ylabel("normalised distance to targets")
+    fig.colorbar(sc, label="additions > 0.1 wt%")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

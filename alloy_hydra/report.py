@@ -7,7 +7,8 @@ from rich.table import Table
 SUMMARY_KEYS = ("rows_in", "rows_kept", "rows_rejected", "view_rows", "view_groups", "target_clipped",
                 "n_train_rows", "n_holdout_rows", "generator", "n_synthetic", "qc_pass", "tstr_r2", "real_only_r2",
                 "regressor", "complexity", "cv_mae", "holdout_mae", "holdout_r2", "baseline_ridge_r2",
-                "baseline_gbm_r2", "coverage_2sigma", "physics_pass")
+                "baseline_gbm_r2", "coverage_2sigma", "physics_pass", "n_recommendations", "best_distance",
+                "design_hit_rate")
 
 
 def print_summary(metrics: dict, run_dir, console: Console | None = None) -> None:
@@ -39,3 +40,23 @@ def print_acceptance(acc: dict, title: str, console: Console | None = None) -> N
     console.print(table)
     console.print(f"overall: {'[green]PASS' if acc['overall_pass'] else '[red]FAIL'}[/] "
                   f"({acc['n_checks_counted']} checks that can fail)")
+
+
+def print_recommendations(top, targets: dict, n: int = 8, console: Console | None = None) -> None:
+    console = console or Console()
+    if not len(top):
+        console.print(f"[yellow]no feasible recipe for {targets}[/yellow]")
+        return
+    table = Table(title=f"recommended recipes for {', '.join(f'{t} {v:g}' for t, v in targets.items())}")
+    cols = ["rank", "Mg", "Mn", "casting", "cold_reduction_pct", "homog_schedule", "recryst_schedule"]
+    cols = [c for c in cols if c in top]
+    for c in cols + [f"{t} pred ± σ" for t in targets] + ["cost", "in domain"] + \
+            (["truth"] if any(f"{t}_truth" in top for t in targets) else []):
+        table.add_column(c)
+    for _, r in top.head(n).iterrows():
+        row = [str(r[c]) for c in cols] + [f"{r[f'{t}_pred']:.1f} ± {r[f'{t}_std']:.1f}" for t in targets]
+        row += [f"{r['cost_index']:.3f}", str(r["in_domain"])]
+        if f"{next(iter(targets))}_truth" in top:
+            row.append(" ".join(f"{r[f'{t}_truth']:.1f}" for t in targets))
+        table.add_row(*row)
+    console.print(table)

@@ -1,0 +1,384 @@
+"""Inverse design: search compositions + process recipes whose predicted properties hit targets.
+
+Every candidate is a recipe-table row (alloy_hydra.cards): decoded into a data card by the same derivation as
+cleaning, then featurised by each model's own featuriser — one feature path for training data and designs.
+
+Decision vector (all real-coded, so pymoo's vectorised operators apply; discrete variables are category or
+count indices kept integral by a rounding repair):
+- element additions within the chem window ∩ the observed range (Al = balance, Σ = 100 by construction);
+- categoricals (e.g. casting) and, per schedule, the step count or recryst type;
+- process numbers and schedule steps as u ∈ [0, 1], mapped into the range observed in BASE_MASTER for the
+  candidate's stratum (e.g. ingot thickness of DC vs CC, temperature/time of a flash vs a batch anneal), so a
+  recipe never combines a flash-anneal type with a batch-anneal schedule.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
+from sklearn.neighbors import NearestNeighbors
+
+from . import cards as cards_mod
+from .clean import GROUP_COL
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Var:
+    name: str
+    kind: str                    # element | category | count | unit
+    lo: float
+    hi: float
+    levels: list = field(default_factory=list)   # category levels
+    stratum: list = field(default_factory=list)  # columns whose values select the mapped range (unit vars)
+
+
+class Space:
+    """Decision space built from the encoded BASE_MASTER, the chemistry window and config overrides."""
+
+    def __init__(self, master: pd.DataFrame, data, window, fixed: dict | None = None, bounds: dict | None = None,
+                 stratify_by=("casting",)):
+        self.data = data
+        self.schema = cards_mod.schema_of(master, data)
+        self.table = cards_mod.encode(master, self.schema, data).reset_index(drop=True)
+        fixed, bounds = dict(fixed or {}), {k: list(v) for k, v in (bounds or {}).items()}
+        self.vars: list[Var] = []
+        for el in self.schema.elements:
+            hi_w = window.max.get(el, window.unlisted_max)
+            lo, hi = max(window.min.get(el, 0.0), 0.0), float(self.table[el].max())
+            hi = min(hi, hi_w) if hi_w is not None else hi
+            lo, hi = bounds.get(el, [lo, max(hi, lo)])
+            self.vars.append(Var(el, "element", float(lo), float(hi)))
+        for c in self.data.categoricals:
+            levels = sorted(self.table[c].astype(str).unique())
+            if c in fixed:
+                if str(fixed[c]) not in levels:
+                    raise ValueError(f"design: {c}={fixed[c]!r} is not among the data's {levels}")
+                levels = [str(fixed[c])]
+            self.vars.append(Var(c, "category", 0, len(levels) - 1, levels))
+        strat_cats = [c for c in stratify_by if c in self.data.categoricals]
+        for name, n in self.schema.schedules.items():
+            tcol = f"{name}_type"
+            if tcol in self.schema.categorical:
+                levels = sorted(self.table[tcol].astype(str).unique())
+                if tcol in fixed:
+                    levels = [str(fixed[tcol])]
+                self.vars.append(Var(tcol, "category", 0, len(levels) - 1, levels))
+            else:
+                counts = self.table[f"{name}_n"]
+                self.vars.append(Var(f"{name}_n", "count", float(counts.min()), float(counts.max())))
+        for col in self.schema.numeric:
+            self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=strat_cats))
+        for name, n in self.schema.schedules.items():
+            for i in range(1, n + 1):
+                for col in (f"{name}_T{i}", f"{name}_lt{i}"):
+                    if col in self.table:
+                        self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=self.schema.strata.get(col, [])))
+        self.bounds = bounds
+        self.index = {v.name: i for i, v in enumerate(self.vars)}
+        self.discrete = np.array([i for i, v in enumerate(self.vars) if v.kind in ("category", "count")], dtype=int)
+        self._ranges = {}
+        for v in self.vars:
+            if v.kind == "unit":
+                col = self.table[v.name].astype(float)
+                glob = (float(col.min()), float(col.max())) if col.notna().any() else (np.nan, np.nan)
+                glob = tuple(bounds.get(v.name, glob))
+                by = {}
+                if v.stratum:
+                    for key, part in self.table.groupby([self.table[s].astype(str) for s in v.stratum]):
+                        vals = part[v.name].astype(float)
+                        if vals.notna().any():
+                            key = key if isinstance(key, tuple) else (key,)
+                            lo, hi = float(vals.min()), float(vals.max())
+                            by[key] = (max(lo, glob[0]), min(hi, glob[1])) if v.name in bounds else (lo, hi)
+                self._ranges[v.name] = (glob, by)
+
+    @property
+    def xl(self):
+        return np.array([v.lo for v in self.vars], float)
+
+    @property
+    def xu(self):
+        return np.array([v.hi for v in self.vars], float)
+
+    def recipes(self, X: np.ndarray) -> pd.DataFrame:
+        """Decision vectors -> recipe table (vectorised)."""
+        X = np.atleast_2d(X)
+        out = {}
+        for i, v in enumerate(self.vars):
+            x = X[:, i]
+            if v.kind == "element":
+                out[v.name] = x
+            elif v.kind == "category":
+                out[v.name] = np.asarray(v.levels, dtype=object)[np.clip(np.round(x), 0, len(v.levels) - 1).astype(int)]
+            elif v.kind == "count":
+                out[v.name] = np.round(x).astype(int)
+        frame = pd.DataFrame(out)
+        for name in self.schema.schedules:   # a recryst type implies its step count
+            tcol = f"{name}_type"
+            if tcol in frame:
+                typical = self.table.groupby(tcol)[f"{name}_n"].agg(lambda s: int(s.mode().iloc[0]))
+                frame[f"{name}_n"] = frame[tcol].map(typical).fillna(0).astype(int)
+        for i, v in enumerate(self.vars):
+            if v.kind != "unit":
+                continue
+            (glo, ghi), by = self._ranges[v.name]
+            lo, hi = np.full(len(frame), glo), np.full(len(frame), ghi)
+            if v.stratum and by:
+                keys = list(zip(*[frame[s].astype(str) for s in v.stratum])) if all(s in frame for s in v.stratum) \
+                    else []
+                for r, key in enumerate(keys):
+                    if key in by:
+                        lo[r], hi[r] = by[key]
+            frame[v.name] = lo + X[:, i] * (hi - lo)
+        # castable numbers: 0.01 wt%, whole-ish process numbers, 5 °C steps, times to 3 significant figures
+        for el in self.schema.elements:
+            frame[el] = np.round(frame[el].astype(float), 2)
+        for col in self.schema.numeric:
+            frame[col] = np.round(frame[col].astype(float), 1)
+        for name, n in self.schema.schedules.items():
+            for k in range(1, n + 1):
+                if f"{name}_T{k}" in frame:
+                    frame[f"{name}_T{k}"] = 5.0 * np.round(frame[f"{name}_T{k}"].astype(float) / 5.0)
+                if f"{name}_lt{k}" in frame:
+                    secs = 10 ** frame[f"{name}_lt{k}"].astype(float)
+                    digits = 2 - np.floor(np.log10(np.where(secs > 0, secs, 1.0)))
+                    frame[f"{name}_lt{k}"] = np.log10([round(v, int(dg)) if np.isfinite(v) else np.nan
+                                                       for v, dg in zip(secs, digits)])
+        for name, n in self.schema.schedules.items():   # steps beyond the count are absent
+            for k in range(1, n + 1):
+                absent = frame[f"{name}_n"].to_numpy() < k
+                for col in (f"{name}_T{k}", f"{name}_lt{k}"):
+                    if col in frame:
+                        frame.loc[absent, col] = np.nan
+        return frame
+
+    def cards(self, X: np.ndarray, cleaning) -> pd.DataFrame:
+        recipes = self.recipes(X)
+        for t in self.schema.targets:
+            recipes[t] = np.nan
+        out, _ = cards_mod.decode(recipes, self.schema, self.data, cleaning)
+        return out
+
+
+class RoundDiscrete(Repair):
+    """Keeps category / count variables integral (NSGA-II's SBX and mutation work on reals)."""
+
+    def __init__(self, idx):
+        super().__init__()
+        self.idx = idx
+
+    def _do(self, problem, X, **kwargs):
+        X[:, self.idx] = np.round(X[:, self.idx])
+        return X
+
+
+def cost_index(cards: pd.DataFrame, weights: dict, balance: str = "Al") -> np.ndarray:
+    """Raw-material cost relative to pure Al: Σ wt%/100 · price ratio (weights; unlisted elements = 1)."""
+    elements = [c for c in cards.columns if c in weights or c == balance]
+    return sum(cards[e].to_numpy(float) / 100.0 * float(weights.get(e, 1.0)) for e in elements)
+
+
+def n_additions(cards: pd.DataFrame, elements, threshold: float = 0.1) -> np.ndarray:
+    return (cards[list(elements)].to_numpy(float) > threshold).sum(axis=1)
+
+
+@dataclass
+class Evaluation:
+    cards: pd.DataFrame
+    pred: dict
+    std: dict
+    in_domain: np.ndarray
+    domain_ratio: np.ndarray
+    cost: np.ndarray
+    additions: np.ndarray
+    F: np.ndarray
+    G: np.ndarray
+
+
+class Evaluator:
+    """Scores candidate recipes with the JSON models: objectives F and constraints G (g <= 0 feasible)."""
+
+    def __init__(self, space: Space, models: dict, opts, cleaning):
+        self.space, self.models, self.opts, self.cleaning = space, models, opts, cleaning
+        self.targets = dict(opts.targets)
+        self.tol = {t: float(opts.tolerance.get(t, 1.0)) for t in self.targets}
+
+    def __call__(self, X: np.ndarray, with_std: bool = False) -> Evaluation:
+        o = self.opts
+        cards = self.space.cards(X, self.cleaning)
+        pred, std, ratios = {}, {}, []
+        for t, m in self.models.items():
+            Xm = m.X(cards)
+            if with_std:
+                pred[t], std[t], _, dist = m.predict(X=Xm)
+            else:
+                from .regress import predict_json
+                pred[t], dist = predict_json(m.main, Xm), m.domain.distance(Xm)
+            ratios.append(dist / m.domain.threshold)
+        ratio = np.max(np.vstack(ratios), axis=0)
+        cost = cost_index(cards, o.cost_weights, self.space.schema.balance)
+        adds = n_additions(cards, self.space.schema.elements)
+        F = [np.abs(pred[t] - v) / self.tol[t] for t, v in self.targets.items()]
+        F += [cost, adds.astype(float)]
+        G = []
+        if "YS" in pred and "UTS" in pred:
+            G.append(pred["YS"] - pred["UTS"])
+        for t, v in (o.min or {}).items():
+            if t in pred:
+                G.append(float(v) - pred[t])
+        if o.adequate_homog and "adequate_homog" in cards:
+            G.append(0.5 - cards["adequate_homog"].to_numpy(float))
+        if o.adequate_recryst and "adequate_recryst" in cards:   # an anneal that is meant to recrystallise must
+            annealed = cards["recryst_type"].isin(["batch", "flash", "direct"]).to_numpy()   # do so
+            G.append(np.where(annealed, 0.5 - cards["adequate_recryst"].to_numpy(float), -1.0))
+        if o.max_additions is not None:
+            G.append(adds - float(o.max_additions))
+        if o.max_cost is not None:
+            G.append(cost - float(o.max_cost))
+        if o.domain == "exclude":
+            G.append(ratio - 1.0)
+        F = np.column_stack(F)
+        if o.domain == "penalise":
+            F[:, : len(self.targets)] += np.maximum(ratio - 1.0, 0.0)[:, None] * 10.0
+        G = np.column_stack(G) if G else np.zeros((len(X), 0))
+        return Evaluation(cards, pred, std, ratio <= 1.0, ratio, cost, adds, F, G)
+
+
+class DesignProblem(Problem):
+    """Vectorised pymoo problem: the whole population is decoded, featurised and predicted at once."""
+
+    def __init__(self, evaluator: Evaluator):
+        self.evaluator = evaluator
+        sp = evaluator.space
+        probe = evaluator(np.atleast_2d((sp.xl + sp.xu) / 2))
+        super().__init__(n_var=len(sp.vars), n_obj=probe.F.shape[1], n_ieq_constr=probe.G.shape[1],
+                         xl=sp.xl, xu=sp.xu)
+        self.archive_X, self.archive_F, self.archive_G = [], [], []
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        ev = self.evaluator(X)
+        out["F"] = ev.F
+        if ev.G.shape[1]:
+            out["G"] = ev.G
+        self.archive_X.append(np.array(X))
+        self.archive_F.append(ev.F)
+        self.archive_G.append(ev.G)
+
+
+def optimise(evaluator: Evaluator, method: str, pop_size: int, n_gen: int, seed: int) -> np.ndarray:
+    """Run NSGA-II or random search with the same budget; returns every candidate evaluated (decision vectors)."""
+    from rich.progress import Progress
+    problem = DesignProblem(evaluator)
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"design: {method} {pop_size} x {n_gen}", total=n_gen)
+        if method == "nsga2":
+            from pymoo.algorithms.moo.nsga2 import NSGA2
+            from pymoo.core.callback import Callback
+            from pymoo.operators.crossover.sbx import SBX
+            from pymoo.operators.mutation.pm import PM
+            from pymoo.optimize import minimize
+
+            class Tick(Callback):
+                def notify(self, algorithm):
+                    bar.advance(task)
+            alg = NSGA2(pop_size=pop_size, crossover=SBX(eta=15, prob=0.9), mutation=PM(eta=20),
+                        repair=RoundDiscrete(evaluator.space.discrete), eliminate_duplicates=False)
+            minimize(problem, alg, ("n_gen", n_gen), seed=seed, callback=Tick(), verbose=False)
+        elif method == "random":
+            rng = np.random.default_rng(seed)
+            for _ in range(n_gen):
+                X = problem.xl + rng.random((pop_size, problem.n_var)) * (problem.xu - problem.xl)
+                X[:, evaluator.space.discrete] = np.round(X[:, evaluator.space.discrete])
+                problem._evaluate(X, {})
+                bar.advance(task)
+        else:
+            raise ValueError(f"unknown optimizer {method!r} (nsga2 | random)")
+    return np.vstack(problem.archive_X)
+
+
+def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, opts) -> pd.DataFrame:
+    """Feasible candidates, scored (normalised distance to targets + cost + simplicity + confidence) and
+    de-duplicated; out-of-domain candidates never rank above in-domain ones unless configured."""
+    ev = evaluator(X)
+    feasible = (ev.G <= 0).all(axis=1) if ev.G.shape[1] else np.ones(len(X), bool)
+    if opts.domain == "exclude":
+        feasible &= ev.in_domain
+    idx = np.flatnonzero(feasible)
+    if not len(idx):
+        return pd.DataFrame()
+    ev = evaluator(X[idx], with_std=True)
+    targets = evaluator.targets
+    dev = {t: ev.pred[t] - v for t, v in targets.items()}
+    dist = np.sqrt(np.mean([(dev[t] / evaluator.tol[t]) ** 2 for t in targets], axis=0))
+    conf = np.mean([ev.std[t] / evaluator.tol[t] for t in targets], axis=0)
+    w = opts.weights
+    # confidence: the models' sigma and how deep inside the applicability domain the recipe sits
+    score = (dist + w.cost * (ev.cost - 1.0) + w.simplicity * ev.additions / 10.0
+             + w.confidence * (conf + ev.domain_ratio))
+    c = ev.cards
+    space = evaluator.space
+    out = pd.DataFrame({"score": score, "distance": dist, "in_domain": ev.in_domain})
+    for el in space.schema.elements + [space.schema.balance]:
+        out[el] = c[el].round(3)
+    for col in list(space.data.categoricals) + list(space.schema.numeric):
+        out[col] = c[col].round(2) if col in space.schema.numeric else c[col]
+    for name in space.schema.schedules:
+        if f"{name}_schedule" in c:
+            out[f"{name}_schedule"] = c[f"{name}_schedule"].to_numpy()
+        if f"{name}_type" in c:
+            out[f"{name}_type"] = c[f"{name}_type"].to_numpy()
+    for t, v in targets.items():
+        out[f"{t}_target"] = v
+        out[f"{t}_pred"] = np.round(ev.pred[t], 3)
+        out[f"{t}_std"] = np.round(ev.std[t], 3)
+        out[f"{t}_dev"] = np.round(dev[t], 3)
+        out[f"{t}_within_tol"] = np.abs(dev[t]) <= evaluator.tol[t]
+    out["cost_index"] = np.round(ev.cost, 4)
+    out["n_additions"] = ev.additions
+    out["domain_ratio"] = np.round(ev.domain_ratio, 3)
+    # nearest real card in the recipe space
+    rspace = cards_mod.RecipeSpace(space.table, space.schema)
+    nn = NearestNeighbors(n_neighbors=1).fit(rspace(space.table))
+    rec = space.recipes(X[idx])
+    for t in space.schema.targets:
+        rec[t] = space.table[t].mean()
+    d, j = nn.kneighbors(rspace(rec.reindex(columns=space.table.columns)))
+    ids = [c for c in id_columns if c in master] or [GROUP_COL]
+    out["nearest_card"] = master.iloc[j[:, 0]][ids].astype(str).agg(" / ".join, axis=1).to_numpy()
+    out["nearest_distance"] = np.round(d[:, 0], 3)
+    out["note"] = _notes(out, c, targets)
+    # one recipe per neighbourhood: 0.1 wt% composition, 5 % cold work, the same schedules and categoricals
+    coarse = pd.concat([out[space.schema.elements].round(1), (out[list(space.schema.numeric)] / 5).round(),
+                        out[[c for c in out.columns if c.endswith("_schedule") or c.endswith("_type")
+                             or c in space.data.categoricals]]], axis=1)
+    key = coarse.astype(str).agg("|".join, axis=1)
+    out = out.loc[~key.duplicated()]
+    order = ["in_domain", "score"] if opts.domain != "ignore" else ["score"]
+    asc = [False, True] if opts.domain != "ignore" else [True]
+    out = out.sort_values(order, ascending=asc).reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def _notes(out, cards, targets) -> list[str]:
+    notes = []
+    for r in range(len(out)):
+        n = []
+        if not out["in_domain"].iat[r]:
+            n.append("OUT OF DOMAIN: far from tested cards")
+        if all(out[f"{t}_within_tol"].iat[r] for t in targets):
+            n.append("all targets within tolerance (predicted)")
+        if "Sc" in cards and cards["Sc"].iat[r] > 0.05:
+            n.append("Sc-bearing (costly)")
+        if "recryst_type" in cards and cards["recryst_type"].iat[r] == "other":
+            n.append("partial / recovery anneal")
+        if "recryst_type" in cards and cards["recryst_type"].iat[r] == "none":
+            n.append("as rolled (no final anneal)")
+        notes.append("; ".join(n))
+    return notes
