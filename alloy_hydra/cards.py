@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import schedule
-from .clean import GROUP_COL, RECRYST_TYPES, has_times, infer_recryst_type, schedule_block
+from .clean import GROUP_COL, RECRYST_TYPES, has_times, infer_recryst_type, schedule_columns
 
 
 @dataclass
@@ -101,20 +101,21 @@ def encode(cards: pd.DataFrame, schema: Schema, data) -> pd.DataFrame:
     return out
 
 
-def decode(table: pd.DataFrame, schema: Schema, data, cleaning) -> tuple[pd.DataFrame, dict]:
+def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = True) -> tuple[pd.DataFrame, dict]:
     """Recipe table -> cleaned cards (Al balance, canonical schedules, thermal features).
 
     Steps are read in order while both temperature and time are present, up to `<s>_n`; a recryst type that
     contradicts its schedule is re-inferred. Both repairs are counted."""
     index = table.index
-    cards = pd.DataFrame(index=index)
-    comp = table[schema.elements].astype(float)
-    cards[schema.elements] = comp
+    cards = {}   # plain arrays; one DataFrame at the end (decode runs once per design generation)
+    comp = table[schema.elements].to_numpy(dtype=float)
+    for j, el in enumerate(schema.elements):
+        cards[el] = comp[:, j]
     cards[schema.balance] = 100.0 - comp.sum(axis=1)
     for col in schema.numeric:
-        cards[col] = table[col].astype(float)
+        cards[col] = table[col].to_numpy(dtype=float)
     for col in data.categoricals:
-        cards[col] = table[col].astype(str)
+        cards[col] = table[col].astype(str).to_numpy()
     repairs = {"schedule_steps": 0, "recryst_type": 0}
     arrays_by, written_by = {}, {}
     for name, m in schema.schedules.items():
@@ -128,8 +129,7 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning) -> tuple[pd.Data
             lt = table[f"{name}_lt{i}"].to_numpy(float) if f"{name}_lt{i}" in table else np.full(len(table), np.nan)
             valid &= (i <= want) & np.isfinite(t) & (np.isfinite(lt) | (not has_times(spec)))
             temp[:, i - 1] = np.where(valid, t, np.nan)
-            secs = 10.0 ** np.where(np.isfinite(lt), lt, 0.0)
-            secs = np.array([float(f"{v:.9g}") for v in secs])   # 12900, not 12899.999999999995
+            secs = np.round(10.0 ** np.where(np.isfinite(lt), lt, 0.0), 6)   # 12900, not 12899.999999999995
             time[:, i - 1] = np.where(valid & np.isfinite(lt), secs, np.nan)
         if f"{name}_n" in table:
             repairs["schedule_steps"] += int((np.isfinite(temp).sum(axis=1) != np.nan_to_num(want)).sum())
@@ -142,11 +142,10 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning) -> tuple[pd.Data
                   & ~((w == "flash") & (inferred == "batch")) & ~((w == "batch") & (inferred == "flash")))
             repairs["recryst_type"] += int((~ok).sum())
             written_by[name] = np.where(ok, w, inferred)
-    block = schedule_block(arrays_by, written_by, data, cleaning, index)
-    cards = pd.concat([cards, block], axis=1)
+    cards.update(schedule_columns(arrays_by, written_by, data, cleaning, strings=strings))
     for t in schema.targets:
-        cards[t] = table[t].astype(float).to_numpy() if t in table else np.nan
-    return cards, repairs
+        cards[t] = table[t].to_numpy(dtype=float) if t in table else np.full(len(table), np.nan)
+    return pd.DataFrame(cards, index=index), repairs
 
 
 def class_of(cards: pd.DataFrame) -> pd.Series:

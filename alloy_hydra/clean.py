@@ -189,16 +189,20 @@ def infer_recryst_type(temp, time, cleaning) -> np.ndarray:
                                              np.where(total >= cleaning.batch_min_s, "batch", "other")))
 
 
-def schedule_block(arrays_by: dict, written_by: dict, data, cleaning, index) -> pd.DataFrame:
+def schedule_block(arrays_by: dict, written_by: dict, data, cleaning, index, strings: bool = True) -> pd.DataFrame:
     """Canonical schedule strings + numeric thermal features from step arrays (temperature °C, time s):
     the one derivation used for cleaned cards, synthetic rows and designed recipes. Vectorised."""
+    return pd.DataFrame(schedule_columns(arrays_by, written_by, data, cleaning, strings), index=index)
+
+
+def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings: bool = True) -> dict:
     ambient = float(cleaning.ambient_C)
     cols = {}
     for name, spec in data.schedules.items():
         temp, time = arrays_by[name]
         n = np.isfinite(temp).sum(axis=1).astype(float)
         total = np.nansum(time, axis=1)
-        if has_times(spec):
+        if has_times(spec) and strings:
             cols[f"{name}_schedule"] = _canonical_rows(temp, time)
         cols[f"{name}_steps"] = n
         if has_times(spec):
@@ -230,7 +234,7 @@ def schedule_block(arrays_by: dict, written_by: dict, data, cleaning, index) -> 
                     temp, time, rule.min_temp_C) >= rule.min_time_s)).astype(float)
             cols[f"adequate_{name}"] = np.max(np.vstack(list(flags.values())), axis=0)
             cols.update(flags)
-    return pd.DataFrame(cols, index=index)
+    return cols
 
 
 def composition_key(comp: pd.DataFrame) -> pd.Series:

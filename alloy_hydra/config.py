@@ -212,10 +212,13 @@ class DesignWeights:
 
 @dataclass
 class DesignConfig:
-    targets: Dict[str, float] = field(default_factory=dict)   # empty = the run's target at target.design_value
+    # null = not designed for; all null = the run's own target at target.design_value
+    targets: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(
+        ["YS", "UTS", "FractureEL", "UniformEL", "YPE"]))
     tolerance: Dict[str, float] = field(default_factory=lambda: {"YS": 10.0, "UTS": 15.0, "FractureEL": 2.0,
                                                                  "UniformEL": 2.0, "YPE": 0.3})
-    min: Dict[str, float] = field(default_factory=dict)       # e.g. design.min.FractureEL=10
+    min: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(
+        ["YS", "UTS", "FractureEL", "UniformEL", "YPE"]))      # e.g. design.min.FractureEL=10
     models: Any = None                  # null = this run's model; else run dir(s) or sweep dir(s)
     casting: Optional[str] = None       # fix a categorical, e.g. DC
     fixed: Dict[str, str] = field(default_factory=dict)       # fix other categoricals (recryst_type: batch)

@@ -80,6 +80,7 @@ class Space:
                     if col in self.table:
                         self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=self.schema.strata.get(col, [])))
         self.bounds = bounds
+        self._typical_n = {}
         self.index = {v.name: i for i, v in enumerate(self.vars)}
         self.discrete = np.array([i for i, v in enumerate(self.vars) if v.kind in ("category", "count")], dtype=int)
         self._ranges = {}
@@ -107,62 +108,60 @@ class Space:
         return np.array([v.hi for v in self.vars], float)
 
     def recipes(self, X: np.ndarray) -> pd.DataFrame:
-        """Decision vectors -> recipe table (vectorised)."""
+        """Decision vectors -> recipe table (vectorised: numpy arrays, one DataFrame at the end)."""
         X = np.atleast_2d(X)
+        n_rows = len(X)
         out = {}
         for i, v in enumerate(self.vars):
             x = X[:, i]
             if v.kind == "element":
-                out[v.name] = x
+                out[v.name] = np.round(x, 2)                     # castable: 0.01 wt%
             elif v.kind == "category":
                 out[v.name] = np.asarray(v.levels, dtype=object)[np.clip(np.round(x), 0, len(v.levels) - 1).astype(int)]
             elif v.kind == "count":
                 out[v.name] = np.round(x).astype(int)
-        frame = pd.DataFrame(out)
         for name in self.schema.schedules:   # a recryst type implies its step count
             tcol = f"{name}_type"
-            if tcol in frame:
-                typical = self.table.groupby(tcol)[f"{name}_n"].agg(lambda s: int(s.mode().iloc[0]))
-                frame[f"{name}_n"] = frame[tcol].map(typical).fillna(0).astype(int)
+            if tcol in out:
+                if name not in self._typical_n:
+                    self._typical_n[name] = self.table.groupby(tcol)[f"{name}_n"].agg(
+                        lambda s: int(s.mode().iloc[0])).to_dict()
+                typical = self._typical_n[name]
+                out[f"{name}_n"] = np.array([typical.get(t, 0) for t in out[tcol]], dtype=int)
         for i, v in enumerate(self.vars):
             if v.kind != "unit":
                 continue
             (glo, ghi), by = self._ranges[v.name]
-            lo, hi = np.full(len(frame), glo), np.full(len(frame), ghi)
-            if v.stratum and by:
-                keys = list(zip(*[frame[s].astype(str) for s in v.stratum])) if all(s in frame for s in v.stratum) \
-                    else []
-                for r, key in enumerate(keys):
-                    if key in by:
-                        lo[r], hi[r] = by[key]
-            frame[v.name] = lo + X[:, i] * (hi - lo)
-        # castable numbers: 0.01 wt%, whole-ish process numbers, 5 °C steps, times to 3 significant figures
-        for el in self.schema.elements:
-            frame[el] = np.round(frame[el].astype(float), 2)
-        for col in self.schema.numeric:
-            frame[col] = np.round(frame[col].astype(float), 1)
-        for name, n in self.schema.schedules.items():
-            for k in range(1, n + 1):
-                if f"{name}_T{k}" in frame:
-                    frame[f"{name}_T{k}"] = 5.0 * np.round(frame[f"{name}_T{k}"].astype(float) / 5.0)
-                if f"{name}_lt{k}" in frame:
-                    secs = 10 ** frame[f"{name}_lt{k}"].astype(float)
-                    digits = 2 - np.floor(np.log10(np.where(secs > 0, secs, 1.0)))
-                    frame[f"{name}_lt{k}"] = np.log10([round(v, int(dg)) if np.isfinite(v) else np.nan
-                                                       for v, dg in zip(secs, digits)])
+            lo, hi = np.full(n_rows, glo), np.full(n_rows, ghi)
+            if v.stratum and by and all(s_ in out for s_ in v.stratum):
+                keys = np.array(["\x1f".join(map(str, k)) for k in zip(*[out[s_] for s_ in v.stratum])], dtype=object)
+                uniq, inv = np.unique(keys, return_inverse=True)
+                table = {"\x1f".join(k): r for k, r in by.items()}
+                for j, k in enumerate(uniq):
+                    if k in table:
+                        lo[inv == j], hi[inv == j] = table[k]
+            value = lo + X[:, i] * (hi - lo)
+            if v.name in self.schema.numeric:
+                value = np.round(value, 1)
+            elif v.name.startswith(tuple(f"{s_}_T" for s_ in self.schema.schedules)):
+                value = 5.0 * np.round(value / 5.0)                 # 5 °C steps
+            else:                                                   # log10 time: 3 significant figures
+                mag = 10.0 ** (np.floor(np.where(np.isfinite(value), value, 0.0)) - 2)
+                value = np.log10(np.round(10.0 ** value / mag) * mag)
+            out[v.name] = value
         for name, n in self.schema.schedules.items():   # steps beyond the count are absent
             for k in range(1, n + 1):
-                absent = frame[f"{name}_n"].to_numpy() < k
+                absent = out[f"{name}_n"] < k
                 for col in (f"{name}_T{k}", f"{name}_lt{k}"):
-                    if col in frame:
-                        frame.loc[absent, col] = np.nan
-        return frame
+                    if col in out:
+                        out[col] = np.where(absent, np.nan, out[col])
+        return pd.DataFrame(out)
 
-    def cards(self, X: np.ndarray, cleaning) -> pd.DataFrame:
+    def cards(self, X: np.ndarray, cleaning, strings: bool = True) -> pd.DataFrame:
         recipes = self.recipes(X)
         for t in self.schema.targets:
             recipes[t] = np.nan
-        out, _ = cards_mod.decode(recipes, self.schema, self.data, cleaning)
+        out, _ = cards_mod.decode(recipes, self.schema, self.data, cleaning, strings=strings)
         return out
 
 
@@ -211,7 +210,7 @@ class Evaluator:
 
     def __call__(self, X: np.ndarray, with_std: bool = False) -> Evaluation:
         o = self.opts
-        cards = self.space.cards(X, self.cleaning)
+        cards = self.space.cards(X, self.cleaning, strings=with_std)   # schedule strings only for the report
         pred, std, ratios = {}, {}, []
         for t, m in self.models.items():
             Xm = m.X(cards)
@@ -310,9 +309,14 @@ def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, 
     if opts.domain == "exclude":
         feasible &= ev.in_domain
     idx = np.flatnonzero(feasible)
-    if not len(idx):
-        return pd.DataFrame()
-    ev = evaluator(X[idx], with_std=True)
+    if not len(idx):   # a well-formed, empty table: the columns of a ranked candidate, no rows
+        return _table(evaluator, X[:1], master, id_columns, opts).iloc[:0]
+    return _table(evaluator, X[idx], master, id_columns, opts)
+
+
+def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, opts) -> pd.DataFrame:
+    idx = np.arange(len(X))
+    ev = evaluator(X, with_std=True)
     targets = evaluator.targets
     dev = {t: ev.pred[t] - v for t, v in targets.items()}
     dist = np.sqrt(np.mean([(dev[t] / evaluator.tol[t]) ** 2 for t in targets], axis=0))
@@ -345,7 +349,7 @@ def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, 
     # nearest real card in the recipe space
     rspace = cards_mod.RecipeSpace(space.table, space.schema)
     nn = NearestNeighbors(n_neighbors=1).fit(rspace(space.table))
-    rec = space.recipes(X[idx])
+    rec = space.recipes(X)
     for t in space.schema.targets:
         rec[t] = space.table[t].mean()
     d, j = nn.kneighbors(rspace(rec.reindex(columns=space.table.columns)))
@@ -382,3 +386,35 @@ def _notes(out, cards, targets) -> list[str]:
             n.append("as rolled (no final anneal)")
         notes.append("; ".join(n))
     return notes
+
+
+_INVERSE_UNITS = {"length": "mm", "grain": "um", "percent": "", "plain": ""}
+
+
+def as_raw_cards(recs: pd.DataFrame, data, prefix: str = "design") -> pd.DataFrame:
+    """Recommended recipes written as data cards in the dataset's raw schema (the file a lab would fill in):
+    cleaning and featurising them gives exactly the model inputs the designer scored."""
+    rows = {}
+    n = len(recs)
+    for col in data.id_columns:
+        rows[col] = [f"{prefix}-{r}" for r in recs["rank"]] if col == data.id_columns[0] else [""] * n
+    for col in data.group_columns:
+        rows.setdefault(col, [f"{prefix}-{r}" for r in recs["rank"]])
+    scale = 0.01 if data.composition_unit == "fraction" else 1.0
+    for el, col in data.composition_columns.items():
+        rows[col] = [f"{v * scale:.6g}" for v in recs[el]]
+    if data.balance_column:
+        rows[data.balance_column] = ["bal"] * n
+    for name, col in data.categoricals.items():
+        rows[col] = recs[name].astype(str).tolist()
+    for name, spec in data.numeric.items():   # canonical units (mm, µm, %) written with their unit
+        unit = _INVERSE_UNITS.get(spec.kind, "")
+        rows[spec.column] = [f"{v:g} {unit}".strip() for v in recs[name]]
+    for name, spec in data.schedules.items():
+        if spec.column:
+            rows[spec.column] = recs[f"{name}_schedule"].fillna("").tolist()
+        if spec.type_column:
+            rows[spec.type_column] = recs[f"{name}_type"].tolist()
+    for t, col in data.targets.items():
+        rows[col] = [""] * n
+    return pd.DataFrame(rows)

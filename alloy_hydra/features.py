@@ -51,7 +51,12 @@ class Featuriser(BaseEstimator, TransformerMixin):
         return self
 
     def _frame(self, cards: pd.DataFrame) -> pd.DataFrame:
-        out = {c: cards[c].astype(float).fillna(self.fill_[c]).to_numpy() for c in self.numeric}
+        return pd.DataFrame(self._columns(cards), index=cards.index)
+
+    def _columns(self, cards: pd.DataFrame) -> dict:
+        A = cards[list(self.numeric)].to_numpy(dtype=float, na_value=np.nan)
+        A = np.where(np.isnan(A), np.array([self.fill_[c] for c in self.numeric]), A)
+        out = {c: A[:, j] for j, c in enumerate(self.numeric)}
         for formula in self.interactions:   # parsed with ast into an expression tree, evaluated by numpy
             tree = expr.parse(formula.replace("^", "**"))
             value = np.broadcast_to(expr.evaluate(tree, out), (len(cards),)).astype(float)
@@ -60,10 +65,17 @@ class Featuriser(BaseEstimator, TransformerMixin):
             values = cards[c].astype(str).to_numpy()
             for level in levels:
                 out[f"{c}={level}"] = (values == level).astype(float)
-        return pd.DataFrame(out, index=cards.index)
+        return out
 
     def transform(self, cards: pd.DataFrame) -> pd.DataFrame:
-        return self._frame(cards).reindex(columns=self.columns_)
+        return pd.DataFrame(self.transform_array(cards), columns=self.columns_, index=cards.index)
+
+    def transform_array(self, cards: pd.DataFrame) -> np.ndarray:
+        """The feature matrix in `columns_` order, without building intermediate frames."""
+        cols = self._columns(cards)
+        n = len(cards)
+        return np.column_stack([cols[c] if c in cols else np.zeros(n) for c in self.columns_]) if self.columns_ \
+            else np.zeros((n, 0))
 
     def to_json(self) -> dict:
         return {"numeric": list(self.numeric), "categorical": list(self.categorical),

@@ -64,7 +64,7 @@ class Model:
         return self.featuriser.columns_
 
     def X(self, cards: pd.DataFrame) -> np.ndarray:
-        return self.featuriser.transform(cards).to_numpy(float)
+        return self.featuriser.transform_array(cards)
 
     def predict(self, cards: pd.DataFrame | None = None, X: np.ndarray | None = None):
         """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix)."""

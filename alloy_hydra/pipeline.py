@@ -316,7 +316,7 @@ def stage_design(cfg, run_dir: Path, state: RunState) -> None:
     else:
         raise ConfigError("stage design needs a model: run the train stage before it or set design.models=<run or "
                           "sweep dir>")
-    targets = dict(d.targets) if d.targets else {cfg.target.name: cfg.target.design_value}
+    targets = {t: float(v) for t, v in d.targets.items() if v is not None} or {cfg.target.name: cfg.target.design_value}
     missing = [t for t in targets if t not in models]
     if missing:
         raise ConfigError(f"design.targets has {missing} but no model for them (models for {sorted(models)}); "
@@ -329,7 +329,8 @@ def stage_design(cfg, run_dir: Path, state: RunState) -> None:
         space = design_mod.Space(master, data, cfg.chem_window, fixed, dict(d.bounds), list(d.stratify_by))
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    opts = SimpleNamespace(targets=targets, tolerance=dict(d.tolerance), min=dict(d.min), cost_weights=dict(d.cost_weights),
+    opts = SimpleNamespace(targets=targets, tolerance=dict(d.tolerance),
+                           min={t: v for t, v in d.min.items() if v is not None}, cost_weights=dict(d.cost_weights),
                            adequate_homog=d.adequate_homog, adequate_recryst=d.adequate_recryst,
                            max_additions=d.max_additions, max_cost=d.max_cost, domain=d.domain, weights=d.weights)
     if d.domain not in ("exclude", "penalise", "ignore"):
@@ -351,6 +352,8 @@ def stage_design(cfg, run_dir: Path, state: RunState) -> None:
         log.warning("no feasible recipe for targets %s under the constraints; recommendations.csv is empty",
                     targets)
     top.to_csv(run_dir / "recommendations.csv", index=False)
+    if not any(spec.temp_column for spec in data.schedules.values()):   # schedules as strings: cards can be written
+        design_mod.as_raw_cards(top, data).to_csv(run_dir / "recommended_cards.csv", index=False)
     ranked.to_csv(run_dir / "pareto_candidates.csv", index=False)
     if len(ranked):
         (run_dir / "plots").mkdir(exist_ok=True)
