@@ -9,13 +9,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.neighbors import NearestNeighbors
 
 from .expr import ModelFileError
 from .features import Featuriser
 from .regress import predict_json, validate_model
 
 FORMAT = "alloy_hydra.model/1"
+
+
+def knn_mean_distance(Z: np.ndarray, P: np.ndarray, k: int, skip_self: bool = False, chunk: int = 4096):
+    """Mean Euclidean distance from each row of Z to its k nearest rows of P (numpy; P is a few hundred
+    reference cards, so a dense distance block per chunk is cheaper than a tree and needs no thread pool)."""
+    p2 = np.einsum("ij,ij->i", P, P)
+    out = np.empty(len(Z))
+    kk = k + 1 if skip_self else k
+    for s in range(0, len(Z), chunk):
+        z = Z[s: s + chunk]
+        d2 = np.einsum("ij,ij->i", z, z)[:, None] + p2[None, :] - 2.0 * z @ P.T
+        d = np.sqrt(np.maximum(d2, 0.0))
+        near = np.sort(np.partition(d, kk - 1, axis=1)[:, :kk], axis=1)
+        out[s: s + chunk] = (near[:, 1:] if skip_self else near).mean(axis=1)
+    return out
 
 
 @dataclass
@@ -34,14 +48,11 @@ class Domain:
         sd = np.where(sd > 0, sd, 1.0)
         Z = (X - mu) / sd
         k = max(1, min(k, len(Z) - 1))
-        d = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z)[0][:, 1:].mean(axis=1)
+        d = knn_mean_distance(Z, Z, k, skip_self=True)
         return cls(mu, sd, Z, k, float(np.quantile(d, quantile)))
 
     def distance(self, X: np.ndarray) -> np.ndarray:
-        Z = (np.asarray(X, float) - self.mu) / self.sd
-        if getattr(self, "_nn", None) is None:
-            self._nn = NearestNeighbors(n_neighbors=self.k).fit(self.points)
-        return self._nn.kneighbors(Z)[0].mean(axis=1)
+        return knn_mean_distance((np.asarray(X, float) - self.mu) / self.sd, self.points, self.k)
 
     def to_json(self) -> dict:
         return {"mu": self.mu.tolist(), "sd": self.sd.tolist(), "points": np.round(self.points, 6).tolist(),

@@ -29,6 +29,8 @@ def needs_shared_data():
 
 def run_cli(args, cwd=ROOT, timeout=600):
     import subprocess
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # two xdist workers share 2 cores: one BLAS/OpenMP thread per run avoids oversubscription
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=env)

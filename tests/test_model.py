@@ -14,8 +14,8 @@ from alloy_hydra.expr import ModelFileError
 from alloy_hydra.model import Model
 from conftest import ROOT, compose, run_cli
 
-FAST = ["regressor.max_time=1", "train.cv_folds=3", "train.ensemble=5", "train.max_rows=1500",
-        "generator.n_per_class=5", "qc.plots=false"]
+FAST = ["regressor.max_time=1", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=5",
+        "train.max_rows=1500", "generator.n_per_class=5", "qc.plots=false", "stages=[clean,split,generate,qc,train,audit]"]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_pysr_adaptor_maps_config_and_fails_clearly_without_julia(monkeypatch):
 
 
 def test_pysr_run_fails_with_the_clear_error(tmp_path):
-    proc = run_cli(["regressor=pysr", "generator=none", f"hydra.run.dir={tmp_path}/run"])
+    proc = run_cli(["regressor=pysr", "generator=none", "stages=[clean,split,train]", f"hydra.run.dir={tmp_path}/run"])
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "needs Julia" in out
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"

@@ -25,12 +25,12 @@ def check_run_dir(run_dir):
 
 
 def test_default_run(tmp_path):
-    proc = run_cli([f"hydra.run.dir={tmp_path}/run"])
+    proc = run_cli([f"hydra.run.dir={tmp_path}/run", "regressor.n_threads=1"])   # the default job, all stages
     assert proc.returncode == 0, proc.stderr
     m = check_run_dir(tmp_path / "run")
     assert m["data"] == "demo" and m["target"] == "YS" and m["view_rows"] > 300
     for f in ("split.json", "synthetic.csv", "generation_report.json", "model.json", "equation.txt",
-              "validation_report.json", "plots/parity.png"):
+              "validation_report.json", "plots/parity.png", "recommendations.csv"):
         assert (tmp_path / "run" / f).exists(), f
     assert m["generator"] == "jitter" and m["regressor"] == "operon" and m["holdout_r2"] > 0.5
     assert "rows_kept" in proc.stdout and str(tmp_path) in proc.stdout.replace("\n", "").replace("│", "")

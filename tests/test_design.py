@@ -1,0 +1,114 @@
+"""Phase 4: inverse design over recipes, checked against the demo ground truth."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alloy_hydra import clean, design, pipeline
+from alloy_hydra.io import read_cards
+from alloy_hydra.model import Model
+from conftest import compose, run_cli
+
+FAST_TRAIN = ["generator=none", "regressor.max_time=2", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=5",
+              "stages=[clean,split,train,audit]", "qc.plots=false", "summary=false"]
+SMALL = ["optimizer.pop_size=40", "optimizer.n_gen=25"]
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    for t in ("YS", "UTS"):
+        proc = run_cli([*FAST_TRAIN, f"target={t}", f"hydra.run.dir={root}/{t}"])
+        assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def design_run(tmp_path, models_dir, *extra, name="d"):
+    proc = run_cli(["stages=[design]", f"design.models={models_dir}", "design.targets.YS=260",
+                    "design.targets.UTS=320", "summary=false", *SMALL, *extra, f"hydra.run.dir={tmp_path}/{name}"])
+    return proc, tmp_path / name
+
+
+def test_recommendations_are_valid_cards_and_the_closed_loop_is_scored(models_dir, tmp_path):
+    proc, d = design_run(tmp_path, models_dir)
+    assert proc.returncode == 0, proc.stderr
+    recs = pd.read_csv(d / "recommendations.csv")
+    m = json.loads((d / "metrics.json").read_text())
+    assert 0 < len(recs) <= 20 and m["n_recommendations"] == len(recs)
+    elements = ["Si", "Fe", "Cu", "Mn", "Mg", "Cr", "Ni", "Zn", "Ti", "Zr", "Sc", "Other", "Al"]
+    assert np.allclose(recs[elements].sum(axis=1), 100, atol=0.05)
+    window = compose().chem_window
+    assert (clean.window_violations(recs[elements], window) == "").all() and (recs[elements] >= 0).all().all()
+    for col in ("rank", "YS_pred", "YS_std", "YS_dev", "UTS_pred", "cost_index", "n_additions", "nearest_card",
+                "nearest_distance", "in_domain", "note", "homog_schedule", "recryst_schedule", "YS_truth"):
+        assert col in recs, col
+    assert (recs["YS_pred"] <= recs["UTS_pred"]).all()
+    # the closed-loop hit rate is the share of the top 10 the ground truth (noise off) puts within tolerance
+    hits = ((recs["YS_truth"] - 260).abs() <= 10) & ((recs["UTS_truth"] - 320).abs() <= 15)
+    assert m["design_hit_rate"] == pytest.approx(hits.head(10).mean())
+    assert (d / "pareto_candidates.csv").exists() and (d / "plots" / "design_pareto.png").exists()
+
+
+def test_a_recipe_round_trips_through_card_and_featuriser(models_dir, tmp_path):
+    proc, d = design_run(tmp_path, models_dir)
+    assert proc.returncode == 0, proc.stderr
+    recs = pd.read_csv(d / "recommendations.csv")
+    cfg = compose()
+    raw = read_cards(d / "recommended_cards.csv")
+    cleaned = clean.clean(raw, cfg.data.copy(), cfg.chem_window, cfg.cleaning, "cards").master
+    assert len(cleaned) == len(recs)
+    model = Model.load(models_dir / "YS" / "model.json")
+    pred = model.predict(cleaned)[0]
+    assert np.allclose(pred, recs["YS_pred"], atol=1e-3)   # recommendations.csv rounds to 3 decimals
+    assert (cleaned["homog_schedule"].fillna("") == recs["homog_schedule"].fillna("")).all()
+
+
+def test_infeasible_targets_give_an_empty_well_formed_file(models_dir, tmp_path):
+    proc, d = design_run(tmp_path, models_dir, "design.targets.YS=2000", "design.min.YS=1900")
+    assert proc.returncode == 0, proc.stderr
+    assert "no feasible recipe" in proc.stdout + proc.stderr
+    recs = pd.read_csv(d / "recommendations.csv")
+    assert len(recs) == 0 and {"rank", "YS_pred", "Mg"} <= set(recs.columns)
+    assert json.loads((d / "metrics.json").read_text())["n_recommendations"] == 0
+
+
+def test_out_of_domain_never_ranks_above_in_domain(models_dir, tmp_path):
+    proc, d = design_run(tmp_path, models_dir, "design.domain=penalise", "design.top=200", name="pen")
+    assert proc.returncode == 0, proc.stderr
+    recs = pd.read_csv(d / "recommendations.csv")
+    flags = recs["in_domain"].astype(bool).to_numpy()
+    assert not (~flags[:-1] & flags[1:]).any()          # no in-domain row after an out-of-domain one
+    proc, d = design_run(tmp_path, models_dir, name="exc")
+    assert pd.read_csv(d / "recommendations.csv")["in_domain"].astype(bool).all()
+
+
+def test_a_target_without_a_model_is_a_clear_error(models_dir, tmp_path):
+    proc, d = design_run(tmp_path, models_dir, "design.targets.FractureEL=12")
+    assert proc.returncode == 2 and "no model for them" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_nsga2_beats_random_search_on_the_same_budget(models_dir):
+    cfg = compose()
+    models, source = pipeline.load_design_models(models_dir)
+    master = pd.read_csv(source / "BASE_MASTER.csv")
+    from types import SimpleNamespace
+    opts = SimpleNamespace(targets={"YS": 260.0, "UTS": 320.0}, tolerance={"YS": 10.0, "UTS": 15.0}, min={},
+                           cost_weights=dict(cfg.design.cost_weights), adequate_homog=True, adequate_recryst=True,
+                           max_additions=None, max_cost=None, domain="exclude", weights=cfg.design.weights)
+    space = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"])
+    ev = design.Evaluator(space, models, opts, cfg.cleaning)
+    best = {}
+    for method in ("nsga2", "random"):
+        ranked = design.rank(ev, design.optimise(ev, method, 40, 30, 0), master, list(cfg.data.id_columns), opts)
+        best[method] = ranked["distance"].min()
+    assert best["nsga2"] < best["random"]
+
+
+def test_single_run_designs_for_its_own_target(tmp_path):
+    proc = run_cli(["generator=none", "regressor.max_time=1", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=3",
+                    "stages=[clean,split,train,audit,design]", *SMALL, f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["design_targets"] == "YS=260" and "design_hit_rate" in m and m["time_design_s"] > 0
