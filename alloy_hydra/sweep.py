@@ -1,0 +1,153 @@
+"""Sweep-level reports, written by a Hydra callback when a multirun ends (also callable on any sweep dir):
+
+- comparison.csv: one row per job: run dir, overrides, status (error), every metrics.json key;
+- selected_datasets.json: per target, the generator chosen by the rule below, with the numbers behind it;
+- model_comparison.csv: per target and job, the model (method, CV MAE, holdout MAE/R², complexity, physics) and
+  its ridge / gbm baselines on the same holdout, with the `chosen` model per target that design.models loads;
+- a rich table and plots/sweep_holdout_r2.png.
+
+Generator rule: among generators whose QC passes (checks that can fail only), the best real-holdout utility
+(tstr_r2); augmentation is kept only if that generator's synthetic + real model beats the real-only model on the
+same holdout (aug_r2 > real_only_r2), otherwise `none` is selected and the report says so.
+Model rule: per target, physics pass first, then the best holdout R² (the same rule design.models applies to a
+list of runs). Selecting on the holdout makes the chosen model's holdout figure optimistic; the CV figures are not.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
+
+from .io import write_json
+
+log = logging.getLogger(__name__)
+
+
+def jobs(sweep_dir: Path) -> pd.DataFrame:
+    rows = []
+    for run in sorted(p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/config.yaml")):
+        overrides = OmegaConf.load(run / ".hydra" / "overrides.yaml") if (run / ".hydra" / "overrides.yaml").exists() \
+            else []
+        status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
+        metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
+        cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+        rows.append({"run_dir": run.name, "overrides": " ".join(overrides), "status": status.get("status", "missing"),
+                     "error": status.get("error", ""), "target": metrics.get("target", cfg.target.name),
+                     "generator": metrics.get("generator", cfg.generator.name),
+                     "regressor": metrics.get("regressor", cfg.regressor.name),
+                     **{k: v for k, v in metrics.items() if k not in ("target", "generator", "regressor")}})
+    return pd.DataFrame(rows)
+
+
+def select_datasets(table: pd.DataFrame) -> dict:
+    out = {}
+    done = table[table["status"] == "complete"] if len(table) else table
+    for target, part in done.groupby("target") if len(done) else []:
+        synth = part[(part["generator"] != "none") & part.get("tstr_r2", pd.Series(dtype=float)).notna()]
+        passing = synth[synth.get("qc_pass", pd.Series(False, index=synth.index)).fillna(False).astype(bool)]
+        real_only = part["real_only_r2"].dropna()
+        entry = {"rule": "best tstr_r2 among QC-passing generators; kept only if aug_r2 > real_only_r2",
+                 "candidates": synth[["generator", "qc_pass", "tstr_r2", "aug_r2", "real_only_r2"]]
+                 .to_dict("records") if len(synth) else [],
+                 "real_only_r2": float(real_only.iloc[0]) if len(real_only) else None}
+        if not len(passing):
+            entry.update(chosen_method="none", reason="no generator passes QC on the checks that can fail")
+        else:
+            best = passing.sort_values("tstr_r2", ascending=False).iloc[0]
+            if entry["real_only_r2"] is not None and best.get("aug_r2", -np.inf) <= entry["real_only_r2"]:
+                entry.update(chosen_method="none", best_generator=best["generator"],
+                             reason=f"augmentation does not help: {best['generator']} synthetic+real R² "
+                                    f"{best['aug_r2']:.3f} <= real-only {entry['real_only_r2']:.3f}")
+            else:
+                entry.update(chosen_method=best["generator"], tstr_r2=float(best["tstr_r2"]),
+                             aug_r2=float(best["aug_r2"]), run_dir=best["run_dir"],
+                             reason=f"{best['generator']}: best tstr_r2 among QC-passing generators and "
+                                    f"synthetic+real beats real-only")
+        out[target] = entry
+    return out
+
+
+def model_table(table: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    done = table[(table["status"] == "complete") & table.get("holdout_r2", pd.Series(dtype=float)).notna()] \
+        if len(table) and "holdout_r2" in table else table.iloc[0:0]
+    for _, j in done.iterrows():
+        base = {"target": j["target"], "property": j["target"], "generator": j["generator"], "run_dir": j["run_dir"]}
+        rows.append({**base, "method": j["regressor"], "cv_mae": j.get("cv_mae"), "holdout_mae": j.get("holdout_mae"),
+                     "holdout_r2": j.get("holdout_r2"), "complexity": j.get("complexity"),
+                     "physics_pass": j.get("physics_pass"), "baseline": False})
+        for b in ("ridge", "gbm"):
+            rows.append({**base, "method": f"baseline_{b}", "cv_mae": None, "holdout_mae": j.get(f"baseline_{b}_mae"),
+                         "holdout_r2": j.get(f"baseline_{b}_r2"), "complexity": None, "physics_pass": None,
+                         "baseline": True})
+    mt = pd.DataFrame(rows)
+    if not len(mt):
+        return pd.DataFrame(columns=["target", "property", "method", "generator", "cv_mae", "holdout_mae",
+                                     "holdout_r2", "complexity", "physics_pass", "run_dir", "baseline", "chosen"])
+    mt["chosen"] = False
+    for target, part in mt[~mt["baseline"]].groupby("target"):
+        key = part.assign(_p=part["physics_pass"].fillna(False).astype(bool),
+                          _r=part["holdout_r2"].astype(float)).sort_values(["_p", "_r"], ascending=False)
+        mt.loc[key.index[0], "chosen"] = True
+    return mt
+
+
+def write_reports(sweep_dir, console=None) -> int:
+    """Write the sweep reports; returns the number of failed jobs."""
+    from rich.console import Console
+    from rich.table import Table
+    sweep_dir = Path(sweep_dir)
+    table = jobs(sweep_dir)
+    table.to_csv(sweep_dir / "comparison.csv", index=False)
+    selected = select_datasets(table)
+    write_json(sweep_dir / "selected_datasets.json", selected)
+    models = model_table(table)
+    models.to_csv(sweep_dir / "model_comparison.csv", index=False)
+    failed = int((table["status"] != "complete").sum()) if len(table) else 0
+    console = console or Console()
+    t = Table(title=f"sweep {sweep_dir} · {len(table)} jobs · {failed} failed")
+    cols = [c for c in ("run_dir", "status", "target", "generator", "regressor", "qc_pass", "tstr_r2",
+                        "real_only_r2", "holdout_r2", "error") if c in table]
+    for c in cols:
+        t.add_column(c)
+    for _, r in table.iterrows():
+        t.add_row(*[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c])[:60] for c in cols])
+    console.print(t)
+    for target, s in selected.items():
+        console.print(f"{target}: generator [bold]{s['chosen_method']}[/bold] — {s['reason']}")
+    if len(table) and "holdout_r2" in table and table["holdout_r2"].notna().any():
+        _plot(table, sweep_dir / "plots" / "sweep_holdout_r2.png")
+    return failed
+
+
+def _plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    path.parent.mkdir(parents=True, exist_ok=True)
+    piv = table.pivot_table(index="target", columns="generator", values="holdout_r2", aggfunc="max")
+    ax = piv.plot.bar(figsize=(7, 4))
+    ax.set_ylabel("holdout R² (real groups)")
+    ax.set_title("holdout R² per target × generator")
+    plt.tight_layout()
+    plt.savefig(path, dpi=90)
+    plt.close("all")
+
+
+class SweepReport(Callback):
+    """Hydra callback: sweep reports at multirun end; exits non-zero when any job failed."""
+
+    def __init__(self, exit_on_failure: bool = True):
+        self.exit_on_failure = exit_on_failure
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        failed = write_reports(Path(config.hydra.sweep.dir))
+        if failed and self.exit_on_failure:
+            log.error("%d job(s) failed; their run dirs hold status.json with the error", failed)
+            sys.exit(1)
