@@ -1,10 +1,13 @@
-"""alloy_hydra entry point: compose the config and run the pipeline (clean -> ...) into the Hydra run dir."""
+"""alloy_hydra entry point: compose the config and run the pipeline (clean -> ... -> design) into the run dir."""
+import json
 import logging
+import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from alloy_hydra import config, pipeline, report
 from alloy_hydra.errors import AlloyHydraError
@@ -13,18 +16,49 @@ config.register()
 log = logging.getLogger("alloy_hydra")
 
 
+def job_threads(cfg, hc) -> int:
+    """Threads for this job: jobs x threads never oversubscribes the cores."""
+    if cfg.threads:
+        return int(cfg.threads)
+    if hc.mode.name == "MULTIRUN" and hc.launcher.get("cpus_per_task"):   # submitit: the job's own cpus
+        return int(hc.launcher.cpus_per_task)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    jobs = int(hc.launcher.get("n_jobs", 1) or 1) if hc.mode.name == "MULTIRUN" else 1
+    return max(1, cores // max(1, jobs))
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_dir = HydraConfig.get().runtime.output_dir
+def main(cfg: DictConfig):
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode.name == "MULTIRUN"
+    status = run_dir / "status.json"
+    if cfg.resume and status.exists() and json.loads(status.read_text()).get("status") == "complete":
+        log.info("resume: %s is complete, skipped", run_dir)
+        return "skipped"
+    threads = job_threads(cfg, hc)
+    with open_dict(cfg):   # the SR engine and SDV/torch follow the job's share of the cores
+        for node in ("regressor", "generator"):
+            for key in ("n_threads", "threads"):
+                if key in cfg[node]:
+                    cfg[node][key] = threads
+    from threadpoolctl import threadpool_limits
     try:
-        metrics = pipeline.run(cfg, run_dir)
+        with threadpool_limits(limits=threads):
+            metrics = pipeline.run(cfg, run_dir)
     except AlloyHydraError as err:  # the user's data or config: a clear message, no traceback
         log.error("%s", err)
-        if HydraConfig.get().mode.name == "MULTIRUN":
-            raise
+        if multirun:
+            return "failed"      # the other jobs go on; the sweep report marks this one
         sys.exit(2)
+    except Exception as err:     # noqa: BLE001 - in a sweep one broken job must not take the others down
+        if not multirun:
+            raise
+        log.exception("job failed: %s", err)
+        return "failed"
     if cfg.summary:
         report.print_summary(metrics, run_dir)
+    return "complete"
 
 
 if __name__ == "__main__":

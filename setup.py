@@ -16,6 +16,14 @@ setup(
         "scikit-learn>=1.4",
         "rich>=13",
         "matplotlib>=3.8",
+        "threadpoolctl>=3.1",
+        # torch arrives with sdv: pin the CPU build (any other version pulls a multi-GB CUDA build)
+        "torch==2.13.0",
+        "sdv==2.0.0",
+        "pyoperon==0.6.2",
+        "pymoo==0.6.2",
+        "hydra-joblib-launcher==1.2.0",
+        "hydra-submitit-launcher==1.2.0",
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5"]},
 )

@@ -266,6 +266,8 @@ class Config:
                                                        "design"])
     seed: int = 42
     summary: bool = True   # print the rich summary
+    resume: bool = False   # in a sweep: skip jobs whose run dir is already complete
+    threads: Optional[int] = None   # per job; null = cores (single run) or cores // hydra.launcher.n_jobs
 
 
 def register() -> None:

@@ -45,18 +45,26 @@ def jobs(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _with(table: pd.DataFrame, cols) -> pd.DataFrame:
+    """The table with every named column present (NaN where the jobs did not produce it)."""
+    return table.assign(**{c: np.nan for c in cols if c not in table})
+
+
 def select_datasets(table: pd.DataFrame) -> dict:
     out = {}
+    table = _with(table, ["qc_pass", "tstr_r2", "aug_r2", "real_only_r2"])
     done = table[table["status"] == "complete"] if len(table) else table
     for target, part in done.groupby("target") if len(done) else []:
-        synth = part[(part["generator"] != "none") & part.get("tstr_r2", pd.Series(dtype=float)).notna()]
-        passing = synth[synth.get("qc_pass", pd.Series(False, index=synth.index)).fillna(False).astype(bool)]
+        synth = part[(part["generator"] != "none") & part["tstr_r2"].notna()]
+        passing = synth[synth["qc_pass"].map(lambda v: v is True or v == 1.0)]
         real_only = part["real_only_r2"].dropna()
         entry = {"rule": "best tstr_r2 among QC-passing generators; kept only if aug_r2 > real_only_r2",
                  "candidates": synth[["generator", "qc_pass", "tstr_r2", "aug_r2", "real_only_r2"]]
                  .to_dict("records") if len(synth) else [],
                  "real_only_r2": float(real_only.iloc[0]) if len(real_only) else None}
-        if not len(passing):
+        if not len(synth):
+            entry.update(chosen_method="none", reason="no synthetic-data job with QC for this target in the sweep")
+        elif not len(passing):
             entry.update(chosen_method="none", reason="no generator passes QC on the checks that can fail")
         else:
             best = passing.sort_values("tstr_r2", ascending=False).iloc[0]
@@ -75,8 +83,9 @@ def select_datasets(table: pd.DataFrame) -> dict:
 
 def model_table(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    done = table[(table["status"] == "complete") & table.get("holdout_r2", pd.Series(dtype=float)).notna()] \
-        if len(table) and "holdout_r2" in table else table.iloc[0:0]
+    table = _with(table, ["holdout_r2", "holdout_mae", "cv_mae", "complexity", "physics_pass", "baseline_ridge_r2",
+                          "baseline_gbm_r2", "baseline_ridge_mae", "baseline_gbm_mae"])
+    done = table[(table["status"] == "complete") & table["holdout_r2"].notna()] if len(table) else table
     for _, j in done.iterrows():
         base = {"target": j["target"], "property": j["target"], "generator": j["generator"], "run_dir": j["run_dir"]}
         rows.append({**base, "method": j["regressor"], "cv_mae": j.get("cv_mae"), "holdout_mae": j.get("holdout_mae"),
@@ -92,7 +101,7 @@ def model_table(table: pd.DataFrame) -> pd.DataFrame:
                                      "holdout_r2", "complexity", "physics_pass", "run_dir", "baseline", "chosen"])
     mt["chosen"] = False
     for target, part in mt[~mt["baseline"]].groupby("target"):
-        key = part.assign(_p=part["physics_pass"].fillna(False).astype(bool),
+        key = part.assign(_p=part["physics_pass"].map(lambda v: v is True or v == 1.0),
                           _r=part["holdout_r2"].astype(float)).sort_values(["_p", "_r"], ascending=False)
         mt.loc[key.index[0], "chosen"] = True
     return mt

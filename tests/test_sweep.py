@@ -1,0 +1,101 @@
+"""Sweeps, sweep-level reports, run comparison, launchers."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from alloy_hydra import compare, pipeline
+from conftest import ROOT
+
+CHEAP = ["stages=[clean,split,generate,qc]", "qc.plots=false", "generator.n_per_class=5", "summary=false"]
+
+
+def multirun(args, cwd=ROOT, timeout=900):
+    env = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           **{k: v for k, v in __import__("os").environ.items() if k not in ("OMP_NUM_THREADS",)}}
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("name,keys", [("generator_grid", {"target", "generator"}),
+                                       ("sr_grid", {"regressor.population_size", "regressor.max_length",
+                                                    "regressor.allowed_symbols"}),
+                                       ("pysr_grid", {"regressor.niterations", "regressor.parsimony",
+                                                      "regressor.populations"})])
+def test_sweep_files_compose(name, keys):
+    from hydra import compose, initialize_config_dir
+    from alloy_hydra import config
+    config.register()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"sweeps={name}"], return_hydra_config=True)
+    assert set(cfg.hydra.sweeper.params) == keys and cfg.hydra.launcher.n_jobs == 2
+    assert "joblib" in cfg.hydra.launcher._target_.lower()
+    if name == "generator_grid":
+        assert len(cfg.hydra.sweeper.params.target.split(",")) * len(cfg.hydra.sweeper.params.generator.split(",")) == 15
+    if name == "pysr_grid":
+        assert cfg.regressor.name == "pysr"
+
+
+def test_two_job_joblib_sweep_writes_runs_and_reports(tmp_path):
+    proc = multirun(["generator=jitter,none", *CHEAP, f"hydra.sweep.dir={tmp_path}/sw"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sw = tmp_path / "sw"
+    runs = sorted(p.parent.parent for p in sw.glob("*/.hydra/config.yaml"))
+    assert len(runs) == 2 and all((r / "metrics.json").exists() for r in runs)
+    assert any("generator=jitter" in r.name for r in runs)            # dirs name their overrides
+    table = pd.read_csv(sw / "comparison.csv")
+    assert list(table["status"]) == ["complete", "complete"] and {"tstr_r2", "real_only_r2"} <= set(table.columns)
+    sel = json.loads((sw / "selected_datasets.json").read_text())
+    assert sel["YS"]["chosen_method"] in ("jitter", "none") and sel["YS"]["reason"]
+    assert (sw / "model_comparison.csv").exists()
+
+
+def test_a_failing_job_does_not_take_the_others_down(tmp_path):
+    proc = multirun(["regressor=pysr,ridge", "generator=none", "stages=[clean,split,train,audit]",
+                     "summary=false", f"hydra.sweep.dir={tmp_path}/sw"])
+    assert proc.returncode == 1
+    table = pd.read_csv(tmp_path / "sw" / "comparison.csv").set_index("regressor")
+    assert table.loc["pysr", "status"] == "failed" and "needs Julia" in table.loc["pysr", "error"]
+    assert table.loc["ridge", "status"] == "complete"
+    models = pd.read_csv(tmp_path / "sw" / "model_comparison.csv")
+    assert models.loc[models["chosen"], "method"].tolist() == ["ridge"]
+    # resume: the complete job is skipped, the failed one runs again (and fails again)
+    proc = multirun(["regressor=pysr,ridge", "generator=none", "stages=[clean,split,train,audit]", "resume=true",
+                     "summary=false", f"hydra.sweep.dir={tmp_path}/sw"])
+    assert proc.returncode == 1
+    ridge_dirs = [p for p in (tmp_path / "sw").iterdir() if "regressor=ridge" in p.name]
+    assert len(ridge_dirs) == 1 and "is complete, skipped" in (ridge_dirs[0] / "run.log").read_text()
+    # the design stage takes its model from the sweep dir (the 'chosen' column)
+    models, source = pipeline.load_design_models(tmp_path / "sw")
+    assert set(models) == {"YS"} and "ridge" in source.name
+
+
+def test_compare_shows_exactly_the_differing_keys(tmp_path):
+    from conftest import run_cli
+    for name, extra in (("a", ["seed=1"]), ("b", ["seed=2", "split.holdout_fraction=0.3"])):
+        assert run_cli([*CHEAP, "stages=[clean,split]", *extra, f"hydra.run.dir={tmp_path}/{name}"]).returncode == 0
+    table = compare.compare([tmp_path / "a", tmp_path / "b"])
+    config_cols = [c for c in table.columns if c != "run" and not c.startswith("metric:")]
+    assert config_cols == ["seed", "split.holdout_fraction"]
+    assert table["metric:status"].tolist() == ["complete", "complete"]
+    # a key only one run has shows as missing, not a crash
+    cfg = (tmp_path / "b" / ".hydra" / "config.yaml")
+    cfg.write_text(cfg.read_text() + "extra_key: 5\n")
+    table = compare.compare([tmp_path / "a", tmp_path / "b"])
+    assert table["extra_key"].tolist() == [compare.MISSING, 5]
+    out = tmp_path / "t.csv"
+    proc = subprocess.run([sys.executable, "-m", "alloy_hydra.compare", str(tmp_path / "a"), str(tmp_path / "b"),
+                           "--csv", str(out), "--markdown", str(tmp_path / "t.md")], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0 and out.exists() and "seed" in (tmp_path / "t.md").read_text()
+
+
+@pytest.mark.slow
+def test_submitit_local_two_job_sweep(tmp_path):
+    proc = multirun(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "generator=jitter,none",
+                     *CHEAP, f"hydra.sweep.dir={tmp_path}/sw"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "sw" / "comparison.csv")
+    assert len(table) == 2 and (table["status"] == "complete").all()
