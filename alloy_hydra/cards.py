@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import schedule
-from .clean import GROUP_COL, RECRYST_TYPES, has_times, infer_recryst_type, schedule_columns
+from .clean import RECRYST_TYPES, has_times, infer_recryst_type, schedule_columns
 
 
 @dataclass
@@ -147,6 +147,3 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = 
         cards[t] = table[t].to_numpy(dtype=float) if t in table else np.full(len(table), np.nan)
     return pd.DataFrame(cards, index=index), repairs
 
-
-def class_of(cards: pd.DataFrame) -> pd.Series:
-    return cards[GROUP_COL]

@@ -79,7 +79,6 @@ class Space:
                 for col in (f"{name}_T{i}", f"{name}_lt{i}"):
                     if col in self.table:
                         self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=self.schema.strata.get(col, [])))
-        self.bounds = bounds
         self._typical_n = {}
         self.index = {v.name: i for i, v in enumerate(self.vars)}
         self.discrete = np.array([i for i, v in enumerate(self.vars) if v.kind in ("category", "count")], dtype=int)
@@ -315,7 +314,6 @@ def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, 
 
 
 def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, opts) -> pd.DataFrame:
-    idx = np.arange(len(X))
     ev = evaluator(X, with_std=True)
     targets = evaluator.targets
     dev = {t: ev.pred[t] - v for t, v in targets.items()}

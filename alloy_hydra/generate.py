@@ -11,7 +11,6 @@ import io
 import logging
 import random
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -200,12 +199,6 @@ class SDVGenerator(BaseEstimator):
         out = pd.DataFrame(records, columns=cols)
         self.class_shortfall_ = {g: n_per_class - len(r) for g, r in taken.items() if len(r) < n_per_class}
         return out
-
-
-@dataclass
-class PostStats:
-    counts: dict = field(default_factory=dict)
-    clipped_rows: np.ndarray | None = None
 
 
 def postprocess(synth: pd.DataFrame, real: pd.DataFrame, schema: Schema, window) -> tuple[pd.DataFrame, dict]:

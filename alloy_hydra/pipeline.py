@@ -289,7 +289,6 @@ def load_design_models(paths) -> tuple[dict, Path]:
     """Per target the best model among the runs (physics pass first, then holdout R²; a sweep's
     model_comparison.csv 'chosen' column decides when present). Returns ({target: Model}, a run dir)."""
     import json
-    from omegaconf import OmegaConf
     best = {}
     for run in model_runs(paths):
         metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}

@@ -28,7 +28,6 @@ def main():
     models, source = pipeline.load_design_models(a.models)
     cfg = OmegaConf.load(source / ".hydra" / "config.yaml")
     master = pd.read_csv(source / "BASE_MASTER.csv", dtype={c: str for c in cfg.data.id_columns})
-    d = cfg.design if "design" in cfg else None
     from alloy_hydra.config import DesignConfig
     dc = OmegaConf.structured(DesignConfig)
     targets = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}

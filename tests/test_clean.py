@@ -2,7 +2,6 @@ import codecs
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from alloy_hydra import clean, demo, pipeline

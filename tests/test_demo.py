@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-import pytest
 
 from alloy_hydra import clean, demo, ground_truth, pipeline
 from alloy_hydra.io import read_cards
