@@ -47,10 +47,16 @@ def flatten(d, prefix="") -> dict:
     return out
 
 
-def run_record(run: Path) -> tuple[dict, dict]:
+def read_run(run: Path) -> tuple[dict, dict, dict]:
+    """A run dir's config (unresolved, as a dict), metrics.json and status.json ({} where absent)."""
     cfg = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"), resolve=False)
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
     status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
+    return cfg, metrics, status
+
+
+def run_record(run: Path) -> tuple[dict, dict]:
+    cfg, metrics, status = read_run(run)
     metrics = {"status": status.get("status", "unknown"), **metrics}
     if status.get("error"):
         metrics["error"] = status["error"]

@@ -14,7 +14,6 @@ list of runs). Selecting on the holdout makes the chosen model's holdout figure 
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
+from .compare import read_run
 from .io import write_json
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,11 @@ def jobs(sweep_dir: Path) -> pd.DataFrame:
     for run in sorted(p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/config.yaml")):
         overrides = OmegaConf.load(run / ".hydra" / "overrides.yaml") if (run / ".hydra" / "overrides.yaml").exists() \
             else []
-        status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
-        metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
-        cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+        cfg, metrics, status = read_run(run)
         rows.append({"run_dir": run.name, "overrides": " ".join(overrides), "status": status.get("status", "missing"),
-                     "error": status.get("error", ""), "target": metrics.get("target", cfg.target.name),
-                     "generator": metrics.get("generator", cfg.generator.name),
-                     "regressor": metrics.get("regressor", cfg.regressor.name),
+                     "error": status.get("error", ""), "target": metrics.get("target", cfg["target"]["name"]),
+                     "generator": metrics.get("generator", cfg["generator"]["name"]),
+                     "regressor": metrics.get("regressor", cfg["regressor"]["name"]),
                      **{k: v for k, v in metrics.items() if k not in ("target", "generator", "regressor")}})
     return pd.DataFrame(rows)
 

@@ -7,16 +7,13 @@ import pandas as pd
 import pytest
 
 from alloy_hydra import compare, pipeline
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 CHEAP = ["stages=[clean,split,generate,qc]", "qc.plots=false", "generator.n_per_class=5", "summary=false"]
 
 
-def multirun(args, cwd=ROOT, timeout=900):
-    env = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           **{k: v for k, v in __import__("os").environ.items() if k not in ("OMP_NUM_THREADS",)}}
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+def multirun(args):
+    return run_cli(["-m", *args], timeout=900)
 
 
 @pytest.mark.parametrize("name,keys", [("generator_grid", {"target", "generator"}),
@@ -73,7 +70,6 @@ def test_a_failing_job_does_not_take_the_others_down(tmp_path):
 
 
 def test_compare_shows_exactly_the_differing_keys(tmp_path):
-    from conftest import run_cli
     for name, extra in (("a", ["seed=1"]), ("b", ["seed=2", "split.holdout_fraction=0.3"])):
         assert run_cli([*CHEAP, "stages=[clean,split]", *extra, f"hydra.run.dir={tmp_path}/{name}"]).returncode == 0
     table = compare.compare([tmp_path / "a", tmp_path / "b"])
