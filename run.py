@@ -9,7 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from alloy_hydra import config, pipeline, report
+from alloy_hydra import config
 from alloy_hydra.errors import AlloyHydraError
 
 config.register()
@@ -37,6 +37,7 @@ def main(cfg: DictConfig):
         log.info("resume: %s is complete, skipped", run_dir)
         return "skipped"
     threads = job_threads(cfg, hc)
+    from alloy_hydra import pipeline, report   # here, not at the top: a sweep's launcher process never needs them
     with open_dict(cfg):   # the SR engine and SDV/torch follow the job's share of the cores
         for node in ("regressor", "generator"):
             for key in ("n_threads", "threads"):
