@@ -74,7 +74,16 @@ def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits) -> np.ndar
     return pred
 
 
-def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of) -> pd.DataFrame:
+def nonfinite_on(tree: dict, matrices) -> int:
+    """Rows of the given feature frames where the expression is NaN/inf (log or sqrt of a negative, overflow)."""
+    with np.errstate(all="ignore"):
+        return int(sum((~np.isfinite(np.broadcast_to(expr.evaluate(tree, _cols(M)), (len(M),)))).sum()
+                       for M in matrices))
+
+
+def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of, domain=()) -> pd.DataFrame:
+    """Every Pareto expression with its grouped CV MAE (constants refitted per fold), physics result and the
+    number of non-finite predictions on the training rows and `domain` (feature frames of real cards)."""
     rows = []
     for i, f in enumerate(front):
         pred = expression_cv(f["expr"], X, y, splits)
@@ -82,7 +91,8 @@ def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of
         phys = physics_of({"kind": "expression", "expr": f["expr"], "features": list(X.columns)})
         rows.append({"id": i, "complexity": f["length"], "train_mse": f["mse"],
                      "cv_mae": float(np.mean(np.abs(pred[ok] - y[ok]))) if ok.any() else np.inf,
-                     "cv_nonfinite": int((~ok).sum()), "physics_pass": phys["pass"],
+                     "cv_nonfinite": int((~ok).sum()), "domain_nonfinite": nonfinite_on(f["expr"], [X, *domain]),
+                     "physics_pass": phys["pass"],
                      "physics": "; ".join(f"{c['feature']}:{c.get('fraction_expected_sign', 'n/a')}"
                                           for c in phys["checks"]),
                      "expression": expr.to_string(f["expr"], 6)})
@@ -93,7 +103,10 @@ def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.05
            require_physics: bool = True) -> tuple[int, str]:
     """Pick a Pareto expression. parsimony: the smallest expression whose CV MAE is within `tolerance` of the
     best CV MAE, among those passing physics (all if none pass); min_cv: the lowest CV MAE."""
-    cand = table[table["cv_nonfinite"] == 0]
+    finite = table["cv_nonfinite"] == 0
+    if "domain_nonfinite" in table:   # an expression that is NaN somewhere on real cards is not a model
+        finite &= table["domain_nonfinite"] == 0
+    cand = table[finite]
     cand = cand if len(cand) else table
     phys = cand[cand["physics_pass"]]
     pool = phys if (require_physics and len(phys)) else cand
@@ -119,14 +132,16 @@ def bootstrap_groups(groups, n_members: int, seed: int):
         yield np.concatenate([where[u] for u in pick])
 
 
-def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_members: int, seed: int) -> list:
-    """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept);
-    other models refit on them."""
+def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_members: int, seed: int,
+             domain=()) -> list:
+    """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept;
+    a refit that is non-finite on the training rows or `domain` is dropped); other models refit on them."""
     members = []
     for idx in bootstrap_groups(groups, n_members, seed):
         if main["kind"] == "expression" and estimator is None:
-            members.append({"kind": "expression", "features": main["features"],
-                            "expr": refit_constants(main["expr"], _cols(X, idx), y[idx])})
+            tree = refit_constants(main["expr"], _cols(X, idx), y[idx])
+            if not nonfinite_on(tree, [X, *domain]):
+                members.append({"kind": "expression", "features": main["features"], "expr": tree})
         else:
             members.append(clone(estimator).fit(X.iloc[idx], y[idx]).to_json())
     return members
@@ -191,15 +206,19 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         table, chosen_id, why = None, None, "the estimator's own model"
         symbolic = main["kind"] == "expression" and not isinstance(final, RidgeModel)
         if symbolic and front:
-            table = pareto_table(front, X, y, splits, physics_of)
+            domain = [pert["base"]] + [c["X"] for c in pert["checks"].values() if c.get("applicable")]
+            table = pareto_table(front, X, y, splits, physics_of, domain)
             chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
             fixed = front[chosen_id]["expr"]
-            main = {"kind": "expression", "features": names, "expr": refit_constants(fixed, _cols(X), y)}
+            refit = refit_constants(fixed, _cols(X), y)
+            if nonfinite_on(refit, [X, *domain]) and not nonfinite_on(fixed, [X, *domain]):
+                refit = fixed   # least squares walked the constants out of the expression's valid region
+            main = {"kind": "expression", "features": names, "expr": refit}
             cv_chosen = expression_cv(fixed, X, y, splits)
         else:
-            cv_chosen = cv_proc
+            cv_chosen, domain = cv_proc, []
         n_members = opts.ensemble if main["kind"] == "expression" else min(opts.ensemble, 5)
-        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed)
+        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain)
         bar.advance(task)
     ok = np.isfinite(cv_chosen)
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))

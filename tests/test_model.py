@@ -114,6 +114,21 @@ def test_audit_flags_a_wrong_sign():
     assert by["Mg"]["fraction_expected_sign"] == 0.0
 
 
+def test_an_expression_nan_on_real_cards_is_never_chosen():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"Mg": rng.uniform(0.5, 5, 200), "d": rng.uniform(10, 100, 200)})
+    y = 50 + 20 * X.Mg.to_numpy() + rng.normal(0, 1, 200)
+    real = pd.DataFrame({"Mg": [0.2, 4.0], "d": [20.0, 30.0]})   # a real card with Mg below the log's support
+    front = [{"expr": expr.parse("50 + 20*Mg"), "length": 5, "mse": 1.0},
+             {"expr": expr.parse("50 + 20*Mg + 0*log(Mg - 0.3)"), "length": 9, "mse": 0.5}]
+    assert train.nonfinite_on(front[1]["expr"], [real]) == 1 and train.nonfinite_on(front[0]["expr"], [real]) == 0
+    table = train.pareto_table(front, X, y, train.folds(np.arange(200) % 10, 5),
+                               lambda m: {"pass": True, "checks": []}, [real])
+    table.loc[1, "cv_mae"] = table.loc[0, "cv_mae"] / 2   # even when it looks far better in CV
+    assert list(table["domain_nonfinite"]) == [0, 1]
+    assert train.choose(table, "min_cv")[0] == 0
+
+
 def test_grouped_cv_never_splits_a_source_group():
     rng = np.random.default_rng(0)
     groups = np.concatenate([rng.choice([f"g{i}" for i in range(40)], 2000), [f"g{i}" for i in range(40)]])
