@@ -137,6 +137,13 @@ class SDVConfig(GeneratorConfig):
 
 
 @dataclass
+class BlendConfig(GeneratorConfig):
+    parts: Dict[str, Any] = field(default_factory=dict)     # name -> a generator config (composed from its file)
+    shares: Dict[str, float] = field(default_factory=dict)  # name -> share of each class's rows (sums to 1)
+    threads: int = 2
+
+
+@dataclass
 class RegressorConfig:
     _target_: str = MISSING
     name: str = MISSING
@@ -283,6 +290,7 @@ def register() -> None:
     cs.store(group="generator", name="base_jitter", node=JitterConfig)
     cs.store(group="generator", name="base_sdv", node=SDVConfig)
     cs.store(group="generator", name="base_none", node=GeneratorConfig)
+    cs.store(group="generator", name="base_blend", node=BlendConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
     for name, node in (("operon", OperonConfig), ("pysr", PySRConfig), ("ridge", RidgeConfig), ("gbm", GBMConfig)):
         cs.store(group="regressor", name=f"base_{name}", node=node)

@@ -1,4 +1,4 @@
-"""Synthetic recipe rows: jitter, SDV (CTGAN, Gaussian copula), none. SDV-style `fit` / `sample`.
+"""Synthetic recipe rows: jitter, SDV (CTGAN, Gaussian copula), a blend of them, none. SDV-style `fit` / `sample`.
 
 Every generator is fitted on the real *train* groups only and returns recipe-table rows (alloy_hydra.cards)
 with `source_group`, the real class each row was generated for. `postprocess` then applies the same
@@ -14,13 +14,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.neighbors import NearestNeighbors
 
 from .cards import RecipeSpace, Schema
 
 log = logging.getLogger(__name__)
 SOURCE = "source_group"
+PART = "source_generator"   # which generator made a row (a blend's rows carry their part's name)
 
 
 def mad(x: np.ndarray) -> float:
@@ -199,6 +200,48 @@ class SDVGenerator(BaseEstimator):
         out = pd.DataFrame(records, columns=cols)
         self.class_shortfall_ = {g: n_per_class - len(r) for g, r in taken.items() if len(r) < n_per_class}
         return out
+
+
+class Blend(BaseEstimator):
+    """Several generators, each giving its share of every class's rows (the action plan's e.g. 70 % CTGAN +
+    30 % jitter). Parts are fitted on the same real train table; each row keeps its part's name in PART."""
+
+    def __init__(self, name="blend", parts=None, shares=None, threads=2, seed=0):
+        self.name, self.parts, self.shares, self.threads, self.seed = name, parts, shares, threads, seed
+
+    def fit(self, table: pd.DataFrame, groups: pd.Series, schema: Schema, coarse=None):
+        parts, shares = dict(self.parts or {}), {k: float(v) for k, v in (self.shares or {}).items()}
+        if not parts or set(parts) != set(shares):
+            raise ValueError(f"blend: shares {sorted(shares)} must name exactly the parts {sorted(parts)}")
+        if any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
+            raise ValueError(f"blend: shares must be >= 0 and not all 0, got {shares}")
+        total = sum(shares.values())
+        self.shares_ = {k: v / total for k, v in shares.items()}
+        self.parts_ = {}
+        for i, (name, gen) in enumerate(sorted(parts.items())):
+            part = clone(gen)
+            own = {"seed": self.seed + i}
+            if "threads" in part.get_params():
+                own["threads"] = self.threads
+            self.parts_[name] = part.set_params(**own).fit(table, groups, schema, coarse=coarse)
+        self.schema_ = schema
+        return self
+
+    def sample(self, n_per_class: int) -> pd.DataFrame:
+        frames, short = [], {}
+        for name, part in self.parts_.items():
+            n = int(round(self.shares_[name] * n_per_class))
+            if n <= 0:
+                continue
+            frames.append(part.sample(n).assign(**{PART: name}))
+            for g, k in getattr(part, "class_shortfall_", {}).items():
+                short[g] = short.get(g, 0) + k
+        self.class_shortfall_ = short
+        if not frames:
+            return pd.DataFrame(columns=[SOURCE, PART])
+        # step counts only where every part has them (SDV rows mark absent steps with NaNs instead)
+        common = [c for c in frames[0].columns if all(c in f for f in frames)]
+        return pd.concat([f[common] for f in frames], ignore_index=True)
 
 
 def postprocess(synth: pd.DataFrame, real: pd.DataFrame, schema: Schema, window) -> tuple[pd.DataFrame, dict]:

@@ -92,6 +92,8 @@ def make_generator(cfg):
     from omegaconf import OmegaConf
     params = OmegaConf.to_container(cfg.generator, resolve=True)
     n_per_class = params.pop("n_per_class", None) or cfg.target.n_per_class
+    for part in (params.get("parts") or {}).values():   # a blend's parts take their counts from the blend
+        part.pop("n_per_class", None)
     return instantiate(params, seed=cfg.seed, _convert_="all"), int(n_per_class)
 
 
@@ -111,7 +113,8 @@ def stage_generate(cfg, run_dir: Path, state: RunState) -> None:
     if hasattr(generator, "class_shortfall_"):
         post["classes_short"] = len(generator.class_shortfall_)
     synth_cards[clean_mod.GROUP_COL] = synth[gen_mod.SOURCE].to_numpy()
-    synth_cards = synth_cards.assign(is_synthetic=1, source_generator=cfg.generator.name,
+    made_by = synth[gen_mod.PART].to_numpy() if gen_mod.PART in synth else cfg.generator.name
+    synth_cards = synth_cards.assign(is_synthetic=1, source_generator=made_by,
                                      source_group=synth[gen_mod.SOURCE].to_numpy())
     synth_cards.to_csv(run_dir / "synthetic.csv", index=False)
     state.update(schema=schema, train_table=table, synth_table=synth, synth_cards=synth_cards, post=post,

@@ -43,6 +43,8 @@ GENERATORS = {
     "gaussiancopula": lambda: generate.SDVGenerator(name="gaussiancopula", kind="gaussiancopula", seed=3),
     "ctgan": lambda: generate.SDVGenerator(name="ctgan", kind="ctgan", epochs=3, batch_size=100, pac=2, seed=3),
     "none": lambda: generate.NoGenerator(seed=3),
+    "blend": lambda: generate.Blend(parts={"ctgan": GENERATORS["ctgan"](), "jitter": GENERATORS["jitter"]()},
+                                    shares={"ctgan": 0.7, "jitter": 0.3}, seed=3),
 }
 
 
@@ -206,6 +208,35 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
     assert failing(evaluate(bad)) - base == {"ks_median_p"}
     # heavy clipping reported by post-processing
     assert failing(evaluate(good, post={**post, "clip_rate_pct": 40.0})) - base == {"clip_rate_pct"}
+
+
+def test_blend_gives_each_part_its_share_of_every_class(demo_state):
+    cfg, state, schema, table = demo_state
+    train = state["train"]
+    gen = GENERATORS["blend"]().fit(table, train[GROUP_COL], schema, coarse=train["file_name"])
+    synth = gen.sample(10)
+    per_class = synth.groupby([generate.SOURCE, generate.PART]).size().unstack(fill_value=0)
+    assert set(per_class.columns) == {"ctgan", "jitter"}
+    assert (per_class["jitter"] == 3).all()                         # 30 % of 10, exactly (jitter never falls short)
+    assert per_class["ctgan"].max() == 7 and per_class["ctgan"].sum() == 7 * len(per_class) - sum(
+        gen.class_shortfall_.values())                              # 70 %, less the classes CTGAN left short
+    check_invariants(cfg, schema, table, synth)
+    with pytest.raises(ValueError, match="shares"):
+        generate.Blend(parts={"jitter": generate.Jitter()}, shares={"ctgan": 1.0}).fit(
+            table, train[GROUP_COL], schema)
+
+
+def test_blend_run_end_to_end(tmp_path):
+    proc = run_cli(["generator=blend", "generator.parts.ctgan.epochs=3", "generator.parts.ctgan.batch_size=100",
+                    "generator.n_per_class=10", "stages=[clean,split,generate,qc]", "qc.plots=false",
+                    "summary=false", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    synth = pd.read_csv(tmp_path / "run" / "synthetic.csv")
+    assert set(synth["source_generator"]) == {"ctgan", "jitter"}
+    share = (synth["source_generator"] == "jitter").mean()
+    assert 0.3 <= share <= 0.5                 # 3 of 10 per class; more where CTGAN left a class short
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["generator"] == "blend" and "tstr_r2" in m
 
 
 def test_ctgan_run_end_to_end(tmp_path):

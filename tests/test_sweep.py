@@ -95,3 +95,19 @@ def test_submitit_local_two_job_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = pd.read_csv(tmp_path / "sw" / "comparison.csv")
     assert len(table) == 2 and (table["status"] == "complete").all()
+
+
+def test_the_dataset_rule_considers_a_blend():
+    from alloy_hydra import sweep
+    job = {"status": "complete", "target": "YS", "qc_pass": True, "real_only_r2": 0.70}
+    table = pd.DataFrame([{**job, "run_dir": "0", "generator": "jitter", "tstr_r2": 0.60, "aug_r2": 0.72},
+                          {**job, "run_dir": "1", "generator": "blend", "tstr_r2": 0.80, "aug_r2": 0.75},
+                          {**job, "run_dir": "2", "generator": "ctgan", "tstr_r2": 0.90, "aug_r2": 0.80,
+                           "qc_pass": False},
+                          {**job, "run_dir": "3", "generator": "none", "tstr_r2": None, "aug_r2": None}])
+    sel = sweep.select_datasets(table)["YS"]
+    assert sel["chosen_method"] == "blend" and sel["run_dir"] == "1"      # QC-failing ctgan is not eligible
+    assert {c["generator"] for c in sel["candidates"]} == {"jitter", "blend", "ctgan"}
+    table.loc[1, "aug_r2"] = 0.69                                         # blend augmentation no longer helps
+    sel = sweep.select_datasets(table)["YS"]
+    assert sel["chosen_method"] == "none" and sel["best_generator"] == "blend"
