@@ -3,29 +3,56 @@
 Finite differences on cards sampled from the real data's domain: each checked card column is nudged by 5 % of
 its real 5-95 % range and the cards are re-featurised (so interactions such as Mg·Mn or 1/sqrt(d) move too).
 A point agrees when sign(Δprediction) matches the expected sign or Δ = 0 (∂ ≥ 0 / ≤ 0 as written).
+
+A check is `feature: sign`, or `feature: {sign: s, where: {column: [values]}}` when the expectation only holds
+for some cards: more cold work raises strength in the as-rolled or recovered state, but before a recrystallisation
+anneal it speeds recrystallisation and refines the grains, so the sign is audited on the cards `where` selects.
+A `where` column the dataset lacks makes the check not applicable.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
+
+
+def check_spec(spec) -> tuple[int, dict]:
+    """(sign, where) of a physics entry: `1` / `-1`, or a mapping with `sign` and optional `where`."""
+    if isinstance(spec, Mapping):
+        where = {str(c): [str(v) for v in ([vals] if isinstance(vals, (str, int, float)) else vals)]
+                 for c, vals in (spec.get("where") or {}).items()}
+        return int(spec["sign"]), where
+    return int(spec), {}
 
 
 def perturbations(cards: pd.DataFrame, physics: dict, featurise, n_points: int = 300, rel_step: float = 0.05,
                   seed: int = 0) -> dict:
     """Base and nudged feature matrices per checked column (computed once, reused for every expression)."""
     rng = np.random.default_rng(seed)
-    sample = cards.iloc[rng.choice(len(cards), size=min(n_points, len(cards)), replace=False)].reset_index(drop=True)
-    base = featurise(sample)
-    out = {"base": base, "checks": {}}
-    for col, sign in physics.items():
-        if col not in cards or cards[col].nunique() < 2:
-            out["checks"][col] = {"sign": int(sign), "applicable": False}
+
+    def draw(pool):
+        return pool.iloc[rng.choice(len(pool), size=min(n_points, len(pool)), replace=False)].reset_index(drop=True)
+    sample = draw(cards)
+    out = {"base": featurise(sample), "checks": {}}
+    for col, spec in physics.items():
+        sign, where = check_spec(spec)
+        entry = {"sign": sign, "where": where, "applicable": False}
+        out["checks"][col] = entry
+        if col not in cards or cards[col].nunique() < 2 or any(c not in cards for c in where):
+            continue
+        keep = np.ones(len(cards), bool)
+        for c, values in where.items():
+            keep &= cards[c].astype(str).isin(values).to_numpy()
+        if keep.sum() < 2:
             continue
         lo, hi = np.nanpercentile(cards[col].astype(float), [5, 95])
         h = rel_step * (hi - lo if hi > lo else np.nanstd(cards[col].astype(float)) or 1.0)
-        nudged = sample.copy()
+        points = draw(cards.loc[keep]) if where else sample
+        nudged = points.copy()
         nudged[col] = nudged[col].astype(float) + h
-        out["checks"][col] = {"sign": int(sign), "applicable": True, "step": float(h), "X": featurise(nudged)}
+        entry.update(applicable=True, step=float(h), base=featurise(points) if where else out["base"],
+                     X=featurise(nudged), n_points=int(len(points)))
     return out
 
 
@@ -36,12 +63,15 @@ def audit(predict, pert: dict, min_fraction: float = 0.9, tol: float = 1e-9) -> 
     for col, c in pert["checks"].items():
         if not c["applicable"]:
             checks.append({"feature": col, "expected_sign": c["sign"], "applicable": False, "pass": True,
-                           "note": "feature not in this dataset"})
+                           "where": c.get("where", {}),
+                           "note": "feature (or a `where` column) not in this dataset, or too few cards"})
             continue
-        d = (predict(c["X"]) - y0) * c["sign"]
+        base = y0 if c["base"] is pert["base"] else predict(c["base"])
+        d = (predict(c["X"]) - base) * c["sign"]
         ok = np.isfinite(d) & (d >= -tol)
         frac = float(ok.mean())
         checks.append({"feature": col, "expected_sign": c["sign"], "applicable": True, "step": c["step"],
+                       "where": c["where"], "n_points": c["n_points"],
                        "fraction_expected_sign": frac, "fraction_strict": float((d > tol).mean()),
                        "mean_delta": float(np.nanmean(d * c["sign"])), "pass": frac >= min_fraction})
     return {"checks": checks, "pass": all(c["pass"] for c in checks), "min_fraction": min_fraction}

@@ -62,7 +62,8 @@ class TargetConfig:
     unit: str = MISSING
     clip: List[float] = field(default_factory=lambda: [0.0, 1e9])   # physical range; values outside are clipped
     n_per_class: int = 60
-    physics: Dict[str, int] = field(default_factory=dict)           # feature -> expected sign of d target/d feature
+    # feature -> expected sign of d target/d feature, or {sign: s, where: {column: [values]}} (alloy_hydra/audit.py)
+    physics: Dict[str, Any] = field(default_factory=dict)
     design_value: Optional[float] = None   # the design stage's default target for a single-target run
 
 

@@ -206,7 +206,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         table, chosen_id, why = None, None, "the estimator's own model"
         symbolic = main["kind"] == "expression" and not isinstance(final, RidgeModel)
         if symbolic and front:
-            domain = [pert["base"]] + [c["X"] for c in pert["checks"].values() if c.get("applicable")]
+            domain = [pert["base"]] + [m for c in pert["checks"].values() if c.get("applicable")
+                                       for m in (c["base"], c["X"]) if m is not pert["base"]]
             table = pareto_table(front, X, y, splits, physics_of, domain)
             chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
             fixed = front[chosen_id]["expr"]

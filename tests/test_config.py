@@ -23,7 +23,9 @@ def test_every_option_composes(group, option):
 def test_every_target_has_unit_range_and_physics():
     for _, name in [o for o in OPTIONS if o[0] == "target"]:
         t = compose([f"target={name}"]).target
-        assert t.unit and t.clip[0] < t.clip[1] and t.n_per_class > 0 and set(t.physics.values()) <= {-1, 1}
+        from alloy_hydra.audit import check_spec
+        assert t.unit and t.clip[0] < t.clip[1] and t.n_per_class > 0
+        assert t.physics and {check_spec(v)[0] for v in t.physics.values()} <= {-1, 1}
 
 
 def test_strict_and_sparse_presets_match_the_issue():

@@ -114,6 +114,36 @@ def test_audit_flags_a_wrong_sign():
     assert by["Mg"]["fraction_expected_sign"] == 0.0
 
 
+@pytest.mark.parametrize("target", ["YS", "UTS", "FractureEL", "UniformEL", "YPE"])
+def test_the_demo_ground_truth_passes_its_physics_audit(target):
+    """The configured signs are physics, not wishes: the demo's metallurgical model itself passes them."""
+    from alloy_hydra import clean, ground_truth, pipeline
+    from alloy_hydra.io import read_cards
+    cfg = compose([f"target={target}"])
+    cards = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    pert = audit.perturbations(cards, dict(cfg.target.physics), lambda c: c, n_points=len(cards))
+    result = audit.audit(lambda c: ground_truth.properties(c)[target].to_numpy(), pert)
+    assert result["pass"] and all(c["applicable"] for c in result["checks"]), result
+    # unconditioned, the cold-work sign fails on the truth itself (recrystallisation anneals reverse it)
+    plain = {k: audit.check_spec(v)[0] for k, v in cfg.target.physics.items()}
+    flat = audit.audit(lambda c: ground_truth.properties(c)[target].to_numpy(),
+                       audit.perturbations(cards, plain, lambda c: c, n_points=len(cards)))
+    by = {c["feature"]: c for c in flat["checks"]}
+    assert target == "YPE" or not by["cold_reduction_pct"]["pass"]
+
+
+def test_where_limits_a_check_to_the_selected_cards():
+    cards = pd.DataFrame({"x": np.linspace(0, 1, 40), "kind": ["a", "b"] * 20})
+    pert = audit.perturbations(cards, {"x": {"sign": 1, "where": {"kind": ["a"]}}}, lambda c: c)
+    model = lambda c: np.where(c["kind"] == "a", 1.0, -1.0) * c["x"].to_numpy()   # rises on a, falls on b
+    check = audit.audit(model, pert)["checks"][0]
+    assert check["pass"] and check["n_points"] == 20 and check["fraction_strict"] == 1.0
+    assert not audit.audit(model, audit.perturbations(cards, {"x": 1}, lambda c: c))["pass"]
+    missing = audit.audit(model, audit.perturbations(cards, {"x": {"sign": 1, "where": {"temper": ["O"]}}},
+                                                     lambda c: c))["checks"][0]
+    assert not missing["applicable"] and missing["pass"]
+
+
 def test_an_expression_nan_on_real_cards_is_never_chosen():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"Mg": rng.uniform(0.5, 5, 200), "d": rng.uniform(10, 100, 200)})
