@@ -201,6 +201,7 @@ class TrainConfig:
     physics_min_fraction: float = 0.9   # share of audit points with the expected sign
     domain_k: int = 5
     domain_quantile: float = 0.95       # out of domain beyond this quantile of training distances
+    agreement_sigma: float = 2.0        # ... or where the formula and gbm (same rows) differ by > this x CV RMSE; 0 = off
     exclude: List[str] = field(default_factory=list)   # card columns never used as features
 
 

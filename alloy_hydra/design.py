@@ -213,12 +213,13 @@ class Evaluator:
         pred, std, ratios = {}, {}, []
         for t, m in self.models.items():
             Xm = m.X(cards)
-            if with_std:
+            if with_std:   # the report: uncertainty and the whole domain (incl. agreement with the reference)
                 pred[t], std[t], _, dist = m.predict(X=Xm)
-            else:
+                ratios.append(m.domain_ratio(Xm, pred[t], dist))
+            else:          # the search loop: distance only (a tree ensemble per evaluation would cost seconds)
                 from .regress import predict_json
                 pred[t], dist = predict_json(m.main, Xm), m.domain.distance(Xm)
-            ratios.append(dist / m.domain.threshold)
+                ratios.append(dist / m.domain.threshold)
         ratio = np.max(np.vstack(ratios), axis=0)
         cost = cost_index(cards, o.cost_weights, self.space.schema.balance)
         adds = n_additions(cards, self.space.schema.elements)
@@ -310,7 +311,10 @@ def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, 
     idx = np.flatnonzero(feasible)
     if not len(idx):   # a well-formed, empty table: the columns of a ranked candidate, no rows
         return _table(evaluator, X[:1], master, id_columns, opts).iloc[:0]
-    return _table(evaluator, X[idx], master, id_columns, opts)
+    out = _table(evaluator, X[idx], master, id_columns, opts)
+    if opts.domain == "exclude":   # the report's domain also asks the reference models
+        out = out[out["in_domain"]].reset_index(drop=True).assign(rank=lambda t: np.arange(1, len(t) + 1))
+    return out
 
 
 def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, opts) -> pd.DataFrame:
@@ -373,7 +377,7 @@ def _notes(out, cards, targets) -> list[str]:
     for r in range(len(out)):
         n = []
         if not out["in_domain"].iat[r]:
-            n.append("OUT OF DOMAIN: far from tested cards")
+            n.append("OUT OF DOMAIN: far from tested cards, or the formula and its reference model disagree")
         if all(out[f"{t}_within_tol"].iat[r] for t in targets):
             n.append("all targets within tolerance (predicted)")
         if "Sc" in cards and cards["Sc"].iat[r] > 0.05:

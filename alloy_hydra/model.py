@@ -1,5 +1,5 @@
 """A trained property model as it lives in model.json: featuriser + chosen JSON model + ensemble members +
-residual sd + applicability domain. Loading never executes code from the file: it is JSON, validated node by
+residual sd + applicability domain (distance to the training cards, and agreement with a reference model). Loading never executes code from the file: it is JSON, validated node by
 node, and evaluated with numpy."""
 from __future__ import annotations
 
@@ -69,6 +69,21 @@ class Model:
     sigma_resid: float
     domain: Domain
     info: dict
+    reference: dict | None = None   # a model of another family (gbm) trained on the same rows
+    agreement: float = 0.0          # out of domain where |model - reference| > agreement x sigma_resid (0 = off)
+
+    def domain_ratio(self, X: np.ndarray, mean: np.ndarray | None = None, dist: np.ndarray | None = None):
+        """Per card, how far out of the applicability domain it sits (<= 1 inside): the larger of the distance
+        to the training cards over its threshold and, with a reference model, the formula's disagreement with
+        it over agreement x sigma_resid — a recipe where two model families disagree is an extrapolation even
+        when it sits near tested cards."""
+        dist = self.domain.distance(X) if dist is None else dist
+        ratio = dist / self.domain.threshold
+        if self.reference is not None and self.agreement > 0:
+            mean = predict_json(self.main, X) if mean is None else mean
+            gap = np.abs(mean - predict_json(self.reference, X)) / (self.agreement * max(self.sigma_resid, 1e-12))
+            ratio = np.maximum(ratio, np.where(np.isfinite(gap), gap, np.inf))
+        return ratio
 
     @property
     def features(self) -> list[str]:
@@ -87,12 +102,13 @@ class Model:
             spread = np.zeros(len(mean))
         std = np.sqrt(spread ** 2 + self.sigma_resid ** 2)   # model spread + residual scatter
         dist = self.domain.distance(X)
-        return mean, std, dist <= self.domain.threshold, dist
+        return mean, std, self.domain_ratio(X, mean, dist) <= 1.0, dist
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "target": self.target, "unit": self.unit,
                 "featuriser": self.featuriser.to_json(), "model": self.main, "members": self.members,
-                "sigma_resid": self.sigma_resid, "domain": self.domain.to_json(), "info": self.info}
+                "sigma_resid": self.sigma_resid, "domain": self.domain.to_json(), "info": self.info,
+                "reference": self.reference, "agreement": self.agreement}
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(self.to_json()))
@@ -107,7 +123,8 @@ class Model:
             raise ModelFileError(f"{path}: not an alloy_hydra model file")
         try:
             feat = Featuriser.from_json(d["featuriser"])
-            for m in [d["model"], *d["members"]]:
+            reference = d.get("reference")
+            for m in [d["model"], *d["members"], *([reference] if reference is not None else [])]:
                 validate_model(m)
                 if m["features"] != feat.columns_:
                     raise ModelFileError("model features differ from the featuriser's columns")
@@ -115,7 +132,7 @@ class Model:
             domain = Domain(np.asarray(dom["mu"], float), np.asarray(dom["sd"], float),
                             np.asarray(dom["points"], float), int(dom["k"]), float(dom["threshold"]))
             return cls(str(d["target"]), str(d["unit"]), feat, d["model"], d["members"], float(d["sigma_resid"]),
-                       domain, d.get("info", {}))
+                       domain, d.get("info", {}), reference, float(d.get("agreement", 0.0)))
         except ModelFileError as err:
             raise ModelFileError(f"{path}: {err}") from None
         except (KeyError, TypeError, ValueError) as err:

@@ -230,5 +230,7 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     cv = {"chosen": metrics(y[ok], cv_chosen[ok]),
           "procedure": metrics(y[np.isfinite(cv_proc)], cv_proc[np.isfinite(cv_proc)])}
     cv.update({f"baseline_{k}": metrics(y, p) for k, p in base_cv.items()})
-    model = Model(target, unit, feat, main, members, sigma_resid, domain, info)
+    reference = fitted_baselines["gbm"].to_json() if symbolic and opts.agreement_sigma else None
+    model = Model(target, unit, feat, main, members, sigma_resid, domain, info, reference,
+                  float(opts.agreement_sigma or 0.0) if reference is not None else 0.0)
     return Fit(model, fitted_baselines, cv, table, chosen_id, why, pert)

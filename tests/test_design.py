@@ -102,8 +102,8 @@ def test_nsga2_beats_random_search_on_the_same_budget(models_dir):
     best = {}
     for method in ("nsga2", "random"):
         ranked = design.rank(ev, design.optimise(ev, method, 40, 30, 0), master, list(cfg.data.id_columns), opts)
-        best[method] = ranked["distance"].min()
-    assert best["nsga2"] < best["random"]
+        best[method] = ranked["distance"].min() if len(ranked) else np.inf   # random may find no in-domain one
+    assert np.isfinite(best["nsga2"]) and best["nsga2"] < best["random"]
 
 
 def test_single_run_designs_for_its_own_target(tmp_path):

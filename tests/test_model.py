@@ -144,6 +144,23 @@ def test_where_limits_a_check_to_the_selected_cards():
     assert not missing["applicable"] and missing["pass"]
 
 
+def test_a_card_where_the_formula_and_its_reference_disagree_is_out_of_domain(tmp_path):
+    from alloy_hydra.features import Featuriser
+    from alloy_hydra.model import Domain
+    X = np.linspace(0, 1, 50)[:, None]
+    feat = Featuriser(["x"]).fit(pd.DataFrame({"x": X[:, 0]}))
+    main = {"kind": "expression", "expr": expr.parse("10*x"), "features": ["x"]}
+    ref = {"kind": "expression", "expr": expr.parse("10*x + 5*x*x"), "features": ["x"]}   # apart as x grows
+    model = Model("y", "MPa", feat, main, [], 1.0, Domain.fit(X), {}, ref, 2.0)
+    probe = np.array([[0.1], [0.9]])                      # both among the training points
+    assert model.predict(X=probe)[2].tolist() == [True, False]
+    assert model.domain_ratio(probe)[1] == pytest.approx(5 * 0.81 / 2.0)
+    model.save(tmp_path / "m.json")
+    assert Model.load(tmp_path / "m.json").predict(X=probe)[2].tolist() == [True, False]
+    off = Model("y", "MPa", feat, main, [], 1.0, Domain.fit(X), {}, ref, 0.0)   # agreement_sigma=0: off
+    assert off.predict(X=probe)[2].tolist() == [True, True]
+
+
 def test_an_expression_nan_on_real_cards_is_never_chosen():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"Mg": rng.uniform(0.5, 5, 200), "d": rng.uniform(10, 100, 200)})
