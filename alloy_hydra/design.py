@@ -214,8 +214,8 @@ class Evaluator:
         for t, m in self.models.items():
             Xm = m.X(cards)
             if with_std:   # the report: uncertainty and the whole domain (incl. agreement with the reference)
-                pred[t], std[t], _, dist = m.predict(X=Xm)
-                ratios.append(m.domain_ratio(Xm, pred[t], dist))
+                pred[t], std[t] = m.mean_std(Xm)
+                ratios.append(m.domain_ratio(Xm, pred[t]))
             else:          # the search loop: distance only (a tree ensemble per evaluation would cost seconds)
                 from .regress import predict_json
                 pred[t], dist = predict_json(m.main, Xm), m.domain.distance(Xm)

@@ -224,7 +224,6 @@ class Blend(BaseEstimator):
             if "threads" in part.get_params():
                 own["threads"] = self.threads
             self.parts_[name] = part.set_params(**own).fit(table, groups, schema, coarse=coarse)
-        self.schema_ = schema
         return self
 
     def sample(self, n_per_class: int) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """A trained property model as it lives in model.json: featuriser + chosen JSON model + ensemble members +
-residual sd + applicability domain (distance to the training cards, and agreement with a reference model). Loading never executes code from the file: it is JSON, validated node by
-node, and evaluated with numpy."""
+residual sd + applicability domain (distance to the training cards, and agreement with a reference model).
+Loading never executes code from the file: it is JSON, validated node by node, and evaluated with numpy."""
 from __future__ import annotations
 
 import json
@@ -92,15 +92,19 @@ class Model:
     def X(self, cards: pd.DataFrame) -> np.ndarray:
         return self.featuriser.transform_array(cards)
 
-    def predict(self, cards: pd.DataFrame | None = None, X: np.ndarray | None = None):
-        """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix)."""
-        X = self.X(cards) if X is None else X
+    def mean_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prediction and its sigma (member spread + residual scatter) for a feature matrix."""
         mean = predict_json(self.main, X)
         if self.members:
             spread = np.std(np.vstack([predict_json(m, X) for m in self.members]), axis=0)
         else:
             spread = np.zeros(len(mean))
-        std = np.sqrt(spread ** 2 + self.sigma_resid ** 2)   # model spread + residual scatter
+        return mean, np.sqrt(spread ** 2 + self.sigma_resid ** 2)
+
+    def predict(self, cards: pd.DataFrame | None = None, X: np.ndarray | None = None):
+        """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix)."""
+        X = self.X(cards) if X is None else X
+        mean, std = self.mean_std(X)
         dist = self.domain.distance(X)
         return mean, std, self.domain_ratio(X, mean, dist) <= 1.0, dist
 

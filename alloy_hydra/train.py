@@ -212,7 +212,7 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
             chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
             fixed = front[chosen_id]["expr"]
             refit = refit_constants(fixed, _cols(X), y)
-            if nonfinite_on(refit, [X, *domain]) and not nonfinite_on(fixed, [X, *domain]):
+            if table.loc[chosen_id, "domain_nonfinite"] == 0 and nonfinite_on(refit, [X, *domain]):
                 refit = fixed   # least squares walked the constants out of the expression's valid region
             main = {"kind": "expression", "features": names, "expr": refit}
             cv_chosen = expression_cv(fixed, X, y, splits)
