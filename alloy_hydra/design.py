@@ -359,15 +359,22 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     out["nearest_card"] = master.iloc[j[:, 0]][ids].astype(str).agg(" / ".join, axis=1).to_numpy()
     out["nearest_distance"] = np.round(d[:, 0], 3)
     out["note"] = _notes(out, c, targets)
-    # one recipe per neighbourhood: 0.1 wt% composition, 5 % cold work, the same schedules and categoricals
-    coarse = pd.concat([out[space.schema.elements].round(1), (out[list(space.schema.numeric)] / 5).round(),
-                        out[[c for c in out.columns if c.endswith("_schedule") or c.endswith("_type")
-                             or c in space.data.categoricals]]], axis=1)
-    key = coarse.astype(str).agg("|".join, axis=1)
-    out = out.loc[~key.duplicated()]
+    # one recipe per neighbourhood, as a metallurgist would tell recipes apart: composition to 0.1 wt%,
+    # reductions to 5 %, the categoricals and schedule types, each schedule's peak temperature to 10 °C (so
+    # recipes that differ only in ingot thickness, hold minutes or grain size are one recommendation)
+    key = out[space.schema.elements].round(1).astype(str).agg("|".join, axis=1)
+    for col in space.schema.numeric:
+        if space.data.numeric[col].kind == "percent":
+            key += "|" + (out[col] / 5).round().astype(str)
+    for col in [c for c in out.columns if c.endswith("_type") or c in space.data.categoricals]:
+        key += "|" + out[col].astype(str)
+    for name in space.schema.schedules:
+        if f"{name}_temp_max_C" in c:
+            key += "|" + (c[f"{name}_temp_max_C"].to_numpy() / 10).round().astype(str)
     order = ["in_domain", "score"] if opts.domain != "ignore" else ["score"]
     asc = [False, True] if opts.domain != "ignore" else [True]
-    out = out.sort_values(order, ascending=asc).reset_index(drop=True)
+    out = out.assign(_key=key.to_numpy()).sort_values(order, ascending=asc, kind="stable")
+    out = out.loc[~out["_key"].duplicated()].drop(columns="_key").reset_index(drop=True)   # the best of each
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
 

@@ -16,6 +16,7 @@ OPS = {  # name: (arity, numpy function)
     "pow": (2, np.power), "neg": (1, np.negative), "sqrt": (1, np.sqrt), "log": (1, np.log), "exp": (1, np.exp),
     "square": (1, np.square), "abs": (1, np.abs), "tanh": (1, np.tanh), "sin": (1, np.sin), "cos": (1, np.cos),
     "aq": (2, lambda a, b: a / np.sqrt(1.0 + b * b)),   # analytic quotient (operon)
+    "min": (2, np.fmin), "max": (2, np.fmax),            # operon's fmin / fmax: hinges such as max(Zn - 5, 0)
     "cbrt": (1, np.cbrt), "logabs": (1, lambda a: np.log(np.abs(a))), "sqrtabs": (1, lambda a: np.sqrt(np.abs(a))),
 }
 _PY_BIN = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.BitXor: "pow"}

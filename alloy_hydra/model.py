@@ -34,29 +34,52 @@ def knn_mean_distance(Z: np.ndarray, P: np.ndarray, k: int, skip_self: bool = Fa
 
 @dataclass
 class Domain:
-    """Applicability domain: mean distance to the k nearest real training rows in standardised feature space;
-    beyond `threshold` (a quantile of the training rows' own leave-one-out distances) = out of domain."""
+    """Applicability domain: mean distance to the k nearest real training rows in standardised feature space,
+    measured on the columns `use` (the formula's own inputs; all columns for tree / linear models); beyond
+    `threshold` (a quantile of the training rows' own leave-one-out distances) = out of domain.
+
+    Why the formula's inputs: a recipe that differs from the tested cards only in columns the formula ignores
+    gets the same prediction as its neighbours, while a new combination of the inputs it does use (high Mg
+    with a partial anneal, say) is an extrapolation that a distance over ~30 columns dilutes. Columns the
+    formula ignores are still watched by the reference model (Model.agreement), which uses all of them."""
     mu: np.ndarray
     sd: np.ndarray
     points: np.ndarray
     k: int
     threshold: float
+    use: np.ndarray | None = None   # feature indices the distance is measured on; None = all
 
     @classmethod
-    def fit(cls, X: np.ndarray, k: int = 5, quantile: float = 0.95) -> "Domain":
+    def fit(cls, X: np.ndarray, k: int = 5, quantile: float = 0.95, use=None) -> "Domain":
+        X = np.asarray(X, float)
+        use = np.arange(X.shape[1]) if use is None or not len(use) else np.asarray(sorted(use), int)
+        X = X[:, use]
         mu, sd = X.mean(axis=0), X.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
         Z = (X - mu) / sd
         k = max(1, min(k, len(Z) - 1))
         d = knn_mean_distance(Z, Z, k, skip_self=True)
-        return cls(mu, sd, Z, k, float(np.quantile(d, quantile)))
+        return cls(mu, sd, Z, k, max(float(np.quantile(d, quantile)), 1e-9), use)
 
     def distance(self, X: np.ndarray) -> np.ndarray:
-        return knn_mean_distance((np.asarray(X, float) - self.mu) / self.sd, self.points, self.k)
+        X = np.asarray(X, float)
+        X = X if self.use is None else X[:, self.use]
+        return knn_mean_distance((X - self.mu) / self.sd, self.points, self.k)
 
     def to_json(self) -> dict:
         return {"mu": self.mu.tolist(), "sd": self.sd.tolist(), "points": np.round(self.points, 6).tolist(),
-                "k": self.k, "threshold": self.threshold}
+                "k": self.k, "threshold": self.threshold, "use": None if self.use is None else self.use.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict, n_features: int) -> "Domain":
+        use = d.get("use")
+        use = None if use is None else np.asarray(use, int)
+        mu = np.asarray(d["mu"], float)
+        if (use is not None and (len(use) != len(mu) or ((use < 0) | (use >= n_features)).any())) or \
+                (use is None and len(mu) != n_features):
+            raise ModelFileError("domain columns do not match the featuriser's columns")
+        return cls(mu, np.asarray(d["sd"], float), np.asarray(d["points"], float), int(d["k"]),
+                   float(d["threshold"]), use)
 
 
 @dataclass
@@ -132,9 +155,7 @@ class Model:
                 validate_model(m)
                 if m["features"] != feat.columns_:
                     raise ModelFileError("model features differ from the featuriser's columns")
-            dom = d["domain"]
-            domain = Domain(np.asarray(dom["mu"], float), np.asarray(dom["sd"], float),
-                            np.asarray(dom["points"], float), int(dom["k"]), float(dom["threshold"]))
+            domain = Domain.from_json(d["domain"], len(feat.columns_))
             return cls(str(d["target"]), str(d["unit"]), feat, d["model"], d["members"], float(d["sigma_resid"]),
                        domain, d.get("info", {}), reference, float(d.get("agreement", 0.0)))
         except ModelFileError as err:

@@ -223,7 +223,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         bar.advance(task)
     ok = np.isfinite(cv_chosen)
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
-    domain = Domain.fit(feat.transform(real_cards).to_numpy(float), opts.domain_k, opts.domain_quantile)
+    use = [names.index(v) for v in expr.variables(main["expr"])] if symbolic else None   # the formula's inputs
+    domain = Domain.fit(feat.transform(real_cards).to_numpy(float), opts.domain_k, opts.domain_quantile, use)
     complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
     info = {"n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
             "selection": why}

@@ -55,11 +55,13 @@ def test_model_json_round_trips_to_the_same_predictions(run_dir):
     assert err == pytest.approx(rep["holdout"]["mae"], rel=1e-9)
 
 
-def test_json_expression_matches_the_fitted_operon_model():
+@pytest.mark.parametrize("symbols", [None, "add,sub,mul,div,constant,variable,fmin,fmax"])
+def test_json_expression_matches_the_fitted_operon_model(symbols):
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.uniform(1, 5, (300, 3)), columns=["Mg", "Mn", "d"])
-    y = 20 + 15 * X.Mg + 30 * X.Mn / np.sqrt(X.d)
-    est = regress.OperonRegressor(max_time=2, feature_names=list(X.columns), seed=1).fit(X, y)
+    y = 20 + 15 * X.Mg + 30 * X.Mn / np.sqrt(X.d) + 25 * np.maximum(X.Mg - 3.5, 0)   # a hinge (solubility-like)
+    kw = {"allowed_symbols": symbols} if symbols else {}
+    est = regress.OperonRegressor(max_time=2, feature_names=list(X.columns), seed=1, **kw).fit(X, y)
     j = est.to_json()
     regress.validate_model(j)
     assert np.allclose(regress.predict_json(json.loads(json.dumps(j)), X), est.operon_predict_, rtol=1e-4, atol=1e-3)
@@ -261,3 +263,34 @@ def test_predict_command(run_dir, tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "row 4" in proc.stdout and "Homogenization" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_the_domain_is_measured_on_the_formulas_own_inputs(tmp_path):
+    """Training cards cover (Mg low, partial anneal) and (Mg high, full anneal); a formula in Mg and the anneal
+    flag sees (Mg high, partial anneal) as new, however many unused columns the cards share; the domain of
+    a model that uses every column stays as before; model.json keeps the columns."""
+    from alloy_hydra.features import Featuriser
+    from alloy_hydra.model import Domain
+    rng = np.random.default_rng(0)
+    n = 200
+    high = np.arange(n) % 2 == 1
+    cards = pd.DataFrame({"Mg": np.where(high, rng.uniform(4, 5, n), rng.uniform(2, 3, n)),
+                          "partial": (~high).astype(float), **{f"z{i}": rng.normal(size=n) for i in range(20)}})
+    feat = Featuriser(list(cards.columns)).fit(cards)
+    X = feat.transform(cards).to_numpy(float)
+    use = [feat.columns_.index("Mg"), feat.columns_.index("partial")]
+    new = X[:1].copy()
+    new[0, use] = [4.5, 1.0]                                        # high Mg with a partial anneal
+    formula, everything = Domain.fit(X, use=use), Domain.fit(X)
+    assert formula.distance(new)[0] > formula.threshold             # out of the formula's domain
+    assert everything.distance(new)[0] <= everything.threshold      # diluted by the 20 unused columns
+    assert formula.distance(X[:5]).max() <= formula.threshold
+    main = {"kind": "expression", "expr": expr.parse("50 + 20*Mg - 30*partial"), "features": feat.columns_}
+    Model("YS", "MPa", feat, main, [], 1.0, formula, {}).save(tmp_path / "m.json")
+    back = Model.load(tmp_path / "m.json")
+    assert back.domain.use.tolist() == sorted(use) and not back.predict(X=new)[2][0]
+    bad = json.loads((tmp_path / "m.json").read_text())
+    bad["domain"]["use"] = [0, 99]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(expr.ModelFileError, match="domain columns"):
+        Model.load(tmp_path / "bad.json")
