@@ -360,7 +360,7 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     out["nearest_distance"] = np.round(d[:, 0], 3)
     out["note"] = _notes(out, c, targets)
     # one recipe per neighbourhood, as a metallurgist would tell recipes apart: composition to 0.1 wt%,
-    # reductions to 5 %, the categoricals and schedule types, each schedule's peak temperature to 10 °C (so
+    # reductions to 5 %, the categoricals and schedule types, the final anneal's peak temperature to 10 °C (so
     # recipes that differ only in ingot thickness, hold minutes or grain size are one recommendation)
     key = out[space.schema.elements].round(1).astype(str).agg("|".join, axis=1)
     for col in space.schema.numeric:
@@ -369,7 +369,7 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     for col in [c for c in out.columns if c.endswith("_type") or c in space.data.categoricals]:
         key += "|" + out[col].astype(str)
     for name in space.schema.schedules:
-        if f"{name}_temp_max_C" in c:
+        if space.data.schedules[name].kind == "recryst" and f"{name}_temp_max_C" in c:
             key += "|" + (c[f"{name}_temp_max_C"].to_numpy() / 10).round().astype(str)
     order = ["in_domain", "score"] if opts.domain != "ignore" else ["score"]
     asc = [False, True] if opts.domain != "ignore" else [True]

@@ -48,7 +48,8 @@ def test_recommendations_are_valid_cards_and_the_closed_loop_is_scored(models_di
     peak = recs["recryst_schedule"].fillna("").str.findall(r"(\d+(?:\.\d+)?)/").map(
         lambda ts: round(max(map(float, ts)) / 10) if ts else -1)
     key = recs[elements[:-1]].round(1).astype(str).agg("|".join, axis=1) + (recs["cold_reduction_pct"] / 5).round(
-        ).astype(str) + recs["recryst_type"].astype(str) + peak.astype(str)
+        ).astype(str) + (recs["hot_reduction_pct"] / 5).round().astype(str) + recs["casting"].astype(str) \
+        + recs["recryst_type"].astype(str) + peak.astype(str)
     assert not key.duplicated().any()
     # the closed-loop hit rate is the share of the top 10 the ground truth (noise off) puts within tolerance
     hits = ((recs["YS_truth"] - 260).abs() <= 10) & ((recs["UTS_truth"] - 320).abs() <= 15)
