@@ -142,7 +142,8 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = 
                   & ~((w == "flash") & (inferred == "batch")) & ~((w == "batch") & (inferred == "flash")))
             repairs["recryst_type"] += int((~ok).sum())
             written_by[name] = np.where(ok, w, inferred)
-    cards.update(schedule_columns(arrays_by, written_by, data, cleaning, strings=strings))
+    cards.update(schedule_columns(arrays_by, written_by, data, cleaning, strings=strings,
+                                  numbers={c: cards[c] for c in schema.numeric}))
     for t in schema.targets:
         cards[t] = table[t].to_numpy(dtype=float) if t in table else np.full(len(table), np.nan)
     return pd.DataFrame(cards, index=index), repairs

@@ -116,7 +116,7 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
     return comp, raws, counts
 
 
-def _schedules(raw: pd.DataFrame, data, cleaning, source) -> tuple[pd.DataFrame, dict]:
+def _schedules(raw: pd.DataFrame, data, cleaning, source, numbers: dict) -> tuple[pd.DataFrame, dict]:
     """Parse every schedule of every row (errors name the cell), then derive features with schedule_block."""
     rows = raw[ROW_COL].to_numpy()
     steps_by, written_by = {}, {}
@@ -145,7 +145,7 @@ def _schedules(raw: pd.DataFrame, data, cleaning, source) -> tuple[pd.DataFrame,
         written_by[name] = list(raw[spec.type_column]) if spec.type_column else None
     try:
         out = schedule_block({n: step_arrays(v) for n, v in steps_by.items()}, written_by, data, cleaning,
-                             raw.index)
+                             raw.index, numbers=numbers)
     except _BadType as bad:
         spec = data.schedules[bad.name]
         raise DataError(f"unknown recryst type; expected one of {list(RECRYST_TYPES)}", file=source,
@@ -177,6 +177,31 @@ def _time_at_or_above(temp, time, limit) -> np.ndarray:
     return np.nansum(np.where(temp >= limit, time, 0.0), axis=1)
 
 
+R_GAS = 8.314
+
+
+def rolling_strain(reduction_pct) -> np.ndarray:
+    """von Mises equivalent strain of a plane-strain rolling reduction (%)."""
+    r = np.clip(np.asarray(reduction_pct, float), 0.0, 99.0) / 100.0
+    return (2.0 / np.sqrt(3.0)) * np.log(1.0 / (1.0 - r))
+
+
+def adequate(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
+    """1.0 where a schedule satisfies an adequacy rule (plain: time at >= min_temp_C; kinetic: Arrhenius-
+    equivalent time at min_temp_C, scaled by strain^p, see AdequacyRule), else 0.0 (unknown strain: 0)."""
+    if getattr(rule, "activation_kJ_mol", None) is None:
+        return (_time_at_or_above(temp, time, rule.min_temp_C) >= rule.min_time_s).astype(float)
+    q = float(rule.activation_kJ_mol) * 1e3 / R_GAS
+    factor = np.exp(-q * (1.0 / (temp + 273.15) - 1.0 / (float(rule.min_temp_C) + 273.15)))
+    t_eq = np.nansum(np.where(np.isfinite(temp), time * factor, 0.0), axis=1)
+    if getattr(rule, "strain_from", None):
+        if rule.strain_from not in numbers:
+            raise ConfigError(f"cleaning rule for {name}: strain_from={rule.strain_from!r} is not a numeric column "
+                              f"of this dataset (has {sorted(numbers)}); set it to one or to null")
+        t_eq = t_eq * rolling_strain(numbers[rule.strain_from]) ** float(rule.strain_exponent)
+    return (t_eq >= float(rule.min_time_s)).astype(float)   # NaN strain -> False
+
+
 def _canonical_rows(temp, time) -> list[str]:
     return [schedule.canonical([schedule.Step(a, b) for a, b in zip(tr, sr) if np.isfinite(a)])
             for tr, sr in zip(temp, time)]
@@ -189,13 +214,16 @@ def infer_recryst_type(temp, time, cleaning) -> np.ndarray:
                                              np.where(total >= cleaning.batch_min_s, "batch", "other")))
 
 
-def schedule_block(arrays_by: dict, written_by: dict, data, cleaning, index, strings: bool = True) -> pd.DataFrame:
+def schedule_block(arrays_by: dict, written_by: dict, data, cleaning, index, strings: bool = True,
+                   numbers: dict | None = None) -> pd.DataFrame:
     """Canonical schedule strings + numeric thermal features from step arrays (temperature °C, time s):
-    the one derivation used for cleaned cards, synthetic rows and designed recipes. Vectorised."""
-    return pd.DataFrame(schedule_columns(arrays_by, written_by, data, cleaning, strings), index=index)
+    the one derivation used for cleaned cards, synthetic rows and designed recipes. Vectorised. `numbers`:
+    the card's process numbers (name -> array), for kinetic adequacy rules that scale with cold strain."""
+    return pd.DataFrame(schedule_columns(arrays_by, written_by, data, cleaning, strings, numbers), index=index)
 
 
-def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings: bool = True) -> dict:
+def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings: bool = True,
+                     numbers: dict | None = None) -> dict:
     ambient = float(cleaning.ambient_C)
     cols = {}
     for name, spec in data.schedules.items():
@@ -216,7 +244,7 @@ def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings:
                 cols[f"{name}_time_at_ge_{spec.threshold_C:g}C_s"] = _time_at_or_above(temp, time, spec.threshold_C)
         if spec.kind == "homog":
             rule = cleaning.homog
-            cols[f"adequate_{name}"] = (_time_at_or_above(temp, time, rule.min_temp_C) >= rule.min_time_s).astype(float)
+            cols[f"adequate_{name}"] = adequate(rule, temp, time, numbers or {}, f"{name} (homog)")
         if spec.kind == "recryst":
             written = written_by.get(name) if written_by else None
             w = np.array([str(x).strip().lower() for x in written], dtype=object) if written is not None else \
@@ -230,8 +258,8 @@ def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings:
             flags = {}
             for kind in ("batch", "flash", "direct"):
                 rule = getattr(cleaning, f"recryst_{kind}")
-                flags[f"adequate_{name}_{kind}"] = ((rtype == kind) & (_time_at_or_above(
-                    temp, time, rule.min_temp_C) >= rule.min_time_s)).astype(float)
+                flags[f"adequate_{name}_{kind}"] = ((rtype == kind) & (adequate(
+                    rule, temp, time, numbers or {}, f"recryst_{kind}") > 0)).astype(float)
             cols[f"adequate_{name}"] = np.max(np.vstack(list(flags.values())), axis=0)
             cols.update(flags)
     return cols
@@ -281,7 +309,10 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
         raise ConfigError(f"data.targets has {unknown_targets}; known targets are {list(TARGETS)}")
     rows = raw[ROW_COL].to_numpy()
     comp, comp_raw, comp_counts = _composition(raw, data, source)
-    sched, sched_counts = _schedules(raw, data, cleaning, source)
+    numbers = {name: np.array([parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
+                               for t, r in zip(raw[spec.column], rows)], dtype=float)
+               for name, spec in data.numeric.items()}
+    sched, sched_counts = _schedules(raw, data, cleaning, source, numbers)
 
     master = pd.DataFrame({ROW_COL: raw[ROW_COL]})
     for col in data.id_columns:
@@ -289,9 +320,8 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
     master = pd.concat([master, comp, comp_raw], axis=1)
     for name, col in data.categoricals.items():
         master[name] = raw[col].where(raw[col].str.strip() != "", "unknown")
-    for name, spec in data.numeric.items():
-        master[name] = [parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
-                        for t, r in zip(raw[spec.column], rows)]
+    for name, values in numbers.items():
+        master[name] = values
     for name, spec in data.schedules.items():
         if spec.column:
             sched.insert(list(sched.columns).index(f"{name}_schedule") + 1, f"{name}_schedule_RAW", raw[spec.column])

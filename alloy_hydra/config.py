@@ -91,8 +91,14 @@ class ThresholdsConfig:
 
 @dataclass
 class AdequacyRule:
-    min_temp_C: float = MISSING
-    min_time_s: float = MISSING
+    min_temp_C: float = MISSING         # plain rule: time at or above this temperature ...
+    min_time_s: float = MISSING         # ... must reach this
+    # kinetic rule (when activation_kJ_mol is set): every step counts as Arrhenius-equivalent time at min_temp_C,
+    # t_eq = sum t * exp(-Q/R (1/T - 1/T_min)) * eps^strain_exponent, eps = von Mises strain of the `strain_from`
+    # rolling reduction (%); adequate when t_eq >= min_time_s
+    activation_kJ_mol: Optional[float] = None
+    strain_from: Optional[str] = None
+    strain_exponent: float = 0.0
 
 
 @dataclass
@@ -101,9 +107,14 @@ class CleaningConfig:
     ambient_C: float = 25.0             # temperature features of "no treatment"
     # adequacy rules (documented in README): time at or above min_temp_C must reach min_time_s
     homog: AdequacyRule = field(default_factory=lambda: AdequacyRule(520.0, 7200.0))
-    recryst_batch: AdequacyRule = field(default_factory=lambda: AdequacyRule(300.0, 1800.0))
-    recryst_flash: AdequacyRule = field(default_factory=lambda: AdequacyRule(450.0, 5.0))
-    recryst_direct: AdequacyRule = field(default_factory=lambda: AdequacyRule(300.0, 60.0))
+    # recrystallisation: Sellars-type kinetics, t_X ∝ eps^-2 exp(Q/RT) with Q = 200 kJ/mol (Al-Mg): 1 h at
+    # 340 °C for a strain of 1 (58 % cold reduction), 4 h for 29 %; a flash anneal of 10 s at 500 °C is worth 9 h
+    recryst_batch: AdequacyRule = field(default_factory=lambda: AdequacyRule(
+        340.0, 3600.0, 200.0, "cold_reduction_pct", 2.0))
+    recryst_flash: AdequacyRule = field(default_factory=lambda: AdequacyRule(
+        340.0, 3600.0, 200.0, "cold_reduction_pct", 2.0))
+    recryst_direct: AdequacyRule = field(default_factory=lambda: AdequacyRule(
+        340.0, 3600.0, 200.0, "cold_reduction_pct", 2.0))
     flash_max_s: float = 600.0          # an inferred recryst_type: total time <= this is flash
     batch_min_s: float = 1800.0         # ... >= this is batch; between is "other"
     window_warn_fraction: float = 0.5   # warn when the chem window rejects more than this share of rows
