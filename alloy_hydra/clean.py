@@ -186,11 +186,11 @@ def rolling_strain(reduction_pct) -> np.ndarray:
     return (2.0 / np.sqrt(3.0)) * np.log(1.0 / (1.0 - r))
 
 
-def adequate(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
-    """1.0 where a schedule satisfies an adequacy rule (plain: time at >= min_temp_C; kinetic: Arrhenius-
-    equivalent time at min_temp_C, scaled by strain^p, see AdequacyRule), else 0.0 (unknown strain: 0)."""
+def dose(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
+    """A schedule's worth under an adequacy rule, in seconds: plain, time at or above min_temp_C; kinetic,
+    Arrhenius-equivalent time at min_temp_C scaled by strain^p (see AdequacyRule; unknown strain: NaN)."""
     if getattr(rule, "activation_kJ_mol", None) is None:
-        return (_time_at_or_above(temp, time, rule.min_temp_C) >= rule.min_time_s).astype(float)
+        return _time_at_or_above(temp, time, rule.min_temp_C)
     q = float(rule.activation_kJ_mol) * 1e3 / R_GAS
     factor = np.exp(-q * (1.0 / (temp + 273.15) - 1.0 / (float(rule.min_temp_C) + 273.15)))
     t_eq = np.nansum(np.where(np.isfinite(temp), time * factor, 0.0), axis=1)
@@ -199,7 +199,12 @@ def adequate(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
             raise ConfigError(f"cleaning rule for {name}: strain_from={rule.strain_from!r} is not a numeric column "
                               f"of this dataset (has {sorted(numbers)}); set it to one or to null")
         t_eq = t_eq * rolling_strain(numbers[rule.strain_from]) ** float(rule.strain_exponent)
-    return (t_eq >= float(rule.min_time_s)).astype(float)   # NaN strain -> False
+    return t_eq
+
+
+def adequate(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
+    """1.0 where a schedule satisfies an adequacy rule, else 0.0 (unknown strain: 0)."""
+    return (dose(rule, temp, time, numbers, name) >= float(rule.min_time_s)).astype(float)   # NaN -> False
 
 
 def _canonical_rows(temp, time) -> list[str]:
@@ -261,6 +266,12 @@ def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings:
                 flags[f"adequate_{name}_{kind}"] = ((rtype == kind) & (adequate(
                     rule, temp, time, numbers or {}, f"recryst_{kind}") > 0)).astype(float)
             cols[f"adequate_{name}"] = np.max(np.vstack(list(flags.values())), axis=0)
+            # how far past (or short of) recrystallisation the anneal is, by the batch rule, whatever its type:
+            # a continuous input, so a formula can see partial recrystallisation (-3 = no anneal or no cold work)
+            rule = cleaning.recryst_batch
+            ratio = dose(rule, temp, time, numbers or {}, "recryst_batch") / float(rule.min_time_s)
+            with np.errstate(invalid="ignore"):   # unknown strain stays NaN (the featuriser fills it)
+                cols[f"{name}_log_dose"] = np.where(np.isfinite(ratio), np.log10(np.clip(ratio, 1e-3, None)), np.nan)
             cols.update(flags)
     return cols
 

@@ -70,6 +70,11 @@ def test_recrystallisation_adequacy_follows_kinetics(tmp_path):
              "Recryst type": ""} for i, (s, c) in enumerate(cases)]
     m = run_clean(write(tmp_path, rows)).master
     assert list(m["adequate_recryst"]) == [1, 0, 0, 1, 0]
+    dose = m["recryst_log_dose"].to_numpy()   # log10(t_eq / 1 h): the model input that sees partial anneals
+    assert (dose[[0, 3]] > 0).all() and (dose[[1, 2, 4]] < 0).all() and dose[0] > dose[1]
+    # 2 h at 350 °C on 60 % sheet: Arrhenius factor exp(-Q/R (1/623 - 1/613)) x strain^2
+    eps = clean.rolling_strain(60.0)
+    assert dose[0] == pytest.approx(np.log10(2 * np.exp(200e3 / 8.314 * (1 / 613.15 - 1 / 623.15)) * eps ** 2))
     plain = ["cleaning.recryst_batch={min_temp_C: 300, min_time_s: 1800, activation_kJ_mol: null}",   # as before
              "cleaning.recryst_flash={min_temp_C: 450, min_time_s: 5, activation_kJ_mol: null}"]
     assert list(run_clean(write(tmp_path, rows), plain).master["adequate_recryst"]) == [1, 1, 1, 1, 1]
