@@ -148,3 +148,10 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = 
         cards[t] = table[t].to_numpy(dtype=float) if t in table else np.full(len(table), np.nan)
     return pd.DataFrame(cards, index=index), repairs
 
+
+def rederive(cards: pd.DataFrame, data, cleaning) -> pd.DataFrame:
+    """Cleaned cards whose recipe was edited (e.g. a nudged cold reduction) -> the same cards with every derived
+    column (thermal features, adequacy, dose, retained strain) recomputed by the cleaning code."""
+    schema = schema_of(cards, data)
+    return decode(encode(cards, schema, data), schema, data, cleaning, strings=False)[0]
+

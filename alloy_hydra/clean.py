@@ -272,6 +272,13 @@ def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings:
             ratio = dose(rule, temp, time, numbers or {}, "recryst_batch") / float(rule.min_time_s)
             with np.errstate(invalid="ignore"):   # unknown strain stays NaN (the featuriser fills it)
                 cols[f"{name}_log_dose"] = np.where(np.isfinite(ratio), np.log10(np.clip(ratio, 1e-3, None)), np.nan)
+            # JMAK (Avrami n = 1.5) recrystallised fraction, 95 % where the rule calls the anneal adequate, and
+            # the cold strain it leaves: the retained work hardening that separates O, H2x and H1x tempers
+            fraction = 1.0 - np.exp(-3.0 * np.clip(ratio, 0.0, None) ** 1.5)
+            cols[f"{name}_jmak_fraction"] = fraction
+            strain = rolling_strain(numbers[rule.strain_from]) if getattr(rule, "strain_from", None) and \
+                numbers and rule.strain_from in numbers else np.full(len(n), np.nan)
+            cols[f"{name}_retained_strain"] = strain * (1.0 - fraction)
             cols.update(flags)
     return cols
 

@@ -170,6 +170,7 @@ class OperonConfig(RegressorConfig):
     allowed_symbols: str = "add,sub,mul,div,constant,variable,sqrt,log,exp,square"
     optimizer_iterations: int = 10      # constant fitting (off at 0)
     max_time: int = 5                   # seconds, bounds every fit (CV folds, final)
+    max_evaluations: int = 1_000_000    # operon's own cap on fitness evaluations (stops before max_time on demo)
     n_threads: int = 2
 
 
@@ -240,6 +241,7 @@ class DesignConfig:
     min: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(
         ["YS", "UTS", "FractureEL", "UniformEL", "YPE"]))      # e.g. design.min.FractureEL=10
     models: Any = None                  # null = this run's model; else run dir(s) or sweep dir(s)
+    combine: str = "committee"          # several runs of a target's chosen configuration (seeds): committee | best
     casting: Optional[str] = None       # fix a categorical, e.g. DC
     fixed: Dict[str, str] = field(default_factory=dict)       # fix other categoricals (recryst_type: batch)
     bounds: Dict[str, List[float]] = field(default_factory=dict)   # override a variable's range

@@ -211,15 +211,12 @@ class Evaluator:
         o = self.opts
         cards = self.space.cards(X, self.cleaning, strings=with_std)   # schedule strings only for the report
         pred, std, ratios = {}, {}, []
-        for t, m in self.models.items():
-            Xm = m.X(cards)
+        for t, m in self.models.items():   # a Model or a Committee of them
             if with_std:   # the report: uncertainty and the whole domain (incl. agreement with the reference)
-                pred[t], std[t] = m.mean_std(Xm)
-                ratios.append(m.domain_ratio(Xm, pred[t]))
-            else:          # the search loop: distance only (a tree ensemble per evaluation would cost seconds)
-                from .regress import predict_json
-                pred[t], dist = predict_json(m.main, Xm), m.domain.distance(Xm)
-                ratios.append(dist / m.domain.threshold)
+                pred[t], std[t], ratio = m.report(cards)
+            else:          # the search loop: formula and distance only
+                pred[t], ratio = m.search(cards)
+            ratios.append(ratio)
         ratio = np.max(np.vstack(ratios), axis=0)
         cost = cost_index(cards, o.cost_weights, self.space.schema.balance)
         adds = n_additions(cards, self.space.schema.elements)

@@ -27,7 +27,8 @@ def default_columns(data) -> tuple[list[str], list[str]]:
         if spec.kind == "homog":
             numeric.append(f"adequate_{name}")
         if spec.kind == "recryst":
-            numeric += [f"adequate_{name}", f"adequate_{name}_batch", f"adequate_{name}_flash", f"{name}_log_dose"]
+            numeric += [f"adequate_{name}", f"adequate_{name}_batch", f"adequate_{name}_flash", f"{name}_log_dose",
+                        f"{name}_jmak_fraction", f"{name}_retained_strain"]
             categorical.append(f"{name}_type")
     return numeric, categorical
 

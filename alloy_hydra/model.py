@@ -124,6 +124,18 @@ class Model:
             spread = np.zeros(len(mean))
         return mean, np.sqrt(spread ** 2 + self.sigma_resid ** 2)
 
+    def search(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(prediction, domain ratio by distance only) for the design loop: a tree ensemble per evaluation
+        would cost seconds, so the members and the reference wait for the report."""
+        X = self.X(cards)
+        return predict_json(self.main, X), self.domain.distance(X) / self.domain.threshold
+
+    def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prediction, sigma, whole domain ratio incl. agreement with the reference) for ranked candidates."""
+        X = self.X(cards)
+        mean, std = self.mean_std(X)
+        return mean, std, self.domain_ratio(X, mean)
+
     def predict(self, cards: pd.DataFrame | None = None, X: np.ndarray | None = None):
         """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix)."""
         X = self.X(cards) if X is None else X
@@ -162,3 +174,31 @@ class Model:
             raise ModelFileError(f"{path}: {err}") from None
         except (KeyError, TypeError, ValueError) as err:
             raise ModelFileError(f"{path}: malformed model file ({err!r})") from None
+
+
+@dataclass
+class Committee:
+    """Several models of one target (the seeds of a sweep, each trained on its own split) used as one: the mean
+    of their predictions; sigma from their own sigmas and their spread; in domain only where every member is.
+    Why: one symbolic fit is one draw of a structure; where the designer extrapolates, single formulas err in
+    different directions, and their mean errs less (measured on the demo ground truth, see README)."""
+    models: list
+
+    @property
+    def target(self) -> str:
+        return self.models[0].target
+
+    @property
+    def unit(self) -> str:
+        return self.models[0].unit
+
+    def search(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        out = [m.search(cards) for m in self.models]
+        return np.mean([p for p, _ in out], axis=0), np.max([r for _, r in out], axis=0)
+
+    def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out = [m.report(cards) for m in self.models]
+        P = np.array([p for p, _, _ in out])
+        std = np.sqrt(np.mean([s ** 2 for _, s, _ in out], axis=0) + P.var(axis=0))
+        return P.mean(axis=0), std, np.max([r for _, _, r in out], axis=0)
+

@@ -18,7 +18,7 @@ import pandas as pd
 from . import audit as audit_mod, cards as cards_mod, clean as clean_mod, design as design_mod, expr
 from . import generate as gen_mod, ground_truth, plots
 from . import qc as qc_mod, report, train as train_mod
-from .model import Model
+from .model import Committee, Model
 from .regress import FixedModel
 from .errors import AlloyHydraError, ConfigError
 from .features import Featuriser, default_columns
@@ -200,7 +200,8 @@ def stage_train(cfg, run_dir: Path, state: RunState) -> None:
     feat = Featuriser([c for c in numeric if c not in cfg.train.exclude], categorical, list(cfg.data.interactions))
     fit = train_mod.fit_property_model(cards, state["train"], target, cfg.target.unit, feat,
                                        lambda names: make_regressor(cfg, names), dict(cfg.target.physics),
-                                       cfg.train, cfg.seed, label=cfg.regressor.name)
+                                       cfg.train, cfg.seed, label=cfg.regressor.name,
+                                       rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
     model, why, table = fit.model, fit.why, fit.table
     model.info.update(regressor=cfg.regressor.name, generator=cfg.generator.name, train_data=cfg.train.data,
                       data=cfg.data.name)
@@ -264,8 +265,9 @@ def stage_audit(cfg, run_dir: Path, state: RunState) -> None:
                          baseline_ridge_mae=base["ridge"]["mae"], baseline_gbm_mae=base["gbm"]["mae"])
 
 
-def model_runs(paths) -> list[Path]:
-    """Run dirs holding a model: each path is a run dir, or a sweep dir whose jobs are searched."""
+def model_runs(paths, column: str = "chosen") -> list[Path]:
+    """Run dirs holding a model: each path is a run dir, or a sweep dir whose jobs are searched (its
+    model_comparison.csv, when it has `column`, names the runs to load)."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     runs = []
     for p in paths:
@@ -278,9 +280,9 @@ def model_runs(paths) -> list[Path]:
         chosen = p / "model_comparison.csv"
         if chosen.exists():
             table = pd.read_csv(chosen)
-            if "chosen" in table and "run_dir" in table:
+            if column in table and "run_dir" in table:
                 runs += [Path(r) if Path(r).is_absolute() else p / r
-                         for r in table.loc[table["chosen"].astype(bool), "run_dir"]]
+                         for r in table.loc[table[column].astype(bool), "run_dir"]]
                 continue
         runs += sorted(q.parent for q in p.glob("*/model.json")) + sorted(q.parent for q in p.glob("*/*/model.json"))
     if not runs:
@@ -288,20 +290,32 @@ def model_runs(paths) -> list[Path]:
     return runs
 
 
-def load_design_models(paths) -> tuple[dict, Path]:
-    """Per target the best model among the runs (physics pass first, then holdout R²; a sweep's
-    model_comparison.csv 'chosen' column decides when present). Returns ({target: Model}, a run dir)."""
+def load_design_models(paths, combine: str = "committee") -> tuple[dict, Path]:
+    """Per target, the best model among the runs (physics pass first, then holdout R²; the sweep rule).
+    combine=committee: the best run together with every other run of the same configuration (regressor,
+    generator, training data: in practice the seeds of a sweep) and the same physics verdict, as one Committee;
+    combine=best: the best run alone. Returns ({target: Model | Committee}, the best run of the first target)."""
     import json
-    best = {}
-    for run in model_runs(paths):
+    if combine not in ("committee", "best"):
+        raise ConfigError(f"design.combine must be committee or best, not {combine!r}")
+    by_target = {}
+    for run in model_runs(paths, "committee" if combine == "committee" else "chosen"):
         metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
         model = Model.load(run / "model.json")
         key = (bool(metrics.get("physics_pass")), metrics.get("holdout_r2") or -np.inf)
-        if model.target not in best or key > best[model.target][0]:
-            best[model.target] = (key, model, run)
-    models = {t: m for t, (_, m, _) in best.items()}
-    first = next(iter(best.values()))[2]
+        by_target.setdefault(model.target, []).append((key, model, run))
+    models, first = {}, None
+    for target, runs in by_target.items():
+        runs.sort(key=lambda r: r[0], reverse=True)
+        (key, best, run) = runs[0]
+        first = first or run
+        same = [m for k, m, _ in runs if k[0] == key[0] and _config_of(m) == _config_of(best)]
+        models[target] = Committee(same) if combine == "committee" and len(same) > 1 else best
     return models, first
+
+
+def _config_of(model) -> tuple:
+    return tuple(model.info.get(k) for k in ("regressor", "generator", "train_data"))
 
 
 def stage_design(cfg, run_dir: Path, state: RunState) -> None:
@@ -309,7 +323,7 @@ def stage_design(cfg, run_dir: Path, state: RunState) -> None:
     from types import SimpleNamespace
     d = cfg.design
     if d.models:
-        models, source = load_design_models(d.models)
+        models, source = load_design_models(d.models, d.combine)
         src_cfg = OmegaConf.load(source / ".hydra" / "config.yaml")
         data, cleaning = src_cfg.data, src_cfg.cleaning
         master = pd.read_csv(source / "BASE_MASTER.csv", dtype={c: str for c in src_cfg.data.id_columns})

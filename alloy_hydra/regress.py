@@ -88,7 +88,9 @@ class OperonRegressor(_JSONPredictor):
 
     def __init__(self, generations=200, population_size=500, max_length=30, max_depth=10,
                  allowed_symbols="add,sub,mul,div,constant,variable,sqrt,log,exp,square",
-                 optimizer_iterations=10, max_time=8, n_threads=1, feature_names=None, seed=0):
+                 optimizer_iterations=10, max_time=8, max_evaluations=1_000_000, n_threads=1, feature_names=None,
+                 seed=0):
+        self.max_evaluations = max_evaluations
         self.generations, self.population_size, self.max_length, self.max_depth = (
             generations, population_size, max_length, max_depth)
         self.allowed_symbols, self.optimizer_iterations, self.max_time = allowed_symbols, optimizer_iterations, max_time
@@ -105,7 +107,7 @@ class OperonRegressor(_JSONPredictor):
             population_size=int(self.population_size), pool_size=int(self.population_size),
             max_length=int(self.max_length), max_depth=int(self.max_depth),
             optimizer_iterations=int(self.optimizer_iterations), max_time=int(self.max_time),
-            n_threads=int(self.n_threads), random_state=int(self.seed))
+            max_evaluations=int(self.max_evaluations), n_threads=int(self.n_threads), random_state=int(self.seed))
         A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
         reg.fit(A, yy)
         front = []

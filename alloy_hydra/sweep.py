@@ -96,12 +96,18 @@ def model_table(table: pd.DataFrame) -> pd.DataFrame:
     mt = pd.DataFrame(rows)
     if not len(mt):
         return pd.DataFrame(columns=["target", "property", "method", "generator", "cv_mae", "holdout_mae",
-                                     "holdout_r2", "complexity", "physics_pass", "run_dir", "baseline", "chosen"])
-    mt["chosen"] = False
+                                     "holdout_r2", "complexity", "physics_pass", "run_dir", "baseline", "chosen",
+                                     "committee"])
+    mt["chosen"] = mt["committee"] = False
     for target, part in mt[~mt["baseline"]].groupby("target"):
         key = part.assign(_p=part["physics_pass"].map(lambda v: v is True or v == 1.0),
                           _r=part["holdout_r2"].astype(float)).sort_values(["_p", "_r"], ascending=False)
         mt.loc[key.index[0], "chosen"] = True
+        # the chosen configuration's other seeds (same method, generator and physics verdict): design.combine=
+        # committee averages them
+        best = key.iloc[0]
+        mt.loc[key.index[(key["method"] == best["method"]) & (key["generator"].astype(str) == str(best["generator"]))
+                         & (key["_p"] == best["_p"])], "committee"] = True
     return mt
 
 

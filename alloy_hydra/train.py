@@ -175,10 +175,12 @@ class Fit:
 
 
 def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: str, unit: str, featuriser,
-                       make_estimator, physics: dict, opts, seed: int, label: str = "model") -> Fit:
+                       make_estimator, physics: dict, opts, seed: int, label: str = "model", rederive=None) -> Fit:
     """The whole training procedure on `cards` (with `_cv_group`): featurise, grouped CV of the estimator and
     of the ridge/gbm baselines on the same folds, final fit, Pareto choice (symbolic engines), group-bootstrap
-    ensemble, residual sd, applicability domain on the real train cards."""
+    ensemble, residual sd, applicability domain on the real train cards. `rederive(cards)` recomputes the derived
+    card columns after the audit nudges a recipe number (cards.rederive), so e.g. cold work moves the retained
+    strain too."""
     from rich.progress import Progress
     feat = clone(featuriser).fit(cards)
     X_all, y_all, g_all = feat.transform(cards), cards[target].to_numpy(float), cards["_cv_group"].to_numpy()
@@ -198,7 +200,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
         bar.advance(task)
         main = final.to_json()
-        pert = audit_mod.perturbations(real_cards, physics, feat.transform, seed=seed)
+        pert = audit_mod.perturbations(real_cards, physics, (lambda c: feat.transform(rederive(c))) if rederive
+                                       else feat.transform, seed=seed)
 
         def physics_of(model):
             return audit_mod.audit(lambda Xp: predict_json(model, Xp), pert, opts.physics_min_fraction)

@@ -47,7 +47,7 @@ def main():
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. regressor.max_time=10")
     a = ap.parse_args()
-    from alloy_hydra import clean, pipeline, train
+    from alloy_hydra import cards as cards_mod, clean, pipeline, train
     from alloy_hydra.features import Featuriser, default_columns
     from alloy_hydra.io import read_cards
     rows = []
@@ -68,7 +68,8 @@ def main():
                 cards = pd.concat([cards, synthetic_for(cfg, real)], ignore_index=True)
             fit = train.fit_property_model(cards, real, target, cfg.target.unit, feat,
                                            lambda names: pipeline.make_regressor(cfg, names),
-                                           dict(cfg.target.physics), cfg.train, cfg.seed, label=cfg.regressor.name)
+                                           dict(cfg.target.physics), cfg.train, cfg.seed, label=cfg.regressor.name,
+                                           rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
             Xte = fit.model.featuriser.transform(view.iloc[te])
             preds["symbolic"][te] = fit.model.predict(X=Xte.to_numpy(float))[0]
             for k, b in fit.baselines.items():

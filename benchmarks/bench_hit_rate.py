@@ -1,13 +1,15 @@
 """Closed-loop design hit rate on the demo ground truth (issue 6's bar), over several model sets.
 
-    python benchmarks/bench_hit_rate.py [--seeds 42 1 7] [--out /tmp/hit_rate] [--reuse] [--train K=V ...]
-                                        [--design K=V ...]
+    python benchmarks/bench_hit_rate.py [--seeds 42 1 7] [--committee K] [--out /tmp/hit_rate] [--reuse]
+                                        [--train K=V ...] [--design K=V ...]
 
-Per seed: `python run.py -m generator=none target=YS,UTS,FractureEL seed=S` up to the audit (a new holdout split
-and new formulas), then the design assistant (YS 260 / UTS 320 / FractureEL 12, DC, max_cost 2) with NSGA-II
-and with random search on the same budget; prints each run's hit rate (top 10 scored by the ground truth, noise
-off) and the mean. One model set is a single draw: the formulas, and so the hit rate, vary a lot between seeds,
-so judge a change by the mean over several seeds. `--reuse` keeps model sets already in --out.
+Per group of K seeds (K = 1 by default): `python run.py -m generator=none target=YS,UTS,FractureEL seed=S1,..,SK`
+up to the audit (each seed a new holdout split and new formulas), then the design assistant (YS 260 / UTS 320 /
+FractureEL 12, DC, max_cost 2) on that sweep dir — with K > 1 each target's seeds form a committee
+(design.combine) — with NSGA-II and with random search on the same budget; prints each run's hit rate (top 10
+scored by the ground truth, noise off) and the mean. One model set is a single draw: the formulas, and so the hit
+rate, vary a lot between seeds, so judge a change by the mean over several groups. `--reuse` keeps model sets
+already in --out.
 """
 from __future__ import annotations
 
@@ -34,30 +36,35 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 7])
     ap.add_argument("--out", default="/tmp/alloy_hydra_hit_rate")
+    ap.add_argument("--committee", type=int, default=1, help="seeds per model set (a committee per target)")
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--train", nargs="*", default=[], help="extra overrides for the model runs")
     ap.add_argument("--design", nargs="*", default=[], help="extra overrides for the design runs")
     a = ap.parse_args()
     out = Path(a.out)
     rows = []
-    for seed in a.seeds:
-        models = out / f"models_{seed}"
+    groups = [a.seeds[i: i + a.committee] for i in range(0, len(a.seeds), a.committee)]
+    for group in groups:
+        seed, label = group[0], "_".join(map(str, group))
+        models = out / f"models_{label}"
         t0 = time.perf_counter()
         if not (a.reuse and list(models.glob("*/model.json"))):
             run(["-m", "generator=none", "target=YS,UTS,FractureEL", "stages=[clean,split,generate,qc,train,audit]",
-                 f"seed={seed}", f"hydra.sweep.dir={models}", *a.train])
+                 f"seed={','.join(map(str, group))}", f"hydra.sweep.dir={models}", *a.train])
         t_train = time.perf_counter() - t0
-        row = {"seed": seed, "train_s": t_train}
+        row = {"seed": label, "train_s": t_train}
         for method in ("nsga2", "random"):
-            d = out / f"design_{seed}_{method}"
+            d = out / f"design_{label}_{method}"
             run(["stages=[design]", f"design.models={models}", *DESIGN, f"optimizer={method}", f"seed={seed}",
                  f"hydra.run.dir={d}", *a.design])
             m = json.loads((d / "metrics.json").read_text())
             row[method] = m.get("design_hit_rate")
             row[f"{method}_feasible"] = m.get("n_feasible")
+            row[f"{method}_s"] = m.get("time_design_s")
         rows.append(row)
-        print(f"seed {seed:>4}: NSGA-II {row['nsga2']}, random {row['random']} "
-              f"(feasible {row['nsga2_feasible']} / {row['random_feasible']}; models {t_train:.0f} s)", flush=True)
+        print(f"seeds {label:>12}: NSGA-II {row['nsga2']}, random {row['random']} "
+              f"(feasible {row['nsga2_feasible']} / {row['random_feasible']}; models {t_train:.0f} s, "
+              f"design {row['nsga2_s']:.1f} / {row['random_s']:.1f} s)", flush=True)
     for method in ("nsga2", "random"):
         vals = [r[method] for r in rows if r[method] is not None]
         print(f"mean {method}: {sum(vals) / len(vals):.2f} over {len(vals)} model sets" if vals else

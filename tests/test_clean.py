@@ -75,6 +75,11 @@ def test_recrystallisation_adequacy_follows_kinetics(tmp_path):
     # 2 h at 350 °C on 60 % sheet: Arrhenius factor exp(-Q/R (1/623 - 1/613)) x strain^2
     eps = clean.rolling_strain(60.0)
     assert dose[0] == pytest.approx(np.log10(2 * np.exp(200e3 / 8.314 * (1 / 613.15 - 1 / 623.15)) * eps ** 2))
+    # JMAK fraction, 95 % at the rule's minimum; the strain it leaves is what work-hardens the sheet
+    x, kept = m["recryst_jmak_fraction"].to_numpy(), m["recryst_retained_strain"].to_numpy()
+    assert (x[[0, 3]] > 0.95).all() and (x[[1, 2, 4]] < 0.95).all()
+    assert x[0] == pytest.approx(1 - np.exp(-3 * (10 ** dose[0]) ** 1.5))
+    assert kept[2] == pytest.approx(eps * (1 - x[2])) and kept[2] > kept[0] >= 0
     plain = ["cleaning.recryst_batch={min_temp_C: 300, min_time_s: 1800, activation_kJ_mol: null}",   # as before
              "cleaning.recryst_flash={min_temp_C: 450, min_time_s: 5, activation_kJ_mol: null}"]
     assert list(run_clean(write(tmp_path, rows), plain).master["adequate_recryst"]) == [1, 1, 1, 1, 1]

@@ -113,6 +113,36 @@ def test_nsga2_beats_random_search_on_the_same_budget(models_dir):
     assert np.isfinite(best["nsga2"]) and best["nsga2"] < best["random"]
 
 
+def test_the_seeds_of_a_target_design_as_one_committee(tmp_path):
+    """design.combine=committee: runs of the chosen configuration (here two seeds) predict as their mean, with
+    sigma from their own sigmas and their spread, in domain only where both are; combine=best takes one."""
+    from alloy_hydra.errors import ConfigError
+    from alloy_hydra.model import Committee
+    runs = []
+    for seed in (1, 2):
+        cheap = [a for a in FAST_TRAIN if not a.startswith("regressor.")]
+        proc = run_cli([*cheap, "regressor=ridge", "target=YS", f"seed={seed}", f"hydra.run.dir={tmp_path}/s{seed}"])
+        assert proc.returncode == 0, proc.stderr
+        runs.append(tmp_path / f"s{seed}")
+    physics = {json.loads((r / "metrics.json").read_text())["physics_pass"] for r in runs}
+    models, _ = pipeline.load_design_models(runs)
+    if len(physics) == 1:   # a run that fails physics never joins one that passes
+        assert isinstance(models["YS"], Committee) and len(models["YS"].models) == 2
+    assert isinstance(pipeline.load_design_models(runs, "best")[0]["YS"], Model)
+    with pytest.raises(ConfigError, match="committee or best"):
+        pipeline.load_design_models(runs, "mean")
+    a, b = (Model.load(r / "model.json") for r in runs)
+    cfg = compose()
+    cards = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    (pa, sa, ra), (pb, sb, rb) = a.report(cards), b.report(cards)
+    mean, std, ratio = Committee([a, b]).report(cards)
+    assert np.allclose(mean, (pa + pb) / 2) and np.allclose(ratio, np.maximum(ra, rb))
+    assert np.allclose(std, np.sqrt((sa ** 2 + sb ** 2) / 2 + ((pa - pb) / 2) ** 2))
+    assert (std >= np.minimum(sa, sb) - 1e-9).all()
+    fast = Committee([a, b]).search(cards)
+    assert np.allclose(fast[0], mean) and np.allclose(fast[1], np.maximum(a.search(cards)[1], b.search(cards)[1]))
+
+
 def test_single_run_designs_for_its_own_target(tmp_path):
     proc = run_cli(["generator=none", "regressor.max_time=1", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=3",
                     "stages=[clean,split,train,audit,design]", *SMALL, f"hydra.run.dir={tmp_path}/run"])

@@ -116,6 +116,33 @@ def test_audit_flags_a_wrong_sign():
     assert by["Mg"]["fraction_expected_sign"] == 0.0
 
 
+def test_the_audit_nudge_moves_the_derived_columns_too():
+    """Nudging the cold reduction re-derives the retained strain (and dose): a formula that sees cold work only
+    through recryst_retained_strain is audited on it, not passed vacuously with a zero difference."""
+    from alloy_hydra import cards as cards_mod, clean, pipeline
+    from alloy_hydra.features import Featuriser, default_columns
+    from alloy_hydra.io import read_cards
+    cfg = compose()
+    cards = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    feat = Featuriser(*default_columns(cfg.data), interactions=list(cfg.data.interactions)).fit(cards)
+    again = cards_mod.rederive(cards, cfg.data, cfg.cleaning)
+    for col in ("recryst_retained_strain", "recryst_log_dose", "adequate_recryst"):
+        assert np.allclose(again[col], cards[col], equal_nan=True), col   # an unedited card is unchanged
+    check = {"cold_reduction_pct": {"sign": 1, "where": {"recryst_type": ["none", "other"]}}}
+    pert = audit.perturbations(cards, check, lambda c: feat.transform(cards_mod.rederive(c, cfg.data, cfg.cleaning)))
+    c = pert["checks"]["cold_reduction_pct"]
+    moved = c["X"]["recryst_retained_strain"] - c["base"]["recryst_retained_strain"]
+    assert (moved > 0).mean() > 0.9   # as-rolled / recovered sheet keeps the extra cold work
+
+    def model(formula):
+        tree = expr.parse(formula)
+        return lambda X: expr.evaluate(tree, {k: X[k].to_numpy(float) for k in X.columns})
+    assert audit.audit(model("100 + 150*sqrt(recryst_retained_strain)"), pert)["pass"]
+    assert not audit.audit(model("300 - 150*sqrt(recryst_retained_strain)"), pert)["pass"]
+    stale = audit.perturbations(cards, check, feat.transform)   # without re-deriving, the nudge is invisible
+    assert audit.audit(model("300 - 150*sqrt(recryst_retained_strain)"), stale)["pass"]
+
+
 @pytest.mark.parametrize("target", ["YS", "UTS", "FractureEL", "UniformEL", "YPE"])
 def test_the_demo_ground_truth_passes_its_physics_audit(target):
     """The configured signs are physics, not wishes: the demo's metallurgical model itself passes them."""

@@ -111,3 +111,19 @@ def test_the_dataset_rule_considers_a_blend():
     table.loc[1, "aug_r2"] = 0.69                                         # blend augmentation no longer helps
     sel = sweep.select_datasets(table)["YS"]
     assert sel["chosen_method"] == "none" and sel["best_generator"] == "blend"
+
+
+def test_the_committee_is_the_chosen_configurations_seeds():
+    """model_comparison.csv: `chosen` is one run per target; `committee` adds the runs of the same method and
+    generator with the same physics verdict (the seeds design.combine=committee averages), nothing else."""
+    from alloy_hydra import sweep
+    rows = [("operon", "none", True, 0.90), ("operon", "none", True, 0.80), ("operon", "none", False, 0.95),
+            ("ridge", "none", True, 0.85), ("operon", "jitter", True, 0.70)]
+    table = pd.DataFrame([{"status": "complete", "target": "YS", "regressor": m, "generator": g, "physics_pass": p,
+                           "holdout_r2": r, "run_dir": f"r{i}", "cv_mae": 1.0, "holdout_mae": 1.0,
+                           "complexity": 10} for i, (m, g, p, r) in enumerate(rows)])
+    mt = sweep.model_table(table)
+    mt = mt[~mt["baseline"]].set_index("run_dir")
+    assert mt.index[mt["chosen"]].tolist() == ["r0"]
+    assert mt.index[mt["committee"]].tolist() == ["r0", "r1"]
+
