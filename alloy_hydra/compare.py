@@ -17,6 +17,8 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from .io import job_dirs
+
 MISSING = "—"
 KEY_METRICS = ["status", "qc_pass", "tstr_r2", "real_only_r2", "cv_mae", "holdout_r2", "holdout_mae",
                "baseline_ridge_r2", "baseline_gbm_r2", "complexity", "physics_pass", "design_hit_rate"]
@@ -28,7 +30,7 @@ def run_dirs(paths) -> list[Path]:
         if (p / ".hydra" / "config.yaml").exists():
             out.append(p)
         else:
-            found = sorted(q.parent.parent for q in p.glob("*/.hydra/config.yaml"))
+            found = [q for q in job_dirs(p) if q != p]
             if not found:
                 raise FileNotFoundError(f"{p}: neither a run dir nor a sweep dir (no .hydra/config.yaml found)")
             out += found

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .errors import AlloyHydraError
+
 OPS = {  # name: (arity, numpy function)
     "add": (2, np.add), "sub": (2, np.subtract), "mul": (2, np.multiply), "div": (2, np.divide),
     "pow": (2, np.power), "neg": (1, np.negative), "sqrt": (1, np.sqrt), "log": (1, np.log), "exp": (1, np.exp),
@@ -22,8 +24,9 @@ OPS = {  # name: (arity, numpy function)
 _PY_BIN = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.BitXor: "pow"}
 
 
-class ModelFileError(ValueError):
-    """A model.json that is malformed or holds something other than the allowed expression nodes."""
+class ModelFileError(AlloyHydraError, ValueError):
+    """A model.json that is malformed or holds something other than the allowed expression nodes (a user's
+    file: reported without a traceback)."""
 
 
 def validate(node, variables=None, path="expr") -> None:

@@ -112,3 +112,12 @@ def _jsonable(x):
     if isinstance(x, Path):
         return str(x)
     raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def job_dirs(sweep_dir, marker: str = ".hydra/config.yaml") -> list[Path]:
+    """Run dirs under a sweep dir holding `marker`, at any depth: a list override (data.interactions=[..., 'a/b'])
+    puts a '/' into the job's dir name, which nests it."""
+    depth = marker.count("/") + 1
+    found = (q for q in Path(sweep_dir).glob(f"**/{marker}") if ".hydra" not in q.parts[:-depth])
+    return sorted({Path(*q.parts[:-depth]) for q in found})
+

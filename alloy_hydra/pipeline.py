@@ -22,7 +22,7 @@ from .model import Committee, Model
 from .regress import FixedModel
 from .errors import AlloyHydraError, ConfigError
 from .features import Featuriser, default_columns
-from .io import read_cards, write_json
+from .io import job_dirs, read_cards, write_json
 from .split import split_groups
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ def model_runs(paths, column: str = "chosen") -> list[Path]:
                 runs += [Path(r) if Path(r).is_absolute() else p / r
                          for r in table.loc[table[column].astype(bool), "run_dir"]]
                 continue
-        runs += sorted(q.parent for q in p.glob("*/model.json")) + sorted(q.parent for q in p.glob("*/*/model.json"))
+        runs += job_dirs(p, "model.json")
     if not runs:
         raise ConfigError(f"design.models: no model.json under {paths}")
     return runs

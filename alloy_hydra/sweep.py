@@ -24,18 +24,19 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from .compare import read_run
-from .io import write_json
+from .io import job_dirs, write_json
 
 log = logging.getLogger(__name__)
 
 
 def jobs(sweep_dir: Path) -> pd.DataFrame:
     rows = []
-    for run in sorted(p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/config.yaml")):
+    for run in job_dirs(sweep_dir):
         overrides = OmegaConf.load(run / ".hydra" / "overrides.yaml") if (run / ".hydra" / "overrides.yaml").exists() \
             else []
         cfg, metrics, status = read_run(run)
-        rows.append({"run_dir": run.name, "overrides": " ".join(overrides), "status": status.get("status", "missing"),
+        rows.append({"run_dir": str(run.relative_to(sweep_dir)), "overrides": " ".join(overrides),
+                     "status": status.get("status", "missing"),
                      "error": status.get("error", ""), "target": metrics.get("target", cfg["target"]["name"]),
                      "generator": metrics.get("generator", cfg["generator"]["name"]),
                      "regressor": metrics.get("regressor", cfg["regressor"]["name"]),

@@ -48,7 +48,7 @@ def main():
         seed, label = group[0], "_".join(map(str, group))
         models = out / f"models_{label}"
         t0 = time.perf_counter()
-        if not (a.reuse and list(models.glob("*/model.json"))):
+        if not (a.reuse and list(models.glob("**/model.json"))):
             run(["-m", "generator=none", "target=YS,UTS,FractureEL", "stages=[clean,split,generate,qc,train,audit]",
                  f"seed={','.join(map(str, group))}", f"hydra.sweep.dir={models}", *a.train])
         t_train = time.perf_counter() - t0

@@ -127,3 +127,17 @@ def test_the_committee_is_the_chosen_configurations_seeds():
     assert mt.index[mt["chosen"]].tolist() == ["r0"]
     assert mt.index[mt["committee"]].tolist() == ["r0", "r1"]
 
+
+
+def test_job_dirs_are_found_when_an_override_nests_them(tmp_path):
+    """A list override holding '/' (data.interactions=['1/sqrt(d)']) nests the job dir; sweeps, compare and
+    design.models still find it."""
+    from alloy_hydra.io import job_dirs
+    flat, nested = tmp_path / "0_seed=1", tmp_path / "1_data.interactions=['1" / "sqrt(d)']"
+    for d in (flat, nested):
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (nested / "model.json").write_text("{}")
+    assert job_dirs(tmp_path) == sorted([flat, nested])
+    assert job_dirs(tmp_path, "model.json") == [nested]
+    assert compare.run_dirs([tmp_path]) == sorted([flat, nested])
