@@ -49,16 +49,17 @@ class Schema:
 class RecipeSpace:
     """Standardised recipe space of the real train rows (for near-duplicates, DCR and class assignment)."""
 
-    def __init__(self, real: pd.DataFrame, schema: Schema):
+    def __init__(self, real: pd.DataFrame, schema: Schema, columns: list[str] | None = None):
         self.schema = schema
-        cont = real[schema.continuous].to_numpy(float)
+        self.columns = list(schema.continuous if columns is None else columns)
+        cont = real[self.columns].to_numpy(float)
         self.mu = np.nan_to_num(np.nanmean(cont, axis=0))
         sd = np.nanstd(cont, axis=0)
         self.sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
         self.levels = {c: sorted(real[c].astype(str).unique()) for c in schema.categorical}
 
     def __call__(self, table: pd.DataFrame) -> np.ndarray:
-        z = np.nan_to_num((table[self.schema.continuous].to_numpy(float) - self.mu) / self.sd)
+        z = np.nan_to_num((table[self.columns].to_numpy(float) - self.mu) / self.sd)
         disc = [(table[c].astype(str).to_numpy()[:, None] == np.asarray(lv)[None, :]).astype(float)
                 for c, lv in self.levels.items()]
         return np.hstack([z, *disc]) if disc else z

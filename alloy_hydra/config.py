@@ -257,6 +257,8 @@ class DesignConfig:
     top: int = 20
     hit_top: int = 10                   # closed loop on demo: top-N scored by the ground truth
     stratify_by: List[str] = field(default_factory=lambda: ["casting"])
+    # recorded numbers that follow from the recipe (not set by the caster): filled from the 5 most similar cards
+    outcomes: List[str] = field(default_factory=lambda: ["grain_size_um"])
 
 
 @dataclass

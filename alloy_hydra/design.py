@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
-from sklearn.neighbors import NearestNeighbors
+from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
 from . import cards as cards_mod
 from .clean import GROUP_COL
@@ -42,9 +42,12 @@ class Space:
     """Decision space built from the encoded BASE_MASTER, the chemistry window and config overrides."""
 
     def __init__(self, master: pd.DataFrame, data, window, fixed: dict | None = None, bounds: dict | None = None,
-                 stratify_by=("casting",)):
+                 stratify_by=("casting",), outcomes=()):
         self.data = data
         self.schema = cards_mod.schema_of(master, data)
+        # numbers a card records but a caster cannot set (grain size follows from composition and route): not
+        # decision variables; a recipe gets what the most similar tested recipes showed
+        self.outcomes = [c for c in outcomes if c in self.schema.numeric]
         self.table = cards_mod.encode(master, self.schema, data).reset_index(drop=True)
         fixed, bounds = dict(fixed or {}), {k: list(v) for k, v in (bounds or {}).items()}
         self.vars: list[Var] = []
@@ -73,13 +76,25 @@ class Space:
                 counts = self.table[f"{name}_n"]
                 self.vars.append(Var(f"{name}_n", "count", float(counts.min()), float(counts.max())))
         for col in self.schema.numeric:
-            self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=strat_cats))
+            if col not in self.outcomes:
+                self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=strat_cats))
         for name, n in self.schema.schedules.items():
             for i in range(1, n + 1):
                 for col in (f"{name}_T{i}", f"{name}_lt{i}"):
                     if col in self.table:
                         self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=self.schema.strata.get(col, [])))
         self._typical_n = {}
+        self._outcome = {}
+        if self.outcomes:
+            inputs = [c for c in self.schema.elements + self.schema.numeric + self.schema.step_columns
+                      if c not in self.outcomes]
+            self._outcome_space = cards_mod.RecipeSpace(self.table, self.schema, inputs)
+            for col in self.outcomes:
+                known = self.table[col].notna().to_numpy()
+                if known.sum() >= 1:
+                    self._outcome[col] = KNeighborsRegressor(n_neighbors=int(min(5, known.sum())),
+                                                             weights="distance").fit(
+                        self._outcome_space(self.table[known]), self.table.loc[known, col].to_numpy(float))
         self.index = {v.name: i for i, v in enumerate(self.vars)}
         self.discrete = np.array([i for i, v in enumerate(self.vars) if v.kind in ("category", "count")], dtype=int)
         self._ranges = {}
@@ -154,7 +169,14 @@ class Space:
                 for col in (f"{name}_T{k}", f"{name}_lt{k}"):
                     if col in out:
                         out[col] = np.where(absent, np.nan, out[col])
-        return pd.DataFrame(out)
+        return self.fill_outcomes(pd.DataFrame(out))
+
+    def fill_outcomes(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Each outcome column set to the distance-weighted mean of the 5 most similar tested recipes."""
+        for col in self.outcomes:
+            knn = self._outcome.get(col)   # never recorded: NaN, the featuriser fills it as for such a card
+            table[col] = np.round(knn.predict(self._outcome_space(table)), 1) if knn is not None else np.nan
+        return table
 
     def cards(self, X: np.ndarray, cleaning, strings: bool = True) -> pd.DataFrame:
         recipes = self.recipes(X)

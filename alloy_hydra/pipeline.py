@@ -342,7 +342,8 @@ def stage_design(cfg, run_dir: Path, state: RunState) -> None:
     if d.casting:
         fixed["casting"] = d.casting
     try:
-        space = design_mod.Space(master, data, cfg.chem_window, fixed, dict(d.bounds), list(d.stratify_by))
+        space = design_mod.Space(master, data, cfg.chem_window, fixed, dict(d.bounds), list(d.stratify_by),
+                                 list(d.outcomes))
     except ValueError as err:
         raise ConfigError(str(err)) from None
     opts = SimpleNamespace(targets=targets, tolerance=dict(d.tolerance),

@@ -36,7 +36,8 @@ def main():
     opts = SimpleNamespace(targets=targets, tolerance=dict(dc.tolerance), min={}, cost_weights=dict(dc.cost_weights),
                            adequate_homog=True, adequate_recryst=True, max_additions=None, max_cost=2.0,
                            domain="exclude", weights=dc.weights)
-    space = design.Space(master, cfg.data, cfg.chem_window, {"casting": "DC"}, {}, ["casting"])
+    space = design.Space(master, cfg.data, cfg.chem_window, {"casting": "DC"}, {}, ["casting"],
+                         list(dc.outcomes))
     ev = design.Evaluator(space, {t: models[t] for t in targets}, opts, cfg.cleaning)
     for method in ("nsga2", "random"):
         t0 = time.perf_counter()

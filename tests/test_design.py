@@ -143,6 +143,22 @@ def test_the_seeds_of_a_target_design_as_one_committee(tmp_path):
     assert np.allclose(fast[0], mean) and np.allclose(fast[1], np.maximum(a.search(cards)[1], b.search(cards)[1]))
 
 
+def test_grain_size_is_an_outcome_of_the_recipe_not_a_knob():
+    """design.outcomes: a caster cannot set the grain size, so it is no decision variable; a recipe gets what
+    the most similar tested recipes showed (a tested card's own recipe: its own grain size)."""
+    cfg = compose()
+    master = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    knob = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"])
+    space = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"], ["grain_size_um"])
+    assert "grain_size_um" in knob.index and "grain_size_um" not in space.index
+    X = space.xl + np.random.default_rng(0).random((200, len(space.vars))) * (space.xu - space.xl)
+    d = space.recipes(X)["grain_size_um"]
+    assert d.notna().all() and d.between(master["grain_size_um"].min(), master["grain_size_um"].max()).all()
+    known = space.table[space.table["grain_size_um"].notna()].copy()
+    own = space.fill_outcomes(known.drop(columns="grain_size_um"))["grain_size_um"]
+    assert (np.abs(own.to_numpy() - known["grain_size_um"].to_numpy()) < 0.1).mean() > 0.95
+
+
 def test_single_run_designs_for_its_own_target(tmp_path):
     proc = run_cli(["generator=none", "regressor.max_time=1", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=3",
                     "stages=[clean,split,train,audit,design]", *SMALL, f"hydra.run.dir={tmp_path}/run"])
