@@ -20,10 +20,12 @@ import numpy as np
 import pandas as pd
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
-from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
+from sklearn.neighbors import NearestNeighbors
 
 from . import cards as cards_mod
 from .clean import GROUP_COL
+from .config import plain
+from .model import knn
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class Space:
 
     def __init__(self, master: pd.DataFrame, data, window, fixed: dict | None = None, bounds: dict | None = None,
                  stratify_by=("casting",), outcomes=()):
-        self.data = data
+        self.data = data = plain(data)
         self.schema = cards_mod.schema_of(master, data)
         # numbers a card records but a caster cannot set (grain size follows from composition and route): not
         # decision variables; a recipe gets what the most similar tested recipes showed
@@ -92,9 +94,8 @@ class Space:
             for col in self.outcomes:
                 known = self.table[col].notna().to_numpy()
                 if known.sum() >= 1:
-                    self._outcome[col] = KNeighborsRegressor(n_neighbors=int(min(5, known.sum())),
-                                                             weights="distance").fit(
-                        self._outcome_space(self.table[known]), self.table.loc[known, col].to_numpy(float))
+                    self._outcome[col] = (self._outcome_space(self.table[known]),
+                                          self.table.loc[known, col].to_numpy(float))
         self.index = {v.name: i for i, v in enumerate(self.vars)}
         self.discrete = np.array([i for i, v in enumerate(self.vars) if v.kind in ("category", "count")], dtype=int)
         self._ranges = {}
@@ -142,14 +143,18 @@ class Space:
                         lambda s: int(s.mode().iloc[0])).to_dict()
                 typical = self._typical_n[name]
                 out[f"{name}_n"] = np.array([typical.get(t, 0) for t in out[tcol]], dtype=int)
+        strata = {}   # stratum columns -> (unique keys, row -> key): many variables share one stratum
         for i, v in enumerate(self.vars):
             if v.kind != "unit":
                 continue
             (glo, ghi), by = self._ranges[v.name]
             lo, hi = np.full(n_rows, glo), np.full(n_rows, ghi)
             if v.stratum and by and all(s_ in out for s_ in v.stratum):
-                keys = np.array(["\x1f".join(map(str, k)) for k in zip(*[out[s_] for s_ in v.stratum])], dtype=object)
-                uniq, inv = np.unique(keys, return_inverse=True)
+                if tuple(v.stratum) not in strata:
+                    keys = np.array(["\x1f".join(map(str, k)) for k in zip(*[out[s_] for s_ in v.stratum])],
+                                    dtype=object)
+                    strata[tuple(v.stratum)] = np.unique(keys, return_inverse=True)
+                uniq, inv = strata[tuple(v.stratum)]
                 table = {"\x1f".join(k): r for k, r in by.items()}
                 for j, k in enumerate(uniq):
                     if k in table:
@@ -173,9 +178,15 @@ class Space:
 
     def fill_outcomes(self, table: pd.DataFrame) -> pd.DataFrame:
         """Each outcome column set to the distance-weighted mean of the 5 most similar tested recipes."""
+        Z = self._outcome_space(table) if self._outcome else None
         for col in self.outcomes:
-            knn = self._outcome.get(col)   # never recorded: NaN, the featuriser fills it as for such a card
-            table[col] = np.round(knn.predict(self._outcome_space(table)), 1) if knn is not None else np.nan
+            if col not in self._outcome:   # never recorded: NaN, the featuriser fills it as for such a card
+                table[col] = np.nan
+                continue
+            P, values = self._outcome[col]
+            d, j = knn(Z, P, min(5, len(P)))
+            w = 1.0 / np.maximum(d, 1e-9)   # inverse distance; an identical tested recipe decides alone
+            table[col] = np.round((w * values[j]).sum(axis=1) / w.sum(axis=1), 1)
         return table
 
     def cards(self, X: np.ndarray, cleaning, strings: bool = True) -> pd.DataFrame:
@@ -225,7 +236,7 @@ class Evaluator:
     """Scores candidate recipes with the JSON models: objectives F and constraints G (g <= 0 feasible)."""
 
     def __init__(self, space: Space, models: dict, opts, cleaning):
-        self.space, self.models, self.opts, self.cleaning = space, models, opts, cleaning
+        self.space, self.models, self.opts, self.cleaning = space, models, opts, plain(cleaning)
         self.targets = dict(opts.targets)
         self.tol = {t: float(opts.tolerance.get(t, 1.0)) for t in self.targets}
 

@@ -55,11 +55,11 @@ class Featuriser(BaseEstimator, TransformerMixin):
         return pd.DataFrame(self._columns(cards), index=cards.index)
 
     def _columns(self, cards: pd.DataFrame) -> dict:
-        A = cards[list(self.numeric)].to_numpy(dtype=float, na_value=np.nan)
-        A = np.where(np.isnan(A), np.array([self.fill_[c] for c in self.numeric]), A)
-        out = {c: A[:, j] for j, c in enumerate(self.numeric)}
-        for formula in self.interactions:   # parsed with ast into an expression tree, evaluated by numpy
-            tree = expr.parse(formula.replace("^", "**"))
+        out = {}
+        for c in self.numeric:   # column by column: a mixed-dtype frame slice costs more than the model
+            v = cards[c].to_numpy(dtype=float, na_value=np.nan)
+            out[c] = np.where(np.isnan(v), self.fill_[c], v)
+        for formula, tree in self._trees():   # parsed with ast into expression trees, evaluated by numpy
             value = np.broadcast_to(expr.evaluate(tree, out), (len(cards),)).astype(float)
             out[formula.replace(" ", "")] = np.where(np.isfinite(value), value, 0.0)
         for c, levels in self.levels_.items():
@@ -67,6 +67,13 @@ class Featuriser(BaseEstimator, TransformerMixin):
             for level in levels:
                 out[f"{c}={level}"] = (values == level).astype(float)
         return out
+
+    def _trees(self) -> list:
+        """(formula, tree) per interaction, parsed once per featuriser (the design loop featurises ~600 times)."""
+        key = tuple(self.interactions)
+        if getattr(self, "_parsed", (None,))[0] != key:
+            self._parsed = (key, [(f, expr.parse(f.replace("^", "**"))) for f in key])
+        return self._parsed[1]
 
     def transform(self, cards: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(self.transform_array(cards), columns=self.columns_, index=cards.index)

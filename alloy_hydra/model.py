@@ -17,18 +17,33 @@ from .regress import predict_json, validate_model
 FORMAT = "alloy_hydra.model/1"
 
 
-def knn_mean_distance(Z: np.ndarray, P: np.ndarray, k: int, skip_self: bool = False, chunk: int = 4096):
-    """Mean Euclidean distance from each row of Z to its k nearest rows of P (numpy; P is a few hundred
-    reference cards, so a dense distance block per chunk is cheaper than a tree and needs no thread pool)."""
+def _distance_blocks(Z: np.ndarray, P: np.ndarray, chunk: int = 4096):
+    """(start, dense Euclidean distances) per chunk of Z against P: P is a few hundred reference cards, so a
+    dense block is cheaper than a tree and needs no thread pool (the design loop calls this thousands of times)."""
     p2 = np.einsum("ij,ij->i", P, P)
-    out = np.empty(len(Z))
-    kk = k + 1 if skip_self else k
     for s in range(0, len(Z), chunk):
         z = Z[s: s + chunk]
         d2 = np.einsum("ij,ij->i", z, z)[:, None] + p2[None, :] - 2.0 * z @ P.T
-        d = np.sqrt(np.maximum(d2, 0.0))
+        yield s, np.sqrt(np.maximum(d2, 0.0))
+
+
+def knn(Z: np.ndarray, P: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, indices) of the k nearest rows of P to each row of Z (unordered within the k)."""
+    dist, idx = np.empty((len(Z), k)), np.empty((len(Z), k), dtype=int)
+    for s, d in _distance_blocks(Z, P):
+        near = np.argpartition(d, k - 1, axis=1)[:, :k]
+        dist[s: s + len(d)], idx[s: s + len(d)] = np.take_along_axis(d, near, axis=1), near
+    return dist, idx
+
+
+def knn_mean_distance(Z: np.ndarray, P: np.ndarray, k: int, skip_self: bool = False) -> np.ndarray:
+    """Mean Euclidean distance from each row of Z to its k nearest rows of P (skip_self: Z is P, leave the
+    row itself out)."""
+    out = np.empty(len(Z))
+    kk = k + 1 if skip_self else k
+    for s, d in _distance_blocks(Z, P):
         near = np.sort(np.partition(d, kk - 1, axis=1)[:, :kk], axis=1)
-        out[s: s + chunk] = (near[:, 1:] if skip_self else near).mean(axis=1)
+        out[s: s + len(d)] = (near[:, 1:] if skip_self else near).mean(axis=1)
     return out
 
 

@@ -49,7 +49,7 @@ def main():
         dt = time.perf_counter() - t0
         if a.profile and method == "nsga2":
             pr.disable()
-            pstats.Stats(pr).sort_stats("cumulative").print_stats(25)
+            pstats.Stats(pr).sort_stats("tottime").print_stats(25)
         t1 = time.perf_counter()
         ranked = design.rank(ev, X, master, list(cfg.data.id_columns), opts)
         print(f"{method:<7} 100 x 200: optimise {dt:5.2f} s, rank {time.perf_counter() - t1:5.2f} s, "
