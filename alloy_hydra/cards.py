@@ -102,7 +102,8 @@ def encode(cards: pd.DataFrame, schema: Schema, data) -> pd.DataFrame:
     return out
 
 
-def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = True) -> tuple[pd.DataFrame, dict]:
+def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = True,
+           frame: bool = True) -> tuple[pd.DataFrame | dict, dict]:
     """Recipe table -> cleaned cards (Al balance, canonical schedules, thermal features).
 
     Steps are read in order while both temperature and time are present, up to `<s>_n`; a recryst type that
@@ -147,7 +148,7 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = 
                                   numbers={c: cards[c] for c in schema.numeric}))
     for t in schema.targets:
         cards[t] = table[t].to_numpy(dtype=float) if t in table else np.full(len(table), np.nan)
-    return pd.DataFrame(cards, index=index), repairs
+    return (pd.DataFrame(cards, index=index) if frame else cards), repairs   # dict: the design search loop
 
 
 def rederive(cards: pd.DataFrame, data, cleaning) -> pd.DataFrame:

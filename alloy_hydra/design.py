@@ -189,11 +189,13 @@ class Space:
             table[col] = np.round((w * values[j]).sum(axis=1) / w.sum(axis=1), 1)
         return table
 
-    def cards(self, X: np.ndarray, cleaning, strings: bool = True) -> pd.DataFrame:
+    def cards(self, X: np.ndarray, cleaning, strings: bool = True, frame: bool = True) -> pd.DataFrame | dict:
+        """Cleaned cards of the recipes; frame=False: a dict of column arrays (the search loop: a DataFrame and
+        its column reads cost more than the models)."""
         recipes = self.recipes(X)
         for t in self.schema.targets:
             recipes[t] = np.nan
-        out, _ = cards_mod.decode(recipes, self.schema, self.data, cleaning, strings=strings)
+        out, _ = cards_mod.decode(recipes, self.schema, self.data, cleaning, strings=strings, frame=frame)
         return out
 
 
@@ -211,17 +213,17 @@ class RoundDiscrete(Repair):
 
 def cost_index(cards: pd.DataFrame, weights: dict, balance: str = "Al") -> np.ndarray:
     """Raw-material cost relative to pure Al: Σ wt%/100 · price ratio (weights; unlisted elements = 1)."""
-    elements = [c for c in cards.columns if c in weights or c == balance]
-    return sum(cards[e].to_numpy(float) / 100.0 * float(weights.get(e, 1.0)) for e in elements)
+    elements = [c for c in cards if c in weights or c == balance]   # a frame or a dict of arrays
+    return sum(np.asarray(cards[e], float) / 100.0 * float(weights.get(e, 1.0)) for e in elements)
 
 
 def n_additions(cards: pd.DataFrame, elements, threshold: float = 0.1) -> np.ndarray:
-    return (cards[list(elements)].to_numpy(float) > threshold).sum(axis=1)
+    return (np.column_stack([np.asarray(cards[e], float) for e in elements]) > threshold).sum(axis=1)
 
 
 @dataclass
 class Evaluation:
-    cards: pd.DataFrame
+    cards: pd.DataFrame | dict   # a dict of arrays from the search loop
     pred: dict
     std: dict
     in_domain: np.ndarray
@@ -242,7 +244,8 @@ class Evaluator:
 
     def __call__(self, X: np.ndarray, with_std: bool = False) -> Evaluation:
         o = self.opts
-        cards = self.space.cards(X, self.cleaning, strings=with_std)   # schedule strings only for the report
+        # the report: a frame with schedule strings; the search loop: a dict of arrays
+        cards = self.space.cards(X, self.cleaning, strings=with_std, frame=with_std)
         pred, std, ratios = {}, {}, []
         for t, m in self.models.items():   # a Model or a Committee of them
             if with_std:   # the report: uncertainty and the whole domain (incl. agreement with the reference)
@@ -262,10 +265,10 @@ class Evaluator:
             if t in pred:
                 G.append(float(v) - pred[t])
         if o.adequate_homog and "adequate_homog" in cards:
-            G.append(0.5 - cards["adequate_homog"].to_numpy(float))
+            G.append(0.5 - np.asarray(cards["adequate_homog"], float))
         if o.adequate_recryst and "adequate_recryst" in cards:   # an anneal that is meant to recrystallise must
-            annealed = cards["recryst_type"].isin(["batch", "flash", "direct"]).to_numpy()   # do so
-            G.append(np.where(annealed, 0.5 - cards["adequate_recryst"].to_numpy(float), -1.0))
+            annealed = np.isin(np.asarray(cards["recryst_type"]), ["batch", "flash", "direct"])   # do so
+            G.append(np.where(annealed, 0.5 - np.asarray(cards["adequate_recryst"], float), -1.0))
         if o.max_additions is not None:
             G.append(adds - float(o.max_additions))
         if o.max_cost is not None:

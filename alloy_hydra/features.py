@@ -54,16 +54,19 @@ class Featuriser(BaseEstimator, TransformerMixin):
     def _frame(self, cards: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(self._columns(cards), index=cards.index)
 
-    def _columns(self, cards: pd.DataFrame) -> dict:
+    def _columns(self, cards) -> dict:
+        """Feature arrays from a frame of cards or from a dict of column arrays (the design search loop)."""
+        arrays = isinstance(cards, dict)
+        n = _n_rows(cards)
         out = {}
         for c in self.numeric:   # column by column: a mixed-dtype frame slice costs more than the model
-            v = cards[c].to_numpy(dtype=float, na_value=np.nan)
+            v = np.asarray(cards[c], dtype=float) if arrays else cards[c].to_numpy(dtype=float, na_value=np.nan)
             out[c] = np.where(np.isnan(v), self.fill_[c], v)
         for formula, tree in self._trees():   # parsed with ast into expression trees, evaluated by numpy
-            value = np.broadcast_to(expr.evaluate(tree, out), (len(cards),)).astype(float)
+            value = np.broadcast_to(expr.evaluate(tree, out), (n,)).astype(float)
             out[formula.replace(" ", "")] = np.where(np.isfinite(value), value, 0.0)
         for c, levels in self.levels_.items():
-            values = cards[c].astype(str).to_numpy()
+            values = np.asarray(cards[c]).astype(str) if arrays else cards[c].astype(str).to_numpy()
             for level in levels:
                 out[f"{c}={level}"] = (values == level).astype(float)
         return out
@@ -81,7 +84,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
     def transform_array(self, cards: pd.DataFrame) -> np.ndarray:
         """The feature matrix in `columns_` order, without building intermediate frames."""
         cols = self._columns(cards)
-        n = len(cards)
+        n = _n_rows(cards)
         return np.column_stack([cols[c] if c in cols else np.zeros(n) for c in self.columns_]) if self.columns_ \
             else np.zeros((n, 0))
 
@@ -100,3 +103,8 @@ class Featuriser(BaseEstimator, TransformerMixin):
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(self.columns_, dtype=object)
+
+
+def _n_rows(cards) -> int:
+    return len(next(iter(cards.values()))) if isinstance(cards, dict) else len(cards)
+

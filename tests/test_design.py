@@ -111,6 +111,11 @@ def test_nsga2_beats_random_search_on_the_same_budget(models_dir):
         ranked = design.rank(ev, design.optimise(ev, method, 40, 30, 0), master, list(cfg.data.id_columns), opts)
         best[method] = ranked["distance"].min() if len(ranked) else np.inf   # random may find no in-domain one
     assert np.isfinite(best["nsga2"]) and best["nsga2"] < best["random"]
+    # the search loop reads dicts of arrays, the report frames: the same predictions and constraints
+    X = space.xl + np.random.default_rng(1).random((50, len(space.vars))) * (space.xu - space.xl)
+    fast, full = ev(X), ev(X, with_std=True)
+    assert isinstance(fast.cards, dict) and isinstance(full.cards, pd.DataFrame)
+    assert np.allclose(fast.F, full.F) and np.allclose(fast.G[:, :-1], full.G[:, :-1])
 
 
 def test_the_seeds_of_a_target_design_as_one_committee(tmp_path):
