@@ -97,8 +97,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
     def from_json(cls, d: dict) -> "Featuriser":
         f = cls(d["numeric"], d["categorical"], d["interactions"])
         f.levels_, f.fill_, f.columns_ = d["levels"], d["fill"], d["columns"]
-        for formula in f.interactions:
-            expr.parse(formula.replace("^", "**"))   # rejects anything but plain formulas
+        f._trees()   # parses every interaction now: a file with anything but plain formulas is rejected on load
         return f
 
     def get_feature_names_out(self, input_features=None):
