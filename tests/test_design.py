@@ -96,6 +96,14 @@ def test_a_target_without_a_model_is_a_clear_error(models_dir, tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+def test_a_broken_model_file_is_a_clear_error(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.json").write_text("{not json")
+    proc, d = design_run(tmp_path, tmp_path / "m")
+    assert proc.returncode == 2 and "not a readable model file" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
 def test_nsga2_beats_random_search_on_the_same_budget(models_dir):
     cfg = compose()
     models, source = pipeline.load_design_models(models_dir)
