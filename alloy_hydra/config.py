@@ -172,6 +172,14 @@ class OperonConfig(RegressorConfig):
     max_time: int = 5                   # seconds, bounds every fit (CV folds, final)
     max_evaluations: int = 1_000_000    # operon's own cap on fitness evaluations (stops before max_time on demo)
     n_threads: int = 2
+    hinge_terms: int = 30               # the sparse hinge-basis path (regressor=hinge) joins the front; 0 = off
+
+
+@dataclass
+class HingeConfig(RegressorConfig):
+    max_terms: int = 30                 # longest formula on the path (terms)
+    knots: List[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 0.9])   # training quantiles
+    min_distinct: int = 6               # inputs with fewer distinct values enter as they are (flags, levels)
 
 
 @dataclass
@@ -309,7 +317,8 @@ def register() -> None:
     cs.store(group="generator", name="base_none", node=GeneratorConfig)
     cs.store(group="generator", name="base_blend", node=BlendConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
-    for name, node in (("operon", OperonConfig), ("pysr", PySRConfig), ("ridge", RidgeConfig), ("gbm", GBMConfig)):
+    for name, node in (("operon", OperonConfig), ("pysr", PySRConfig), ("ridge", RidgeConfig), ("gbm", GBMConfig),
+                       ("hinge", HingeConfig)):
         cs.store(group="regressor", name=f"base_{name}", node=node)
 
 

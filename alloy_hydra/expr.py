@@ -177,3 +177,28 @@ def to_string(node, precision: int = 4, units: dict | None = None) -> str:
     if node["op"] == "neg":
         return f"-({args[0]})"
     return f"{node['op']}({', '.join(args)})"
+
+
+def terms(node) -> list[tuple[int, dict]]:
+    """The top-level sum as (sign, term) pairs: a + b - c -> [(1, a), (1, b), (-1, c)]."""
+    if node.get("op") in ("add", "sub"):
+        left, right = terms(node["args"][0]), terms(node["args"][1])
+        return left + ([(-s, t) for s, t in right] if node["op"] == "sub" else right)
+    return [(1, node)]
+
+
+def to_lines(node, precision: int = 4, units: dict | None = None) -> str:
+    """A sum written one term per line (how a metallurgist reads an additive strength model)."""
+    parts = terms(node)
+    if len(parts) < 4:
+        return to_string(node, precision, units)
+    lines = []
+    for i, (sign, t) in enumerate(parts):
+        text = to_string(t, precision, units)
+        if t.get("op") == "mul" and "const" in t["args"][0] and t["args"][0]["const"] < 0:   # + -3·x -> - 3·x
+            sign, text = -sign, to_string({"op": "mul", "args": [{"const": -t["args"][0]["const"]}, t["args"][1]]},
+                                          precision, units)
+        if t.get("op") in _INFIX:
+            text = text[1:-1]   # the term's own outer brackets
+        lines.append(("  " if i == 0 and sign > 0 else "+ " if sign > 0 else "- ") + text)
+    return "\n    ".join([""] + lines)

@@ -209,7 +209,7 @@ def stage_train(cfg, run_dir: Path, state: RunState) -> None:
     main, complexity = model.main, model.info["complexity"]
     units = {c: unit_of(c, cfg.data) for c in model.features}
     if main["kind"] == "expression":
-        text = expr.to_string(main["expr"], 5, units)
+        text = expr.to_lines(main["expr"], 5, units)
         (run_dir / "equation.txt").write_text(
             f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
             f"regressor: {cfg.regressor.name}; trained on {model.info['n_train_rows']} rows ({cfg.train.data}, "

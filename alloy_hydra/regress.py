@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,9 +89,9 @@ class OperonRegressor(_JSONPredictor):
 
     def __init__(self, generations=200, population_size=500, max_length=30, max_depth=10,
                  allowed_symbols="add,sub,mul,div,constant,variable,sqrt,log,exp,square",
-                 optimizer_iterations=10, max_time=8, max_evaluations=1_000_000, n_threads=1, feature_names=None,
-                 seed=0):
-        self.max_evaluations = max_evaluations
+                 optimizer_iterations=10, max_time=8, max_evaluations=1_000_000, n_threads=1, hinge_terms=30,
+                 feature_names=None, seed=0):
+        self.max_evaluations, self.hinge_terms = max_evaluations, hinge_terms
         self.generations, self.population_size, self.max_length, self.max_depth = (
             generations, population_size, max_length, max_depth)
         self.allowed_symbols, self.optimizer_iterations, self.max_time = allowed_symbols, optimizer_iterations, max_time
@@ -114,11 +115,78 @@ class OperonRegressor(_JSONPredictor):
         for p in reg.pareto_front_:
             tree = expr.simplify(expr.parse(reg.get_model_string(p["tree"], 15, names=list(alias)), alias))
             front.append({"expr": tree, "length": expr.length(tree), "mse": float(p["mean_squared_error"])})
+        own = expr.simplify(expr.parse(reg.get_model_string(reg.model_, 15, names=list(alias)), alias))
+        self.operon_json_ = {"kind": "expression", "expr": own, "features": names}   # operon's own pick
+        if int(self.hinge_terms) > 0:   # the sparse hinge-basis path joins the front (see HingeRegressor)
+            front += HingeRegressor(max_terms=self.hinge_terms, feature_names=names).fit(A, yy).front_
         front.sort(key=lambda f: f["length"])
         self.front_ = front
-        best = expr.simplify(expr.parse(reg.get_model_string(reg.model_, 15, names=list(alias)), alias))
-        self.json_ = {"kind": "expression", "expr": best, "features": names}
+        self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
         self.operon_predict_ = np.asarray(reg.predict(A), dtype=float)   # float32 inside operon
+        self.n_features_in_ = len(names)
+        return self
+
+
+def _lowest_bic(front: list, n: int) -> int:
+    """Index of the front member with the lowest BIC, n·log(MSE) + (number of constants)·log(n)."""
+    return int(np.argmin([n * np.log(max(f["mse"], 1e-300)) + len(expr.constants(f["expr"])) * np.log(n)
+                          for f in front]))
+
+
+class HingeRegressor(_JSONPredictor):
+    """Sparse hinge-basis symbolic regression (FFX / MARS style, deterministic): every input x, and for inputs
+    with more than a few distinct values the hinges max(x - k, 0) and caps min(x, k) at training quantiles k,
+    enter a greedy forward selection (orthogonal matching pursuit, least-squares weights at every step). Step j
+    of the path is the formula c0 + w1·b1 + ... + wj·bj; the path is the Pareto front (accuracy vs size), and the
+    model is the step with the lowest BIC. Caps and hinges give saturating, piecewise-linear element and process
+    effects, which extrapolate to an unseen alloy more safely than a polynomial."""
+
+    def __init__(self, max_terms=30, knots=(0.25, 0.5, 0.75, 0.9), min_distinct=6, feature_names=None, seed=0):
+        self.max_terms, self.knots, self.min_distinct = max_terms, knots, min_distinct
+        self.feature_names, self.seed = feature_names, seed
+
+    def _basis(self, A, names):
+        """(matrix, trees): one column and one expression tree per basis function."""
+        cols, trees = [], []
+        for i, n in enumerate(names):
+            x, var = A[:, i], {"var": n}
+            cols.append(x)
+            trees.append(var)
+            u = np.unique(x[np.isfinite(x)])
+            if len(u) < int(self.min_distinct):
+                continue
+            for k in sorted({float(q) for q in np.quantile(x, list(self.knots))}):
+                if u[0] < k < u[-1]:
+                    cols += [np.maximum(x - k, 0.0), np.minimum(x, k)]
+                    trees += [{"op": "max", "args": [{"op": "sub", "args": [var, {"const": k}]}, {"const": 0.0}]},
+                              {"op": "min", "args": [var, {"const": k}]}]
+        return np.column_stack(cols), trees
+
+    def fit(self, X, y):
+        from sklearn.linear_model import orthogonal_mp
+        names = _names(X, self.feature_names)
+        A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
+        B, trees = self._basis(A, names)
+        mu, sd = B.mean(axis=0), B.std(axis=0)
+        live = sd > 0
+        B, trees, mu, sd = B[:, live], [t for t, ok in zip(trees, live) if ok], mu[live], sd[live]
+        Z, ym = (B - mu) / sd, yy.mean()
+        n_terms = max(1, min(int(self.max_terms), Z.shape[1], len(yy) - 2))
+        with warnings.catch_warnings():   # x = min(x, k) + max(x - k, 0): the basis is dependent by design
+            warnings.simplefilter("ignore", RuntimeWarning)
+            path = np.atleast_2d(orthogonal_mp(Z, yy - ym, n_nonzero_coefs=n_terms, return_path=True).T
+                                 .reshape(-1, Z.shape[1]))   # one row of standardised weights per step
+        front = []
+        for coef in path:
+            w = coef / sd
+            active = np.flatnonzero(coef)
+            tree = {"const": float(ym - np.dot(w, mu))}
+            for j in active:
+                tree = {"op": "add", "args": [tree, {"op": "mul", "args": [{"const": float(w[j])}, trees[j]]}]}
+            mse = float(np.mean((Z @ coef + ym - yy) ** 2))
+            front.append({"expr": tree, "length": expr.length(tree), "mse": mse})
+        self.front_ = front
+        self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
         self.n_features_in_ = len(names)
         return self
 

@@ -62,10 +62,34 @@ def test_json_expression_matches_the_fitted_operon_model(symbols):
     y = 20 + 15 * X.Mg + 30 * X.Mn / np.sqrt(X.d) + 25 * np.maximum(X.Mg - 3.5, 0)   # a hinge (solubility-like)
     kw = {"allowed_symbols": symbols} if symbols else {}
     est = regress.OperonRegressor(max_time=2, feature_names=list(X.columns), seed=1, **kw).fit(X, y)
-    j = est.to_json()
+    j = est.operon_json_
     regress.validate_model(j)
     assert np.allclose(regress.predict_json(json.loads(json.dumps(j)), X), est.operon_predict_, rtol=1e-4, atol=1e-3)
     assert est.front_ and all(f["length"] == expr.length(f["expr"]) for f in est.front_)
+
+
+def test_hinge_path_recovers_a_cap_and_a_hinge():
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame(rng.uniform(0, 8, (400, 3)), columns=["Mg", "Mn", "d"])
+    y = 10 + 5 * np.minimum(X.Mg, X.Mg.quantile(0.5)) + 2 * np.maximum(X.Mn - X.Mn.quantile(0.75), 0)
+    est = regress.HingeRegressor(feature_names=list(X.columns)).fit(X, y + rng.normal(0, 0.01, 400))
+    j = json.loads(json.dumps(est.json_))
+    regress.validate_model(j)
+    pred = regress.predict_json(j, X)
+    assert np.allclose(pred, est.predict(X)) and np.abs(pred - y).max() < 0.1
+    assert expr.length(j["expr"]) <= 15 and "d" not in expr.variables(j["expr"])   # BIC stops at the true terms
+    assert [f["length"] for f in est.front_] == sorted(f["length"] for f in est.front_)
+
+
+@pytest.mark.parametrize("hinge_terms", [0, 5])
+def test_operon_front_holds_the_hinge_path_only_when_asked(hinge_terms):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.uniform(1, 5, (200, 2)), columns=["Mg", "d"])
+    y = 20 + 15 * np.minimum(X.Mg, 3) - 4 * X.d
+    est = regress.OperonRegressor(max_time=1, generations=10, population_size=50, hinge_terms=hinge_terms,
+                                  feature_names=list(X.columns)).fit(X, y)
+    has_min = any("min" in json.dumps(f["expr"]) for f in est.front_)
+    assert has_min == (hinge_terms > 0)
 
 
 @pytest.mark.parametrize("tamper", ["op", "var", "key", "kind", "tree"])
@@ -225,7 +249,8 @@ def test_training_rows_carry_their_source_group(tmp_path):
 
 
 @pytest.mark.parametrize("est", [regress.RidgeModel(), regress.GBMModel(max_iter=20),
-                                 regress.OperonRegressor(max_time=1, generations=20, population_size=100)])
+                                 regress.OperonRegressor(max_time=1, generations=20, population_size=100),
+                                 regress.HingeRegressor()])
 def test_regressors_work_with_clone_and_cross_validate(est):
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(200, 4)), columns=list("abcd"))
