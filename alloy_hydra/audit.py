@@ -56,6 +56,13 @@ def perturbations(cards: pd.DataFrame, physics: dict, featurise, n_points: int =
     return out
 
 
+def constraints(pert: dict, columns) -> list:
+    """The applicable checks as {"base", "nudged", "sign"} feature arrays (columns in the given order), for a
+    regressor that keeps the physics while it fits (regress.HingeRegressor)."""
+    return [{"base": c["base"][list(columns)].to_numpy(float), "nudged": c["X"][list(columns)].to_numpy(float),
+             "sign": c["sign"]} for c in pert["checks"].values() if c["applicable"]]
+
+
 def audit(predict, pert: dict, min_fraction: float = 0.9, tol: float = 1e-9) -> dict:
     """Per check: fraction of points with the expected sign; pass when >= min_fraction."""
     y0 = predict(pert["base"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,8 +89,9 @@ class OperonRegressor(_JSONPredictor):
     def __init__(self, generations=200, population_size=500, max_length=30, max_depth=10,
                  allowed_symbols="add,sub,mul,div,constant,variable,sqrt,log,exp,square",
                  optimizer_iterations=10, max_time=8, max_evaluations=1_000_000, n_threads=1, hinge_terms=30,
-                 feature_names=None, seed=0):
+                 physics=None, physics_min_fraction=0.9, feature_names=None, seed=0):
         self.max_evaluations, self.hinge_terms = max_evaluations, hinge_terms
+        self.physics, self.physics_min_fraction = physics, physics_min_fraction
         self.generations, self.population_size, self.max_length, self.max_depth = (
             generations, population_size, max_length, max_depth)
         self.allowed_symbols, self.optimizer_iterations, self.max_time = allowed_symbols, optimizer_iterations, max_time
@@ -118,7 +118,9 @@ class OperonRegressor(_JSONPredictor):
         own = expr.simplify(expr.parse(reg.get_model_string(reg.model_, 15, names=list(alias)), alias))
         self.operon_json_ = {"kind": "expression", "expr": own, "features": names}   # operon's own pick
         if int(self.hinge_terms) > 0:   # the sparse hinge-basis path joins the front (see HingeRegressor)
-            front += HingeRegressor(max_terms=self.hinge_terms, feature_names=names).fit(A, yy).front_
+            front += HingeRegressor(max_terms=self.hinge_terms, physics=self.physics,
+                                    physics_min_fraction=self.physics_min_fraction,
+                                    feature_names=names).fit(A, yy).front_
         front.sort(key=lambda f: f["length"])
         self.front_ = front
         self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
@@ -136,13 +138,20 @@ def _lowest_bic(front: list, n: int) -> int:
 class HingeRegressor(_JSONPredictor):
     """Sparse hinge-basis symbolic regression (FFX / MARS style, deterministic): every input x, and for inputs
     with more than a few distinct values the hinges max(x - k, 0) and caps min(x, k) at training quantiles k,
-    enter a greedy forward selection (orthogonal matching pursuit, least-squares weights at every step). Step j
-    of the path is the formula c0 + w1·b1 + ... + wj·bj; the path is the Pareto front (accuracy vs size), and the
-    model is the step with the lowest BIC. Caps and hinges give saturating, piecewise-linear element and process
-    effects, which extrapolate to an unseen alloy more safely than a polynomial."""
+    enter a greedy forward selection (orthogonal matching pursuit: the basis function best correlated with the
+    residual joins, all weights are refitted by least squares). Step j of the path is the formula
+    c0 + w1·b1 + ... + wj·bj; the path is the Pareto front (accuracy vs size), and the model is the step with the
+    lowest BIC. Caps and hinges give saturating, piecewise-linear element and process effects, which extrapolate
+    to an unseen alloy more safely than a polynomial.
 
-    def __init__(self, max_terms=30, knots=(0.25, 0.5, 0.75, 0.9), min_distinct=6, feature_names=None, seed=0):
+    physics: optional list of {"base", "nudged", "sign"} feature matrices (the audit's finite differences, see
+    audit.constraints); a basis function joins only if the refitted formula still moves with the expected sign
+    on at least `physics_min_fraction` of the points, so every step of the path passes the audit by design."""
+
+    def __init__(self, max_terms=30, knots=(0.25, 0.5, 0.75, 0.9), min_distinct=6, physics=None,
+                 physics_min_fraction=0.9, tries=10, feature_names=None, seed=0):
         self.max_terms, self.knots, self.min_distinct = max_terms, knots, min_distinct
+        self.physics, self.physics_min_fraction, self.tries = physics, physics_min_fraction, tries
         self.feature_names, self.seed = feature_names, seed
 
     def _basis(self, A, names):
@@ -162,29 +171,59 @@ class HingeRegressor(_JSONPredictor):
                               {"op": "min", "args": [var, {"const": k}]}]
         return np.column_stack(cols), trees
 
+    def _physics_deltas(self, trees, names):
+        """Per constraint: (sign, change of every basis function between the base and the nudged points)."""
+        out = []
+        for c in self.physics or []:
+            base, nudged = (dict(zip(names, np.asarray(c[k], float).T)) for k in ("base", "nudged"))
+            n = len(next(iter(base.values())))
+            delta = np.column_stack([np.broadcast_to(expr.evaluate(t, nudged) - expr.evaluate(t, base), (n,))
+                                     for t in trees])
+            out.append((float(c["sign"]), delta))
+        return out
+
+    def _passes(self, deltas, active, w) -> bool:
+        tol = 1e-9
+        return all(np.mean(sign * (d[:, active] @ w) >= -tol) >= self.physics_min_fraction for sign, d in deltas)
+
     def fit(self, X, y):
-        from sklearn.linear_model import orthogonal_mp
         names = _names(X, self.feature_names)
         A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
         B, trees = self._basis(A, names)
         mu, sd = B.mean(axis=0), B.std(axis=0)
-        live = sd > 0
+        live = sd > 1e-12 * (1 + np.abs(mu))
         B, trees, mu, sd = B[:, live], [t for t, ok in zip(trees, live) if ok], mu[live], sd[live]
+        deltas = self._physics_deltas(trees, names)
         Z, ym = (B - mu) / sd, yy.mean()
         n_terms = max(1, min(int(self.max_terms), Z.shape[1], len(yy) - 2))
-        with warnings.catch_warnings():   # x = min(x, k) + max(x - k, 0): the basis is dependent by design
-            warnings.simplefilter("ignore", RuntimeWarning)
-            path = np.atleast_2d(orthogonal_mp(Z, yy - ym, n_nonzero_coefs=n_terms, return_path=True).T
-                                 .reshape(-1, Z.shape[1]))   # one row of standardised weights per step
-        front = []
-        for coef in path:
-            w = coef / sd
-            active = np.flatnonzero(coef)
-            tree = {"const": float(ym - np.dot(w, mu))}
-            for j in active:
-                tree = {"op": "add", "args": [tree, {"op": "mul", "args": [{"const": float(w[j])}, trees[j]]}]}
-            mse = float(np.mean((Z @ coef + ym - yy) ** 2))
-            front.append({"expr": tree, "length": expr.length(tree), "mse": mse})
+        resid, Zp, active, front = yy - ym, Z.copy(), [], []
+        for _ in range(n_terms):
+            norm = np.einsum("ij,ij->j", Zp, Zp)
+            score = np.where(norm > 1e-8 * len(yy), (Zp.T @ resid) ** 2 / np.maximum(norm, 1e-300), -1.0)
+            score[active] = -1.0
+            step = None
+            for j in np.argsort(-score)[:int(self.tries)]:
+                if score[j] <= 0:
+                    break
+                cols = active + [int(j)]
+                coef = np.linalg.lstsq(Z[:, cols], yy - ym, rcond=None)[0]
+                if self._passes(deltas, cols, coef / sd[cols]):
+                    step = (int(j), cols, coef)
+                    break
+            if step is None:   # nothing that keeps the physics (or nothing left) can join
+                break
+            j, active, coef = step
+            q = Zp[:, j] / np.sqrt(norm[j])
+            Zp -= np.outer(q, q @ Zp)
+            resid = yy - ym - Z[:, active] @ coef
+            w = coef / sd[active]
+            tree = {"const": float(ym - np.dot(w, mu[active]))}
+            for wj, k in zip(w, active):
+                tree = {"op": "add", "args": [tree, {"op": "mul", "args": [{"const": float(wj)}, trees[k]]}]}
+            front.append({"expr": tree, "length": expr.length(tree), "mse": float(np.mean(resid ** 2)),
+                          "linear": True})
+        if not front:
+            front = [{"expr": {"const": float(ym)}, "length": 1, "mse": float(np.mean((yy - ym) ** 2)), "linear": True}]
         self.front_ = front
         self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
         self.n_features_in_ = len(names)

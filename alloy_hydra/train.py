@@ -44,8 +44,32 @@ def oof(estimator, X, y, splits) -> np.ndarray:
     return pred
 
 
-def refit_constants(tree: dict, X: dict, y: np.ndarray, max_nfev: int = 200) -> dict:
-    """Least-squares refit of a fixed expression's constants (structure kept)."""
+def _refit_weights(tree: dict, X: dict, y: np.ndarray) -> dict | None:
+    """Linear least squares of the weights of a sum c0 + w1·b1 + ... (the bases b keep their constants), or
+    None when the tree is not such a sum or a basis is non-finite."""
+    bases = []
+    for _, t in expr.terms(tree):
+        if "const" in t:
+            continue
+        if t.get("op") != "mul" or "const" not in t["args"][0]:
+            return None
+        bases.append(t["args"][1])
+    with np.errstate(all="ignore"):
+        D = np.column_stack([np.ones(len(y))] + [np.broadcast_to(expr.evaluate(b, X), (len(y),)) for b in bases])
+    if not np.isfinite(D).all():
+        return None
+    w = np.linalg.lstsq(D, y, rcond=None)[0]
+    out = {"const": float(w[0])}
+    for wi, b in zip(w[1:], bases):
+        out = {"op": "add", "args": [out, {"op": "mul", "args": [{"const": float(wi)}, b]}]}
+    return out
+
+
+def refit_constants(tree: dict, X: dict, y: np.ndarray, max_nfev: int = 200, linear: bool = False) -> dict:
+    """Least-squares refit of a fixed expression's constants (structure kept). linear: the tree is a weighted
+    sum of fixed bases (a hinge path member): only the weights are refitted, exactly, by linear least squares."""
+    if linear and (fitted := _refit_weights(tree, X, y)) is not None:
+        return fitted
     c0 = np.asarray(expr.constants(tree), float)
     if len(c0) == 0:
         return tree
@@ -65,11 +89,11 @@ def _cols(X: pd.DataFrame, idx=None) -> dict:
     return {c: A[:, i] for i, c in enumerate(X.columns)}
 
 
-def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits) -> np.ndarray:
+def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits, linear: bool = False) -> np.ndarray:
     """Out-of-fold predictions of a fixed structure with its constants refitted on each fold's train part."""
     pred = np.full(len(y), np.nan)
     for tr, te in splits:
-        fitted = refit_constants(tree, _cols(X, tr), y[tr])
+        fitted = refit_constants(tree, _cols(X, tr), y[tr], linear=linear)
         pred[te] = np.broadcast_to(expr.evaluate(fitted, _cols(X, te)), (len(te),))
     return pred
 
@@ -86,7 +110,7 @@ def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of
     number of non-finite predictions on the training rows and `domain` (feature frames of real cards)."""
     rows = []
     for i, f in enumerate(front):
-        pred = expression_cv(f["expr"], X, y, splits)
+        pred = expression_cv(f["expr"], X, y, splits, f.get("linear", False))
         ok = np.isfinite(pred)
         phys = physics_of({"kind": "expression", "expr": f["expr"], "features": list(X.columns)})
         rows.append({"id": i, "complexity": f["length"], "train_mse": f["mse"],
@@ -133,13 +157,13 @@ def bootstrap_groups(groups, n_members: int, seed: int):
 
 
 def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_members: int, seed: int,
-             domain=()) -> list:
+             domain=(), linear: bool = False) -> list:
     """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept;
     a refit that is non-finite on the training rows or `domain` is dropped); other models refit on them."""
     members = []
     for idx in bootstrap_groups(groups, n_members, seed):
         if main["kind"] == "expression" and estimator is None:
-            tree = refit_constants(main["expr"], _cols(X, idx), y[idx])
+            tree = refit_constants(main["expr"], _cols(X, idx), y[idx], linear=linear)
             if not nonfinite_on(tree, [X, *domain]):
                 members.append({"kind": "expression", "features": main["features"], "expr": tree})
         else:
@@ -189,6 +213,10 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     splits = folds(groups, opts.cv_folds)
     names = list(X.columns)
     reg = make_estimator(names)
+    pert = audit_mod.perturbations(real_cards, physics, (lambda c: feat.transform(rederive(c))) if rederive
+                                   else feat.transform, seed=seed)
+    if "physics" in reg.get_params():   # the engine keeps the audited signs while it fits
+        reg.set_params(physics=audit_mod.constraints(pert, names), physics_min_fraction=opts.physics_min_fraction)
     baselines = {"ridge": RidgeModel(feature_names=names, seed=seed), "gbm": GBMModel(feature_names=names, seed=seed)}
     with Progress(transient=True) as bar:
         task = bar.add_task(f"training {label} on {len(X)} rows", total=4)
@@ -200,8 +228,6 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
         bar.advance(task)
         main = final.to_json()
-        pert = audit_mod.perturbations(real_cards, physics, (lambda c: feat.transform(rederive(c))) if rederive
-                                       else feat.transform, seed=seed)
 
         def physics_of(model):
             return audit_mod.audit(lambda Xp: predict_json(model, Xp), pert, opts.physics_min_fraction)
@@ -213,16 +239,16 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
                                        for m in (c["base"], c["X"]) if m is not pert["base"]]
             table = pareto_table(front, X, y, splits, physics_of, domain)
             chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
-            fixed = front[chosen_id]["expr"]
-            refit = refit_constants(fixed, _cols(X), y)
+            fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
+            refit = refit_constants(fixed, _cols(X), y, linear=linear)
             if table.loc[chosen_id, "domain_nonfinite"] == 0 and nonfinite_on(refit, [X, *domain]):
                 refit = fixed   # least squares walked the constants out of the expression's valid region
             main = {"kind": "expression", "features": names, "expr": refit}
-            cv_chosen = expression_cv(fixed, X, y, splits)
+            cv_chosen = expression_cv(fixed, X, y, splits, linear)
         else:
-            cv_chosen, domain = cv_proc, []
+            cv_chosen, domain, linear = cv_proc, [], False
         n_members = opts.ensemble if main["kind"] == "expression" else min(opts.ensemble, 5)
-        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain)
+        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain, linear)
         bar.advance(task)
     ok = np.isfinite(cv_chosen)
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))

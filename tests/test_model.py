@@ -37,6 +37,8 @@ def test_run_writes_model_artifacts(run_dir):
     assert "YS [MPa] =" in (run_dir / "equation.txt").read_text()
     front = pd.read_csv(run_dir / "pareto_front.csv")
     assert front["chosen"].sum() == 1 and {"complexity", "cv_mae", "physics_pass"} <= set(front.columns)
+    hinge = front["expression"].str.contains("max\\(|min\\(")   # the hinge path keeps the audited signs
+    assert hinge.sum() >= 3 and front.loc[hinge, "physics_pass"].all()
     rep = json.loads((run_dir / "validation_report.json").read_text())
     assert rep["per_class"] and {"ridge", "gbm"} == set(rep["baselines_holdout"])
     assert 0 <= rep["holdout"]["coverage_2sigma"] <= 1 and rep["physics"]["checks"]
@@ -79,6 +81,23 @@ def test_hinge_path_recovers_a_cap_and_a_hinge():
     assert np.allclose(pred, est.predict(X)) and np.abs(pred - y).max() < 0.1
     assert expr.length(j["expr"]) <= 15 and "d" not in expr.variables(j["expr"])   # BIC stops at the true terms
     assert [f["length"] for f in est.front_] == sorted(f["length"] for f in est.front_)
+
+
+def test_hinge_path_keeps_the_audited_sign():
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.uniform(0, 5, (400, 2)), columns=["Mg", "d"])
+    y = 10 + 5 * X.Mg - 8 * np.maximum(X.Mg - 3, 0) - 2 * X.d + rng.normal(0, 0.05, 400)   # falls above Mg = 3
+    base = X.to_numpy(float)
+    rule = [{"base": base, "nudged": base + [0.1, 0.0], "sign": 1}]
+
+    def worst_fraction(est):
+        return min(np.mean(regress.predict_json({**est.json_, "expr": f["expr"]}, rule[0]["nudged"])
+                           - regress.predict_json({**est.json_, "expr": f["expr"]}, base) >= -1e-9)
+                   for f in est.front_)
+    free = regress.HingeRegressor(feature_names=["Mg", "d"]).fit(X, y)
+    kept = regress.HingeRegressor(feature_names=["Mg", "d"], physics=rule, physics_min_fraction=0.9).fit(X, y)
+    assert worst_fraction(free) < 0.9 <= worst_fraction(kept)
+    assert len(kept.front_) >= 2   # it still learns the d effect
 
 
 @pytest.mark.parametrize("hinge_terms", [0, 5])
