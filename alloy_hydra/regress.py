@@ -138,19 +138,19 @@ def _lowest_bic(front: list, n: int) -> int:
 class HingeRegressor(_JSONPredictor):
     """Sparse hinge-basis symbolic regression (FFX / MARS style, deterministic): every input x, and for inputs
     with more than a few distinct values the hinges max(x - k, 0) and caps min(x, k) at training quantiles k,
-    enter a greedy forward selection (orthogonal matching pursuit: the basis function best correlated with the
-    residual joins, all weights are refitted by least squares). Step j of the path is the formula
-    c0 + w1·b1 + ... + wj·bj; the path is the Pareto front (accuracy vs size), and the model is the step with the
-    lowest BIC. Caps and hinges give saturating, piecewise-linear element and process effects, which extrapolate
+    enter a greedy forward selection (`paths`: orthogonal matching pursuit and/or forward stepwise least squares;
+    all weights are refitted by least squares at every step). Step j of a path is the formula
+    c0 + w1·b1 + ... + wj·bj; the paths are the Pareto front (accuracy vs size), and the model is the step with
+    the lowest BIC. Caps and hinges give saturating, piecewise-linear element and process effects, which extrapolate
     to an unseen alloy more safely than a polynomial.
 
     physics: optional list of {"base", "nudged", "sign"} feature matrices (the audit's finite differences, see
     audit.constraints); a basis function joins only if the refitted formula still moves with the expected sign
     on at least `physics_min_fraction` of the points, so every step of the path passes the audit by design."""
 
-    def __init__(self, max_terms=30, knots=(0.25, 0.5, 0.75, 0.9), min_distinct=6, physics=None,
-                 physics_min_fraction=0.9, tries=10, feature_names=None, seed=0):
-        self.max_terms, self.knots, self.min_distinct = max_terms, knots, min_distinct
+    def __init__(self, max_terms=30, knots=(0.25, 0.5, 0.75, 0.9), min_distinct=6, paths=("omp", "ols"),
+                 physics=None, physics_min_fraction=0.9, tries=10, feature_names=None, seed=0):
+        self.max_terms, self.knots, self.min_distinct, self.paths = max_terms, knots, min_distinct, paths
         self.physics, self.physics_min_fraction, self.tries = physics, physics_min_fraction, tries
         self.feature_names, self.seed = feature_names, seed
 
@@ -186,7 +186,42 @@ class HingeRegressor(_JSONPredictor):
         tol = 1e-9
         return all(np.mean(sign * (d[:, active] @ w) >= -tol) >= self.physics_min_fraction for sign, d in deltas)
 
+    def _path(self, rule, Z, r0, deltas, sd):
+        """Active sets and standardised weights, one per step. omp scores a column by its correlation with the
+        residual; ols (forward stepwise) by the residual drop it would give, i.e. after orthogonalising it
+        against the active columns. The two greedy rules pick different paths; grouped CV chooses later."""
+        resid, active, steps = r0, [], []
+        Zp = Z.copy() if rule == "ols" else None
+        tiny = 1e-8 * len(r0)
+        for _ in range(max(1, min(int(self.max_terms), Z.shape[1], len(r0) - 2))):
+            if rule == "ols":
+                norm = np.einsum("ij,ij->j", Zp, Zp)
+                score = np.where(norm > tiny, (Zp.T @ resid) ** 2 / np.maximum(norm, tiny), -1.0)
+            else:   # a column the active set spans scores 0
+                score = (Z.T @ resid) ** 2 / len(r0)
+            score[active] = -1.0
+            step = None
+            for j in np.argsort(-score)[:int(self.tries)]:
+                if score[j] <= 1e-12 * np.dot(resid, resid):
+                    break
+                cols = active + [int(j)]
+                coef = np.linalg.lstsq(Z[:, cols], r0, rcond=None)[0]
+                if self._passes(deltas, cols, coef / sd[cols]):
+                    step = (int(j), cols, coef)
+                    break
+            if step is None:   # nothing that keeps the physics (or nothing left) can join
+                break
+            j, active, coef = step
+            if rule == "ols":
+                q = Zp[:, j] / np.linalg.norm(Zp[:, j])
+                Zp -= np.outer(q, q @ Zp)
+            resid = r0 - Z[:, active] @ coef
+            steps.append((active, coef))
+        return steps
+
     def fit(self, X, y):
+        if set(self.paths) - {"omp", "ols"} or not len(self.paths):
+            raise ValueError(f"hinge paths must be a non-empty list of omp / ols, got {list(self.paths)}")
         names = _names(X, self.feature_names)
         A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
         B, trees = self._basis(A, names)
@@ -195,35 +230,19 @@ class HingeRegressor(_JSONPredictor):
         B, trees, mu, sd = B[:, live], [t for t, ok in zip(trees, live) if ok], mu[live], sd[live]
         deltas = self._physics_deltas(trees, names)
         Z, ym = (B - mu) / sd, yy.mean()
-        n_terms = max(1, min(int(self.max_terms), Z.shape[1], len(yy) - 2))
-        resid, Zp, active, front = yy - ym, Z.copy(), [], []
-        for _ in range(n_terms):
-            norm = np.einsum("ij,ij->j", Zp, Zp)
-            score = np.where(norm > 1e-8 * len(yy), (Zp.T @ resid) ** 2 / np.maximum(norm, 1e-300), -1.0)
-            score[active] = -1.0
-            step = None
-            for j in np.argsort(-score)[:int(self.tries)]:
-                if score[j] <= 0:
-                    break
-                cols = active + [int(j)]
-                coef = np.linalg.lstsq(Z[:, cols], yy - ym, rcond=None)[0]
-                if self._passes(deltas, cols, coef / sd[cols]):
-                    step = (int(j), cols, coef)
-                    break
-            if step is None:   # nothing that keeps the physics (or nothing left) can join
-                break
-            j, active, coef = step
-            q = Zp[:, j] / np.sqrt(norm[j])
-            Zp -= np.outer(q, q @ Zp)
-            resid = yy - ym - Z[:, active] @ coef
-            w = coef / sd[active]
-            tree = {"const": float(ym - np.dot(w, mu[active]))}
-            for wj, k in zip(w, active):
-                tree = {"op": "add", "args": [tree, {"op": "mul", "args": [{"const": float(wj)}, trees[k]]}]}
-            front.append({"expr": tree, "length": expr.length(tree), "mse": float(np.mean(resid ** 2)),
-                          "linear": True})
-        if not front:
-            front = [{"expr": {"const": float(ym)}, "length": 1, "mse": float(np.mean((yy - ym) ** 2)), "linear": True}]
+        front, seen = [{"expr": {"const": float(ym)}, "length": 1, "mse": float(np.var(yy)), "linear": True}], set()
+        for rule in self.paths:
+            for active, coef in self._path(rule, Z, yy - ym, deltas, sd):
+                if frozenset(active) in seen:
+                    continue
+                seen.add(frozenset(active))
+                w = coef / sd[active]
+                tree = {"const": float(ym - np.dot(w, mu[active]))}
+                for wj, k in zip(w, active):
+                    tree = {"op": "add", "args": [tree, {"op": "mul", "args": [{"const": float(wj)}, trees[k]]}]}
+                mse = float(np.mean((yy - ym - Z[:, active] @ coef) ** 2))
+                front.append({"expr": tree, "length": expr.length(tree), "mse": mse, "linear": True})
+        front.sort(key=lambda f: f["length"])
         self.front_ = front
         self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
         self.n_features_in_ = len(names)
