@@ -83,6 +83,12 @@ def test_hinge_path_recovers_a_cap_and_a_hinge():
     assert [f["length"] for f in est.front_] == sorted(f["length"] for f in est.front_)
 
 
+def test_hinge_rejects_an_unknown_path_rule():
+    X = pd.DataFrame({"a": np.arange(20.0)})
+    with pytest.raises(ValueError, match="omp / ols"):
+        regress.HingeRegressor(paths=["lasso"]).fit(X, X.a)
+
+
 def test_hinge_path_keeps_the_audited_sign():
     rng = np.random.default_rng(3)
     X = pd.DataFrame(rng.uniform(0, 5, (400, 2)), columns=["Mg", "d"])
