@@ -219,6 +219,7 @@ class TrainConfig:
     ensemble: int = 20                  # bootstrap-over-groups members for the uncertainty
     select_rule: str = "parsimony"      # parsimony | min_cv
     select_tolerance: float = 0.05      # parsimony: CV MAE within (1 + tol) x best
+    select_cv: str = "nested"           # nested: the engine's own search per fold | refit: structure fixed, constants refit
     require_physics: bool = True
     physics_min_fraction: float = 0.9   # share of audit points with the expected sign
     domain_k: int = 5

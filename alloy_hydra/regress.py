@@ -114,7 +114,8 @@ class OperonRegressor(_JSONPredictor):
         front = []
         for p in reg.pareto_front_:
             tree = expr.simplify(expr.parse(reg.get_model_string(p["tree"], 15, names=list(alias)), alias))
-            front.append({"expr": tree, "length": expr.length(tree), "mse": float(p["mean_squared_error"])})
+            front.append({"expr": tree, "length": expr.length(tree), "mse": float(p["mean_squared_error"]),
+                          "source": "operon"})
         own = expr.simplify(expr.parse(reg.get_model_string(reg.model_, 15, names=list(alias)), alias))
         self.operon_json_ = {"kind": "expression", "expr": own, "features": names}   # operon's own pick
         if int(self.hinge_terms) > 0:   # the sparse hinge-basis path joins the front (see HingeRegressor)
@@ -230,18 +231,17 @@ class HingeRegressor(_JSONPredictor):
         B, trees, mu, sd = B[:, live], [t for t, ok in zip(trees, live) if ok], mu[live], sd[live]
         deltas = self._physics_deltas(trees, names)
         Z, ym = (B - mu) / sd, yy.mean()
-        front, seen = [{"expr": {"const": float(ym)}, "length": 1, "mse": float(np.var(yy)), "linear": True}], set()
-        for rule in self.paths:
+        front = [{"expr": {"const": float(ym)}, "length": 1, "mse": float(np.var(yy)), "linear": True,
+                  "source": "hinge"}]
+        for rule in self.paths:   # a member keeps its path's name: nested CV compares a path with itself per fold
             for active, coef in self._path(rule, Z, yy - ym, deltas, sd):
-                if frozenset(active) in seen:
-                    continue
-                seen.add(frozenset(active))
                 w = coef / sd[active]
                 tree = {"const": float(ym - np.dot(w, mu[active]))}
                 for wj, k in zip(w, active):
                     tree = {"op": "add", "args": [tree, {"op": "mul", "args": [{"const": float(wj)}, trees[k]]}]}
                 mse = float(np.mean((yy - ym - Z[:, active] @ coef) ** 2))
-                front.append({"expr": tree, "length": expr.length(tree), "mse": mse, "linear": True})
+                front.append({"expr": tree, "length": expr.length(tree), "mse": mse, "linear": True,
+                              "source": f"hinge-{rule}"})
         front.sort(key=lambda f: f["length"])
         self.front_ = front
         self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}

@@ -15,6 +15,7 @@ from sklearn.model_selection import GroupKFold
 from dataclasses import dataclass
 
 from . import audit as audit_mod, expr
+from .errors import ConfigError
 from .model import Domain, Model
 from .regress import GBMModel, RidgeModel, predict_json
 
@@ -36,11 +37,30 @@ def folds(groups, n_splits: int):
     return list(GroupKFold(n_splits=min(n_splits, len(np.unique(g)))).split(np.zeros(len(g)), groups=g))
 
 
-def oof(estimator, X, y, splits) -> np.ndarray:
-    """Out-of-fold predictions: clone, fit on the other groups, predict the held-out groups."""
+def oof(estimator, X, y, splits, fitted: list | None = None) -> np.ndarray:
+    """Out-of-fold predictions: clone, fit on the other groups, predict the held-out groups (the fold's fitted
+    estimators are appended to `fitted` when given)."""
     pred = np.full(len(y), np.nan)
     for tr, te in splits:
-        pred[te] = clone(estimator).fit(X.iloc[tr], y[tr]).predict(X.iloc[te])
+        est = clone(estimator).fit(X.iloc[tr], y[tr])
+        pred[te] = est.predict(X.iloc[te])
+        if fitted is not None:
+            fitted.append(est)
+    return pred
+
+
+def nested_cv(member: dict, fold_fronts: list, X: pd.DataFrame, splits) -> np.ndarray:
+    """Out-of-fold predictions of "the engine's search at this size": in each fold, the member of that fold's own
+    front (fitted on the fold's train part) from the same source with at most this length and the lowest training
+    MSE. Unlike a constants-only refit, the fold's test groups never helped choose the structure, so a search that
+    overfits structure shows it here. NaN in a fold whose front has no such member."""
+    pred = np.full(len(X), np.nan)
+    for (_, te), front in zip(splits, fold_fronts):
+        same = [f for f in front if f.get("source") == member.get("source") and f["length"] <= member["length"]]
+        if same:
+            best = min(same, key=lambda f: f["mse"])
+            with np.errstate(all="ignore"):
+                pred[te] = np.broadcast_to(expr.evaluate(best["expr"], _cols(X, te)), (len(te),))
     return pred
 
 
@@ -105,15 +125,23 @@ def nonfinite_on(tree: dict, matrices) -> int:
                        for M in matrices))
 
 
-def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of, domain=()) -> pd.DataFrame:
-    """Every Pareto expression with its grouped CV MAE (constants refitted per fold), physics result and the
-    number of non-finite predictions on the training rows and `domain` (feature frames of real cards)."""
+def member_cv(f: dict, X: pd.DataFrame, y: np.ndarray, splits, fold_fronts=None) -> np.ndarray:
+    """A front member's out-of-fold predictions: nested (fold_fronts given) or its structure with refitted constants."""
+    if fold_fronts is not None:
+        return nested_cv(f, fold_fronts, X, splits)
+    return expression_cv(f["expr"], X, y, splits, f.get("linear", False))
+
+
+def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of, domain=(),
+                 fold_fronts=None) -> pd.DataFrame:
+    """Every Pareto expression with its grouped CV MAE (member_cv), physics result and the number of non-finite
+    predictions on the training rows and `domain` (feature frames of real cards)."""
     rows = []
     for i, f in enumerate(front):
-        pred = expression_cv(f["expr"], X, y, splits, f.get("linear", False))
+        pred = member_cv(f, X, y, splits, fold_fronts)
         ok = np.isfinite(pred)
         phys = physics_of({"kind": "expression", "expr": f["expr"], "features": list(X.columns)})
-        rows.append({"id": i, "complexity": f["length"], "train_mse": f["mse"],
+        rows.append({"id": i, "source": f.get("source", ""), "complexity": f["length"], "train_mse": f["mse"],
                      "cv_mae": float(np.mean(np.abs(pred[ok] - y[ok]))) if ok.any() else np.inf,
                      "cv_nonfinite": int((~ok).sum()), "domain_nonfinite": nonfinite_on(f["expr"], [X, *domain]),
                      "physics_pass": phys["pass"],
@@ -206,6 +234,9 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     card columns after the audit nudges a recipe number (cards.rederive), so e.g. cold work moves the retained
     strain too."""
     from rich.progress import Progress
+    if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "min_cv"):
+        raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony or min_cv, "
+                          f"not {opts.select_cv!r} / {opts.select_rule!r}")
     feat = clone(featuriser).fit(cards)
     X_all, y_all, g_all = feat.transform(cards), cards[target].to_numpy(float), cards["_cv_group"].to_numpy()
     sub = subsample(g_all, opts.max_rows, seed)
@@ -220,7 +251,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     baselines = {"ridge": RidgeModel(feature_names=names, seed=seed), "gbm": GBMModel(feature_names=names, seed=seed)}
     with Progress(transient=True) as bar:
         task = bar.add_task(f"training {label} on {len(X)} rows", total=4)
-        cv_proc = oof(reg, X, y, splits)                      # the whole procedure, refit per fold
+        fitted = []
+        cv_proc = oof(reg, X, y, splits, fitted)              # the whole procedure, refit per fold
         bar.advance(task)
         base_cv = {k: oof(b, X, y, splits) for k, b in baselines.items()}
         bar.advance(task)
@@ -237,14 +269,17 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         if symbolic and front:
             domain = [pert["base"]] + [m for c in pert["checks"].values() if c.get("applicable")
                                        for m in (c["base"], c["X"]) if m is not pert["base"]]
-            table = pareto_table(front, X, y, splits, physics_of, domain)
+            fold_fronts = [getattr(e, "front_", None) for e in fitted]
+            if opts.select_cv != "nested" or not all(fold_fronts):
+                fold_fronts = None
+            table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts)
             chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
             fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
             refit = refit_constants(fixed, _cols(X), y, linear=linear)
             if table.loc[chosen_id, "domain_nonfinite"] == 0 and nonfinite_on(refit, [X, *domain]):
                 refit = fixed   # least squares walked the constants out of the expression's valid region
             main = {"kind": "expression", "features": names, "expr": refit}
-            cv_chosen = expression_cv(fixed, X, y, splits, linear)
+            cv_chosen = member_cv(front[chosen_id], X, y, splits, fold_fronts)
         else:
             cv_chosen, domain, linear = cv_proc, [], False
         n_members = opts.ensemble if main["kind"] == "expression" else min(opts.ensemble, 5)

@@ -83,6 +83,33 @@ def test_hinge_path_recovers_a_cap_and_a_hinge():
     assert [f["length"] for f in est.front_] == sorted(f["length"] for f in est.front_)
 
 
+def test_nested_cv_uses_each_folds_own_member_of_that_source_and_size():
+    X = pd.DataFrame({"a": np.arange(6.0)})
+    splits = [(np.array([0, 1, 2]), np.array([3, 4, 5])), (np.array([3, 4, 5]), np.array([0, 1, 2]))]
+    c = lambda v: {"const": v}   # noqa: E731
+    fold_fronts = [[{"expr": c(1.0), "length": 1, "mse": 9.0, "source": "s"},
+                    {"expr": {"op": "mul", "args": [c(2.0), {"var": "a"}]}, "length": 3, "mse": 1.0, "source": "s"},
+                    {"expr": c(7.0), "length": 1, "mse": 0.0, "source": "t"}],
+                   [{"expr": c(5.0), "length": 5, "mse": 1.0, "source": "s"}]]
+    pred = train.nested_cv({"source": "s", "length": 4}, fold_fronts, X, splits)
+    assert np.array_equal(pred[3:], [6.0, 8.0, 10.0]) and np.isnan(pred[:3]).all()   # fold 2 has nothing <= 4
+
+
+def test_nested_cv_sees_the_structure_search_that_a_constants_refit_hides():
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(rng.normal(size=(240, 40)), columns=[f"x{i}" for i in range(40)])
+    y = rng.normal(size=240)   # nothing to learn: any selected structure is noise
+    splits = train.folds(np.arange(240) % 12, 4)
+    est = regress.HingeRegressor(max_terms=25, paths=["ols"], feature_names=list(X.columns))
+    fitted = []
+    train.oof(est, X, y, splits, fitted)
+    big = max(est.fit(X, y).front_, key=lambda f: f["length"])
+    mae = lambda p: np.mean(np.abs(p - y))   # noqa: E731
+    refit = mae(train.expression_cv(big["expr"], X, y, splits, linear=True))
+    nested = mae(train.nested_cv(big, [e.front_ for e in fitted], X, splits))
+    assert refit < np.mean(np.abs(y - y.mean())) < nested   # the refit looks better than the mean; honestly it is not
+
+
 def test_hinge_rejects_an_unknown_path_rule():
     X = pd.DataFrame({"a": np.arange(20.0)})
     with pytest.raises(ValueError, match="omp / ols"):
