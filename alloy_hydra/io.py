@@ -59,6 +59,10 @@ def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataF
         where = [i + 1 for i, h in enumerate(header) if h == dupes[0]]
         raise DataError(f"duplicate header: column name appears at positions {where}", file=path, row=1,
                         column=dupes[0])
+    if ROW_COL in header:
+        raise DataError(f"column name {ROW_COL!r} is reserved: the tool numbers the file's rows in it (a run's "
+                        "view.csv or rejects.csv is output, not raw cards); rename or drop that column",
+                        file=path, row=1, column=ROW_COL)
     header = [h if h else f"Unnamed: {i}" for i, h in enumerate(header)]
     records, rows = [], []
     start = reader.line_num + 1

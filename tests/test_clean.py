@@ -144,6 +144,7 @@ def test_view_clips_gently(tmp_path):
     ("header_only", ("no data rows",)),
     ("semicolon", ("row 1", "semicolon-separated", 'data.delimiter=";"')),
     ("duplicate_header", ("row 1", "duplicate header", "'Mg'")),
+    ("reserved_column", ("row 1", "'source_row'", "reserved")),
     ("ragged", ("row 3", "fields")),
     ("fractions", ("mass fractions", "composition_unit=fraction")),
     ("latin1", ("not UTF-8", "row 2")),
@@ -170,6 +171,8 @@ def test_bad_files_give_named_errors(tmp_path, case, expect):
         path = write(tmp_path, rows, sep=";")
     elif case == "duplicate_header":
         path = write(tmp_path, rows, header=demo.HEADER + ["Mg"])
+    elif case == "reserved_column":   # e.g. a run's view.csv fed back in
+        path = write(tmp_path, rows, header=demo.HEADER + ["source_row"])
     elif case == "ragged":
         path = write(tmp_path, rows)
         lines = path.read_text().splitlines()
