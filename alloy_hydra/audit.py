@@ -63,6 +63,12 @@ def constraints(pert: dict, columns) -> list:
              "sign": c["sign"]} for c in pert["checks"].values() if c["applicable"]]
 
 
+def sign_fraction(delta, sign: float, tol: float = 1e-9) -> float:
+    """Share of points whose prediction change has the expected sign (a non-finite change never does)."""
+    d = np.asarray(delta, float) * sign
+    return float((np.isfinite(d) & (d >= -tol)).mean())
+
+
 def audit(predict, pert: dict, min_fraction: float = 0.9, tol: float = 1e-9) -> dict:
     """Per check: fraction of points with the expected sign; pass when >= min_fraction."""
     y0 = predict(pert["base"])
@@ -75,8 +81,7 @@ def audit(predict, pert: dict, min_fraction: float = 0.9, tol: float = 1e-9) -> 
             continue
         base = y0 if c["base"] is pert["base"] else predict(c["base"])
         d = (predict(c["X"]) - base) * c["sign"]
-        ok = np.isfinite(d) & (d >= -tol)
-        frac = float(ok.mean())
+        frac = sign_fraction(d, 1.0, tol)
         checks.append({"feature": col, "expected_sign": c["sign"], "applicable": True, "step": c["step"],
                        "where": c["where"], "n_points": c["n_points"],
                        "fraction_expected_sign": frac, "fraction_strict": float((d > tol).mean()),

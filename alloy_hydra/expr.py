@@ -179,6 +179,14 @@ def to_string(node, precision: int = 4, units: dict | None = None) -> str:
     return f"{node['op']}({', '.join(args)})"
 
 
+def weighted_sum(c0: float, weights, bases) -> dict:
+    """The tree c0 + w1·b1 + w2·b2 + ... (the form expr.terms and train's linear refit read back)."""
+    tree = {"const": float(c0)}
+    for w, b in zip(weights, bases):
+        tree = {"op": "add", "args": [tree, {"op": "mul", "args": [{"const": float(w)}, b]}]}
+    return tree
+
+
 def terms(node) -> list[tuple[int, dict]]:
     """The top-level sum as (sign, term) pairs: a + b - c -> [(1, a), (1, b), (-1, c)]."""
     if node.get("op") in ("add", "sub"):

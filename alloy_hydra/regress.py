@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from . import expr
+from . import audit, expr
 
 
 class JuliaNotAvailable(RuntimeError):
@@ -184,8 +184,7 @@ class HingeRegressor(_JSONPredictor):
         return out
 
     def _passes(self, deltas, active, w) -> bool:
-        tol = 1e-9
-        return all(np.mean(sign * (d[:, active] @ w) >= -tol) >= self.physics_min_fraction for sign, d in deltas)
+        return all(audit.sign_fraction(d[:, active] @ w, sign) >= self.physics_min_fraction for sign, d in deltas)
 
     def _path(self, rule, Z, r0, deltas, sd):
         """Active sets and standardised weights, one per step. omp scores a column by its correlation with the
@@ -236,9 +235,7 @@ class HingeRegressor(_JSONPredictor):
         for rule in self.paths:   # a member keeps its path's name: nested CV compares a path with itself per fold
             for active, coef in self._path(rule, Z, yy - ym, deltas, sd):
                 w = coef / sd[active]
-                tree = {"const": float(ym - np.dot(w, mu[active]))}
-                for wj, k in zip(w, active):
-                    tree = {"op": "add", "args": [tree, {"op": "mul", "args": [{"const": float(wj)}, trees[k]]}]}
+                tree = expr.weighted_sum(ym - np.dot(w, mu[active]), w, [trees[k] for k in active])
                 mse = float(np.mean((yy - ym - Z[:, active] @ coef) ** 2))
                 front.append({"expr": tree, "length": expr.length(tree), "mse": mse, "linear": True,
                               "source": f"hinge-{rule}"})

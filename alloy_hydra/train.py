@@ -79,10 +79,7 @@ def _refit_weights(tree: dict, X: dict, y: np.ndarray) -> dict | None:
     if not np.isfinite(D).all():
         return None
     w = np.linalg.lstsq(D, y, rcond=None)[0]
-    out = {"const": float(w[0])}
-    for wi, b in zip(w[1:], bases):
-        out = {"op": "add", "args": [out, {"op": "mul", "args": [{"const": float(wi)}, b]}]}
-    return out
+    return expr.weighted_sum(w[0], w[1:], bases)
 
 
 def refit_constants(tree: dict, X: dict, y: np.ndarray, max_nfev: int = 200, linear: bool = False) -> dict:
