@@ -110,6 +110,30 @@ def test_nested_cv_sees_the_structure_search_that_a_constants_refit_hides():
     assert refit < np.mean(np.abs(y - y.mean())) < nested   # the refit looks better than the mean; honestly it is not
 
 
+def test_linear_refit_solves_the_weights_and_leaves_other_trees_to_least_squares():
+    rng = np.random.default_rng(5)
+    X = {"a": rng.uniform(0, 4, 100), "b": rng.uniform(0, 4, 100)}
+    bases = [{"op": "min", "args": [{"var": "a"}, {"const": 2.0}]}, {"var": "b"}]
+    y = 3 + 5 * np.minimum(X["a"], 2.5) - 2 * X["b"]   # the true knot is 2.5; the tree's is 2
+    start = expr.weighted_sum(0.0, [1.0, 1.0], bases)
+    fitted = train.refit_constants(start, X, y, linear=True)
+    D = np.column_stack([np.ones(100), np.minimum(X["a"], 2), X["b"]])
+    w = np.linalg.lstsq(D, y, rcond=None)[0]
+    assert np.allclose(expr.constants(fitted), [w[0], w[1], 2.0, w[2]])   # weights solved, the knot stays at 2
+    assert expr.length(fitted) == expr.length(start)
+    moved = train.refit_constants(start, X, y)   # the general refit moves the knot
+    assert abs(expr.constants(moved)[2] - 2.5) < 0.05
+    ratio = {"op": "div", "args": [{"var": "a"}, {"const": 1.0}]}   # not a weighted sum: the general refit
+    assert np.allclose(expr.evaluate(train.refit_constants(ratio, X, X["a"] / 4, linear=True), X), X["a"] / 4)
+
+
+def test_an_unknown_selection_setting_is_a_clear_error(tmp_path):
+    proc = run_cli(["generator=none", "train.select_cv=nestd", "qc.plots=false",
+                    "stages=[clean,split,generate,qc,train]", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode != 0 and "train.select_cv must be nested or refit" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
 def test_hinge_rejects_an_unknown_path_rule():
     X = pd.DataFrame({"a": np.arange(20.0)})
     with pytest.raises(ValueError, match="omp / ols"):
