@@ -220,6 +220,7 @@ class TrainConfig:
     select_rule: str = "parsimony"      # parsimony | min_cv
     select_tolerance: float = 0.05      # parsimony: CV MAE within (1 + tol) x best
     select_cv: str = "nested"           # nested: the engine's own search per fold | refit: structure fixed, constants refit
+    clip_margin: Optional[float] = 0.0  # formulas bounded to the training target range +- this x its width; null = off
     require_physics: bool = True
     physics_min_fraction: float = 0.9   # share of audit points with the expected sign
     domain_k: int = 5

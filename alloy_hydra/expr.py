@@ -187,6 +187,20 @@ def weighted_sum(c0: float, weights, bases) -> dict:
     return tree
 
 
+def bounded(tree: dict, lo: float, hi: float) -> dict:
+    """min(max(tree, lo), hi): a formula whose output stays in [lo, hi] (train.clip_margin)."""
+    return {"op": "min", "args": [{"op": "max", "args": [tree, {"const": float(lo)}]}, {"const": float(hi)}]}
+
+
+def unbound(node: dict) -> tuple[dict, tuple[float, float] | None]:
+    """(inner tree, (lo, hi)) for a tree built by `bounded`, else (node, None)."""
+    if node.get("op") == "min" and "const" in node["args"][1]:
+        inner = node["args"][0]
+        if inner.get("op") == "max" and "const" in inner["args"][1]:
+            return inner["args"][0], (inner["args"][1]["const"], node["args"][1]["const"])
+    return node, None
+
+
 def terms(node) -> list[tuple[int, dict]]:
     """The top-level sum as (sign, term) pairs: a + b - c -> [(1, a), (1, b), (-1, c)]."""
     if node.get("op") in ("add", "sub"):
@@ -196,7 +210,12 @@ def terms(node) -> list[tuple[int, dict]]:
 
 
 def to_lines(node, precision: int = 4, units: dict | None = None) -> str:
-    """A sum written one term per line (how a metallurgist reads an additive strength model)."""
+    """A sum written one term per line (how a metallurgist reads an additive strength model); a bounded formula
+    as its sum S and the bounds."""
+    inner, bounds = unbound(node)
+    if bounds is not None:
+        return (f"min(max(S, {bounds[0]:.{precision}g}), {bounds[1]:.{precision}g})   "
+                f"(S bounded to the training range), where\n    S = {to_lines(inner, precision, units).lstrip()}")
     parts = terms(node)
     if len(parts) < 4:
         return to_string(node, precision, units)

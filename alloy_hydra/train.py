@@ -49,18 +49,31 @@ def oof(estimator, X, y, splits, fitted: list | None = None) -> np.ndarray:
     return pred
 
 
-def nested_cv(member: dict, fold_fronts: list, X: pd.DataFrame, splits) -> np.ndarray:
+def clip_range(y: np.ndarray, margin: float) -> tuple[float, float]:
+    """The training target range widened by `margin` x its width on each side."""
+    lo, hi = float(np.min(y)), float(np.max(y))
+    return lo - margin * (hi - lo), hi + margin * (hi - lo)
+
+
+def _clip(pred: np.ndarray, y_train: np.ndarray, margin) -> np.ndarray:
+    return pred if margin is None else np.clip(pred, *clip_range(y_train, margin))
+
+
+def nested_cv(member: dict, fold_fronts: list, X: pd.DataFrame, splits, y=None, clip=None) -> np.ndarray:
     """Out-of-fold predictions of "the engine's search at this size": in each fold, the member of that fold's own
     front (fitted on the fold's train part) from the same source with at most this length and the lowest training
     MSE. Unlike a constants-only refit, the fold's test groups never helped choose the structure, so a search that
-    overfits structure shows it here. NaN in a fold whose front has no such member."""
+    overfits structure shows it here. NaN in a fold whose front has no such member. clip: predictions bounded to
+    the fold's training target range (clip_range) as the final model will be."""
     pred = np.full(len(X), np.nan)
-    for (_, te), front in zip(splits, fold_fronts):
+    for (tr, te), front in zip(splits, fold_fronts):
         same = [f for f in front if f.get("source") == member.get("source") and f["length"] <= member["length"]]
         if same:
             best = min(same, key=lambda f: f["mse"])
             with np.errstate(all="ignore"):
                 pred[te] = np.broadcast_to(expr.evaluate(best["expr"], _cols(X, te)), (len(te),))
+            if clip is not None:
+                pred[te] = _clip(pred[te], y[tr], clip)
     return pred
 
 
@@ -106,12 +119,13 @@ def _cols(X: pd.DataFrame, idx=None) -> dict:
     return {c: A[:, i] for i, c in enumerate(X.columns)}
 
 
-def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits, linear: bool = False) -> np.ndarray:
+def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits, linear: bool = False,
+                  clip=None) -> np.ndarray:
     """Out-of-fold predictions of a fixed structure with its constants refitted on each fold's train part."""
     pred = np.full(len(y), np.nan)
     for tr, te in splits:
         fitted = refit_constants(tree, _cols(X, tr), y[tr], linear=linear)
-        pred[te] = np.broadcast_to(expr.evaluate(fitted, _cols(X, te)), (len(te),))
+        pred[te] = _clip(np.broadcast_to(expr.evaluate(fitted, _cols(X, te)), (len(te),)), y[tr], clip)
     return pred
 
 
@@ -122,20 +136,20 @@ def nonfinite_on(tree: dict, matrices) -> int:
                        for M in matrices))
 
 
-def member_cv(f: dict, X: pd.DataFrame, y: np.ndarray, splits, fold_fronts=None) -> np.ndarray:
+def member_cv(f: dict, X: pd.DataFrame, y: np.ndarray, splits, fold_fronts=None, clip=None) -> np.ndarray:
     """A front member's out-of-fold predictions: nested (fold_fronts given) or its structure with refitted constants."""
     if fold_fronts is not None:
-        return nested_cv(f, fold_fronts, X, splits)
-    return expression_cv(f["expr"], X, y, splits, f.get("linear", False))
+        return nested_cv(f, fold_fronts, X, splits, y, clip)
+    return expression_cv(f["expr"], X, y, splits, f.get("linear", False), clip)
 
 
 def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of, domain=(),
-                 fold_fronts=None) -> pd.DataFrame:
+                 fold_fronts=None, clip=None) -> pd.DataFrame:
     """Every Pareto expression with its grouped CV MAE (member_cv), physics result and the number of non-finite
     predictions on the training rows and `domain` (feature frames of real cards)."""
     rows = []
     for i, f in enumerate(front):
-        pred = member_cv(f, X, y, splits, fold_fronts)
+        pred = member_cv(f, X, y, splits, fold_fronts, clip)
         ok = np.isfinite(pred)
         phys = physics_of({"kind": "expression", "expr": f["expr"], "features": list(X.columns)})
         rows.append({"id": i, "source": f.get("source", ""), "complexity": f["length"], "train_mse": f["mse"],
@@ -182,15 +196,16 @@ def bootstrap_groups(groups, n_members: int, seed: int):
 
 
 def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_members: int, seed: int,
-             domain=(), linear: bool = False) -> list:
+             domain=(), linear: bool = False, wrap=lambda tree: tree) -> list:
     """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept;
-    a refit that is non-finite on the training rows or `domain` is dropped); other models refit on them."""
+    a refit that is non-finite on the training rows or `domain` is dropped, `wrap` then applied, e.g. the output
+    bounds); other models refit on them."""
     members = []
     for idx in bootstrap_groups(groups, n_members, seed):
         if main["kind"] == "expression" and estimator is None:
             tree = refit_constants(main["expr"], _cols(X, idx), y[idx], linear=linear)
             if not nonfinite_on(tree, [X, *domain]):
-                members.append({"kind": "expression", "features": main["features"], "expr": tree})
+                members.append({"kind": "expression", "features": main["features"], "expr": wrap(tree)})
         else:
             members.append(clone(estimator).fit(X.iloc[idx], y[idx]).to_json())
     return members
@@ -269,18 +284,21 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
             fold_fronts = [getattr(e, "front_", None) for e in fitted]
             if opts.select_cv != "nested" or not all(fold_fronts):
                 fold_fronts = None
-            table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts)
+            table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts, opts.clip_margin)
             chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
             fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
             refit = refit_constants(fixed, _cols(X), y, linear=linear)
             if table.loc[chosen_id, "domain_nonfinite"] == 0 and nonfinite_on(refit, [X, *domain]):
                 refit = fixed   # least squares walked the constants out of the expression's valid region
             main = {"kind": "expression", "features": names, "expr": refit}
-            cv_chosen = member_cv(front[chosen_id], X, y, splits, fold_fronts)
+            cv_chosen = member_cv(front[chosen_id], X, y, splits, fold_fronts, opts.clip_margin)
         else:
             cv_chosen, domain, linear = cv_proc, [], False
+        wrap = (lambda tree: expr.bounded(tree, *clip_range(y, opts.clip_margin))) \
+            if symbolic and front and opts.clip_margin is not None else (lambda tree: tree)
         n_members = opts.ensemble if main["kind"] == "expression" else min(opts.ensemble, 5)
-        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain, linear)
+        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain, linear, wrap)
+        main = {**main, "expr": wrap(main["expr"])} if main["kind"] == "expression" else main
         bar.advance(task)
     ok = np.isfinite(cv_chosen)
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))

@@ -34,7 +34,7 @@ def test_run_writes_model_artifacts(run_dir):
     for k in ("cv_mae", "holdout_mae", "holdout_rmse", "holdout_r2", "complexity", "physics_pass",
               "baseline_ridge_r2", "baseline_gbm_r2", "coverage_2sigma", "time_train_s"):
         assert k in m, k
-    assert "YS [MPa] =" in (run_dir / "equation.txt").read_text()
+    assert "YS [MPa] = min(max(S, " in (run_dir / "equation.txt").read_text()   # train.clip_margin: 0
     front = pd.read_csv(run_dir / "pareto_front.csv")
     assert front["chosen"].sum() == 1 and {"complexity", "cv_mae", "physics_pass"} <= set(front.columns)
     hinge = front["expression"].str.contains("max\\(|min\\(")   # the hinge path keeps the audited signs
@@ -55,6 +55,9 @@ def test_model_json_round_trips_to_the_same_predictions(run_dir):
     rep = json.loads((run_dir / "validation_report.json").read_text())
     err = np.mean(np.abs(mean - hold["YS"].to_numpy()))
     assert err == pytest.approx(rep["holdout"]["mae"], rel=1e-9)
+    lo, hi = expr.unbound(model.main["expr"])[1]   # far outside the data the formula stays in its range
+    far = model.predict(X=np.vstack([model.X(hold) * 20, model.X(hold) * -20]))[0]
+    assert lo < hi and far.min() >= lo and far.max() <= hi and lo <= view["YS"].min()
 
 
 @pytest.mark.parametrize("symbols", [None, "add,sub,mul,div,constant,variable,fmin,fmax"])
@@ -108,6 +111,28 @@ def test_nested_cv_sees_the_structure_search_that_a_constants_refit_hides():
     refit = mae(train.expression_cv(big["expr"], X, y, splits, linear=True))
     nested = mae(train.nested_cv(big, [e.front_ for e in fitted], X, splits))
     assert refit < np.mean(np.abs(y - y.mean())) < nested   # the refit looks better than the mean; honestly it is not
+
+
+def test_cv_bounds_each_fold_to_its_own_training_range():
+    X = pd.DataFrame({"a": np.arange(6.0)})
+    y = 10 * X["a"].to_numpy()
+    splits = [(np.array([0, 1, 2]), np.array([3, 4, 5])), (np.array([3, 4, 5]), np.array([0, 1, 2]))]
+    line = expr.parse("10*a")
+    assert np.array_equal(train.expression_cv(line, X, y, splits, clip=None), y)   # off: it extrapolates
+    assert np.array_equal(train.expression_cv(line, X, y, splits, clip=0.0), [30, 30, 30, 20, 20, 20])
+    assert np.array_equal(train.expression_cv(line, X, y, splits, clip=0.5), [20, 20, 20, 30, 30, 30])
+    fronts = [[{"expr": line, "length": 3, "mse": 0.0, "source": "s"}]] * 2
+    assert np.array_equal(train.nested_cv({"source": "s", "length": 3}, fronts, X, splits, y, 0.0),
+                          [30, 30, 30, 20, 20, 20])
+
+
+def test_a_bounded_formula_reads_as_its_sum_and_bounds():
+    s = expr.weighted_sum(1.0, [2.0, -3.0, 4.0, 5.0], [{"var": v} for v in "abcd"])
+    tree = expr.bounded(s, 5.0, 500.0)
+    assert expr.unbound(tree) == (s, (5.0, 500.0)) and expr.unbound(s) == (s, None)
+    assert np.array_equal(expr.evaluate(tree, {v: np.array([-100.0, 1.0, 100.0]) for v in "abcd"}), [5, 9, 500])
+    text = expr.to_lines(tree, 4)
+    assert text.startswith("min(max(S, 5), 500)") and "S = " in text and "\n    - 3 · b" in text
 
 
 def test_linear_refit_solves_the_weights_and_leaves_other_trees_to_least_squares():
