@@ -249,6 +249,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "min_cv"):
         raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony or min_cv, "
                           f"not {opts.select_cv!r} / {opts.select_rule!r}")
+    if opts.clip_margin is not None and not opts.clip_margin >= 0:
+        raise ConfigError(f"train.clip_margin must be >= 0 (or null: unbounded formulas), not {opts.clip_margin}")
     feat = clone(featuriser).fit(cards)
     X_all, y_all, g_all = feat.transform(cards), cards[target].to_numpy(float), cards["_cv_group"].to_numpy()
     sub = subsample(g_all, opts.max_rows, seed)

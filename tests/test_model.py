@@ -152,10 +152,12 @@ def test_linear_refit_solves_the_weights_and_leaves_other_trees_to_least_squares
     assert np.allclose(expr.evaluate(train.refit_constants(ratio, X, X["a"] / 4, linear=True), X), X["a"] / 4)
 
 
-def test_an_unknown_selection_setting_is_a_clear_error(tmp_path):
-    proc = run_cli(["generator=none", "train.select_cv=nestd", "qc.plots=false",
+@pytest.mark.parametrize("setting,message", [("train.select_cv=nestd", "train.select_cv must be nested or refit"),
+                                             ("train.clip_margin=-0.1", "train.clip_margin must be >= 0")])
+def test_an_unknown_selection_setting_is_a_clear_error(tmp_path, setting, message):
+    proc = run_cli(["generator=none", setting, "qc.plots=false",
                     "stages=[clean,split,generate,qc,train]", f"hydra.run.dir={tmp_path / 'run'}"])
-    assert proc.returncode != 0 and "train.select_cv must be nested or refit" in proc.stderr + proc.stdout
+    assert proc.returncode != 0 and message in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
 
 
