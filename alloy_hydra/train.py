@@ -196,16 +196,17 @@ def bootstrap_groups(groups, n_members: int, seed: int):
 
 
 def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_members: int, seed: int,
-             domain=(), linear: bool = False, wrap=lambda tree: tree) -> list:
+             domain=(), linear: bool = False, bounds: tuple[float, float] | None = None) -> list:
     """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept;
-    a refit that is non-finite on the training rows or `domain` is dropped, `wrap` then applied, e.g. the output
-    bounds); other models refit on them."""
+    a refit that is non-finite on the training rows or `domain` is dropped; the output `bounds` applied after the
+    refit, as to the main formula); other models refit on them."""
     members = []
     for idx in bootstrap_groups(groups, n_members, seed):
         if main["kind"] == "expression" and estimator is None:
             tree = refit_constants(main["expr"], _cols(X, idx), y[idx], linear=linear)
             if not nonfinite_on(tree, [X, *domain]):
-                members.append({"kind": "expression", "features": main["features"], "expr": wrap(tree)})
+                tree = expr.bounded(tree, *bounds) if bounds else tree
+                members.append({"kind": "expression", "features": main["features"], "expr": tree})
         else:
             members.append(clone(estimator).fit(X.iloc[idx], y[idx]).to_json())
     return members
@@ -296,11 +297,11 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
             cv_chosen = member_cv(front[chosen_id], X, y, splits, fold_fronts, opts.clip_margin)
         else:
             cv_chosen, domain, linear = cv_proc, [], False
-        wrap = (lambda tree: expr.bounded(tree, *clip_range(y, opts.clip_margin))) \
-            if symbolic and front and opts.clip_margin is not None else (lambda tree: tree)
+        bounds = clip_range(y, opts.clip_margin) if symbolic and front and opts.clip_margin is not None else None
         n_members = opts.ensemble if main["kind"] == "expression" else min(opts.ensemble, 5)
-        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain, linear, wrap)
-        main = {**main, "expr": wrap(main["expr"])} if main["kind"] == "expression" else main
+        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain, linear, bounds)
+        if bounds:
+            main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
         bar.advance(task)
     ok = np.isfinite(cv_chosen)
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
