@@ -283,10 +283,13 @@ def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings:
     return cols
 
 
+COMPOSITION_GROUP_PREFIX = "comp:"   # groups formed by composition (no name on the card) start with this
+
+
 def composition_key(comp: pd.DataFrame) -> pd.Series:
     """Group key of identical composition (elements rounded to 0.01 wt%)."""
     rounded = comp.round(2).astype(str)
-    return "comp:" + rounded.apply(lambda r: "|".join(r.to_numpy()), axis=1)
+    return COMPOSITION_GROUP_PREFIX + rounded.apply(lambda r: "|".join(r.to_numpy()), axis=1)
 
 
 def window_violations(comp: pd.DataFrame, window, balance: str = "Al") -> pd.Series:

@@ -6,12 +6,17 @@ are never features: the featuriser only takes columns named by the data schema.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from . import expr
 from .clean import has_times
+from .errors import ConfigError
+
+_INDICATOR = re.compile(r"\[\s*([^\]=]+?)\s*=\s*([^\]]*?)\s*\]")   # [quench=Furnace]: 1 on such cards, else 0
 
 
 def default_columns(data) -> tuple[list[str], list[str]]:
@@ -39,7 +44,9 @@ class Featuriser(BaseEstimator, TransformerMixin):
     def __init__(self, numeric=(), categorical=(), interactions=(), drop_constant=True):
         self.numeric = numeric
         self.categorical = categorical
-        self.interactions = interactions   # formulas over card columns, e.g. "Mg*Mn", "1/sqrt(grain_size_um)"
+        # formulas over card columns, e.g. "Mg*Mn", "1/sqrt(grain_size_um)"; [column=level] is a categorical's
+        # indicator, e.g. "Zn*Mg*[quench=Furnace]" (a level the training cards lack is 0 everywhere)
+        self.interactions = interactions
         self.drop_constant = drop_constant
 
     def fit(self, cards: pd.DataFrame, y=None):
@@ -62,21 +69,40 @@ class Featuriser(BaseEstimator, TransformerMixin):
         for c in self.numeric:   # column by column: a mixed-dtype frame slice costs more than the model
             v = np.asarray(cards[c], dtype=float) if arrays else cards[c].to_numpy(dtype=float, na_value=np.nan)
             out[c] = np.where(np.isnan(v), self.fill_[c], v)
-        for formula, tree in self._trees():   # parsed with ast into expression trees, evaluated by numpy
-            value = np.broadcast_to(expr.evaluate(tree, out), (n,)).astype(float)
-            out[formula.replace(" ", "")] = np.where(np.isfinite(value), value, 0.0)
+        onehot = {}
         for c, levels in self.levels_.items():
             values = np.asarray(cards[c]).astype(str) if arrays else cards[c].astype(str).to_numpy()
             for level in levels:
-                out[f"{c}={level}"] = (values == level).astype(float)
+                onehot[f"{c}={level}"] = (values == level).astype(float)
+        for formula, tree, levels in self._trees():   # parsed with ast into expression trees, evaluated by numpy
+            cols = {**out, **{k: onehot.get(k, np.zeros(n)) for k in levels}} if levels else out
+            value = np.broadcast_to(expr.evaluate(tree, cols), (n,)).astype(float)
+            out[formula.replace(" ", "")] = np.where(np.isfinite(value), value, 0.0)
+        out.update(onehot)
         return out
 
     def _trees(self) -> list:
-        """(formula, tree) per interaction, parsed once per featuriser (the design loop featurises ~600 times)."""
+        """(formula, tree, indicator names) per interaction, parsed once per featuriser (the design loop
+        featurises ~600 times)."""
         key = tuple(self.interactions)
         if getattr(self, "_parsed", (None,))[0] != key:
-            self._parsed = (key, [(f, expr.parse(f.replace("^", "**"))) for f in key])
+            self._parsed = (key, [(f, *self._parse(f)) for f in key])
         return self._parsed[1]
+
+    def _parse(self, formula: str) -> tuple[dict, list]:
+        """An interaction formula -> (tree, indicators); each [column=level] becomes the variable "column=level"
+        (its one-hot indicator). A column that is not one of the categoricals is a ConfigError."""
+        names = {}
+
+        def indicator(m):
+            column, level = m.group(1).strip(), m.group(2).strip()
+            if column not in self.categorical:
+                raise ConfigError(f"interaction {formula!r}: [{column}={level}] names {column!r}, which is not one "
+                                  f"of the categorical columns {list(self.categorical)}")
+            names[f"_level{len(names)}"] = f"{column}={level}"
+            return f" _level{len(names) - 1} "
+        tree = expr.parse(_INDICATOR.sub(indicator, formula).replace("^", "**"), names)
+        return tree, sorted(set(names.values()))
 
     def transform(self, cards: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(self.transform_array(cards), columns=self.columns_, index=cards.index)

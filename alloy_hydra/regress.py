@@ -139,8 +139,8 @@ def _lowest_bic(front: list, n: int) -> int:
 class HingeRegressor(_JSONPredictor):
     """Sparse hinge-basis symbolic regression (FFX / MARS style, deterministic): every input x, and for inputs
     with more than a few distinct values the hinges max(x - k, 0) and caps min(x, k) at training quantiles k,
-    enter a greedy forward selection (`paths`: orthogonal matching pursuit and/or forward stepwise least squares;
-    all weights are refitted by least squares at every step). Step j of a path is the formula
+    enter a sparse selection (`paths`: orthogonal matching pursuit, forward stepwise least squares and/or the
+    lasso path (LARS) with every active set refitted by least squares, i.e. the relaxed lasso). Step j of a path is the formula
     c0 + w1·b1 + ... + wj·bj; the paths are the Pareto front (accuracy vs size), and the model is the step with
     the lowest BIC. Caps and hinges give saturating, piecewise-linear element and process effects, which extrapolate
     to an unseen alloy more safely than a polynomial.
@@ -149,7 +149,7 @@ class HingeRegressor(_JSONPredictor):
     audit.constraints); a basis function joins only if the refitted formula still moves with the expected sign
     on at least `physics_min_fraction` of the points, so every step of the path passes the audit by design."""
 
-    def __init__(self, max_terms=30, knots=(0.25, 0.5, 0.75, 0.9), min_distinct=6, paths=("omp", "ols"),
+    def __init__(self, max_terms=30, knots=(0.25, 0.5, 0.75, 0.9), min_distinct=6, paths=("omp", "ols", "lars"),
                  physics=None, physics_min_fraction=0.9, tries=10, feature_names=None, seed=0):
         self.max_terms, self.knots, self.min_distinct, self.paths = max_terms, knots, min_distinct, paths
         self.physics, self.physics_min_fraction, self.tries = physics, physics_min_fraction, tries
@@ -219,9 +219,33 @@ class HingeRegressor(_JSONPredictor):
             steps.append((active, coef))
         return steps
 
+    def _lars_path(self, Z, r0, deltas, sd):
+        """Active sets of the lasso path (LARS) up to max_terms, each refitted by least squares (relaxed lasso).
+        Unlike the greedy rules, the lasso lets a basis leave the active set again as others join, so its sets are
+        less tied to the first few choices; on unseen uq_al alloys its UTS formulas of 22-34 terms reach R² 0.87-0.88
+        where the greedy paths stop at 0.86 (README). Sets whose refit breaks the audited physics are skipped."""
+        import warnings
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import lars_path
+        with warnings.catch_warnings():   # past max_terms the path may stop early: those sets are not used
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _, _, coefs = lars_path(Z, r0, method="lasso", max_iter=2 * int(self.max_terms) + 10)
+        steps, seen = [], set()
+        for j in range(1, coefs.shape[1]):
+            active = [int(k) for k in np.flatnonzero(coefs[:, j])]
+            if len(active) > int(self.max_terms):
+                break
+            if not active or tuple(active) in seen:
+                continue
+            seen.add(tuple(active))
+            coef = np.linalg.lstsq(Z[:, active], r0, rcond=None)[0]
+            if self._passes(deltas, active, coef / sd[active]):
+                steps.append((active, coef))
+        return steps
+
     def fit(self, X, y):
-        if set(self.paths) - {"omp", "ols"} or not len(self.paths):
-            raise ValueError(f"hinge paths must be a non-empty list of omp / ols, got {list(self.paths)}")
+        if set(self.paths) - {"omp", "ols", "lars"} or not len(self.paths):
+            raise ValueError(f"hinge paths must be a non-empty list of omp / ols / lars, got {list(self.paths)}")
         names = _names(X, self.feature_names)
         A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
         B, trees = self._basis(A, names)
@@ -233,7 +257,9 @@ class HingeRegressor(_JSONPredictor):
         front = [{"expr": {"const": float(ym)}, "length": 1, "mse": float(np.var(yy)), "linear": True,
                   "source": "hinge"}]
         for rule in self.paths:   # a member keeps its path's name: nested CV compares a path with itself per fold
-            for active, coef in self._path(rule, Z, yy - ym, deltas, sd):
+            steps = self._lars_path(Z, yy - ym, deltas, sd) if rule == "lars" else self._path(rule, Z, yy - ym,
+                                                                                              deltas, sd)
+            for active, coef in steps:
                 w = coef / sd[active]
                 tree = expr.weighted_sum(ym - np.dot(w, mu[active]), w, [trees[k] for k in active])
                 mse = float(np.mean((yy - ym - Z[:, active] @ coef) ** 2))

@@ -163,7 +163,7 @@ def test_an_unknown_selection_setting_is_a_clear_error(tmp_path, setting, messag
 
 def test_hinge_rejects_an_unknown_path_rule():
     X = pd.DataFrame({"a": np.arange(20.0)})
-    with pytest.raises(ValueError, match="omp / ols"):
+    with pytest.raises(ValueError, match="omp / ols / lars"):
         regress.HingeRegressor(paths=["lasso"]).fit(X, X.a)
 
 
@@ -449,3 +449,29 @@ def test_the_domain_is_measured_on_the_formulas_own_inputs(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(expr.ModelFileError, match="domain columns"):
         Model.load(tmp_path / "bad.json")
+
+
+def test_lars_path_finds_a_sparse_hinge_formula():
+    rng = np.random.default_rng(8)
+    X = pd.DataFrame(rng.uniform(0, 5, (300, 6)), columns=[f"x{i}" for i in range(6)])
+    y = 30 + 12 * np.minimum(X.x0, 2.5) - 4 * X.x3 + rng.normal(0, 0.1, 300)   # two of six inputs matter
+    est = regress.HingeRegressor(paths=["lars"], max_terms=8, feature_names=list(X.columns)).fit(X, y)
+    members = [f for f in est.front_ if f["source"] == "hinge-lars"]
+    assert members and all(f["linear"] for f in members)
+    good = [f for f in members if np.mean((expr.evaluate(f["expr"], {c: X[c].to_numpy() for c in X}) - y) ** 2) < 0.5]
+    assert good, "no lars member fits the sparse target"
+    assert expr.variables(min(good, key=lambda f: f["length"])["expr"]) == {"x0", "x3"}
+
+
+def test_an_interaction_can_hold_a_categorical_indicator():
+    from alloy_hydra.errors import ConfigError
+    from alloy_hydra.features import Featuriser
+    cards = pd.DataFrame({"Zn": [1.0, 2.0, 3.0, 4.0], "quench": ["Water", "Furnace", "Water", "Furnace"]})
+    feat = Featuriser(["Zn"], ["quench"], ["Zn*[quench=Furnace]", "Zn*[ quench = Air ]"]).fit(cards)
+    X = feat.transform(cards)
+    assert X["Zn*[quench=Furnace]"].tolist() == [0.0, 2.0, 0.0, 4.0]
+    assert "Zn*[quench=Air]" not in X   # a level the cards lack is 0 everywhere: a constant, dropped
+    again = Featuriser.from_json(json.loads(json.dumps(feat.to_json())))
+    assert np.array_equal(again.transform(cards).to_numpy(), X.to_numpy())
+    with pytest.raises(ConfigError, match="not one of the categorical columns"):
+        Featuriser(["Zn"], ["quench"], ["Zn*[shape=Sheet]"]).fit(cards)
