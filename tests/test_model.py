@@ -475,3 +475,21 @@ def test_an_interaction_can_hold_a_categorical_indicator():
     assert np.array_equal(again.transform(cards).to_numpy(), X.to_numpy())
     with pytest.raises(ConfigError, match="not one of the categorical columns"):
         Featuriser(["Zn"], ["quench"], ["Zn*[shape=Sheet]"]).fit(cards)
+
+
+def test_uq_al_precipitate_pairs_on_annealed_cards(needs_shared_data):
+    """The shipped uq_al interactions: each precipitate pair also enters on furnace-cooled (O temper) cards only."""
+    from conftest import UQ
+    from alloy_hydra import clean
+    from alloy_hydra.features import Featuriser, default_columns
+    from alloy_hydra.io import read_cards
+    cfg = compose(["data=uq_al", f"data.path={UQ}", "chem_window=wrought"])
+    cards = clean.clean(read_cards(UQ), cfg.data, cfg.chem_window, cfg.cleaning, UQ).master
+    X = Featuriser(*default_columns(cfg.data), interactions=list(cfg.data.interactions)).fit(cards).transform(cards)
+    furnace = (cards["quench"] == "Furnace").to_numpy()
+    for pair in ("Mg*Si", "Cu*Mg", "Zn*Mg"):
+        annealed = X[f"{pair}*[quench=Furnace]"].to_numpy()
+        assert np.allclose(annealed, np.where(furnace, X[pair], 0.0)), pair
+        assert (annealed > 0).sum() >= 10, pair   # O-temper cards of that family exist
+    o7075 = (cards["Alloy"] == "7075").to_numpy() & furnace
+    assert o7075.any() and (X.loc[o7075, "Zn*Mg*[quench=Furnace]"] > 10).all()
