@@ -180,7 +180,8 @@ class HingeConfig(RegressorConfig):
     max_terms: int = 30                 # longest formula on the path (terms)
     knots: List[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 0.9])   # training quantiles
     min_distinct: int = 6               # inputs with fewer distinct values enter as they are (flags, levels)
-    paths: List[str] = field(default_factory=lambda: ["omp", "ols", "lars"])   # omp / ols (greedy), lars (relaxed lasso): each adds a path to the front
+    # omp / ols (greedy) and lars (relaxed lasso): each adds a path of its own to the front
+    paths: List[str] = field(default_factory=lambda: ["omp", "ols", "lars"])
     tries: int = 10                     # best-correlated candidates tried per step before the path stops (physics)
 
 

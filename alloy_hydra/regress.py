@@ -140,10 +140,10 @@ class HingeRegressor(_JSONPredictor):
     """Sparse hinge-basis symbolic regression (FFX / MARS style, deterministic): every input x, and for inputs
     with more than a few distinct values the hinges max(x - k, 0) and caps min(x, k) at training quantiles k,
     enter a sparse selection (`paths`: orthogonal matching pursuit, forward stepwise least squares and/or the
-    lasso path (LARS) with every active set refitted by least squares, i.e. the relaxed lasso). Step j of a path is the formula
-    c0 + w1·b1 + ... + wj·bj; the paths are the Pareto front (accuracy vs size), and the model is the step with
-    the lowest BIC. Caps and hinges give saturating, piecewise-linear element and process effects, which extrapolate
-    to an unseen alloy more safely than a polynomial.
+    lasso path (LARS) with every active set refitted by least squares, i.e. the relaxed lasso). Step j of a path
+    is the formula c0 + w1·b1 + ... + wj·bj; the paths are the Pareto front (accuracy vs size), and the model is
+    the step with the lowest BIC. Caps and hinges give saturating, piecewise-linear element and process effects,
+    which extrapolate to an unseen alloy more safely than a polynomial.
 
     physics: optional list of {"base", "nudged", "sign"} feature matrices (the audit's finite differences, see
     audit.constraints); a basis function joins only if the refitted formula still moves with the expected sign
@@ -221,9 +221,10 @@ class HingeRegressor(_JSONPredictor):
 
     def _lars_path(self, Z, r0, deltas, sd):
         """Active sets of the lasso path (LARS) up to max_terms, each refitted by least squares (relaxed lasso).
-        Unlike the greedy rules, the lasso lets a basis leave the active set again as others join, so its sets are
-        less tied to the first few choices; on unseen uq_al alloys its UTS formulas of 22-34 terms reach R² 0.87-0.88
-        where the greedy paths stop at 0.86 (README). Sets whose refit breaks the audited physics are skipped."""
+        Unlike the greedy rules, the lasso lets a basis leave the active set again as others join, so its sets
+        are less tied to the first few choices; on unseen uq_al alloys its UTS formulas of 22-34 terms reach
+        R² 0.87-0.88 where the greedy paths stop at 0.86 (README). Sets whose refit breaks the audited physics are
+        skipped."""
         import warnings
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import lars_path
