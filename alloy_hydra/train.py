@@ -164,8 +164,11 @@ def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of
 
 def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.05,
            require_physics: bool = True) -> tuple[int, str]:
-    """Pick a Pareto expression. parsimony: the smallest expression whose CV MAE is within `tolerance` of the
-    best CV MAE, among those passing physics (all if none pass); min_cv: the lowest CV MAE."""
+    """Pick a Pareto expression among those passing physics (all if none pass). parsimony: the smallest
+    expression whose CV MAE is within `tolerance` of the best CV MAE; gain: the smallest whose CV MAE gives up at
+    most `tolerance` of the best expression's gain over the constant (the front's 1-node member), so the allowance
+    scales with what the models learn, not with the noise (on a noisy target such as elongation 5 % of the MAE is
+    most of the gain, and parsimony picks near-constant formulas); min_cv: the lowest CV MAE."""
     finite = table["cv_nonfinite"] == 0
     if "domain_nonfinite" in table:   # an expression that is NaN somewhere on real cards is not a model
         finite &= table["domain_nonfinite"] == 0
@@ -178,10 +181,14 @@ def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.05
         pick = pool.sort_values(["cv_mae", "complexity"]).iloc[0]
         return int(pick["id"]), f"lowest CV MAE among {why}"
     best = pool["cv_mae"].min()
-    ok = pool[pool["cv_mae"] <= best * (1 + tolerance)]
-    pick = ok.sort_values(["complexity", "cv_mae"]).iloc[0]
-    return int(pick["id"]), (f"smallest complexity with CV MAE <= (1 + {tolerance:g}) x best "
-                             f"({best:.4g}) among {why}")
+    const = table.loc[table["complexity"] == 1, "cv_mae"].min()
+    if rule == "gain" and const > best:
+        limit, how = best + tolerance * (const - best), (f"best ({best:.4g}) + {tolerance:g} x its gain over the "
+                                                         f"constant ({const:.4g})")
+    else:   # parsimony, or a front without a constant member
+        limit, how = best * (1 + tolerance), f"(1 + {tolerance:g}) x best ({best:.4g})"
+    pick = pool[pool["cv_mae"] <= limit].sort_values(["complexity", "cv_mae"]).iloc[0]
+    return int(pick["id"]), f"smallest complexity with CV MAE <= {how} among {why}"
 
 
 def bootstrap_groups(groups, n_members: int, seed: int):
@@ -247,8 +254,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     card columns after the audit nudges a recipe number (cards.rederive), so e.g. cold work moves the retained
     strain too."""
     from rich.progress import Progress
-    if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "min_cv"):
-        raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony or min_cv, "
+    if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "gain", "min_cv"):
+        raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony, gain or min_cv, "
                           f"not {opts.select_cv!r} / {opts.select_rule!r}")
     if opts.clip_margin is not None and not opts.clip_margin >= 0:
         raise ConfigError(f"train.clip_margin must be >= 0 (or null: unbounded formulas), not {opts.clip_margin}")

@@ -493,3 +493,14 @@ def test_uq_al_precipitate_pairs_on_annealed_cards(needs_shared_data):
         assert (annealed > 0).sum() >= 10, pair   # O-temper cards of that family exist
     o7075 = (cards["Alloy"] == "7075").to_numpy() & furnace
     assert o7075.any() and (X.loc[o7075, "Zn*Mg*[quench=Furnace]"] > 10).all()
+
+
+def test_the_gain_rule_scales_its_allowance_with_what_the_models_learn():
+    # a noisy target: the constant's CV MAE is 5.0, the best 4.5; 5 % of the MAE (0.225) is almost half the gain
+    table = pd.DataFrame({"id": [0, 1, 2, 3], "complexity": [1, 13, 57, 121], "cv_mae": [5.0, 4.7, 4.52, 4.5],
+                          "cv_nonfinite": 0, "domain_nonfinite": 0, "physics_pass": True})
+    assert train.choose(table, "parsimony", 0.05)[0] == 1   # 4.7 <= 1.05 x 4.5
+    pick, why = train.choose(table, "gain", 0.05)            # 4.52 <= 4.5 + 0.05 x 0.5
+    assert pick == 2 and "gain over the constant" in why
+    no_constant = table[table["complexity"] > 1]              # without a 1-node member: parsimony's limit
+    assert train.choose(no_constant, "gain", 0.05)[0] == 1
