@@ -219,7 +219,7 @@ class TrainConfig:
     max_rows: int = 4000                # group-stratified subsample for every fit (symbolic fits scale with rows)
     ensemble: int = 20                  # bootstrap-over-groups members for the uncertainty
     select_rule: str = "parsimony"      # parsimony | gain | min_cv
-    select_tolerance: float = 0.05      # parsimony: CV MAE <= (1 + tol) x best; gain: <= best + tol x (const - best)
+    select_tolerance: float = 0.05      # parsimony: CV MAE <= (1+tol) x best; gain: <= best + tol x (const-best)
     select_cv: str = "nested"           # nested: the engine's own search per fold | refit: structure fixed, constants refit
     clip_margin: Optional[float] = 0.0  # formulas bounded to the training target range +- this x its width; null = off
     require_physics: bool = True

@@ -75,7 +75,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
             for level in levels:
                 onehot[f"{c}={level}"] = (values == level).astype(float)
         for formula, tree, levels in self._trees():   # parsed with ast into expression trees, evaluated by numpy
-            cols = {**out, **{k: onehot.get(k, np.zeros(n)) for k in levels}} if levels else out
+            cols = {**out, **{k: onehot[k] if k in onehot else np.zeros(n) for k in levels}} if levels else out
             value = np.broadcast_to(expr.evaluate(tree, cols), (n,)).astype(float)
             out[formula.replace(" ", "")] = np.where(np.isfinite(value), value, 0.0)
         out.update(onehot)
@@ -99,8 +99,9 @@ class Featuriser(BaseEstimator, TransformerMixin):
             if column not in self.categorical:
                 raise ConfigError(f"interaction {formula!r}: [{column}={level}] names {column!r}, which is not one "
                                   f"of the categorical columns {list(self.categorical)}")
-            names[f"_level{len(names)}"] = f"{column}={level}"
-            return f" _level{len(names) - 1} "
+            alias = f"_level{len(names)}"   # an identifier ast can parse, mapped back to the one-hot's name
+            names[alias] = f"{column}={level}"
+            return f" {alias} "
         tree = expr.parse(_INDICATOR.sub(indicator, formula).replace("^", "**"), names)
         return tree, sorted(set(names.values()))
 

@@ -189,7 +189,10 @@ class HingeRegressor(_JSONPredictor):
     def _path(self, rule, Z, r0, deltas, sd):
         """Active sets and standardised weights, one per step. omp scores a column by its correlation with the
         residual; ols (forward stepwise) by the residual drop it would give, i.e. after orthogonalising it
-        against the active columns. The two greedy rules pick different paths; grouped CV chooses later."""
+        against the active columns. The two greedy rules pick different paths; grouped CV chooses later. lars:
+        the relaxed lasso path (_lars_path)."""
+        if rule == "lars":
+            return self._lars_path(Z, r0, deltas, sd)
         resid, active, steps = r0, [], []
         Zp = Z.copy() if rule == "ols" else None
         tiny = 1e-8 * len(r0)
@@ -258,9 +261,7 @@ class HingeRegressor(_JSONPredictor):
         front = [{"expr": {"const": float(ym)}, "length": 1, "mse": float(np.var(yy)), "linear": True,
                   "source": "hinge"}]
         for rule in self.paths:   # a member keeps its path's name: nested CV compares a path with itself per fold
-            steps = self._lars_path(Z, yy - ym, deltas, sd) if rule == "lars" else self._path(rule, Z, yy - ym,
-                                                                                              deltas, sd)
-            for active, coef in steps:
+            for active, coef in self._path(rule, Z, yy - ym, deltas, sd):
                 w = coef / sd[active]
                 tree = expr.weighted_sum(ym - np.dot(w, mu[active]), w, [trees[k] for k in active])
                 mse = float(np.mean((yy - ym - Z[:, active] @ coef) ** 2))

@@ -85,8 +85,8 @@ def main():
         by_comp = view[clean.GROUP_COL].astype(str).str.startswith(clean.COMPOSITION_GROUP_PREFIX).to_numpy()
         for k, p in preds.items():
             m = train.metrics(y, p)
-            part = {f"R2_{name}": round(train.metrics(y[rows_], p[rows_])["r2"], 3) if rows_.sum() > 1 else ""
-                    for name, rows_ in (("named", ~by_comp), ("by_comp", by_comp))}
+            part = {f"R2_{name}": round(train.metrics(y[mask], p[mask])["r2"], 3) if mask.sum() > 1 else ""
+                    for name, mask in (("named", ~by_comp), ("by_comp", by_comp))}
             rows.append({"target": target, "generator": a.generator, "model": k if k != "symbolic" else
                          cfg.regressor.name, "R2": round(m["r2"], 3), **part, "MAE": round(m["mae"], 2),
                          "complexity": sizes if k == "symbolic" else "", "n": len(y),
