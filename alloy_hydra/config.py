@@ -218,8 +218,9 @@ class TrainConfig:
     cv_folds: int = 5                   # GroupKFold; synthetic rows grouped with their source_group
     max_rows: int = 4000                # group-stratified subsample for every fit (symbolic fits scale with rows)
     ensemble: int = 20                  # bootstrap-over-groups members for the uncertainty
-    select_rule: str = "parsimony"      # parsimony | gain | min_cv
-    select_tolerance: float = 0.05      # parsimony: CV MAE <= (1+tol) x best; gain: <= best + tol x (const-best)
+    select_rule: str = "parsimony"      # parsimony | gain | se | min_cv
+    # parsimony: CV MAE <= (1+tol) x best; gain: <= best + tol x (const-best); se: <= best + tol paired group SEs
+    select_tolerance: float = 0.02
     select_cv: str = "nested"           # nested: the engine's own search per fold | refit: structure fixed, constants refit
     clip_margin: Optional[float] = 0.0  # formulas bounded to the training target range +- this x its width; null = off
     require_physics: bool = True

@@ -144,13 +144,18 @@ def member_cv(f: dict, X: pd.DataFrame, y: np.ndarray, splits, fold_fronts=None,
 
 
 def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of, domain=(),
-                 fold_fronts=None, clip=None) -> pd.DataFrame:
+                 fold_fronts=None, clip=None, groups=None) -> pd.DataFrame:
     """Every Pareto expression with its grouped CV MAE (member_cv), physics result and the number of non-finite
-    predictions on the training rows and `domain` (feature frames of real cards)."""
-    rows = []
+    predictions on the training rows and `domain` (feature frames of real cards). With `groups`, the table's
+    attrs["group_abs_error"] holds each member's summed absolute CV error per group (members x groups) and
+    attrs["group_rows"] the rows per group, for the paired standard errors of choose(rule="se")."""
+    rows, per_group = [], []
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1] if groups is not None else None
     for i, f in enumerate(front):
         pred = member_cv(f, X, y, splits, fold_fronts, clip)
         ok = np.isfinite(pred)
+        if codes is not None:
+            per_group.append(np.bincount(codes, np.where(ok, np.abs(pred - y), np.inf)))
         phys = physics_of({"kind": "expression", "expr": f["expr"], "features": list(X.columns)})
         rows.append({"id": i, "source": f.get("source", ""), "complexity": f["length"], "train_mse": f["mse"],
                      "cv_mae": float(np.mean(np.abs(pred[ok] - y[ok]))) if ok.any() else np.inf,
@@ -159,7 +164,20 @@ def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of
                      "physics": "; ".join(f"{c['feature']}:{c.get('fraction_expected_sign', 'n/a')}"
                                           for c in phys["checks"]),
                      "expression": expr.to_string(f["expr"], 6)})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if codes is not None:
+        table.attrs.update(group_abs_error=np.array(per_group), group_rows=np.bincount(codes))
+    return table
+
+
+def paired_se(err: np.ndarray, rows: np.ndarray, best: int) -> np.ndarray:
+    """Per member: the standard error of its CV MAE minus the best member's, paired on the same rows and
+    clustered by group (the CV's unit of independence): sqrt(G/(G-1) Σ_g (d_g - n_g·d̄)²) / n."""
+    d = err - err[best]
+    n, G = rows.sum(), len(rows)
+    mean = d.sum(axis=1, keepdims=True) / n
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(G / max(G - 1, 1) * ((d - rows * mean) ** 2).sum(axis=1)) / n
 
 
 def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.05,
@@ -182,6 +200,12 @@ def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.05
         return int(pick["id"]), f"lowest CV MAE among {why}"
     best = pool["cv_mae"].min()
     const = table.loc[table["complexity"] == 1, "cv_mae"].min()
+    if rule == "se" and "group_abs_error" in table.attrs:
+        se = paired_se(table.attrs["group_abs_error"], table.attrs["group_rows"], int(pool["cv_mae"].idxmin()))
+        ok = pool["cv_mae"].to_numpy() <= best + tolerance * se[pool.index.to_numpy()]
+        pick = pool[ok].sort_values(["complexity", "cv_mae"]).iloc[0]
+        return int(pick["id"]), (f"smallest complexity with CV MAE <= best ({best:.4g}) + {tolerance:g} paired "
+                                 f"standard error(s) (clustered by group) among {why}")
     if rule == "gain" and const > best:
         limit, how = best + tolerance * (const - best), (f"best ({best:.4g}) + {tolerance:g} x its gain over the "
                                                          f"constant ({const:.4g})")
@@ -254,7 +278,7 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     card columns after the audit nudges a recipe number (cards.rederive), so e.g. cold work moves the retained
     strain too."""
     from rich.progress import Progress
-    if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "gain", "min_cv"):
+    if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "gain", "min_cv", "se"):
         raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony, gain or min_cv, "
                           f"not {opts.select_cv!r} / {opts.select_rule!r}")
     if opts.clip_margin is not None and not opts.clip_margin >= 0:
@@ -294,7 +318,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
             fold_fronts = [getattr(e, "front_", None) for e in fitted]
             if opts.select_cv != "nested" or not all(fold_fronts):
                 fold_fronts = None
-            table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts, opts.clip_margin)
+            table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts, opts.clip_margin,
+                                 groups)
             chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
             fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
             refit = refit_constants(fixed, _cols(X), y, linear=linear)

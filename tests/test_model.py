@@ -504,3 +504,27 @@ def test_the_gain_rule_scales_its_allowance_with_what_the_models_learn():
     assert pick == 2 and "gain over the constant" in why
     no_constant = table[table["complexity"] > 1]              # without a 1-node member: parsimony's limit
     assert train.choose(no_constant, "gain", 0.05)[0] == 1
+
+
+def test_the_se_rule_uses_paired_group_clustered_standard_errors(monkeypatch):
+    """Two members with the same CV MAE gap to the best: one is worse on every group (a real gap, beyond one
+    standard error), the other only on a single group (noise). The rule keeps the smaller member only when the
+    gap is within its paired standard error."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(20), 10)
+    y = rng.normal(size=200)
+    X = pd.DataFrame({"x": rng.normal(size=200)})
+    best = y + rng.normal(scale=1.0, size=200)
+    steady = best + np.sign(best - y) * 0.1                 # 0.1 worse on every row
+    lumpy = best.copy()
+    lumpy[groups == 3] += np.sign(best - y)[groups == 3] * 2.0   # 2.0 worse on one group of 20: the same 0.1 mean
+    fake = [{"expr": {"const": 0.0}, "length": n, "mse": 1.0} for n in (5, 7, 9)]
+    preds = {5: steady, 7: lumpy, 9: best}
+    monkeypatch.setattr(train, "member_cv", lambda f, *a, **k: preds[f["length"]])
+    table = train.pareto_table(fake, X, y, None, lambda m: {"pass": True, "checks": []}, groups=groups)
+    assert np.allclose(table["cv_mae"][0] - table["cv_mae"][2], 0.1)
+    assert np.allclose(table["cv_mae"][1] - table["cv_mae"][2], 0.1)
+    se = train.paired_se(table.attrs["group_abs_error"], table.attrs["group_rows"], 2)
+    assert se[2] == 0 and se[0] < 0.01 < 0.05 < se[1]
+    pick, why = train.choose(table, "se", 1.0)
+    assert pick == 1 and "paired standard error" in why      # the steady gap is real, the lumpy one is not
