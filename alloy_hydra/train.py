@@ -180,13 +180,15 @@ def paired_se(err: np.ndarray, rows: np.ndarray, best: int) -> np.ndarray:
         return np.sqrt(G / max(G - 1, 1) * ((d - rows * mean) ** 2).sum(axis=1)) / n
 
 
-def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.05,
+def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.02,
            require_physics: bool = True) -> tuple[int, str]:
     """Pick a Pareto expression among those passing physics (all if none pass). parsimony: the smallest
     expression whose CV MAE is within `tolerance` of the best CV MAE; gain: the smallest whose CV MAE gives up at
     most `tolerance` of the best expression's gain over the constant (the front's 1-node member), so the allowance
     scales with what the models learn, not with the noise (on a noisy target such as elongation 5 % of the MAE is
-    most of the gain, and parsimony picks near-constant formulas); min_cv: the lowest CV MAE."""
+    most of the gain, and parsimony picks near-constant formulas); se: the smallest whose CV MAE is within
+    `tolerance` paired, group-clustered standard errors of the best (paired_se; needs pareto_table's groups);
+    min_cv: the lowest CV MAE."""
     finite = table["cv_nonfinite"] == 0
     if "domain_nonfinite" in table:   # an expression that is NaN somewhere on real cards is not a model
         finite &= table["domain_nonfinite"] == 0
@@ -200,7 +202,9 @@ def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.05
         return int(pick["id"]), f"lowest CV MAE among {why}"
     best = pool["cv_mae"].min()
     const = table.loc[table["complexity"] == 1, "cv_mae"].min()
-    if rule == "se" and "group_abs_error" in table.attrs:
+    if rule == "se":
+        if "group_abs_error" not in table.attrs:
+            raise ValueError("select_rule=se needs the per-group CV errors: pareto_table(..., groups=...)")
         se = paired_se(table.attrs["group_abs_error"], table.attrs["group_rows"], int(pool["cv_mae"].idxmin()))
         ok = pool["cv_mae"].to_numpy() <= best + tolerance * se[pool.index.to_numpy()]
         pick = pool[ok].sort_values(["complexity", "cv_mae"]).iloc[0]
@@ -279,8 +283,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     strain too."""
     from rich.progress import Progress
     if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "gain", "min_cv", "se"):
-        raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony, gain or min_cv, "
-                          f"not {opts.select_cv!r} / {opts.select_rule!r}")
+        raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony, gain, se or "
+                          f"min_cv, not {opts.select_cv!r} / {opts.select_rule!r}")
     if opts.clip_margin is not None and not opts.clip_margin >= 0:
         raise ConfigError(f"train.clip_margin must be >= 0 (or null: unbounded formulas), not {opts.clip_margin}")
     feat = clone(featuriser).fit(cards)

@@ -528,3 +528,5 @@ def test_the_se_rule_uses_paired_group_clustered_standard_errors(monkeypatch):
     assert se[2] == 0 and se[0] < 0.01 < 0.05 < se[1]
     pick, why = train.choose(table, "se", 1.0)
     assert pick == 1 and "paired standard error" in why      # the steady gap is real, the lumpy one is not
+    with pytest.raises(ValueError, match="groups"):           # no silent fallback without the per-group errors
+        train.choose(pd.DataFrame(table.to_dict("list")), "se", 1.0)
