@@ -154,11 +154,12 @@ def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of
     for i, f in enumerate(front):
         pred = member_cv(f, X, y, splits, fold_fronts, clip)
         ok = np.isfinite(pred)
+        err = np.where(ok, np.abs(pred - y), np.inf)
         if codes is not None:
-            per_group.append(np.bincount(codes, np.where(ok, np.abs(pred - y), np.inf)))
+            per_group.append(np.bincount(codes, err))
         phys = physics_of({"kind": "expression", "expr": f["expr"], "features": list(X.columns)})
         rows.append({"id": i, "source": f.get("source", ""), "complexity": f["length"], "train_mse": f["mse"],
-                     "cv_mae": float(np.mean(np.abs(pred[ok] - y[ok]))) if ok.any() else np.inf,
+                     "cv_mae": float(np.mean(err[ok])) if ok.any() else np.inf,
                      "cv_nonfinite": int((~ok).sum()), "domain_nonfinite": nonfinite_on(f["expr"], [X, *domain]),
                      "physics_pass": phys["pass"],
                      "physics": "; ".join(f"{c['feature']}:{c.get('fraction_expected_sign', 'n/a')}"

@@ -62,9 +62,8 @@ def main():
     from alloy_hydra import cards as cards_mod, clean, pipeline, train
     from alloy_hydra.features import Featuriser, default_columns
     from alloy_hydra.io import read_cards
-    rows, oof = [], []
+    rows, oof, path = [], [], DATA[a.data]
     for target in a.targets:
-        path = DATA[a.data]
         cfg = compose([f"data={a.data}", f"data.path={path}", "chem_window=wrought", f"target={target}",
                        f"generator={a.generator}", "summary=false", *a.overrides])
         master = clean.clean(read_cards(path), cfg.data, cfg.chem_window, cfg.cleaning, path).master
