@@ -69,21 +69,39 @@ def sign_fraction(delta, sign: float, tol: float = 1e-9) -> float:
     return float((np.isfinite(d) & (d >= -tol)).mean())
 
 
+def physics_rank(verdict) -> int:
+    """Order of physics verdicts when models are compared: pass (2) before no applicable check (1) before fail (0).
+    Accepts True/False/None and their CSV forms (1.0 / 0.0 / NaN, "True" / "False")."""
+    if verdict is True or verdict == 1 or str(verdict) == "True":
+        return 2
+    if verdict is False or (isinstance(verdict, (int, float)) and verdict == 0) or str(verdict) == "False":
+        return 0
+    return 1
+
+
 def audit(predict, pert: dict, min_fraction: float = 0.9, tol: float = 1e-9) -> dict:
     """Per check: fraction of points with the expected sign; pass when >= min_fraction."""
     y0 = predict(pert["base"])
     checks = []
     for col, c in pert["checks"].items():
         if not c["applicable"]:
-            checks.append({"feature": col, "expected_sign": c["sign"], "applicable": False, "pass": True,
+            checks.append({"feature": col, "expected_sign": c["sign"], "applicable": False, "pass": None,
                            "where": c.get("where", {}),
                            "note": "feature (or a `where` column) not in this dataset, or too few cards"})
             continue
         base = y0 if c["base"] is pert["base"] else predict(c["base"])
         d = (predict(c["X"]) - base) * c["sign"]
+        entry = {"feature": col, "expected_sign": c["sign"], "where": c["where"], "step": c["step"],
+                 "n_points": c["n_points"]}
+        if np.all(np.isfinite(d) & (np.abs(d) <= tol)):   # the model does not respond to this feature at all
+            checks.append({**entry, "applicable": False, "pass": None,
+                           "note": "the model does not use this feature (no point moves): the check cannot fail"})
+            continue
         frac = sign_fraction(d, 1.0, tol)
-        checks.append({"feature": col, "expected_sign": c["sign"], "applicable": True, "step": c["step"],
-                       "where": c["where"], "n_points": c["n_points"],
-                       "fraction_expected_sign": frac, "fraction_strict": float((d > tol).mean()),
-                       "mean_delta": float(np.nanmean(d * c["sign"])), "pass": frac >= min_fraction})
-    return {"checks": checks, "pass": all(c["pass"] for c in checks), "min_fraction": min_fraction}
+        checks.append({**entry, "applicable": True, "fraction_expected_sign": frac,
+                       "fraction_strict": float((d > tol).mean()), "mean_delta": float(np.nanmean(d * c["sign"])),
+                       "pass": frac >= min_fraction})
+    applicable = [c for c in checks if c["applicable"]]
+    # the verdict counts only checks that could fail: with none, there is no verdict (None), not a pass
+    verdict = all(c["pass"] for c in applicable) if applicable else None
+    return {"checks": checks, "pass": verdict, "n_applicable": len(applicable), "min_fraction": min_fraction}

@@ -163,14 +163,16 @@ class RegressorConfig:
 
 @dataclass
 class OperonConfig(RegressorConfig):
-    generations: int = 1000             # max_time usually stops it first
+    generations: int = 200              # bounds the work: the same config gives the same formula on any load
     population_size: int = 500
     max_length: int = 30
     max_depth: int = 10
     allowed_symbols: str = "add,sub,mul,div,constant,variable,sqrt,log,exp,square"
     optimizer_iterations: int = 10      # constant fitting (off at 0)
-    max_time: int = 5                   # seconds, bounds every fit (CV folds, final)
-    max_evaluations: int = 1_000_000    # operon's own cap on fitness evaluations (stops before max_time on demo)
+    # optional wall-clock safety cap (seconds) per fit; when it fires the formula depends on machine load, and
+    # metrics.json says so (sr_time_cap_fired = number of fits it stopped)
+    max_time: Optional[int] = None
+    max_evaluations: Optional[int] = None   # optional cap on fitness evaluations (null = generations decide)
     n_threads: int = 2
     hinge_terms: int = 30               # the sparse hinge-basis path (regressor=hinge) joins the front; 0 = off
 
@@ -228,6 +230,8 @@ class TrainConfig:
     domain_k: int = 5
     domain_quantile: float = 0.95       # out of domain beyond this quantile of training distances
     agreement_sigma: float = 2.0        # ... or where the formula and gbm (same rows) differ by > this x CV RMSE; 0 = off
+    domain_range_tol: float = 0.1       # ... or where an input leaves the training range widened by this x its width
+    sigma_model: bool = True            # sigma from |formula - gbm| and the distance, fitted on real out-of-fold errors
     exclude: List[str] = field(default_factory=list)   # card columns never used as features
 
 

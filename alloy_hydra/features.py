@@ -115,6 +115,18 @@ class Featuriser(BaseEstimator, TransformerMixin):
         return np.column_stack([cols[c] if c in cols else np.zeros(n) for c in self.columns_]) if self.columns_ \
             else np.zeros((n, 0))
 
+    def unseen(self, cards) -> np.ndarray:
+        """Per card: does it change an input the training cards never varied (an element no card contains, a
+        process number every card shares)? Such an input is no model feature (constant columns are dropped), so
+        no model or distance can see it: the applicability domain asks this instead."""
+        fixed = [c for c in self.numeric if c not in self.columns_ and c in cards]
+        out = np.zeros(_n_rows(cards), bool)
+        for c in fixed:
+            v = np.asarray(cards[c], dtype=float)
+            v = np.where(np.isnan(v), self.fill_[c], v)
+            out |= np.abs(v - self.fill_[c]) > 1e-9 * (1.0 + abs(self.fill_[c]))
+        return out
+
     def to_json(self) -> dict:
         return {"numeric": list(self.numeric), "categorical": list(self.categorical),
                 "interactions": list(self.interactions), "levels": self.levels_, "fill": self.fill_,

@@ -49,52 +49,101 @@ def knn_mean_distance(Z: np.ndarray, P: np.ndarray, k: int, skip_self: bool = Fa
 
 @dataclass
 class Domain:
-    """Applicability domain: mean distance to the k nearest real training rows in standardised feature space,
-    measured on the columns `use` (the formula's own inputs; all columns for tree / linear models); beyond
-    `threshold` (a quantile of the training rows' own leave-one-out distances) = out of domain.
-
-    Why the formula's inputs: a recipe that differs from the tested cards only in columns the formula ignores
-    gets the same prediction as its neighbours, while a new combination of the inputs it does use (high Mg
-    with a partial anneal, say) is an extrapolation that a distance over ~30 columns dilutes. Columns the
-    formula ignores are still watched by the reference model (Model.agreement), which uses all of them."""
+    """Applicability domain of a model, from its real training cards. A card is inside (ratio <= 1) when all of:
+    - its mean distance to the k nearest training cards in standardised space over **every** model input is
+      within `threshold` (a quantile of the training cards' own leave-one-out distances): a recipe new in any
+      input — including one a formula uses only inside an interaction, or not at all — is an extrapolation;
+    - the same over the formula's own inputs (`use`, threshold `threshold_use`): a new combination of the few
+      inputs a formula uses (high Mg with a partial anneal) is diluted in a distance over ~30 columns;
+    - every input lies within the training cards' range widened by `range_tol` x its width on each side; an input
+      the training cards never vary (an element no card contains, a category level no card has) must stay at the
+      training value: an addition no tested card has is out of domain, however close the rest of the card is.
+    `points` cover the columns `cols` (None = all; model files older than this rule stored the formula's
+    columns only)."""
     mu: np.ndarray
     sd: np.ndarray
     points: np.ndarray
     k: int
     threshold: float
-    use: np.ndarray | None = None   # feature indices the distance is measured on; None = all
+    use: np.ndarray | None = None   # the formula's inputs (feature indices); None = no second distance
+    threshold_use: float | None = None
+    lo: np.ndarray | None = None    # per feature: training range (None: no range rule)
+    hi: np.ndarray | None = None
+    range_tol: float = 0.1
+    cols: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, X: np.ndarray, k: int = 5, quantile: float = 0.95, use=None) -> "Domain":
+    def fit(cls, X: np.ndarray, k: int = 5, quantile: float = 0.95, use=None, range_tol: float = 0.1) -> "Domain":
         X = np.asarray(X, float)
-        use = np.arange(X.shape[1]) if use is None or not len(use) else np.asarray(sorted(use), int)
-        X = X[:, use]
-        mu, sd = X.mean(axis=0), X.std(axis=0)
+        mu, sd = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
         sd = np.where(sd > 0, sd, 1.0)
-        Z = (X - mu) / sd
+        Z = np.nan_to_num((X - mu) / sd)
         k = max(1, min(k, len(Z) - 1))
-        d = knn_mean_distance(Z, Z, k, skip_self=True)
-        return cls(mu, sd, Z, k, max(float(np.quantile(d, quantile)), 1e-9), use)
+        threshold = max(float(np.quantile(knn_mean_distance(Z, Z, k, skip_self=True), quantile)), 1e-9)
+        use = None if use is None or not len(use) else np.asarray(sorted(use), int)
+        t_use = None
+        if use is not None:
+            t_use = max(float(np.quantile(knn_mean_distance(Z[:, use], Z[:, use], k, skip_self=True), quantile)),
+                        1e-9)
+        return cls(mu, sd, Z, k, threshold, use, t_use, np.nanmin(X, axis=0), np.nanmax(X, axis=0), range_tol)
+
+    def _z(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, float)
+        X = X if self.cols is None else X[:, self.cols]
+        return np.nan_to_num((X - self.mu) / self.sd)
 
     def distance(self, X: np.ndarray) -> np.ndarray:
+        """Mean distance to the k nearest training cards over every input (standardised units)."""
+        return knn_mean_distance(self._z(X), self.points, self.k)
+
+    def range_ratio(self, X: np.ndarray) -> np.ndarray:
+        """Per card, the largest excess beyond a feature's widened training range (<= 1 inside; inf for a change
+        in a feature the training cards never vary)."""
+        if self.lo is None:
+            return np.zeros(len(X))
         X = np.asarray(X, float)
-        X = X if self.use is None else X[:, self.use]
-        return knn_mean_distance((X - self.mu) / self.sd, self.points, self.k)
+        width = self.hi - self.lo
+        excess = np.nan_to_num(np.maximum(np.maximum(self.lo - X, X - self.hi), 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(width > 0, excess / (self.range_tol * np.where(width > 0, width, 1.0)),
+                         np.where(excess > 1e-9 * (1 + np.abs(self.hi)), np.inf, 0.0))
+        return r.max(axis=1) if r.shape[1] else np.zeros(len(X))
+
+    def ratio(self, X: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
+        """How far out of the domain each card sits (<= 1 inside): the largest of the three rules' ratios."""
+        Z = self._z(X)
+        dist = knn_mean_distance(Z, self.points, self.k) if dist is None else dist
+        r = np.maximum(dist / self.threshold, self.range_ratio(X))
+        if self.use is not None and self.threshold_use is not None and self.cols is None:
+            r = np.maximum(r, knn_mean_distance(Z[:, self.use], self.points[:, self.use], self.k) / self.threshold_use)
+        return r
 
     def to_json(self) -> dict:
+        arr = (lambda a: None if a is None else np.asarray(a).tolist())
         return {"mu": self.mu.tolist(), "sd": self.sd.tolist(), "points": np.round(self.points, 6).tolist(),
-                "k": self.k, "threshold": self.threshold, "use": None if self.use is None else self.use.tolist()}
+                "k": self.k, "threshold": self.threshold, "use": arr(self.use), "threshold_use": self.threshold_use,
+                "lo": arr(self.lo), "hi": arr(self.hi), "range_tol": self.range_tol, "cols": arr(self.cols)}
 
     @classmethod
     def from_json(cls, d: dict, n_features: int) -> "Domain":
-        use = d.get("use")
-        use = None if use is None else np.asarray(use, int)
+        idx = (lambda key: None if d.get(key) is None else np.asarray(d[key], int))
+        use, cols = idx("use"), idx("cols")
         mu = np.asarray(d["mu"], float)
-        if (use is not None and (len(use) != len(mu) or ((use < 0) | (use >= n_features)).any())) or \
-                (use is None and len(mu) != n_features):
+        if "lo" not in d and use is not None:   # an older model file: its points cover the formula's columns
+            use, cols = None, use
+        for ix in (use, cols):
+            if ix is not None and ((ix < 0) | (ix >= n_features)).any():
+                raise ModelFileError("domain columns do not match the featuriser's columns")
+        if len(mu) != (n_features if cols is None else len(cols)):
             raise ModelFileError("domain columns do not match the featuriser's columns")
+        lo = None if d.get("lo") is None else np.asarray(d["lo"], float)
+        hi = None if d.get("hi") is None else np.asarray(d["hi"], float)
+        if lo is not None and (len(lo) != n_features or hi is None or len(hi) != n_features):
+            raise ModelFileError("domain ranges do not match the featuriser's columns")
+        t_use = d.get("threshold_use")
         return cls(mu, np.asarray(d["sd"], float), np.asarray(d["points"], float), int(d["k"]),
-                   float(d["threshold"]), use)
+                   float(d["threshold"]), use, None if t_use is None else float(t_use), lo, hi,
+                   float(d.get("range_tol", 0.1)), cols)
 
 
 @dataclass
@@ -109,14 +158,16 @@ class Model:
     info: dict
     reference: dict | None = None   # a model of another family (gbm) trained on the same rows
     agreement: float = 0.0          # out of domain where |model - reference| > agreement x sigma_resid (0 = off)
+    # sigma² = (b0 + b_gap·|model - reference| + b_dist·distance ratio)² + ensemble spread², the b's fitted to the
+    # out-of-fold errors of the real training cards (train.fit_sigma); None: sigma² = spread² + sigma_resid²
+    sigma_model: dict | None = None
 
     def domain_ratio(self, X: np.ndarray, mean: np.ndarray | None = None, dist: np.ndarray | None = None):
-        """Per card, how far out of the applicability domain it sits (<= 1 inside): the larger of the distance
-        to the training cards over its threshold and, with a reference model, the formula's disagreement with
-        it over agreement x sigma_resid — a recipe where two model families disagree is an extrapolation even
-        when it sits near tested cards."""
-        dist = self.domain.distance(X) if dist is None else dist
-        ratio = dist / self.domain.threshold
+        """Per card, how far out of the applicability domain it sits (<= 1 inside): the larger of the domain's
+        ratio (Domain.ratio: distance and range) and, with a reference model, the formula's disagreement with it
+        over agreement x sigma_resid — a recipe where two model families disagree is an extrapolation even when
+        it sits near tested cards."""
+        ratio = self.domain.ratio(X, dist)
         if self.reference is not None and self.agreement > 0:
             mean = predict_json(self.main, X) if mean is None else mean
             gap = np.abs(mean - predict_json(self.reference, X)) / (self.agreement * max(self.sigma_resid, 1e-12))
@@ -130,39 +181,52 @@ class Model:
     def X(self, cards: pd.DataFrame) -> np.ndarray:
         return self.featuriser.transform_array(cards)
 
-    def mean_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Prediction and its sigma (member spread + residual scatter) for a feature matrix."""
+    def mean_std(self, X: np.ndarray, dist: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Prediction and its sigma for a feature matrix (sigma_model, or member spread + residual scatter)."""
         mean = predict_json(self.main, X)
         if self.members:
             spread = np.std(np.vstack([predict_json(m, X) for m in self.members]), axis=0)
         else:
             spread = np.zeros(len(mean))
-        return mean, np.sqrt(spread ** 2 + self.sigma_resid ** 2)
+        if not self.sigma_model:
+            return mean, np.sqrt(spread ** 2 + self.sigma_resid ** 2)
+        sm = self.sigma_model
+        gap = mean - predict_json(self.reference, X) if sm["b_gap"] and self.reference is not None else 0.0
+        dist = self.domain.distance(X) if dist is None and sm["b_dist"] else dist
+        sigma = sigma_of(sm, gap, dist / self.domain.threshold if sm["b_dist"] else 0.0)
+        sigma = np.sqrt(sigma ** 2 + spread ** 2)
+        return mean, np.where(np.isfinite(sigma), sigma, np.inf)
+
+    def _unseen(self, cards, ratio: np.ndarray) -> np.ndarray:
+        """ratio, infinite where a card changes an input no training card varied (Featuriser.unseen)."""
+        return ratio if cards is None else np.where(self.featuriser.unseen(cards), np.inf, ratio)
 
     def search(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(prediction, domain ratio by distance only) for the design loop: a tree ensemble per evaluation
+        """(prediction, domain ratio without the reference) for the design loop: a tree ensemble per evaluation
         would cost seconds, so the members and the reference wait for the report."""
         X = self.X(cards)
-        return predict_json(self.main, X), self.domain.distance(X) / self.domain.threshold
+        return predict_json(self.main, X), self._unseen(cards, self.domain.ratio(X))
 
     def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, sigma, whole domain ratio incl. agreement with the reference) for ranked candidates."""
         X = self.X(cards)
-        mean, std = self.mean_std(X)
-        return mean, std, self.domain_ratio(X, mean)
+        dist = self.domain.distance(X)
+        mean, std = self.mean_std(X, dist)
+        return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist))
 
     def predict(self, cards: pd.DataFrame | None = None, X: np.ndarray | None = None):
-        """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix)."""
+        """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix: then an input the
+        training cards never varied cannot be checked)."""
         X = self.X(cards) if X is None else X
-        mean, std = self.mean_std(X)
         dist = self.domain.distance(X)
-        return mean, std, self.domain_ratio(X, mean, dist) <= 1.0, dist
+        mean, std = self.mean_std(X, dist)
+        return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist)) <= 1.0, dist
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "target": self.target, "unit": self.unit,
                 "featuriser": self.featuriser.to_json(), "model": self.main, "members": self.members,
                 "sigma_resid": self.sigma_resid, "domain": self.domain.to_json(), "info": self.info,
-                "reference": self.reference, "agreement": self.agreement}
+                "reference": self.reference, "agreement": self.agreement, "sigma_model": self.sigma_model}
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(self.to_json()))
@@ -184,11 +248,26 @@ class Model:
                     raise ModelFileError("model features differ from the featuriser's columns")
             domain = Domain.from_json(d["domain"], len(feat.columns_))
             return cls(str(d["target"]), str(d["unit"]), feat, d["model"], d["members"], float(d["sigma_resid"]),
-                       domain, d.get("info", {}), reference, float(d.get("agreement", 0.0)))
+                       domain, d.get("info", {}), reference, float(d.get("agreement", 0.0)),
+                       _sigma_model(d.get("sigma_model")))
         except ModelFileError as err:
             raise ModelFileError(f"{path}: {err}") from None
         except (KeyError, TypeError, ValueError) as err:
             raise ModelFileError(f"{path}: malformed model file ({err!r})") from None
+
+
+def sigma_of(sm: dict, gap, dratio) -> np.ndarray:
+    """sigma = b0 + b_gap·|model - reference| + b_dist·distance ratio (Model.mean_std adds the ensemble spread)."""
+    return sm["b0"] + sm["b_gap"] * np.abs(np.nan_to_num(gap)) + sm["b_dist"] * np.nan_to_num(dratio)
+
+
+def _sigma_model(sm) -> dict | None:
+    if sm is None:
+        return None
+    if not isinstance(sm, dict) or not all(isinstance(sm.get(k, 0.0), (int, float)) and sm.get(k, 0.0) >= 0
+                                           for k in ("b0", "b_gap", "b_dist")) or "b0" not in sm:
+        raise ModelFileError("sigma_model must hold non-negative numbers b0, b_gap, b_dist")
+    return {k: float(sm.get(k, 0.0)) for k in ("b0", "b_gap", "b_dist")}
 
 
 @dataclass

@@ -237,9 +237,10 @@ def stage_audit(cfg, run_dir: Path, state: RunState) -> None:
     hold = state["holdout"]
     Xh = model.featuriser.transform(hold)
     y = hold[target].to_numpy(float)
-    mean, std, in_dom, dist = model.predict(X=Xh.to_numpy(float))
+    mean, std, in_dom, dist = model.predict(hold, X=Xh.to_numpy(float))
     main = train_mod.metrics(y, mean)
     coverage = float(np.mean(np.abs(y - mean) <= 2 * std))
+    trust = train_mod.sigma_checks(mean - y, std) | domain_check(y, mean, in_dom)
     base = {k: train_mod.metrics(y, b.predict(Xh)) for k, b in state["baselines"].items()}
     per_class = (pd.DataFrame({"group": hold[clean_mod.GROUP_COL], "y": y, "pred": mean, "std": std})
                  .assign(abs_err=lambda d: (d.y - d.pred).abs())
@@ -253,16 +254,30 @@ def stage_audit(cfg, run_dir: Path, state: RunState) -> None:
     plots.parity(y, {cfg.regressor.name: (mean, std), "gbm": (state["baselines"]["gbm"].predict(Xh), None),
                      "ridge": (state["baselines"]["ridge"].predict(Xh), None)}, target, cfg.target.unit,
                  run_dir / "plots" / "parity.png")
-    report_ = {"target": target, "unit": cfg.target.unit, "holdout": {**main, "coverage_2sigma": coverage,
-                                                                     "in_domain_share": float(np.mean(in_dom))},
+    report_ = {"target": target, "unit": cfg.target.unit, "holdout": {**main, **trust},
                "baselines_holdout": base, "cv": state["cv"], "physics": physics,
                "per_class": per_class.to_dict("records"), "model": model.info,
                "note": "holdout = real groups never seen by the generator or the regressor"}
     write_json(run_dir / "validation_report.json", report_)
     state.metrics.update(holdout_mae=main["mae"], holdout_rmse=main["rmse"], holdout_r2=main["r2"],
                          holdout_mape=main["mape"], physics_pass=physics["pass"], coverage_2sigma=coverage,
+                         physics_checks_applicable=physics["n_applicable"],
+                         coverage_1sigma=trust["coverage_1sigma"],
+                         sigma_error_spearman=trust["spearman_sigma_abs_error"],
+                         holdout_in_domain_share=trust["in_domain_share"],
+                         holdout_mae_in_domain=trust["mae_in_domain"], holdout_mae_out_domain=trust["mae_out_domain"],
+                         sr_time_cap_fired=model.info.get("sr_time_cap_fired", 0),
                          baseline_ridge_r2=base["ridge"]["r2"], baseline_gbm_r2=base["gbm"]["r2"],
                          baseline_ridge_mae=base["ridge"]["mae"], baseline_gbm_mae=base["gbm"]["mae"])
+
+
+def domain_check(y, mean, in_domain) -> dict:
+    """Does the in-domain flag separate error? MAE of the cards flagged in and out, and the share in."""
+    err = np.abs(np.asarray(y, float) - np.asarray(mean, float))
+    inside = np.asarray(in_domain, bool)
+    mae = (lambda m: float(err[m].mean()) if m.any() else None)
+    return {"in_domain_share": float(inside.mean()) if len(inside) else None, "mae_in_domain": mae(inside),
+            "mae_out_domain": mae(~inside), "n_out_domain": int((~inside).sum())}
 
 
 def model_runs(paths, column: str = "chosen") -> list[Path]:
@@ -302,7 +317,7 @@ def load_design_models(paths, combine: str = "committee") -> tuple[dict, Path]:
     for run in model_runs(paths, "committee" if combine == "committee" else "chosen"):
         metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
         model = Model.load(run / "model.json")
-        key = (bool(metrics.get("physics_pass")), metrics.get("holdout_r2") or -np.inf)
+        key = (audit_mod.physics_rank(metrics.get("physics_pass")), metrics.get("holdout_r2") or -np.inf)
         by_target.setdefault(model.target, []).append((key, model, run))
     models, first = {}, None
     for target, runs in by_target.items():

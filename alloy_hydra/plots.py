@@ -29,8 +29,8 @@ def parity(y, preds: dict, target: str, unit: str, path) -> None:
 def pareto(table, chosen: int, path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ok = table["physics_pass"]
-    ax.plot(table.loc[ok, "complexity"], table.loc[ok, "cv_mae"], "o", label="physics pass")
+    ok = table["physics_pass"].ne(False)
+    ax.plot(table.loc[ok, "complexity"], table.loc[ok, "cv_mae"], "o", label="physics pass or n/a")
     ax.plot(table.loc[~ok, "complexity"], table.loc[~ok, "cv_mae"], "x", label="physics fail")
     row = table[table["id"] == chosen]
     ax.plot(row["complexity"], row["cv_mae"], "r*", ms=14, label="chosen")

@@ -88,7 +88,7 @@ class OperonRegressor(_JSONPredictor):
 
     def __init__(self, generations=200, population_size=500, max_length=30, max_depth=10,
                  allowed_symbols="add,sub,mul,div,constant,variable,sqrt,log,exp,square",
-                 optimizer_iterations=10, max_time=8, max_evaluations=1_000_000, n_threads=1, hinge_terms=30,
+                 optimizer_iterations=10, max_time=None, max_evaluations=None, n_threads=1, hinge_terms=30,
                  physics=None, physics_min_fraction=0.9, feature_names=None, seed=0):
         self.max_evaluations, self.hinge_terms = max_evaluations, hinge_terms
         self.physics, self.physics_min_fraction = physics, physics_min_fraction
@@ -107,10 +107,16 @@ class OperonRegressor(_JSONPredictor):
             allowed_symbols=self.allowed_symbols, objectives=["r2", "length"], generations=int(self.generations),
             population_size=int(self.population_size), pool_size=int(self.population_size),
             max_length=int(self.max_length), max_depth=int(self.max_depth),
-            optimizer_iterations=int(self.optimizer_iterations), max_time=int(self.max_time),
-            max_evaluations=int(self.max_evaluations), n_threads=int(self.n_threads), random_state=int(self.seed))
+            optimizer_iterations=int(self.optimizer_iterations),
+            max_time=int(self.max_time) if self.max_time else None,
+            max_evaluations=int(self.max_evaluations) if self.max_evaluations else 2 ** 62,
+            n_threads=int(self.n_threads), random_state=int(self.seed))
         A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
         reg.fit(A, yy)
+        # the work bound is generations (and max_evaluations if set); stopping short of both means the
+        # wall-clock cap fired and this formula depends on the machine's load
+        gens = int(reg.stats_.get("generations", self.generations))
+        self.time_capped_ = bool(self.max_time) and gens < int(self.generations) and not self.max_evaluations
         front = []
         for p in reg.pareto_front_:
             tree = expr.simplify(expr.parse(reg.get_model_string(p["tree"], 15, names=list(alias)), alias))

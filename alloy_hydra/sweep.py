@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
+from .audit import physics_rank
 
 from .compare import read_run
 from .io import job_dirs, write_json
@@ -101,7 +102,7 @@ def model_table(table: pd.DataFrame) -> pd.DataFrame:
                                      "committee"])
     mt["chosen"] = mt["committee"] = False
     for target, part in mt[~mt["baseline"]].groupby("target"):
-        key = part.assign(_p=part["physics_pass"].map(lambda v: v is True or v == 1.0),
+        key = part.assign(_p=part["physics_pass"].map(physics_rank),
                           _r=part["holdout_r2"].astype(float)).sort_values(["_p", "_r"], ascending=False)
         mt.loc[key.index[0], "chosen"] = True
         # the chosen configuration's other seeds (same method, generator and physics verdict): design.combine=

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import audit as audit_mod, expr
 from .errors import ConfigError
-from .model import Domain, Model
+from .model import Domain, Model, knn_mean_distance, sigma_of
 from .regress import GBMModel, RidgeModel, predict_json
 
 
@@ -195,7 +195,7 @@ def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.02
         finite &= table["domain_nonfinite"] == 0
     cand = table[finite]
     cand = cand if len(cand) else table
-    phys = cand[cand["physics_pass"]]
+    phys = cand[cand["physics_pass"].ne(False)]   # no applicable check is no failure
     pool = phys if (require_physics and len(phys)) else cand
     why = "physics-passing expressions" if pool is phys and len(phys) else "all expressions (none passes physics)"
     if rule == "min_cv":
@@ -262,6 +262,43 @@ def subsample(groups, max_rows: int, seed: int) -> np.ndarray:
 
 def predict_model(model: dict, X) -> np.ndarray:
     return predict_json(model, X)
+
+
+def oof_distance(domain: Domain, X: np.ndarray, splits, real: np.ndarray) -> np.ndarray:
+    """Each row's distance (Domain.distance: every input, standardised) to the real cards of the other folds:
+    how far a card sat from what the fold's model was trained on."""
+    Z, out = domain._z(X), np.full(len(X), np.nan)
+    for tr, te in splits:
+        P = Z[tr[real[tr]]]
+        if len(P):
+            out[te] = knn_mean_distance(Z[te], P, min(domain.k, len(P)))
+    return out
+
+
+def fit_sigma(err: np.ndarray, gap: np.ndarray, dratio: np.ndarray, ok: np.ndarray) -> dict:
+    """The sigma model from out-of-fold errors of real cards: non-negative least squares of sqrt(pi/2)·|error| (the
+    mean absolute value of a normal error is sigma·sqrt(2/pi)) on [1, |gap|, distance ratio]. |error|, not its
+    square: a few large misses would otherwise decide the slope."""
+    from scipy.optimize import nnls
+    ok = ok & np.isfinite(err) & np.isfinite(gap) & np.isfinite(dratio)
+    A = np.column_stack([np.ones(ok.sum()), np.abs(gap[ok]), dratio[ok]])
+    b = np.sqrt(np.pi / 2) * np.abs(err[ok])
+    coef = nnls(A, b)[0] if ok.sum() >= 3 else np.array([b.mean() if len(b) else 0.0, 0.0, 0.0])
+    if coef[0] <= 0:   # sigma never 0: at least the scatter the other terms leave
+        coef[0] = max(1e-9, float(np.median(b - A[:, 1:] @ coef[1:]))) if len(b) else 1e-9
+    return {"b0": float(coef[0]), "b_gap": float(coef[1]), "b_dist": float(coef[2]), "fitted_on": int(ok.sum())}
+
+
+def sigma_checks(err: np.ndarray, sigma: np.ndarray) -> dict:
+    """Does sigma say which predictions miss? Share within 1 and 2 sigma, Spearman rho of sigma with |error|."""
+    from scipy.stats import spearmanr
+    err, sigma = np.asarray(err, float), np.asarray(sigma, float)
+    ok = np.isfinite(err) & np.isfinite(sigma)
+    err, sigma = err[ok], sigma[ok]
+    rho = spearmanr(sigma, np.abs(err)).statistic if len(err) > 2 and np.ptp(sigma) > 0 else float("nan")
+    return {"coverage_1sigma": float(np.mean(np.abs(err) <= sigma)) if len(err) else float("nan"),
+            "coverage_2sigma": float(np.mean(np.abs(err) <= 2 * sigma)) if len(err) else float("nan"),
+            "spearman_sigma_abs_error": float(rho), "n": int(len(err))}
 
 
 @dataclass
@@ -340,17 +377,29 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         if bounds:
             main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
         bar.advance(task)
-    ok = np.isfinite(cv_chosen)
+    # uncertainty and domain come from the real cards only: a synthetic near-copy in a CV fold flatters the
+    # error it is scored on, so sigma taken from such folds says nothing about a new recipe
+    real = (cards["is_synthetic"].to_numpy()[sub] == 0) if "is_synthetic" in cards else np.ones(len(y), bool)
+    ok = np.isfinite(cv_chosen) & real
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
     use = [names.index(v) for v in expr.variables(main["expr"])] if symbolic else None   # the formula's inputs
-    domain = Domain.fit(feat.transform(real_cards).to_numpy(float), opts.domain_k, opts.domain_quantile, use)
-    complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
-    info = {"n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
-            "selection": why}
-    cv = {"chosen": metrics(y[ok], cv_chosen[ok]),
-          "procedure": metrics(y[np.isfinite(cv_proc)], cv_proc[np.isfinite(cv_proc)])}
-    cv.update({f"baseline_{k}": metrics(y, p) for k, p in base_cv.items()})
+    domain = Domain.fit(feat.transform(real_cards).to_numpy(float), opts.domain_k, opts.domain_quantile, use,
+                        opts.domain_range_tol)
     reference = fitted_baselines["gbm"].to_json() if symbolic and opts.agreement_sigma else None
+    gap = cv_chosen - base_cv["gbm"] if reference is not None else np.zeros(len(y))
+    dratio = oof_distance(domain, X.to_numpy(float), splits, real) / domain.threshold
+    sigma = fit_sigma(cv_chosen - y, gap, dratio, ok) if opts.sigma_model else None
+    complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
+    capped = sum(bool(getattr(e, "time_capped_", False)) for e in [*fitted, final])
+    info = {"n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
+            "selection": why, "n_real_rows": int(real.sum()), "sr_time_cap_fired": int(capped)}
+    cv = {"chosen": metrics(y[ok], cv_chosen[ok]),
+          "procedure": metrics(y[np.isfinite(cv_proc) & real], cv_proc[np.isfinite(cv_proc) & real]),
+          "rows": "real training cards (synthetic rows train the folds but are not scored)"}
+    cv.update({f"baseline_{k}": metrics(y[real], p[real]) for k, p in base_cv.items()})
+    if sigma is not None:
+        cv["sigma"] = {**sigma, **sigma_checks(cv_chosen[ok] - y[ok], sigma_of(sigma, gap, dratio)[ok])}
     model = Model(target, unit, feat, main, members, sigma_resid, domain, info, reference,
-                  float(opts.agreement_sigma or 0.0) if reference is not None else 0.0)
+                  float(opts.agreement_sigma or 0.0) if reference is not None else 0.0,
+                  {k: sigma[k] for k in ("b0", "b_gap", "b_dist")} if sigma is not None else None)
     return Fit(model, fitted_baselines, cv, table, chosen_id, why, pert)

@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--data", choices=sorted(DATA), default="uq_al")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--oof", help="write out-of-fold predictions of every model to this CSV")
-    ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. regressor.max_time=10")
+    ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. regressor.generations=400")
     a = ap.parse_args()
     from alloy_hydra import cards as cards_mod, clean, pipeline, train
     from alloy_hydra.features import Featuriser, default_columns

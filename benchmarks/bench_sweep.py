@@ -39,7 +39,7 @@ def main(what: str) -> None:
         print(table[cols].to_string(index=False))
     else:
         small = ["target=YS,UTS", "generator=jitter,none", "stages=[clean,split,generate,qc,train]",
-                 "regressor.max_time=2"]
+                 "regressor.generations=30"]
         t_joblib, _ = sweep(small)
         t_basic, _ = sweep([*small, "hydra/launcher=basic"])
         print(f"4 jobs: basic {t_basic:.1f} s, joblib (2 workers) {t_joblib:.1f} s, speed-up {t_basic / t_joblib:.2f}x")

@@ -10,7 +10,7 @@ from alloy_hydra.io import read_cards
 from alloy_hydra.model import Model
 from conftest import compose, run_cli
 
-FAST_TRAIN = ["generator=none", "regressor.max_time=2", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=5",
+FAST_TRAIN = ["generator=none", "regressor.generations=30", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=5",
               "stages=[clean,split,train,audit]", "qc.plots=false", "summary=false"]
 SMALL = ["optimizer.pop_size=40", "optimizer.n_gen=25"]
 
@@ -173,7 +173,7 @@ def test_grain_size_is_an_outcome_of_the_recipe_not_a_knob():
 
 
 def test_single_run_designs_for_its_own_target(tmp_path):
-    proc = run_cli(["generator=none", "regressor.max_time=1", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=3",
+    proc = run_cli(["generator=none", "regressor.generations=20", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=3",
                     "stages=[clean,split,train,audit,design]", *SMALL, f"hydra.run.dir={tmp_path}/run"])
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -14,7 +14,7 @@ from alloy_hydra.expr import ModelFileError
 from alloy_hydra.model import Model
 from conftest import ROOT, compose, run_cli
 
-FAST = ["regressor.max_time=1", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=5",
+FAST = ["regressor.generations=20", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=5",
         "train.max_rows=1500", "generator.n_per_class=5", "qc.plots=false", "stages=[clean,split,generate,qc,train,audit]"]
 
 
@@ -66,7 +66,7 @@ def test_json_expression_matches_the_fitted_operon_model(symbols):
     X = pd.DataFrame(rng.uniform(1, 5, (300, 3)), columns=["Mg", "Mn", "d"])
     y = 20 + 15 * X.Mg + 30 * X.Mn / np.sqrt(X.d) + 25 * np.maximum(X.Mg - 3.5, 0)   # a hinge (solubility-like)
     kw = {"allowed_symbols": symbols} if symbols else {}
-    est = regress.OperonRegressor(max_time=2, feature_names=list(X.columns), seed=1, **kw).fit(X, y)
+    est = regress.OperonRegressor(generations=30, feature_names=list(X.columns), seed=1, **kw).fit(X, y)
     j = est.operon_json_
     regress.validate_model(j)
     assert np.allclose(regress.predict_json(json.loads(json.dumps(j)), X), est.operon_predict_, rtol=1e-4, atol=1e-3)
@@ -189,7 +189,7 @@ def test_operon_front_holds_the_hinge_path_only_when_asked(hinge_terms):
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.uniform(1, 5, (200, 2)), columns=["Mg", "d"])
     y = 20 + 15 * np.minimum(X.Mg, 3) - 4 * X.d
-    est = regress.OperonRegressor(max_time=1, generations=10, population_size=50, hinge_terms=hinge_terms,
+    est = regress.OperonRegressor(generations=10, population_size=50, hinge_terms=hinge_terms,
                                   feature_names=list(X.columns)).fit(X, y)
     has_min = any("min" in json.dumps(f["expr"]) for f in est.front_)
     assert has_min == (hinge_terms > 0)
@@ -267,7 +267,7 @@ def test_the_audit_nudge_moves_the_derived_columns_too():
     assert audit.audit(model("100 + 150*sqrt(recryst_retained_strain)"), pert)["pass"]
     assert not audit.audit(model("300 - 150*sqrt(recryst_retained_strain)"), pert)["pass"]
     stale = audit.perturbations(cards, check, feat.transform)   # without re-deriving, the nudge is invisible
-    assert audit.audit(model("300 - 150*sqrt(recryst_retained_strain)"), stale)["pass"]
+    assert audit.audit(model("300 - 150*sqrt(recryst_retained_strain)"), stale)["pass"] is None   # vacuous: n/a
 
 
 @pytest.mark.parametrize("target", ["YS", "UTS", "FractureEL", "UniformEL", "YPE"])
@@ -297,7 +297,7 @@ def test_where_limits_a_check_to_the_selected_cards():
     assert not audit.audit(model, audit.perturbations(cards, {"x": 1}, lambda c: c))["pass"]
     missing = audit.audit(model, audit.perturbations(cards, {"x": {"sign": 1, "where": {"temper": ["O"]}}},
                                                      lambda c: c))["checks"][0]
-    assert not missing["applicable"] and missing["pass"]
+    assert not missing["applicable"] and missing["pass"] is None
 
 
 def test_a_card_where_the_formula_and_its_reference_disagree_is_out_of_domain(tmp_path):
@@ -352,7 +352,7 @@ def test_training_rows_carry_their_source_group(tmp_path):
 
 
 @pytest.mark.parametrize("est", [regress.RidgeModel(), regress.GBMModel(max_iter=20),
-                                 regress.OperonRegressor(max_time=1, generations=20, population_size=100),
+                                 regress.OperonRegressor(generations=20, population_size=100),
                                  regress.HingeRegressor()])
 def test_regressors_work_with_clone_and_cross_validate(est):
     rng = np.random.default_rng(1)
@@ -420,35 +420,66 @@ def test_predict_command(run_dir, tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_the_domain_is_measured_on_the_formulas_own_inputs(tmp_path):
-    """Training cards cover (Mg low, partial anneal) and (Mg high, full anneal); a formula in Mg and the anneal
-    flag sees (Mg high, partial anneal) as new, however many unused columns the cards share; the domain of
-    a model that uses every column stays as before; model.json keeps the columns."""
+def test_the_domain_watches_the_formulas_inputs_every_input_and_their_ranges(tmp_path):
+    """Training cards cover (Mg low, partial anneal) and (Mg high, full anneal). A formula in Mg and the anneal
+    flag sees (Mg high, partial anneal) as new, however many unused columns the cards share; a card that differs
+    only in a column the formula ignores is out too once it leaves that column's range, and an addition no
+    training card has (a column always 0) is out however close the rest is; model.json keeps every rule."""
     from alloy_hydra.features import Featuriser
     from alloy_hydra.model import Domain
     rng = np.random.default_rng(0)
     n = 200
     high = np.arange(n) % 2 == 1
     cards = pd.DataFrame({"Mg": np.where(high, rng.uniform(4, 5, n), rng.uniform(2, 3, n)),
-                          "partial": (~high).astype(float), **{f"z{i}": rng.normal(size=n) for i in range(20)}})
+                          "partial": (~high).astype(float), "Pb": 0.0,
+                          **{f"z{i}": rng.normal(size=n) for i in range(20)}})
     feat = Featuriser(list(cards.columns)).fit(cards)
     X = feat.transform(cards).to_numpy(float)
     use = [feat.columns_.index("Mg"), feat.columns_.index("partial")]
-    new = X[:1].copy()
-    new[0, use] = [4.5, 1.0]                                        # high Mg with a partial anneal
-    formula, everything = Domain.fit(X, use=use), Domain.fit(X)
-    assert formula.distance(new)[0] > formula.threshold             # out of the formula's domain
-    assert everything.distance(new)[0] <= everything.threshold      # diluted by the 20 unused columns
-    assert formula.distance(X[:5]).max() <= formula.threshold
+    dom = Domain.fit(X, use=use)
+    assert dom.ratio(X).max() <= 1.0 + 1e-9 or np.quantile(dom.ratio(X), 0.9) <= 1.0   # training cards inside
+    combo = X[:1].copy()
+    combo[0, use] = [4.5, 1.0]                                      # high Mg with a partial anneal
+    assert dom.distance(combo)[0] <= dom.threshold                  # diluted in the distance over every column
+    assert dom.ratio(combo)[0] > 1.0                                # ... but new to the formula's inputs
+    unused = X[:1].copy()
+    unused[0, feat.columns_.index("z3")] = X[:, feat.columns_.index("z3")].max() + 3.0   # a column it ignores
+    assert dom.ratio(unused)[0] > 1.0
+    assert "Pb" not in feat.columns_                                # constant: no feature, no distance sees it
     main = {"kind": "expression", "expr": expr.parse("50 + 20*Mg - 30*partial"), "features": feat.columns_}
-    Model("YS", "MPa", feat, main, [], 1.0, formula, {}).save(tmp_path / "m.json")
+    Model("YS", "MPa", feat, main, [], 1.0, dom, {}).save(tmp_path / "m.json")
     back = Model.load(tmp_path / "m.json")
-    assert back.domain.use.tolist() == sorted(use) and not back.predict(X=new)[2][0]
+    assert back.domain.use.tolist() == sorted(use)
+    assert back.predict(X=np.vstack([X[:1], combo, unused]))[2].tolist() == [dom.ratio(X[:1])[0] <= 1, False, False]
+    lead = cards.iloc[:2].copy()
+    lead["Pb"] = [0.0, 0.05]                                        # an element no training card contains
+    assert back.predict(lead)[2].tolist() == [dom.ratio(X[:1])[0] <= 1, False]
+    assert np.isinf(back.search(lead)[1][1]) and np.isinf(back.report(lead)[2][1])
     bad = json.loads((tmp_path / "m.json").read_text())
     bad["domain"]["use"] = [0, 99]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(expr.ModelFileError, match="domain columns"):
         Model.load(tmp_path / "bad.json")
+
+
+def test_an_older_model_file_keeps_its_formula_only_domain(tmp_path):
+    """A model.json written before the all-inputs rule stored points over the formula's columns only: it loads
+    and measures on those columns."""
+    from alloy_hydra.features import Featuriser
+    from alloy_hydra.model import Domain
+    cards = pd.DataFrame({"a": np.linspace(0, 1, 40), "b": np.linspace(5, 1, 40)})
+    feat = Featuriser(["a", "b"]).fit(cards)
+    X = feat.transform(cards).to_numpy(float)
+    main = {"kind": "expression", "expr": expr.parse("2*a"), "features": feat.columns_}
+    Model("YS", "MPa", feat, main, [], 1.0, Domain.fit(X), {}).save(tmp_path / "m.json")
+    d = json.loads((tmp_path / "m.json").read_text())
+    old = Domain.fit(X[:, [0]])
+    d["domain"] = {"mu": old.mu.tolist(), "sd": old.sd.tolist(), "points": old.points.tolist(), "k": old.k,
+                   "threshold": old.threshold, "use": [0]}
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    back = Model.load(tmp_path / "old.json")
+    probe = np.array([[0.5, 100.0], [3.0, 3.0]])                    # b far out (ignored), a far out
+    assert back.predict(X=probe)[2].tolist() == [True, False]
 
 
 def test_lars_path_finds_a_sparse_hinge_formula():
