@@ -268,9 +268,31 @@ class DesignConfig:
     adequate_homog: bool = True         # cleaning's adequacy rule must hold
     adequate_recryst: bool = True       # ... for anneals meant to recrystallise (batch / flash / direct)
     domain: str = "exclude"             # exclude | penalise | ignore (out-of-domain candidates)
+    # The design space is what the cards support: an element is a design variable only where at least min_share
+    # of the (family's) cards hold >= min_wt wt% of it; others stay at the cards' typical (median) value unless
+    # listed in `allow`. Categorical levels need min_share of the cards too. Element bounds: these quantiles of
+    # the (family's) cards, inside the chem window (design.bounds overrides both).
+    support: Dict[str, float] = field(default_factory=lambda: {"min_wt": 0.01, "min_share": 0.05})
+    allow: List[str] = field(default_factory=list)
+    quantiles: List[float] = field(default_factory=lambda: [0.01, 0.99])
+    family: Optional[str] = None        # a key of `families`: design within that alloy family's cards
+    # Aluminum Association series by their principal alloying elements (wt%); a card belongs to a family when
+    # every listed limit holds. Process ranges and supported elements then come from the family's own cards.
+    families: Dict[str, Any] = field(default_factory=lambda: {
+        "AA1xxx": {"max": {"Cu": 0.5, "Mn": 0.3, "Mg": 0.3, "Si": 1.0, "Zn": 0.3, "Fe": 1.0}},
+        "AA2xxx": {"min": {"Cu": 1.5}, "max": {"Zn": 1.0, "Li": 0.5}},
+        "AA3xxx": {"min": {"Mn": 0.3}, "max": {"Cu": 0.5, "Mg": 1.3, "Si": 0.8, "Zn": 0.5}},
+        "AA5xxx": {"min": {"Mg": 0.5}, "max": {"Cu": 0.5, "Zn": 1.0, "Si": 0.8}},
+        "AA6xxx": {"min": {"Mg": 0.3, "Si": 0.2}, "max": {"Cu": 1.2, "Zn": 1.0, "Mg": 1.6, "Si": 1.9}},
+        "AA7xxx": {"min": {"Zn": 2.5}, "max": {"Li": 0.5}},
+        "AA8xxx": {"min": {"Li": 0.5}}})
+    # raw-material price / price of Al (rough, conservative for the rare ones). An element the design may add
+    # without a price here is a config error: a missing price would otherwise cost what aluminium costs
     cost_weights: Dict[str, float] = field(default_factory=lambda: {
         "Al": 1.0, "Mg": 1.4, "Mn": 1.0, "Cr": 4.0, "Cu": 3.5, "Zn": 1.2, "Zr": 12.0, "Sc": 1500.0, "Ti": 4.0,
-        "Ni": 6.0, "Fe": 0.2, "Si": 1.0, "Li": 40.0, "Ag": 300.0, "V": 15.0, "Other": 1.0})   # price / price of Al
+        "Ni": 6.0, "Fe": 0.2, "Si": 1.0, "Li": 40.0, "Ag": 300.0, "V": 15.0, "Other": 1.0, "B": 20.0, "Be": 400.0,
+        "Bi": 5.0, "Pb": 1.0, "Sn": 12.0, "Ga": 150.0, "Cd": 2.0, "Co": 15.0, "Er": 30.0, "Eu": 400.0,
+        "Ce": 3.0, "La": 3.0, "Sr": 5.0, "Ca": 2.0, "Hf": 600.0, "Y": 20.0, "Nb": 20.0, "Mo": 20.0})
     weights: DesignWeights = field(default_factory=DesignWeights)
     top: int = 20
     hit_top: int = 10                   # closed loop on demo: top-N scored by the ground truth

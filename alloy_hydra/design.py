@@ -44,7 +44,7 @@ class Space:
     """Decision space built from the encoded BASE_MASTER, the chemistry window and config overrides."""
 
     def __init__(self, master: pd.DataFrame, data, window, fixed: dict | None = None, bounds: dict | None = None,
-                 stratify_by=("casting",), outcomes=()):
+                 stratify_by=("casting",), outcomes=(), support=None, allow=(), quantiles=(0.0, 1.0)):
         self.data = data = plain(data)
         self.schema = cards_mod.schema_of(master, data)
         # numbers a card records but a caster cannot set (grain size follows from composition and route): not
@@ -52,18 +52,31 @@ class Space:
         self.outcomes = [c for c in outcomes if c in self.schema.numeric]
         self.table = cards_mod.encode(master, self.schema, data).reset_index(drop=True)
         fixed, bounds = dict(fixed or {}), {k: list(v) for k, v in (bounds or {}).items()}
+        support = dict(support or {})
+        min_wt, min_share = float(support.get("min_wt", 0.01)), float(support.get("min_share", 0.0))
+        allow = set(allow or ())
         self.vars: list[Var] = []
+        self.unsupported: dict[str, float] = {}   # element -> share of cards containing it (fixed at typical)
         for el in self.schema.elements:
+            col = self.table[el].astype(float)
+            share = float((col >= min_wt).mean())
             hi_w = window.max.get(el, window.unlisted_max)
-            lo, hi = max(window.min.get(el, 0.0), 0.0), float(self.table[el].max())
+            lo_q, hi_q = (float(np.quantile(col, q)) for q in quantiles)
+            lo, hi = max(window.min.get(el, 0.0), lo_q, 0.0), hi_q
             hi = min(hi, hi_w) if hi_w is not None else hi
-            lo, hi = bounds.get(el, [lo, max(hi, lo)])
-            self.vars.append(Var(el, "element", float(lo), float(hi)))
+            if el in bounds:
+                lo, hi = bounds[el]
+            elif share < min_share and el not in allow:
+                # too few cards hold it for any model to know its effect: kept at the cards' typical value
+                self.unsupported[el] = share
+                lo = hi = float(np.round(np.median(col), 2))
+            self.vars.append(Var(el, "element", float(lo), float(max(hi, lo))))
         for c in self.data.categoricals:
-            levels = sorted(self.table[c].astype(str).unique())
+            counts = self.table[c].astype(str).value_counts(normalize=True)
+            levels = sorted(counts.index[counts >= min_share]) or [counts.index[0]]   # supported levels
             if c in fixed:
-                if str(fixed[c]) not in levels:
-                    raise ValueError(f"design: {c}={fixed[c]!r} is not among the data's {levels}")
+                if str(fixed[c]) not in counts.index:
+                    raise ValueError(f"design: {c}={fixed[c]!r} is not among the data's {sorted(counts.index)}")
                 levels = [str(fixed[c])]
             self.vars.append(Var(c, "category", 0, len(levels) - 1, levels))
         strat_cats = [c for c in stratify_by if c in self.data.categoricals]
@@ -199,6 +212,37 @@ class Space:
         return out
 
 
+def family_cards(master: pd.DataFrame, family: str | None, families: dict) -> pd.DataFrame:
+    """The cards of an alloy family (design.families[family]: element min / max in wt%), or all cards."""
+    from .errors import ConfigError
+    if not family:
+        return master
+    if family not in families:
+        raise ConfigError(f"design.family={family!r} is not one of design.families {sorted(families)}")
+    keep = np.ones(len(master), bool)
+    for bound, cmp in (("min", np.greater_equal), ("max", np.less_equal)):
+        for el, v in (families[family].get(bound) or {}).items():
+            if el in master:
+                keep &= cmp(master[el].astype(float).fillna(0.0).to_numpy(), float(v))
+            elif bound == "min" and float(v) > 0:
+                keep &= False
+    if keep.sum() < 5:
+        raise ConfigError(f"design.family={family}: only {int(keep.sum())} of {len(master)} cards lie in its window "
+                          f"{dict(families[family])}; too few to design from")
+    log.info("design.family=%s: %d of %d cards", family, int(keep.sum()), len(master))
+    return master.loc[keep].reset_index(drop=True)
+
+
+def check_prices(space: "Space", weights: dict) -> None:
+    """Every element a recipe can contain (a design variable, or kept at a typical value above 0) needs a price."""
+    from .errors import ConfigError
+    missing = [v.name for v in space.vars if v.kind == "element" and v.hi > 0 and v.name not in weights]
+    if missing:
+        raise ConfigError(f"design.cost_weights has no price for {missing} (price relative to Al), which the "
+                          f"design may add; set e.g. design.cost_weights.{missing[0]}=<ratio>, or keep it out with "
+                          f"design.bounds.{missing[0]}=[0,0]")
+
+
 class RoundDiscrete(Repair):
     """Keeps category / count variables integral (NSGA-II's SBX and mutation work on reals)."""
 
@@ -212,7 +256,8 @@ class RoundDiscrete(Repair):
 
 
 def cost_index(cards: pd.DataFrame, weights: dict, balance: str = "Al") -> np.ndarray:
-    """Raw-material cost relative to pure Al: Σ wt%/100 · price ratio (weights; unlisted elements = 1)."""
+    """Raw-material cost relative to pure Al: Σ wt%/100 · price ratio (weights; check_prices makes sure every
+    element a recipe can hold has one)."""
     elements = [c for c in cards if c in weights or c == balance]   # a frame or a dict of arrays
     return sum(np.asarray(cards[e], float) / 100.0 * float(weights.get(e, 1.0)) for e in elements)
 
@@ -355,14 +400,18 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     targets = evaluator.targets
     dev = {t: ev.pred[t] - v for t, v in targets.items()}
     dist = np.sqrt(np.mean([(dev[t] / evaluator.tol[t]) ** 2 for t in targets], axis=0))
-    conf = np.mean([ev.std[t] / evaluator.tol[t] for t in targets], axis=0)
+    p_hit = {t: hit_probability(ev.pred[t], ev.std[t], v, evaluator.tol[t]) for t, v in targets.items()}
+    p_all = np.prod(list(p_hit.values()), axis=0)
     w = opts.weights
-    # confidence: the models' sigma and how deep inside the applicability domain the recipe sits
-    score = (dist + w.cost * (ev.cost - 1.0) + w.simplicity * ev.additions / 10.0
-             + w.confidence * (conf + ev.domain_ratio))
+    # rank by the chance that the cast recipe lands within tolerance, not by the prediction alone: a search keeps
+    # the recipes a model over-predicts (the optimiser's curse), and sigma (large where the formula and its
+    # reference disagree or the recipe is far from tested cards) is what says which those are; then cost,
+    # simplicity and how deep inside the applicability domain the recipe sits
+    score = ((1.0 - p_all) + w.cost * (ev.cost - 1.0) + w.simplicity * ev.additions / 10.0
+             + w.confidence * ev.domain_ratio)
     c = ev.cards
     space = evaluator.space
-    out = pd.DataFrame({"score": score, "distance": dist, "in_domain": ev.in_domain})
+    out = pd.DataFrame({"score": score, "p_hit": np.round(p_all, 4), "distance": dist, "in_domain": ev.in_domain})
     for el in space.schema.elements + [space.schema.balance]:
         out[el] = c[el].round(3)
     for col in list(space.data.categoricals) + list(space.schema.numeric):
@@ -378,6 +427,7 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
         out[f"{t}_std"] = np.round(ev.std[t], 3)
         out[f"{t}_dev"] = np.round(dev[t], 3)
         out[f"{t}_within_tol"] = np.abs(dev[t]) <= evaluator.tol[t]
+        out[f"{t}_p_hit"] = np.round(p_hit[t], 4)
     out["cost_index"] = np.round(ev.cost, 4)
     out["n_additions"] = ev.additions
     out["domain_ratio"] = np.round(ev.domain_ratio, 3)
@@ -410,6 +460,14 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     out = out.loc[~out["_key"].duplicated()].drop(columns="_key").reset_index(drop=True)   # the best of each
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
+
+
+def hit_probability(pred, std, target: float, tol: float) -> np.ndarray:
+    """P(|Y - target| <= tol) for Y ~ Normal(pred, std): the chance a recipe's measured value lands in tolerance."""
+    from scipy.stats import norm
+    s = np.maximum(np.asarray(std, float), 1e-9)
+    pred = np.asarray(pred, float)
+    return norm.cdf((target + tol - pred) / s) - norm.cdf((target - tol - pred) / s)
 
 
 def _notes(out, cards, targets) -> list[str]:

@@ -16,6 +16,8 @@ from . import expr
 from .clean import has_times
 from .errors import ConfigError
 
+# below the resolution recipes are written at (0.01 wt%): a constant 0.005 (half a detection limit) is 0
+UNSEEN_TOL = 0.01
 _INDICATOR = re.compile(r"\[\s*([^\]=]+?)\s*=\s*([^\]]*?)\s*\]")   # [quench=Furnace]: 1 on such cards, else 0
 
 
@@ -124,7 +126,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
         for c in fixed:
             v = np.asarray(cards[c], dtype=float)
             v = np.where(np.isnan(v), self.fill_[c], v)
-            out |= np.abs(v - self.fill_[c]) > 1e-9 * (1.0 + abs(self.fill_[c]))
+            out |= np.abs(v - self.fill_[c]) > UNSEEN_TOL + 1e-9 * abs(self.fill_[c])
         return out
 
     def to_json(self) -> dict:

@@ -356,11 +356,17 @@ def stage_design(cfg, run_dir: Path, state: RunState) -> None:
     fixed = dict(d.fixed)
     if d.casting:
         fixed["casting"] = d.casting
+    master = design_mod.family_cards(master, d.family, d.families)
     try:
         space = design_mod.Space(master, data, cfg.chem_window, fixed, dict(d.bounds), list(d.stratify_by),
-                                 list(d.outcomes))
+                                 list(d.outcomes), dict(d.support), list(d.allow), list(d.quantiles))
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    design_mod.check_prices(space, dict(d.cost_weights))
+    if space.unsupported:
+        log.info("design: kept at the cards' typical value (held by < %g %% of %d cards; design.allow=[...] "
+                 "frees them): %s", 100 * d.support.get("min_share", 0), len(master),
+                 ", ".join(f"{el} ({100 * sh:.1f} %)" for el, sh in space.unsupported.items()))
     opts = SimpleNamespace(targets=targets, tolerance=dict(d.tolerance),
                            min={t: v for t, v in d.min.items() if v is not None}, cost_weights=dict(d.cost_weights),
                            adequate_homog=d.adequate_homog, adequate_recryst=d.adequate_recryst,
