@@ -149,6 +149,15 @@ class SDVConfig(GeneratorConfig):
 
 
 @dataclass
+class AutoConfig(GeneratorConfig):
+    """Synthetic rows only where they help (pipeline.choose_augmentation): decided on an inner split of the
+    real train groups, never the holdout."""
+    candidate: Any = MISSING            # a generator config (composed from its own file)
+    inner_holdout: float = 0.25         # share of train groups scored
+    min_gain: float = 0.02              # the rows must lower the inner-validation MAE by this share
+
+
+@dataclass
 class BlendConfig(GeneratorConfig):
     parts: Dict[str, Any] = field(default_factory=dict)     # name -> a generator config (composed from its file)
     shares: Dict[str, float] = field(default_factory=dict)  # name -> share of each class's rows (sums to 1)
@@ -309,6 +318,7 @@ class SplitConfig:
 @dataclass
 class QCConfig:
     near_dup_fraction: float = 0.25     # near-duplicate: DCR < this × median real-to-real NN distance
+    on_fail: str = "fallback_real"      # failed QC: fallback_real (train on real rows) | stop | continue
     plots: bool = True
 
 
@@ -348,6 +358,7 @@ def register() -> None:
     cs.store(group="generator", name="base_sdv", node=SDVConfig)
     cs.store(group="generator", name="base_none", node=GeneratorConfig)
     cs.store(group="generator", name="base_blend", node=BlendConfig)
+    cs.store(group="generator", name="base_auto", node=AutoConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
     for name, node in (("operon", OperonConfig), ("pysr", PySRConfig), ("ridge", RidgeConfig), ("gbm", GBMConfig),
                        ("hinge", HingeConfig)):

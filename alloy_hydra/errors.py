@@ -31,3 +31,7 @@ class ScheduleError(ValueError):
 
 class ConfigError(AlloyHydraError):
     """A config that composes but cannot work (e.g. a target the dataset does not have)."""
+
+
+class QCFailed(AlloyHydraError):
+    """Synthetic rows failed their acceptance checks and qc.on_fail=stop."""

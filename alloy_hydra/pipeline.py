@@ -20,7 +20,7 @@ from . import generate as gen_mod, ground_truth, plots
 from . import qc as qc_mod, report, train as train_mod
 from .model import Committee, Model
 from .regress import FixedModel
-from .errors import AlloyHydraError, ConfigError
+from .errors import AlloyHydraError, ConfigError, QCFailed
 from .features import Featuriser, default_columns
 from .io import job_dirs, read_cards, write_json
 from .split import split_groups
@@ -86,25 +86,27 @@ def stage_split(cfg, run_dir: Path, state: RunState) -> None:
                                                "n_holdout_groups")})
 
 
-def make_generator(cfg):
-    """Instantiate the configured generator (Hydra `_target_`) with the run's seed."""
+def make_generator(cfg, node=None):
+    """Instantiate a generator config (default: the run's `generator`; Hydra `_target_`) with the run's seed."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-    params = OmegaConf.to_container(cfg.generator, resolve=True)
+    node = cfg.generator if node is None else node
+    params = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
     n_per_class = params.pop("n_per_class", None) or cfg.target.n_per_class
     for part in (params.get("parts") or {}).values():   # a blend's parts take their counts from the blend
         part.pop("n_per_class", None)
     return instantiate(params, seed=cfg.seed, _convert_="all"), int(n_per_class)
 
 
-def stage_generate(cfg, run_dir: Path, state: RunState) -> None:
-    train = state["train"]                       # real train groups only: the holdout never reaches here
+def synthesise(cfg, train: pd.DataFrame, node=None) -> dict:
+    """Fit a generator on real train cards and sample: the recipe tables, the synthetic cards (is_synthetic=1,
+    source_generator, source_group) and the post-processing report."""
     schema = cards_mod.schema_of(train, cfg.data)
     table = cards_mod.encode(train, schema, cfg.data)
     groups = train[clean_mod.GROUP_COL]
     coarse_col = cfg.data.coarse_group_column
     coarse = train[coarse_col] if coarse_col and coarse_col in train else None
-    generator, n_per_class = make_generator(cfg)
+    generator, n_per_class = make_generator(cfg, node)
     generator.fit(table, groups, schema, coarse=coarse)
     raw_synth = generator.sample(n_per_class)
     synth, post = gen_mod.postprocess(raw_synth, table, schema, cfg.chem_window)
@@ -113,14 +115,61 @@ def stage_generate(cfg, run_dir: Path, state: RunState) -> None:
     if hasattr(generator, "class_shortfall_"):
         post["classes_short"] = len(generator.class_shortfall_)
     synth_cards[clean_mod.GROUP_COL] = synth[gen_mod.SOURCE].to_numpy()
-    made_by = synth[gen_mod.PART].to_numpy() if gen_mod.PART in synth else cfg.generator.name
+    made_by = synth[gen_mod.PART].to_numpy() if gen_mod.PART in synth else generator.name
     synth_cards = synth_cards.assign(is_synthetic=1, source_generator=made_by,
                                      source_group=synth[gen_mod.SOURCE].to_numpy())
-    synth_cards.to_csv(run_dir / "synthetic.csv", index=False)
-    state.update(schema=schema, train_table=table, synth_table=synth, synth_cards=synth_cards, post=post,
-                 classes=sorted(groups.unique()))
-    state.metrics.update(generator=cfg.generator.name, n_synthetic=int(len(synth_cards)),
-                         n_per_class=n_per_class)
+    return {"schema": schema, "train_table": table, "synth_table": synth, "synth_cards": synth_cards, "post": post,
+            "classes": sorted(groups.unique()), "n_per_class": n_per_class}
+
+
+def choose_augmentation(cfg, train: pd.DataFrame) -> dict:
+    """generator=auto: do the candidate generator's rows help? Decided on an inner split of the real train
+    groups (the holdout is never used): the candidate is fitted on the inner-train groups, and a hinge formula
+    (deterministic, the default engine's own path) is fitted on the inner-train cards with and without its rows
+    and scored on the inner-validation groups. The rows are kept only if they lower that MAE by min_gain."""
+    from .regress import HingeRegressor
+    g = cfg.generator
+    inner, val, _ = split_groups(train, g.inner_holdout, cfg.seed)
+    synth = synthesise(cfg, inner, g.candidate)["synth_cards"]
+    target = cfg.target.name
+    synth = synth[synth[target].notna()]
+    numeric, categorical = default_columns(cfg.data)
+    scores = {}
+    for name, rows in (("real", inner), ("augmented", pd.concat([inner, synth], ignore_index=True))):
+        feat = Featuriser([c for c in numeric if c not in cfg.train.exclude], categorical,
+                          list(cfg.data.interactions)).fit(rows)
+        est = HingeRegressor(feature_names=feat.columns_).fit(feat.transform(rows), rows[target].to_numpy(float))
+        pred = est.predict(feat.transform(val))
+        scores[name] = float(np.mean(np.abs(pred - val[target].to_numpy(float))))
+    keep = scores["augmented"] < (1.0 - g.min_gain) * scores["real"]
+    return {"candidate": g.candidate.name, "chosen": g.candidate.name if keep else "none",
+            "inner_mae_real": scores["real"], "inner_mae_augmented": scores["augmented"],
+            "n_inner_train_groups": int(inner[clean_mod.GROUP_COL].nunique()),
+            "n_inner_val_groups": int(val[clean_mod.GROUP_COL].nunique()), "min_gain": float(g.min_gain),
+            "scored_by": "hinge formula, MAE on the inner-validation groups of the real train cards",
+            "reason": (f"{g.candidate.name} rows lower the inner-validation MAE {scores['real']:.4g} -> "
+                       f"{scores['augmented']:.4g}" if keep else
+                       f"{g.candidate.name} rows do not lower the inner-validation MAE by {100 * g.min_gain:g} % "
+                       f"({scores['real']:.4g} real only, {scores['augmented']:.4g} augmented): real rows only")}
+
+
+def stage_generate(cfg, run_dir: Path, state: RunState) -> None:
+    train = state["train"]                       # real train groups only: the holdout never reaches here
+    node, used = None, cfg.generator.name
+    if cfg.generator.name == "auto":
+        decision = choose_augmentation(cfg, train)
+        state["augmentation"] = decision
+        used = decision["chosen"]
+        node = cfg.generator.candidate if used != "none" else {"_target_": "alloy_hydra.generate.NoGenerator",
+                                                               "name": "none"}
+        log.info("generator=auto: %s", decision["reason"])
+        state.metrics.update(auto_inner_mae_real=decision["inner_mae_real"],
+                             auto_inner_mae_augmented=decision["inner_mae_augmented"])
+    out = synthesise(cfg, train, node)
+    out["synth_cards"].to_csv(run_dir / "synthetic.csv", index=False)
+    state.update(out, generator_used=used)
+    state.metrics.update(generator=cfg.generator.name, generator_used=used,
+                         n_synthetic=int(len(out["synth_cards"])), n_per_class=out["n_per_class"])
 
 
 def _key_features(train: pd.DataFrame, schema, target: str, n: int = 5) -> list[str]:
@@ -133,8 +182,12 @@ def stage_qc(cfg, run_dir: Path, state: RunState) -> None:
     target, synth_cards = cfg.target.name, state["synth_cards"]
     featuriser = Featuriser(*default_columns(cfg.data))
     util = qc_mod.utility(featuriser, target, state["train"], synth_cards, state["holdout"], cfg.seed)
-    result = {"generator": cfg.generator.name, "target": target, "thresholds": cfg.thresholds.name,
-              "holdout_used_for": "utility only", "utility": util}
+    used = state.get("generator_used", cfg.generator.name)
+    result = {"generator": cfg.generator.name, "generator_used": used, "target": target,
+              "thresholds": cfg.thresholds.name, "holdout_used_for": "utility only (reported, never decides)",
+              "utility": util}
+    if "augmentation" in state:
+        result["augmentation"] = state["augmentation"]
     if len(synth_cards):
         ev = qc_mod.evaluate(state["train_table"], state["synth_table"], synth_cards, state["schema"], target,
                              cfg.chem_window, cfg.thresholds, state["post"], state["classes"],
@@ -152,13 +205,30 @@ def stage_qc(cfg, run_dir: Path, state: RunState) -> None:
                              clip_rate_pct=ev["postprocess"]["clip_rate_pct"],
                              balance_ratio=ev["classes"]["balance_ratio"])
         if cfg.summary:
-            report.print_acceptance(acc, f"QC · {cfg.generator.name} · {target} · thresholds={cfg.thresholds.name}")
+            report.print_acceptance(acc, f"QC · {used} · {target} · thresholds={cfg.thresholds.name}")
+        if acc["overall_pass"] is False:
+            result["on_fail"] = apply_qc_policy(cfg.qc.on_fail, used, state)
     else:
         result["acceptance"] = {"checks": [], "overall_pass": None, "note": "generator=none: no synthetic rows"}
         state.metrics.update(qc_pass=None)
     write_json(run_dir / "generation_report.json", result)
     state.metrics.update({k: util.get(k) for k in ("tstr_r2", "tstr_mae", "aug_r2", "aug_mae", "real_only_r2",
                                                    "real_only_mae")})
+
+
+def apply_qc_policy(policy: str, generator: str, state) -> str:
+    """What a failed QC does to training (qc.on_fail): fallback_real (default) trains on the real rows only,
+    stop ends the run, continue trains on the failing rows; each says so on screen and in run.log."""
+    if policy == "stop":
+        raise QCFailed(f"QC of the {generator} rows failed (generation_report.json) and qc.on_fail=stop")
+    if policy == "fallback_real":
+        log.warning("QC of the %s rows FAILED: training on the real rows only (qc.on_fail=fallback_real)", generator)
+        state["synth_cards"] = state["synth_cards"].iloc[:0]
+        state["generator_used"] = "none"
+        state.metrics.update(generator_used="none", qc_fallback=True)
+        return "fallback_real: synthetic rows dropped, training on real rows only"
+    log.warning("QC of the %s rows FAILED and qc.on_fail=continue: training on them anyway", generator)
+    return "continue: training on the rows that failed QC"
 
 
 def unit_of(name: str, data) -> str:
@@ -203,7 +273,8 @@ def stage_train(cfg, run_dir: Path, state: RunState) -> None:
                                        cfg.train, cfg.seed, label=cfg.regressor.name,
                                        rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
     model, why, table = fit.model, fit.why, fit.table
-    model.info.update(regressor=cfg.regressor.name, generator=cfg.generator.name, train_data=cfg.train.data,
+    used = state.get("generator_used", cfg.generator.name)
+    model.info.update(regressor=cfg.regressor.name, generator=used, train_data=cfg.train.data,
                       data=cfg.data.name)
     model.save(run_dir / "model.json")
     main, complexity = model.main, model.info["complexity"]
@@ -213,7 +284,7 @@ def stage_train(cfg, run_dir: Path, state: RunState) -> None:
         (run_dir / "equation.txt").write_text(
             f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
             f"regressor: {cfg.regressor.name}; trained on {model.info['n_train_rows']} rows ({cfg.train.data}, "
-            f"generator {cfg.generator.name}); grouped {cfg.train.cv_folds}-fold CV MAE "
+            f"generator {used}); grouped {cfg.train.cv_folds}-fold CV MAE "
             f"{fit.cv['chosen']['mae']:.4g} {cfg.target.unit}\n"
             f"uncertainty: ±sqrt(ensemble sd² + {model.sigma_resid:.3g}²)\n")
     else:
@@ -414,6 +485,14 @@ REQUIRES = {"split": ["clean"], "generate": ["split"], "qc": ["generate"], "trai
             "audit": ["train"]}   # design needs a model: this run's train stage or design.models
 
 
+def check_options(cfg) -> None:
+    """Config values with a fixed set of choices, checked before any work."""
+    if cfg.qc.on_fail not in ("fallback_real", "stop", "continue"):
+        raise ConfigError(f"qc.on_fail must be fallback_real, stop or continue, not {cfg.qc.on_fail!r}")
+    if cfg.generator.name == "auto" and not 0 < cfg.generator.inner_holdout < 1:
+        raise ConfigError(f"generator.inner_holdout must be between 0 and 1, not {cfg.generator.inner_holdout}")
+
+
 def check_stages(stages) -> list[str]:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -434,6 +513,7 @@ def run(cfg, run_dir) -> dict:
     state = RunState()
     state.metrics.update(data=cfg.data.name, target=cfg.target.name)
     try:
+        check_options(cfg)
         for name in check_stages(cfg.stages):
             t0 = time.perf_counter()
             log.info("stage %s", name)
