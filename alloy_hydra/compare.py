@@ -20,7 +20,7 @@ from rich.table import Table
 from .io import job_dirs
 
 MISSING = "—"
-KEY_METRICS = ["status", "qc_pass", "tstr_r2", "real_only_r2", "cv_mae", "holdout_r2", "holdout_mae",
+KEY_METRICS = ["status", "generator_used", "qc_pass", "tstr_r2", "real_only_r2", "cv_mae", "holdout_r2", "holdout_mae",
                "baseline_ridge_r2", "baseline_gbm_r2", "complexity", "physics_pass", "design_hit_rate"]
 
 

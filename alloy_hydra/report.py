@@ -5,9 +5,11 @@ from rich.console import Console
 from rich.table import Table
 
 SUMMARY_KEYS = ("rows_in", "rows_kept", "rows_rejected", "view_rows", "view_groups", "target_clipped",
-                "n_train_rows", "n_holdout_rows", "generator", "n_synthetic", "qc_pass", "tstr_r2", "real_only_r2",
-                "regressor", "complexity", "cv_mae", "holdout_mae", "holdout_r2", "baseline_ridge_r2",
-                "baseline_gbm_r2", "coverage_2sigma", "physics_pass", "n_recommendations", "best_distance",
+                "n_train_rows", "n_holdout_rows", "generator", "generator_used", "n_synthetic", "qc_pass",
+                "tstr_r2", "real_only_r2", "regressor", "complexity", "cv_mae", "holdout_mae", "holdout_r2",
+                "baseline_ridge_r2", "baseline_gbm_r2", "holdout_mae_in_domain", "holdout_mae_out_domain",
+                "coverage_1sigma", "coverage_2sigma", "sigma_error_spearman", "physics_pass",
+                "physics_checks_applicable", "sr_time_cap_fired", "n_recommendations", "best_distance",
                 "design_hit_rate")
 
 

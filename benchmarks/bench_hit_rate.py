@@ -3,7 +3,8 @@
     python benchmarks/bench_hit_rate.py [--seeds 42 1 7] [--committee K] [--out /tmp/hit_rate] [--reuse]
                                         [--train K=V ...] [--design K=V ...]
 
-Per group of K seeds (K = 1 by default): `python run.py -m generator=none target=YS,UTS,FractureEL seed=S1,..,SK`
+Per group of K seeds (K = 1 by default): `python run.py -m target=YS,UTS,FractureEL seed=S1,..,SK` (the README's
+model-building command; the default generator=auto decides per target whether synthetic rows help)
 up to the audit (each seed a new holdout split and new formulas), then the design assistant (YS 260 / UTS 320 /
 FractureEL 12, DC, max_cost 2) on that sweep dir — with K > 1 each target's seeds form a committee
 (design.combine) — with NSGA-II and with random search on the same budget; prints each run's hit rate (top 10
@@ -34,7 +35,7 @@ def run(args: list[str]) -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 7])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     ap.add_argument("--out", default="/tmp/alloy_hydra_hit_rate")
     ap.add_argument("--committee", type=int, default=1, help="seeds per model set (a committee per target)")
     ap.add_argument("--reuse", action="store_true")
@@ -49,7 +50,7 @@ def main():
         models = out / f"models_{label}"
         t0 = time.perf_counter()
         if not (a.reuse and list(models.glob("**/model.json"))):
-            run(["-m", "generator=none", "target=YS,UTS,FractureEL", "stages=[clean,split,generate,qc,train,audit]",
+            run(["-m", "target=YS,UTS,FractureEL", "stages=[clean,split,generate,qc,train,audit]",
                  f"seed={','.join(map(str, group))}", f"hydra.sweep.dir={models}", *a.train])
         t_train = time.perf_counter() - t0
         row = {"seed": label, "train_s": t_train}

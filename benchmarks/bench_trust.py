@@ -1,0 +1,115 @@
+"""Validate the models the way design uses them (issue 18): beyond the known alloys and at the frontier, and
+whether `in_domain` and sigma say which predictions miss.
+
+    python benchmarks/bench_trust.py [--data uq_al hu2021 demo] [--targets YS UTS] [--models hinge ridge gbm]
+                                     [--folds 5] [--frontier 0.8] [overrides ...]
+
+For every model (a regressor config: the whole training procedure of alloy_hydra.train.fit_property_model,
+real rows only, so each model gets its own applicability domain and sigma model) two splits of the real cards:
+
+- groups: GroupKFold by alloy / composition group. Out-of-fold: R², MAE; MAE of the cards flagged in domain
+  and out of it and the share in; 1σ / 2σ coverage; Spearman ρ of σ with |error|.
+- frontier: the groups whose mean target is at or above the `--frontier` quantile of group means are the test
+  set, the model is trained on the rest: can it predict stronger alloys than it has seen? MAE, R², bias
+  (mean prediction − measured; negative = under-predicts the frontier), share flagged in domain.
+
+Formulas are scored with regressor=hinge by default (deterministic; the default operon front's chosen members on
+these files are hinge-path members, and operon costs ~3.5 min per fit here); pass --models operon to include it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+DATA = {"uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",
+        "hu2021": ROOT.parent / "shared" / "data" / "hu2021_al_data.csv", "demo": None}
+
+
+def fit_predict(cfg, view, tr, te):
+    """Train by the pipeline's procedure on view rows tr; (prediction, sigma, in_domain) on rows te."""
+    from alloy_hydra import cards as cards_mod, clean, pipeline, train
+    from alloy_hydra.features import Featuriser, default_columns
+    real = view.iloc[tr].reset_index(drop=True)
+    numeric, categorical = default_columns(cfg.data)
+    feat = Featuriser(numeric, categorical, list(cfg.data.interactions))
+    fit = train.fit_property_model(real.assign(_cv_group=real[clean.GROUP_COL], is_synthetic=0), real,
+                                   cfg.target.name, cfg.target.unit, feat,
+                                   lambda names: pipeline.make_regressor(cfg, names), dict(cfg.target.physics),
+                                   cfg.train, cfg.seed, label=cfg.regressor.name,
+                                   rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
+    test = view.iloc[te]
+    mean, std, inside, _ = fit.model.predict(test)
+    return mean, std, inside
+
+
+def summary(y, mean, std, inside) -> dict:
+    from alloy_hydra import pipeline, train
+    m = train.metrics(y, mean)
+    s = train.sigma_checks(mean - y, std)
+    d = pipeline.domain_check(y, mean, inside)
+    r = (lambda v, k=2: None if v is None or not np.isfinite(v) else round(float(v), k))
+    return {"R2": r(m["r2"], 3), "MAE": r(m["mae"]), "MAE_in": r(d["mae_in_domain"]),
+            "MAE_out": r(d["mae_out_domain"]), "in_share": r(d["in_domain_share"]),
+            "cov1": r(s["coverage_1sigma"]), "cov2": r(s["coverage_2sigma"]),
+            "rho": r(s["spearman_sigma_abs_error"]), "bias": r(float(np.mean(mean - y)))}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", nargs="+", default=["uq_al", "hu2021"], choices=sorted(DATA))
+    ap.add_argument("--targets", nargs="+", default=["YS", "UTS"])
+    ap.add_argument("--models", nargs="+", default=["hinge", "ridge", "gbm"])
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--frontier", type=float, default=0.8)
+    ap.add_argument("overrides", nargs="*")
+    a = ap.parse_args()
+    from conftest import compose
+    from alloy_hydra import clean
+    from alloy_hydra.demo import demo_path
+    from alloy_hydra.io import read_cards
+    rows = []
+    for data in a.data:
+        path = DATA[data] or demo_path()
+        window = "wrought" if data != "demo" else "aa5xxx"
+        for target in a.targets:
+            base = [f"data={data}", f"chem_window={window}", f"target={target}", "generator=none", "summary=false"]
+            base += [f"data.path={path}"] if DATA[data] else []
+            cfg0 = compose(base)
+            master = clean.clean(read_cards(path), cfg0.data, cfg0.chem_window, cfg0.cleaning, path).master
+            view, _ = clean.make_view(master, cfg0.target)
+            y = view[target].to_numpy(float)
+            g = view[clean.GROUP_COL].to_numpy()
+            means = view.groupby(clean.GROUP_COL)[target].mean()
+            top = set(means.index[means >= means.quantile(a.frontier)])
+            front_te = np.flatnonzero(np.isin(g, list(top)))
+            front_tr = np.flatnonzero(~np.isin(g, list(top)))
+            for model in a.models:
+                cfg = compose([*base, f"regressor={model}", *a.overrides])
+                t0 = time.perf_counter()
+                mean, std, inside = (np.full(len(y), np.nan) for _ in range(3))
+                for tr, te in GroupKFold(n_splits=a.folds).split(view, groups=g):
+                    mean[te], std[te], inside[te] = fit_predict(cfg, view, tr, te)
+                rows.append({"data": data, "target": target, "model": model, "split": "groups",
+                             **summary(y, mean, std, inside.astype(bool)), "n": len(y),
+                             "s": round(time.perf_counter() - t0)})
+                t0 = time.perf_counter()
+                fm, fs, fi = fit_predict(cfg, view, front_tr, front_te)
+                rows.append({"data": data, "target": target, "model": model, "split": "frontier",
+                             **summary(y[front_te], fm, fs, fi), "n": len(front_te),
+                             "s": round(time.perf_counter() - t0)})
+                print(pd.DataFrame(rows[-2:]).to_string(index=False, header=len(rows) == 2), flush=True)
+    table = pd.DataFrame(rows)
+    print("\n" + table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
