@@ -158,8 +158,8 @@ class Model:
     info: dict
     reference: dict | None = None   # a model of another family (gbm) trained on the same rows
     agreement: float = 0.0          # out of domain where |model - reference| > agreement x sigma_resid (0 = off)
-    # sigma² = (b0 + b_gap·|model - reference| + b_dist·distance ratio)² + ensemble spread², the b's fitted to the
-    # out-of-fold errors of the real training cards (train.fit_sigma); None: sigma² = spread² + sigma_resid²
+    # sigma² = sigma_of(...)² + ensemble spread², its coefficients fitted to the out-of-fold errors of the real
+    # training cards (train.fit_sigma); None: sigma² = spread² + sigma_resid²
     sigma_model: dict | None = None
 
     def domain_ratio(self, X: np.ndarray, mean: np.ndarray | None = None, dist: np.ndarray | None = None):
@@ -193,7 +193,7 @@ class Model:
         sm = self.sigma_model
         gap = mean - predict_json(self.reference, X) if sm["b_gap"] and self.reference is not None else 0.0
         dist = self.domain.distance(X) if dist is None and sm["b_dist"] else dist
-        sigma = sigma_of(sm, gap, dist / self.domain.threshold if sm["b_dist"] else 0.0)
+        sigma = sigma_of(sm, len(mean), gap, dist / self.domain.threshold if sm["b_dist"] else 0.0, mean)
         sigma = np.sqrt(sigma ** 2 + spread ** 2)
         return mean, np.where(np.isfinite(sigma), sigma, np.inf)
 
@@ -256,18 +256,29 @@ class Model:
             raise ModelFileError(f"{path}: malformed model file ({err!r})") from None
 
 
-def sigma_of(sm: dict, gap, dratio) -> np.ndarray:
-    """sigma = b0 + b_gap·|model - reference| + b_dist·distance ratio (Model.mean_std adds the ensemble spread)."""
-    return sm["b0"] + sm["b_gap"] * np.abs(np.nan_to_num(gap)) + sm["b_dist"] * np.nan_to_num(dratio)
+SIGMA_TERMS = ("b0", "b_gap", "b_dist", "b_level")
+
+
+def sigma_terms(n: int, gap=0.0, dratio=0.0, level=0.0) -> np.ndarray:
+    """The sigma model's inputs per card: 1, |model - reference|, distance ratio, |prediction| (scatter grows with
+    the strength level: a 500 MPa alloy is not measured to the 5 MPa of a 100 MPa one)."""
+    cols = [np.ones(n)] + [np.broadcast_to(np.abs(np.nan_to_num(np.asarray(v, float))), (n,))
+                           for v in (gap, dratio, level)]
+    return np.column_stack(cols)
+
+
+def sigma_of(sm: dict, n: int, gap=0.0, dratio=0.0, level=0.0) -> np.ndarray:
+    """sigma = b0 + b_gap·|gap| + b_dist·distance ratio + b_level·|prediction| (Model.mean_std adds the spread)."""
+    return sigma_terms(n, gap, dratio, level) @ np.array([sm.get(k, 0.0) for k in SIGMA_TERMS])
 
 
 def _sigma_model(sm) -> dict | None:
     if sm is None:
         return None
-    if not isinstance(sm, dict) or not all(isinstance(sm.get(k, 0.0), (int, float)) and sm.get(k, 0.0) >= 0
-                                           for k in ("b0", "b_gap", "b_dist")) or "b0" not in sm:
-        raise ModelFileError("sigma_model must hold non-negative numbers b0, b_gap, b_dist")
-    return {k: float(sm.get(k, 0.0)) for k in ("b0", "b_gap", "b_dist")}
+    if not isinstance(sm, dict) or "b0" not in sm or set(sm) - set(SIGMA_TERMS) or not all(
+            isinstance(v, (int, float)) and v >= 0 for v in sm.values()):
+        raise ModelFileError(f"sigma_model must hold non-negative numbers {', '.join(SIGMA_TERMS)}")
+    return {k: float(sm.get(k, 0.0)) for k in SIGMA_TERMS}
 
 
 @dataclass

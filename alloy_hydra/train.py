@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import audit as audit_mod, expr
 from .errors import ConfigError
-from .model import Domain, Model, knn_mean_distance, sigma_of
+from .model import SIGMA_TERMS, Domain, Model, knn_mean_distance, sigma_of, sigma_terms
 from .regress import GBMModel, RidgeModel, predict_json
 
 
@@ -275,18 +275,18 @@ def oof_distance(domain: Domain, X: np.ndarray, splits, real: np.ndarray) -> np.
     return out
 
 
-def fit_sigma(err: np.ndarray, gap: np.ndarray, dratio: np.ndarray, ok: np.ndarray) -> dict:
+def fit_sigma(err: np.ndarray, ok: np.ndarray, gap=0.0, dratio=0.0, level=0.0) -> dict:
     """The sigma model from out-of-fold errors of real cards: non-negative least squares of sqrt(pi/2)·|error| (the
-    mean absolute value of a normal error is sigma·sqrt(2/pi)) on [1, |gap|, distance ratio]. |error|, not its
-    square: a few large misses would otherwise decide the slope."""
+    mean absolute value of a normal error is sigma·sqrt(2/pi)) on the terms of model.sigma_terms. |error|, not its
+    square: a few large misses would otherwise decide the slopes."""
     from scipy.optimize import nnls
-    ok = ok & np.isfinite(err) & np.isfinite(gap) & np.isfinite(dratio)
-    A = np.column_stack([np.ones(ok.sum()), np.abs(gap[ok]), dratio[ok]])
-    b = np.sqrt(np.pi / 2) * np.abs(err[ok])
-    coef = nnls(A, b)[0] if ok.sum() >= 3 else np.array([b.mean() if len(b) else 0.0, 0.0, 0.0])
+    A = sigma_terms(len(err), gap, dratio, level)
+    ok = ok & np.isfinite(err) & np.isfinite(A).all(axis=1)
+    A, b = A[ok], np.sqrt(np.pi / 2) * np.abs(err[ok])
+    coef = nnls(A, b)[0] if ok.sum() >= A.shape[1] else np.r_[b.mean() if len(b) else 0.0, np.zeros(A.shape[1] - 1)]
     if coef[0] <= 0:   # sigma never 0: at least the scatter the other terms leave
         coef[0] = max(1e-9, float(np.median(b - A[:, 1:] @ coef[1:]))) if len(b) else 1e-9
-    return {"b0": float(coef[0]), "b_gap": float(coef[1]), "b_dist": float(coef[2]), "fitted_on": int(ok.sum())}
+    return {**dict(zip(SIGMA_TERMS, map(float, coef))), "fitted_on": int(ok.sum())}
 
 
 def sigma_checks(err: np.ndarray, sigma: np.ndarray) -> dict:
@@ -310,6 +310,7 @@ class Fit:
     chosen_id: int | None
     why: str
     pert: dict
+    oof: np.ndarray | None = None   # the chosen model's out-of-fold predictions on the (subsampled) training rows
 
 
 def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: str, unit: str, featuriser,
@@ -388,7 +389,7 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     reference = fitted_baselines["gbm"].to_json() if symbolic and opts.agreement_sigma else None
     gap = cv_chosen - base_cv["gbm"] if reference is not None else np.zeros(len(y))
     dratio = oof_distance(domain, X.to_numpy(float), splits, real) / domain.threshold
-    sigma = fit_sigma(cv_chosen - y, gap, dratio, ok) if opts.sigma_model else None
+    sigma = fit_sigma(cv_chosen - y, ok, gap, dratio, cv_chosen) if opts.sigma_model else None
     complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
     capped = sum(bool(getattr(e, "time_capped_", False)) for e in [*fitted, final])
     info = {"n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
@@ -398,8 +399,9 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
           "rows": "real training cards (synthetic rows train the folds but are not scored)"}
     cv.update({f"baseline_{k}": metrics(y[real], p[real]) for k, p in base_cv.items()})
     if sigma is not None:
-        cv["sigma"] = {**sigma, **sigma_checks(cv_chosen[ok] - y[ok], sigma_of(sigma, gap, dratio)[ok])}
+        cv["sigma"] = {**sigma, **sigma_checks(cv_chosen[ok] - y[ok],
+                                                sigma_of(sigma, len(y), gap, dratio, cv_chosen)[ok])}
     model = Model(target, unit, feat, main, members, sigma_resid, domain, info, reference,
                   float(opts.agreement_sigma or 0.0) if reference is not None else 0.0,
-                  {k: sigma[k] for k in ("b0", "b_gap", "b_dist")} if sigma is not None else None)
-    return Fit(model, fitted_baselines, cv, table, chosen_id, why, pert)
+                  {k: sigma[k] for k in SIGMA_TERMS} if sigma is not None else None)
+    return Fit(model, fitted_baselines, cv, table, chosen_id, why, pert, cv_chosen)

@@ -42,11 +42,12 @@ def test_the_sigma_model_learns_where_errors_are_large_and_its_checks_can_fail()
     n = 600
     gap = rng.uniform(0, 20, n)                 # formula vs reference disagreement
     dratio = rng.uniform(0, 2, n)               # distance to the training cards over the domain threshold
+    level = rng.uniform(50, 400, n)             # predicted strength
     err = rng.normal(0, 2 + 0.8 * gap, n)       # errors grow where the two model families disagree
-    sm = train.fit_sigma(err, gap, dratio, np.ones(n, bool))
-    assert sm["b_gap"] > 0.4 and sm["b0"] > 0.5
+    sm = train.fit_sigma(err, np.ones(n, bool), gap, dratio, level)
+    assert sm["b_gap"] > 0.4 and sm["b0"] > 0.5 and sm["b_level"] < 0.01
     from alloy_hydra.model import sigma_of
-    good = train.sigma_checks(err, sigma_of(sm, gap, dratio))
+    good = train.sigma_checks(err, sigma_of(sm, n, gap, dratio, level))
     assert good["spearman_sigma_abs_error"] > 0.3 and 0.55 < good["coverage_1sigma"] < 0.8
     assert 0.88 < good["coverage_2sigma"] < 0.99
     flat = train.sigma_checks(err, np.full(n, 1.0))                            # a constant sigma says nothing
