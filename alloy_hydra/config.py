@@ -233,7 +233,9 @@ class TrainConfig:
     # parsimony: CV MAE <= (1+tol) x best; gain: <= best + tol x (const-best); se: <= best + tol paired group SEs
     select_tolerance: float = 0.02
     select_cv: str = "nested"           # nested: the engine's own search per fold | refit: structure fixed, constants refit
-    clip_margin: Optional[float] = 0.0  # formulas bounded to the training target range +- this x its width; null = off
+    # formulas bounded to the training target range +- this x its width (null = off): a guard against run-away
+    # expressions that still lets a formula predict above the strongest training card (0 caps it there)
+    clip_margin: Optional[float] = 1.0
     require_physics: bool = True
     physics_min_fraction: float = 0.9   # share of audit points with the expected sign
     domain_k: int = 5

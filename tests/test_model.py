@@ -34,7 +34,7 @@ def test_run_writes_model_artifacts(run_dir):
     for k in ("cv_mae", "holdout_mae", "holdout_rmse", "holdout_r2", "complexity", "physics_pass",
               "baseline_ridge_r2", "baseline_gbm_r2", "coverage_2sigma", "time_train_s"):
         assert k in m, k
-    assert "YS [MPa] = min(max(S, " in (run_dir / "equation.txt").read_text()   # train.clip_margin: 0
+    assert "YS [MPa] = min(max(S, " in (run_dir / "equation.txt").read_text()   # train.clip_margin: 1
     front = pd.read_csv(run_dir / "pareto_front.csv")
     assert front["chosen"].sum() == 1 and {"complexity", "cv_mae", "physics_pass"} <= set(front.columns)
     hinge = front["expression"].str.contains("max\\(|min\\(")   # the hinge path keeps the audited signs
