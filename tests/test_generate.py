@@ -91,10 +91,12 @@ def test_jitter_keeps_schedules_consistent(demo_state):
 
 def test_same_config_same_csv(tmp_path):
     for run in ("a", "b"):
-        proc = run_cli(["qc.plots=false", "stages=[clean,split,generate]", f"hydra.run.dir={tmp_path}/{run}"])
+        proc = run_cli(["generator=jitter", "qc.plots=false", "stages=[clean,split,generate]",
+                        f"hydra.run.dir={tmp_path}/{run}"])
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "a" / "synthetic.csv").read_bytes() == (tmp_path / "b" / "synthetic.csv").read_bytes()
-    proc = run_cli(["qc.plots=false", "stages=[clean,split,generate]", "seed=7", f"hydra.run.dir={tmp_path}/c"])
+    proc = run_cli(["generator=jitter", "qc.plots=false", "stages=[clean,split,generate]", "seed=7",
+                    f"hydra.run.dir={tmp_path}/c"])
     assert (tmp_path / "a" / "synthetic.csv").read_bytes() != (tmp_path / "c" / "synthetic.csv").read_bytes()
 
 
@@ -102,8 +104,8 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
     seen = {}
     real_make = pipeline.make_generator
 
-    def spy_make(cfg):
-        gen, n = real_make(cfg)
+    def spy_make(cfg, node=None):
+        gen, n = real_make(cfg, node)
         fit = gen.fit
 
         def spy_fit(table, groups, schema, coarse=None):
@@ -121,7 +123,7 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
 
     monkeypatch.setattr(pipeline, "make_generator", spy_make)
     monkeypatch.setattr(qc, "evaluate", spy_eval)
-    cfg = compose(["summary=false", "qc.plots=false", "stages=[clean,split,generate,qc]"])
+    cfg = compose(["generator=jitter", "summary=false", "qc.plots=false", "stages=[clean,split,generate,qc]"])
     pipeline.run(cfg, tmp_path)
     split = json.loads((tmp_path / "split.json").read_text())
     hold = set(split["holdout_groups"])

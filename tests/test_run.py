@@ -32,7 +32,8 @@ def test_default_run(tmp_path):
     for f in ("split.json", "synthetic.csv", "generation_report.json", "model.json", "equation.txt",
               "validation_report.json", "plots/parity.png", "recommendations.csv"):
         assert (tmp_path / "run" / f).exists(), f
-    assert m["generator"] == "jitter" and m["regressor"] == "operon" and m["holdout_r2"] > 0.5
+    assert m["generator"] == "auto" and m["generator_used"] in ("jitter", "none") and m["regressor"] == "operon"
+    assert m["holdout_r2"] > 0.5 and "design_hit_rate" in m and m.get("sr_time_cap_fired") == 0
     assert "rows_kept" in proc.stdout and str(tmp_path) in proc.stdout.replace("\n", "").replace("│", "")
 
 
