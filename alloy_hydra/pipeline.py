@@ -133,11 +133,9 @@ def choose_augmentation(cfg, train: pd.DataFrame) -> dict:
     synth = synthesise(cfg, inner, g.candidate)["synth_cards"]
     target = cfg.target.name
     synth = synth[synth[target].notna()]
-    numeric, categorical = default_columns(cfg.data)
     scores = {}
     for name, rows in (("real", inner), ("augmented", pd.concat([inner, synth], ignore_index=True))):
-        feat = Featuriser([c for c in numeric if c not in cfg.train.exclude], categorical,
-                          list(cfg.data.interactions)).fit(rows)
+        feat = make_featuriser(cfg).fit(rows)
         est = HingeRegressor(feature_names=feat.columns_).fit(feat.transform(rows), rows[target].to_numpy(float))
         pred = est.predict(feat.transform(val))
         scores[name] = float(np.mean(np.abs(pred - val[target].to_numpy(float))))
@@ -240,6 +238,12 @@ def unit_of(name: str, data) -> str:
     return ""
 
 
+def make_featuriser(cfg) -> Featuriser:
+    """The run's featuriser (unfitted): the data schema's columns minus train.exclude, plus its interactions."""
+    numeric, categorical = default_columns(cfg.data)
+    return Featuriser([c for c in numeric if c not in cfg.train.exclude], categorical, list(cfg.data.interactions))
+
+
 def make_regressor(cfg, feature_names):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
@@ -266,9 +270,7 @@ def training_cards(cfg, state) -> pd.DataFrame:
 def stage_train(cfg, run_dir: Path, state: RunState) -> None:
     target = cfg.target.name
     cards = training_cards(cfg, state)
-    numeric, categorical = default_columns(cfg.data)
-    feat = Featuriser([c for c in numeric if c not in cfg.train.exclude], categorical, list(cfg.data.interactions))
-    fit = train_mod.fit_property_model(cards, state["train"], target, cfg.target.unit, feat,
+    fit = train_mod.fit_property_model(cards, state["train"], target, cfg.target.unit, make_featuriser(cfg),
                                        lambda names: make_regressor(cfg, names), dict(cfg.target.physics),
                                        cfg.train, cfg.seed, label=cfg.regressor.name,
                                        rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))

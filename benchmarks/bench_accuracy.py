@@ -39,15 +39,9 @@ def compose(overrides):
 
 
 def synthetic_for(cfg, train_cards):
-    from alloy_hydra import cards, generate, pipeline
-    from alloy_hydra.clean import GROUP_COL
-    schema = cards.schema_of(train_cards, cfg.data)
-    table = cards.encode(train_cards, schema, cfg.data)
-    gen, n = pipeline.make_generator(cfg)
-    gen.fit(table, train_cards[GROUP_COL], schema)
-    synth, _ = generate.postprocess(gen.sample(n), table, schema, cfg.chem_window)
-    out, _ = cards.decode(synth, schema, cfg.data, cfg.cleaning)
-    return out.assign(_cv_group=synth[generate.SOURCE].to_numpy())
+    from alloy_hydra import pipeline
+    synth = pipeline.synthesise(cfg, train_cards)["synth_cards"]
+    return synth.assign(_cv_group=synth["source_group"])
 
 
 def main():
@@ -60,7 +54,6 @@ def main():
     ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. regressor.generations=400")
     a = ap.parse_args()
     from alloy_hydra import cards as cards_mod, clean, pipeline, train
-    from alloy_hydra.features import Featuriser, default_columns
     from alloy_hydra.io import read_cards
     rows, oof, path = [], [], DATA[a.data]
     for target in a.targets:
@@ -68,8 +61,7 @@ def main():
                        f"generator={a.generator}", "summary=false", *a.overrides])
         master = clean.clean(read_cards(path), cfg.data, cfg.chem_window, cfg.cleaning, path).master
         view, _ = clean.make_view(master, cfg.target)
-        numeric, categorical = default_columns(cfg.data)
-        feat = Featuriser(numeric, categorical, list(cfg.data.interactions))
+        feat = pipeline.make_featuriser(cfg)
         y = view[target].to_numpy(float)
         preds = {k: np.full(len(view), np.nan) for k in ("symbolic", "ridge", "gbm")}
         sizes, t0 = [], time.perf_counter()

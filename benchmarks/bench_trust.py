@@ -37,12 +37,9 @@ DATA = {"uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",
 def fit_predict(cfg, view, tr, te):
     """Train by the pipeline's procedure on view rows tr; (prediction, sigma, in_domain) on rows te."""
     from alloy_hydra import cards as cards_mod, clean, pipeline, train
-    from alloy_hydra.features import Featuriser, default_columns
     real = view.iloc[tr].reset_index(drop=True)
-    numeric, categorical = default_columns(cfg.data)
-    feat = Featuriser(numeric, categorical, list(cfg.data.interactions))
     fit = train.fit_property_model(real.assign(_cv_group=real[clean.GROUP_COL], is_synthetic=0), real,
-                                   cfg.target.name, cfg.target.unit, feat,
+                                   cfg.target.name, cfg.target.unit, pipeline.make_featuriser(cfg),
                                    lambda names: pipeline.make_regressor(cfg, names), dict(cfg.target.physics),
                                    cfg.train, cfg.seed, label=cfg.regressor.name,
                                    rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
