@@ -92,7 +92,8 @@ def make_generator(cfg, node=None):
     from omegaconf import OmegaConf
     node = cfg.generator if node is None else node
     params = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
-    n_per_class = params.pop("n_per_class", None) or cfg.target.n_per_class
+    # an auto candidate takes generator.n_per_class when it sets none of its own
+    n_per_class = params.pop("n_per_class", None) or cfg.generator.get("n_per_class") or cfg.target.n_per_class
     for part in (params.get("parts") or {}).values():   # a blend's parts take their counts from the blend
         part.pop("n_per_class", None)
     return instantiate(params, seed=cfg.seed, _convert_="all"), int(n_per_class)

@@ -341,7 +341,7 @@ def test_grouped_cv_never_splits_a_source_group():
 
 def test_training_rows_carry_their_source_group(tmp_path):
     from alloy_hydra import pipeline
-    cfg = compose(["generator.n_per_class=3", "summary=false", "qc.plots=false"])
+    cfg = compose(["generator=jitter", "generator.n_per_class=3", "summary=false", "qc.plots=false"])
     state = pipeline.RunState()
     for stage in ("clean", "split", "generate"):
         pipeline.STAGES[stage](cfg, tmp_path, state)
