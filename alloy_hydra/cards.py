@@ -53,8 +53,9 @@ class RecipeSpace:
         self.schema = schema
         self.columns = list(schema.continuous if columns is None else columns)
         cont = real[self.columns].to_numpy(float)
-        self.mu = np.nan_to_num(np.nanmean(cont, axis=0))
-        sd = np.nanstd(cont, axis=0)
+        seen = np.isfinite(cont).any(axis=0)   # a step no card of these has (all NaN) stays at 0 / 1
+        self.mu, sd = np.zeros(cont.shape[1]), np.ones(cont.shape[1])
+        self.mu[seen], sd[seen] = np.nanmean(cont[:, seen], axis=0), np.nanstd(cont[:, seen], axis=0)
         self.sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
         self.levels = {c: sorted(real[c].astype(str).unique()) for c in schema.categorical}
 

@@ -27,7 +27,7 @@ def needs_shared_data():
         pytest.skip(f"public datasets not found at {SHARED_DATA} (the repo's sibling shared/data folder)")
 
 
-def run_cli(args, cwd=ROOT, timeout=600):
+def run_cli(args, cwd=ROOT, timeout=3600):   # generous: a busy machine must not fail a test
     import subprocess
     # two xdist workers share 2 cores: one BLAS/OpenMP thread per run avoids oversubscription
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
