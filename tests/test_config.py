@@ -47,3 +47,20 @@ def test_typos_fail_before_any_work(override):
 def test_unknown_options_fail(override):
     with pytest.raises(MissingConfigException):
         compose([override])
+
+
+def test_help_is_the_apps_own_and_lists_every_option():
+    """`python run.py --help`: what the tool does, the stages, every option of every config group (so a new
+    option file without a help line fails here), and no internal schema names."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--help"], cwd=ROOT, capture_output=True,
+                         text=True).stdout
+    assert "alloy_hydra" in out and "base_" not in out and "python -m alloy_hydra.predict" in out
+    for stage in ("clean", "split", "generate", "qc", "train", "audit", "design"):
+        assert stage in out
+    for group in sorted(p for p in (ROOT / "conf").iterdir() if p.is_dir() and p.name != "hydra"):
+        line = next((ln for ln in out.splitlines() if ln.strip().startswith(group.name + " ")), "")
+        for option in sorted(f.stem for f in group.glob("*.yaml")):
+            assert option in line.split(), (group.name, option, line)
