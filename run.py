@@ -27,6 +27,13 @@ def job_threads(cfg, hc) -> int:
     return max(1, cores // max(1, jobs))
 
 
+def discard_if_empty(run_dir: Path) -> None:
+    """A run that failed on its config leaves no run dir behind (only when it holds nothing but Hydra's own)."""
+    import shutil
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "run.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig):
     hc = HydraConfig.get()
@@ -36,6 +43,14 @@ def main(cfg: DictConfig):
     if cfg.resume and status.exists() and json.loads(status.read_text()).get("status") == "complete":
         log.info("resume: %s is complete, skipped", run_dir)
         return "skipped"
+    try:   # config errors before the stages are imported (seconds) and before any work
+        config.check_data(cfg)
+    except AlloyHydraError as err:
+        log.error("%s", err)
+        if multirun:
+            return "failed"
+        discard_if_empty(run_dir)
+        sys.exit(2)
     threads = job_threads(cfg, hc)
     from alloy_hydra import pipeline, report   # here, not at the top: a sweep's launcher process never needs them
     with open_dict(cfg):   # the SR engine and SDV/torch follow the job's share of the cores

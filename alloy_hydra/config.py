@@ -6,6 +6,7 @@ Stage code never needs Hydra: it takes these plain dataclasses or any DictConfig
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
@@ -365,6 +366,30 @@ def register() -> None:
     for name, node in (("operon", OperonConfig), ("pysr", PySRConfig), ("ridge", RidgeConfig), ("gbm", GBMConfig),
                        ("hinge", HingeConfig)):
         cs.store(group="regressor", name=f"base_{name}", node=node)
+
+
+def data_file(data) -> Optional[Path]:
+    """The cards file a data config names (None = the embedded demo cards); a dataset without data.path or a
+    file that does not exist is a ConfigError."""
+    from .errors import ConfigError
+    if data.path in (None, "", "???"):
+        if data.name != "demo":
+            raise ConfigError(f"data={data.name} needs data.path=<csv file> (see the README for where to get it)")
+        return None
+    path = Path(data.path).expanduser().resolve()   # relative to where the user ran the command
+    if not path.is_file():
+        raise ConfigError(f"data.path={data.path}: file not found ({path})")
+    return path
+
+
+def check_data(cfg) -> Optional[Path]:
+    """The config errors found before any work (run.py calls this before it imports the stages): data_file's,
+    and a target the dataset lacks."""
+    from .errors import ConfigError
+    if cfg.target.name not in cfg.data.targets:
+        raise ConfigError(f"target={cfg.target.name}: dataset {cfg.data.name!r} has no such property "
+                          f"(it has {list(cfg.data.targets)})")
+    return data_file(cfg.data)
 
 
 def as_config(cfg: Any):

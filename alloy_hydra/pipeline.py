@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import audit as audit_mod, cards as cards_mod, clean as clean_mod, design as design_mod, expr
 from . import generate as gen_mod, ground_truth, plots
-from . import qc as qc_mod, report, train as train_mod
+from . import config as config_mod, qc as qc_mod, report, train as train_mod
 from .model import Committee, Model
 from .regress import FixedModel
 from .errors import AlloyHydraError, ConfigError, QCFailed
@@ -37,18 +37,13 @@ class RunState(dict):
 
 
 def data_path(data) -> Path:
+    """The cards file of a data config (config.data_file; the embedded demo cards by default)."""
     from .demo import demo_path
-    if data.path in (None, "", "???"):
-        if data.name != "demo":
-            raise ConfigError(f"data={data.name} needs data.path=<csv file> (see the README for where to get it)")
-        return demo_path()
-    return Path(data.path).expanduser().resolve()   # relative to where the user ran the command
+    return config_mod.data_file(data) or demo_path()
 
 
 def stage_clean(cfg, run_dir: Path, state: RunState) -> None:
-    if cfg.target.name not in cfg.data.targets:
-        raise ConfigError(f"target={cfg.target.name}: dataset {cfg.data.name!r} has no such property "
-                          f"(it has {list(cfg.data.targets)})")
+    config_mod.check_data(cfg)
     path = data_path(cfg.data)
     raw = read_cards(path, delimiter=cfg.data.delimiter)
     result = clean_mod.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, source=path)

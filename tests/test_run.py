@@ -75,5 +75,10 @@ def test_bad_data_gives_a_named_error_and_no_complete_run_dir(tmp_path):
 def test_missing_file_and_unknown_target(tmp_path):
     proc = run_cli(["data.path=nowhere.csv", f"hydra.run.dir={tmp_path}/a"])
     assert proc.returncode == 2 and "file not found" in proc.stdout + proc.stderr
+    assert not (tmp_path / "a").exists()                  # a config error leaves no run dir behind
+    proc = run_cli(["data=uq_al", f"hydra.run.dir={tmp_path}/c"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "needs data.path" in out and "Traceback" not in out
+    assert not (tmp_path / "c").exists()
     proc = run_cli(["target=XS", f"hydra.run.dir={tmp_path}/b"])
     assert proc.returncode != 0 and "XS" in proc.stderr and not (tmp_path / "b" / "metrics.json").exists()
