@@ -25,6 +25,7 @@ from sklearn.neighbors import NearestNeighbors
 from . import cards as cards_mod
 from .clean import GROUP_COL
 from .config import plain
+from .errors import ConfigError
 from .model import knn
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,6 @@ class Space:
 
 def family_cards(master: pd.DataFrame, family: str | None, families: dict) -> pd.DataFrame:
     """The cards of an alloy family (design.families[family]: element min / max in wt%), or all cards."""
-    from .errors import ConfigError
     if not family:
         return master
     if family not in families:
@@ -235,7 +235,6 @@ def family_cards(master: pd.DataFrame, family: str | None, families: dict) -> pd
 
 def check_prices(space: "Space", weights: dict) -> None:
     """Every element a recipe can contain (a design variable, or kept at a typical value above 0) needs a price."""
-    from .errors import ConfigError
     missing = [v.name for v in space.vars if v.kind == "element" and v.hi > 0 and v.name not in weights]
     if missing:
         raise ConfigError(f"design.cost_weights has no price for {missing} (price relative to Al), which the "

@@ -87,14 +87,15 @@ class Domain:
                         1e-9)
         return cls(mu, sd, Z, k, threshold, use, t_use, np.nanmin(X, axis=0), np.nanmax(X, axis=0), range_tol)
 
-    def _z(self, X: np.ndarray) -> np.ndarray:
+    def standardise(self, X: np.ndarray) -> np.ndarray:
+        """Cards in the standardised space the distances are measured in (its own columns)."""
         X = np.asarray(X, float)
         X = X if self.cols is None else X[:, self.cols]
         return np.nan_to_num((X - self.mu) / self.sd)
 
     def distance(self, X: np.ndarray) -> np.ndarray:
         """Mean distance to the k nearest training cards over every input (standardised units)."""
-        return knn_mean_distance(self._z(X), self.points, self.k)
+        return knn_mean_distance(self.standardise(X), self.points, self.k)
 
     def range_ratio(self, X: np.ndarray) -> np.ndarray:
         """Per card, the largest excess beyond a feature's widened training range (<= 1 inside; inf for a change
@@ -111,7 +112,7 @@ class Domain:
 
     def ratio(self, X: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
         """How far out of the domain each card sits (<= 1 inside): the largest of the three rules' ratios."""
-        Z = self._z(X)
+        Z = self.standardise(X)
         dist = knn_mean_distance(Z, self.points, self.k) if dist is None else dist
         r = np.maximum(dist / self.threshold, self.range_ratio(X))
         if self.use is not None and self.threshold_use is not None and self.cols is None:

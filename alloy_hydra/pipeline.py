@@ -489,6 +489,11 @@ def check_options(cfg) -> None:
         raise ConfigError(f"qc.on_fail must be fallback_real, stop or continue, not {cfg.qc.on_fail!r}")
     if cfg.generator.name == "auto" and not 0 < cfg.generator.inner_holdout < 1:
         raise ConfigError(f"generator.inner_holdout must be between 0 and 1, not {cfg.generator.inner_holdout}")
+    q = list(cfg.design.quantiles)
+    if len(q) != 2 or not 0 <= q[0] <= q[1] <= 1:
+        raise ConfigError(f"design.quantiles must be [low, high] with 0 <= low <= high <= 1, not {q}")
+    if not 0 <= cfg.design.support.get("min_share", 0) <= 1:
+        raise ConfigError(f"design.support.min_share must be a share in [0, 1], not {cfg.design.support.min_share}")
 
 
 def check_stages(stages) -> list[str]:

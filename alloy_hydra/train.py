@@ -267,7 +267,7 @@ def predict_model(model: dict, X) -> np.ndarray:
 def oof_distance(domain: Domain, X: np.ndarray, splits, real: np.ndarray) -> np.ndarray:
     """Each row's distance (Domain.distance: every input, standardised) to the real cards of the other folds:
     how far a card sat from what the fold's model was trained on."""
-    Z, out = domain._z(X), np.full(len(X), np.nan)
+    Z, out = domain.standardise(X), np.full(len(X), np.nan)
     for tr, te in splits:
         P = Z[tr[real[tr]]]
         if len(P):

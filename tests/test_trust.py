@@ -160,8 +160,9 @@ def test_a_failed_qc_never_silently_feeds_training(tmp_path):
     m = json.loads((tmp_path / "fallback" / "metrics.json").read_text())
     assert m["qc_pass"] is False and m["generator_used"] == "none" and m["qc_fallback"] is True
     assert "FAILED" in out(proc) and "fallback_real" in (tmp_path / "fallback" / "run.log").read_text()
-    proc = run_cli([*base, "qc.on_fail=maybe", f"hydra.run.dir={tmp_path}/bad"])
-    assert proc.returncode == 2 and "qc.on_fail" in out(proc) and "Traceback" not in out(proc)
+    for key, bad in (("qc.on_fail", "maybe"), ("design.quantiles", "[0.9,0.1]"), ("design.support.min_share", "5")):
+        proc = run_cli([*base, f"{key}={bad}", f"hydra.run.dir={tmp_path}/bad"])
+        assert proc.returncode == 2 and key in out(proc) and "Traceback" not in out(proc), out(proc)[-500:]
 
 
 # --- item 7: a run is a function of its config ------------------------------------------------------------------
