@@ -4,6 +4,9 @@
 
 PATH is a run dir (it has .hydra/config.yaml) or a sweep dir (all its jobs). The table shows only the config
 keys whose values differ between the runs (a key a run does not have shows as "—"), beside each run's metrics.
+A config group whose option differs (regressor=operon vs hinge) is one line, `regressor: operon → hinge`; its
+sub-keys show only where they were overridden on the command line. Keys are rows and runs are columns, so the
+table reads at 80 columns and in a pipe (runs that do not fit go to the next block).
 """
 from __future__ import annotations
 
@@ -65,20 +68,48 @@ def run_record(run: Path) -> tuple[dict, dict]:
     return flatten(cfg), metrics
 
 
+def group_choices(run: Path) -> tuple[dict, set]:
+    """({config node: option} of the run's config groups, e.g. {"regressor": "hinge", "generator.candidate":
+    "jitter"}, the keys overridden on its command line) from Hydra's records in .hydra/."""
+    hydra_file, over_file = run / ".hydra" / "hydra.yaml", run / ".hydra" / "overrides.yaml"
+    choices = {}
+    if hydra_file.exists():
+        raw = OmegaConf.to_container(OmegaConf.load(hydra_file).hydra.runtime.choices)
+        for group, option in raw.items():
+            if not group.startswith("hydra/") and group != "sweeps" and option is not None:
+                choices[group.split("@", 1)[1] if "@" in group else group] = str(option)
+    overridden = set()
+    for o in (OmegaConf.to_container(OmegaConf.load(over_file)) if over_file.exists() else []) or []:
+        overridden.add(str(o).split("=", 1)[0].lstrip("+~"))
+    return choices, overridden
+
+
+def _same(values) -> bool:
+    return len({json.dumps(v, sort_keys=True, default=str) for v in values}) <= 1
+
+
 def compare(paths, all_metrics: bool = False) -> pd.DataFrame:
     runs = run_dirs(paths)
     records = [run_record(r) for r in runs]
+    groups = [group_choices(r) for r in runs]
     keys = sorted(set().union(*(c.keys() for c, _ in records)))
-    differing = [k for k in keys
-                 if len({json.dumps(c.get(k, MISSING), sort_keys=True, default=str) for c, _ in records}) > 1]
+    differing = [k for k in keys if not _same(c.get(k, MISSING) for c, _ in records)]
+    # a group whose option differs is one column; its sub-keys only where a run overrode them
+    nodes = sorted({n for ch, _ in groups for n in ch}, key=len)
+    changed = []
+    for n in nodes:
+        if not any(n.startswith(o + ".") for o in changed) and not _same(ch.get(n, MISSING) for ch, _ in groups):
+            changed.append(n)
+    overridden = set().union(*(o for _, o in groups)) if groups else set()
+    differing = changed + [k for k in differing if k in overridden or not any(k.startswith(n + ".") for n in changed)]
     rows = []
-    for run, (c, m) in zip(runs, records):
+    for run, (c, m), (ch, _) in zip(runs, records, groups):
         row = {"run": str(run)}
-        row.update({k: c.get(k, MISSING) for k in differing})
+        row.update({k: ch.get(k, MISSING) if k in changed else c.get(k, MISSING) for k in differing})
         wanted = list(m) if all_metrics else [k for k in KEY_METRICS if k in m] + (["error"] if "error" in m else [])
         row.update({f"metric:{k}": m.get(k, MISSING) for k in wanted})
         rows.append(row)
-    return pd.DataFrame(rows).fillna(MISSING)
+    return pd.DataFrame(rows)
 
 
 def main(argv=None) -> int:
@@ -98,13 +129,44 @@ def main(argv=None) -> int:
         table.to_csv(a.csv, index=False)
     if a.markdown:
         Path(a.markdown).write_text(table.to_markdown(index=False) if _has_tabulate() else _markdown(table))
-    out = Table(title=f"{len(table)} runs · config keys that differ · metrics")
-    for c in table.columns:
-        out.add_column(c.replace("metric:", ""), style="cyan" if c.startswith("metric:") else None)
-    for _, r in table.iterrows():
-        out.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r])
-    console.print(out)
+    render(table, console)
     return 0
+
+
+def _cell(v) -> str:
+    return "null" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def render(table: pd.DataFrame, console: Console) -> None:
+    """What changed (`key: a → b`), then keys as rows and runs as columns, in blocks that fit the width."""
+    from rich import box
+    config = [c for c in table.columns if c != "run" and not c.startswith("metric:")]
+    metrics = [c for c in table.columns if c.startswith("metric:")]
+    labels = [f"run {i + 1}" for i in range(len(table))]
+    for label, run in zip(labels, table["run"]):
+        console.print(f"{label}: {run}", soft_wrap=True, highlight=False)
+    if config:
+        console.print("changed:", style="bold")
+        for c in config:
+            values = [_cell(v) for v in table[c]]   # two runs: old → new; more: each run's value in order
+            console.print(f"  {c}: " + (" → ".join(values) if len(values) == 2 else " | ".join(values)),
+                          soft_wrap=True, highlight=False)
+    else:
+        console.print("changed: nothing (the runs share every config key)")
+    key_w = min(28, max(len(c.replace("metric:", "")) for c in [*config, *metrics, "key"]))
+    per_block = max(1, (console.width - key_w - 4) // 15)
+    for start in range(0, len(table), per_block):
+        block = list(range(start, min(start + per_block, len(table))))
+        out = Table(box=box.SIMPLE_HEAD, title=f"config keys that differ · metrics ({labels[block[0]]}–"
+                                               f"{labels[block[-1]]} of {len(table)})", title_justify="left")
+        out.add_column("key", max_width=key_w, overflow="fold")
+        for i in block:
+            out.add_column(labels[i], max_width=14, overflow="fold")
+        for c in config + metrics:
+            out.add_row(c.replace("metric:", ""), *[_cell(table[c].iat[i]) for i in block],
+                        style="cyan" if c.startswith("metric:") else None,
+                        end_section=c == config[-1] if config else False)
+        console.print(out)
 
 
 def _has_tabulate() -> bool:

@@ -1,5 +1,6 @@
 """Sweeps, sweep-level reports, run comparison, launchers."""
 import json
+import os
 import subprocess
 import sys
 
@@ -86,6 +87,26 @@ def test_compare_shows_exactly_the_differing_keys(tmp_path):
                            "--csv", str(out), "--markdown", str(tmp_path / "t.md")], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0 and out.exists() and "seed" in (tmp_path / "t.md").read_text()
+
+
+def test_compare_shows_a_changed_group_as_one_line_and_reads_at_80_columns(tmp_path):
+    runs = []
+    for name, extra in (("ridge", ["regressor=ridge"]), ("gbm", ["regressor=gbm", "regressor.max_iter=50"])):
+        runs.append(tmp_path / name)
+        proc = run_cli([*extra, "generator=none", "stages=[clean,split,train]", "train.ensemble=2",
+                        "summary=false", f"hydra.run.dir={runs[-1]}"])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    table = compare.compare(runs)
+    config_cols = [c for c in table.columns if c != "run" and not c.startswith("metric:")]
+    assert config_cols == ["regressor", "regressor.max_iter"]          # not regressor._target_, .alphas, ...
+    assert table["regressor"].tolist() == ["ridge", "gbm"]
+    env = {**os.environ, "COLUMNS": "80"}
+    proc = subprocess.run([sys.executable, "-m", "alloy_hydra.compare", *map(str, runs)], capture_output=True,
+                          text=True, cwd=ROOT, env=env)                  # stdout is a pipe here
+    assert proc.returncode == 0 and "regressor: ridge → gbm" in proc.stdout
+    assert "regressor.max_iter: — → 50" in proc.stdout and "holdout_r2" not in proc.stdout   # no audit stage
+    assert "cv_mae" in proc.stdout and "complete" in proc.stdout and "…" not in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines() if not line.startswith("run ")) <= 80
 
 
 @pytest.mark.slow
