@@ -14,7 +14,7 @@ CHEAP = ["stages=[clean,split,generate,qc]", "qc.plots=false", "generator.n_per_
 
 
 def multirun(args):
-    return run_cli(["-m", *args], timeout=900)
+    return run_cli(["-m", *args])
 
 
 @pytest.mark.parametrize("name,keys", [("generator_grid", {"target", "generator"}),

@@ -125,6 +125,13 @@ def test_real_data_recipes_hold_only_elements_the_cards_support(needs_shared_dat
     assert (recs[rare] < 0.01).all().all(), recs[rare].max()
     m = json.loads((d / "metrics.json").read_text())
     assert m["holdout_mae_out_domain"] is None or m["holdout_mae_in_domain"] < m["holdout_mae_out_domain"]
+    if which == "uq_al":   # design within a family: its cards decide the space (7xxx: Zn >= 2.5 wt%)
+        proc = run_cli([f"data={which}", f"data.path={path}", "chem_window=wrought", "target=YS", "stages=[design]",
+                        f"design.models={d}", "design.family=AA7xxx", "design.targets.YS=450",
+                        "optimizer.pop_size=40", "optimizer.n_gen=30", "summary=false", f"hydra.run.dir={d}_7xxx"])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        fam = pd.read_csv(d.parent / f"{which}_7xxx" / "recommendations.csv")
+        assert len(fam) and (fam["Zn"] >= 2.5).all() and (fam["Li"] < 0.01).all()
 
 
 # --- item 5: default data by evidence ---------------------------------------------------------------------------
@@ -183,3 +190,8 @@ def test_the_same_run_beside_cpu_burning_processes_gives_the_same_model(tmp_path
     assert (tmp_path / "quiet" / "model.json").read_bytes() == (tmp_path / "busy" / "model.json").read_bytes()
     m = json.loads((tmp_path / "busy" / "metrics.json").read_text())
     assert m.get("sr_time_cap_fired", 0) == 0
+    # the same config as a sweep job (joblib worker, its share of the cores) gives the same model too
+    proc = run_cli(["-m", *args, "seed=42", f"hydra.sweep.dir={tmp_path}/sweep"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (job,) = list((tmp_path / "sweep").glob("*/model.json"))
+    assert job.read_bytes() == (tmp_path / "quiet" / "model.json").read_bytes()
