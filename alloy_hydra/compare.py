@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 from rich.console import Console
-from rich.table import Table
 
 from .io import job_dirs
+from .report import key_table
 
 MISSING = "—"
 KEY_METRICS = ["status", "generator_used", "qc_pass", "tstr_r2", "real_only_r2", "cv_mae", "holdout_r2", "holdout_mae",
@@ -139,7 +139,6 @@ def _cell(v) -> str:
 
 def render(table: pd.DataFrame, console: Console) -> None:
     """What changed (`key: a → b`), then keys as rows and runs as columns, in blocks that fit the width."""
-    from rich import box
     config = [c for c in table.columns if c != "run" and not c.startswith("metric:")]
     metrics = [c for c in table.columns if c.startswith("metric:")]
     labels = [f"run {i + 1}" for i in range(len(table))]
@@ -153,20 +152,8 @@ def render(table: pd.DataFrame, console: Console) -> None:
                           soft_wrap=True, highlight=False)
     else:
         console.print("changed: nothing (the runs share every config key)")
-    key_w = min(28, max(len(c.replace("metric:", "")) for c in [*config, *metrics, "key"]))
-    per_block = max(1, (console.width - key_w - 4) // 15)
-    for start in range(0, len(table), per_block):
-        block = list(range(start, min(start + per_block, len(table))))
-        out = Table(box=box.SIMPLE_HEAD, title=f"config keys that differ · metrics ({labels[block[0]]}–"
-                                               f"{labels[block[-1]]} of {len(table)})", title_justify="left")
-        out.add_column("key", max_width=key_w, overflow="fold")
-        for i in block:
-            out.add_column(labels[i], max_width=14, overflow="fold")
-        for c in config + metrics:
-            out.add_row(c.replace("metric:", ""), *[_cell(table[c].iat[i]) for i in block],
-                        style="cyan" if c.startswith("metric:") else None,
-                        end_section=c == config[-1] if config else False)
-        console.print(out)
+    rows = [(c.replace("metric:", ""), [_cell(v) for v in table[c]]) for c in config + metrics]
+    key_table(rows, labels, console, "config keys that differ · metrics", sections=(config[-1],) if config else ())
 
 
 def _has_tabulate() -> bool:

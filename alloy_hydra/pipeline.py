@@ -466,7 +466,9 @@ def stage_design(cfg, run_dir: Path, state: RunState) -> None:
         (run_dir / "plots").mkdir(exist_ok=True)
         plots.design_front(ranked, run_dir / "plots" / "design_pareto.png")
     if cfg.summary:
-        report.print_recommendations(top, targets)
+        report.print_recommendations(top, targets, space.schema.elements,
+                                     [*data.categoricals, *space.schema.numeric,
+                                      *(f"{s}_schedule" for s in space.schema.schedules)])
     state.metrics.update(n_recommendations=int(len(top)), n_feasible=int(len(ranked)),
                          best_distance=float(ranked["distance"].min()) if len(ranked) else None,
                          design_targets=",".join(f"{t}={v:g}" for t, v in targets.items()),

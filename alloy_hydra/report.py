@@ -1,6 +1,7 @@
 """Console output: short rich summaries of a run."""
 from __future__ import annotations
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -44,21 +45,50 @@ def print_acceptance(acc: dict, title: str, console: Console | None = None) -> N
                   f"({acc['n_checks_counted']} checks that can fail)")
 
 
-def print_recommendations(top, targets: dict, n: int = 8, console: Console | None = None) -> None:
+def key_table(rows: list, labels: list, console: Console, title: str, key_width: int = 28,
+              sections=()) -> None:
+    """Keys as rows, items (runs, recipes) as columns: `rows` = [(key, [value per item])]; items that do not fit
+    the console's width go to further blocks, so the table reads at 80 columns and in a pipe."""
+    from rich import box
+    key_w = min(key_width, max(len(str(k)) for k, _ in [*rows, ("key", None)]))
+    per_block = max(1, (console.width - key_w - 4) // 15)
+    for start in range(0, len(labels), per_block):
+        block = list(range(start, min(start + per_block, len(labels))))
+        span = labels[block[0]] if len(block) == 1 else f"{labels[block[0]]}–{labels[block[-1]]}"
+        out = Table(box=box.SIMPLE_HEAD, title_justify="left",
+                    title=title if per_block >= len(labels) else f"{title}: {span} of {len(labels)}")
+        out.add_column("", max_width=key_w, overflow="fold")
+        for i in block:
+            out.add_column(labels[i], max_width=14, overflow="fold")
+        for key, values in rows:
+            out.add_row(str(key), *[values[i] for i in block], end_section=key in sections)
+        console.print(out)
+
+
+def print_recommendations(top, targets: dict, elements=(), columns=(), n: int = 5,
+                          console: Console | None = None) -> None:
+    """The top recipes, one column each: the `elements` they hold (>= 0.05 wt% in any of them), the recipe's
+    `columns` (categoricals, process numbers, schedules), predicted value ± σ, chance within tolerance, cost,
+    in domain (and the ground truth on demo data)."""
     console = console or Console()
     if not len(top):
         console.print(f"[yellow]no feasible recipe for {targets}[/yellow]")
         return
-    table = Table(title=f"recommended recipes for {', '.join(f'{t} {v:g}' for t, v in targets.items())}")
-    cols = ["rank", "Mg", "Mn", "casting", "cold_reduction_pct", "homog_schedule", "recryst_schedule"]
-    cols = [c for c in cols if c in top]
-    for c in cols + [f"{t} pred ± σ" for t in targets] + ["cost", "in domain"] + \
-            (["truth"] if any(f"{t}_truth" in top for t in targets) else []):
-        table.add_column(c)
-    for _, r in top.head(n).iterrows():
-        row = [str(r[c]) for c in cols] + [f"{r[f'{t}_pred']:.1f} ± {r[f'{t}_std']:.1f}" for t in targets]
-        row += [f"{r['cost_index']:.3f}", str(r["in_domain"])]
-        if f"{next(iter(targets))}_truth" in top:
-            row.append(" ".join(f"{r[f'{t}_truth']:.1f}" for t in targets))
-        table.add_row(*row)
-    console.print(table)
+    shown = top.head(n)
+    rows = [(f"{el} wt%", [f"{x:.2f}" for x in shown[el]]) for el in elements
+            if el in shown and shown[el].max() >= 0.05]
+    for c in columns:
+        if c in shown:
+            rows.append((c, ["—" if pd.isna(x) or x == "" else f"{x:g}" if isinstance(x, float) else str(x)
+                             for x in shown[c]]))
+    recipe_end = rows[-1][0] if rows else None
+    for t in targets:
+        rows.append((f"{t} pred ± σ", [f"{p:.1f} ± {s:.1f}" for p, s in zip(shown[f"{t}_pred"], shown[f"{t}_std"])]))
+        if f"{t}_truth" in shown:
+            rows.append((f"{t} ground truth", [f"{x:.1f}" for x in shown[f"{t}_truth"]]))
+    for key, col, fmt in (("p_hit", "p_hit", "{:.2f}"), ("cost index", "cost_index", "{:.3f}"),
+                          ("in domain", "in_domain", "{}")):
+        if col in shown:
+            rows.append((key, [fmt.format(x) for x in shown[col]]))
+    title = f"recommended recipes for {', '.join(f'{t} {v:g}' for t, v in targets.items())}"
+    key_table(rows, [f"#{r}" for r in shown["rank"]], console, title, sections=(recipe_end,))

@@ -178,3 +178,28 @@ def test_single_run_designs_for_its_own_target(tmp_path):
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["design_targets"] == "YS=260" and "design_hit_rate" in m and m["time_design_s"] > 0
+
+
+def test_the_recommendation_table_reads_at_80_columns():
+    """Keys as rows, recipes as columns, in blocks that fit: every element a recipe holds, the process, the
+    prediction ± σ, p_hit and the ground truth appear in full at 80 columns (no '…')."""
+    import io
+    import pandas as pd
+    from rich.console import Console
+    from alloy_hydra import report
+    top = pd.DataFrame({"rank": [1, 2, 3, 4], "Mg": [4.51, 4.4, 3.2, 2.9], "Zn": [0.0, 0.01, 0.0, 0.02],
+                        "Cu": [0.0, 0.12, 0.0, 0.0], "casting": ["DC", "DC", "CC", "DC"],
+                        "cold_reduction_pct": [33.8, 32.9, 60.0, 41.5],
+                        "recryst_schedule": ["345/7200", "", "350/3600 + 200/7200", "340/10800"],
+                        "YS_pred": [261.2, 259.9, 258.1, 262.0], "YS_std": [6.1, 7.3, 5.5, 8.8],
+                        "YS_truth": [258.4, 263.0, 255.0, 270.4], "p_hit": [0.9, 0.85, 0.8, 0.7],
+                        "cost_index": [1.02, 1.03, 1.01, 1.02], "in_domain": [True] * 4})
+    buf = io.StringIO()
+    report.print_recommendations(top, {"YS": 260.0}, ["Mg", "Zn", "Cu"], ["casting", "cold_reduction_pct",
+                                                                           "recryst_schedule"],
+                                 console=Console(file=buf, width=80))
+    out = buf.getvalue()
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    for text in ("Mg wt%", "4.51", "Cu wt%", "0.12", "CC", "350/3600", "200/7200", "261.2 ± 6.1", "270.4", "#4"):
+        assert text in out, text                                 # a long schedule folds inside its cell
+    assert "Zn wt%" not in out                                   # no recipe holds 0.05 wt% Zn
