@@ -37,15 +37,17 @@ def folds(groups, n_splits: int):
     return list(GroupKFold(n_splits=min(n_splits, len(np.unique(g)))).split(np.zeros(len(g)), groups=g))
 
 
-def oof(estimator, X, y, splits, fitted: list | None = None) -> np.ndarray:
+def oof(estimator, X, y, splits, fitted: list | None = None, tick=None) -> np.ndarray:
     """Out-of-fold predictions: clone, fit on the other groups, predict the held-out groups (the fold's fitted
-    estimators are appended to `fitted` when given)."""
+    estimators are appended to `fitted` when given; tick(k) after fold k)."""
     pred = np.full(len(y), np.nan)
-    for tr, te in splits:
+    for k, (tr, te) in enumerate(splits, 1):
         est = clone(estimator).fit(X.iloc[tr], y[tr])
         pred[te] = est.predict(X.iloc[te])
         if fitted is not None:
             fitted.append(est)
+        if tick:
+            tick(k)
     return pred
 
 
@@ -144,7 +146,7 @@ def member_cv(f: dict, X: pd.DataFrame, y: np.ndarray, splits, fold_fronts=None,
 
 
 def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of, domain=(),
-                 fold_fronts=None, clip=None, groups=None) -> pd.DataFrame:
+                 fold_fronts=None, clip=None, groups=None, tick=None) -> pd.DataFrame:
     """Every Pareto expression with its grouped CV MAE (member_cv), physics result and the number of non-finite
     predictions on the training rows and `domain` (feature frames of real cards). With `groups`, the table's
     attrs["group_abs_error"] holds each member's summed absolute CV error per group (members x groups) and
@@ -165,6 +167,8 @@ def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of
                      "physics": "; ".join(f"{c['feature']}:{c.get('fraction_expected_sign', 'n/a')}"
                                           for c in phys["checks"]),
                      "expression": expr.to_string(f["expr"], 6)})
+        if tick:
+            tick(i + 1)
     table = pd.DataFrame(rows)
     if codes is not None:
         table.attrs.update(group_abs_error=np.array(per_group), group_rows=np.bincount(codes))
@@ -232,12 +236,14 @@ def bootstrap_groups(groups, n_members: int, seed: int):
 
 
 def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_members: int, seed: int,
-             domain=(), linear: bool = False, bounds: tuple[float, float] | None = None) -> list:
+             domain=(), linear: bool = False, bounds: tuple[float, float] | None = None, tick=None) -> list:
     """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept;
     a refit that is non-finite on the training rows or `domain` is dropped; the output `bounds` applied after the
     refit, as to the main formula); other models refit on them."""
     members = []
-    for idx in bootstrap_groups(groups, n_members, seed):
+    for k, idx in enumerate(bootstrap_groups(groups, n_members, seed), 1):
+        if tick:
+            tick(k)
         if main["kind"] == "expression" and estimator is None:
             tree = refit_constants(main["expr"], _cols(X, idx), y[idx], linear=linear)
             if not nonfinite_on(tree, [X, *domain]):
@@ -338,13 +344,16 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     if "physics" in reg.get_params():   # the engine keeps the audited signs while it fits
         reg.set_params(physics=audit_mod.constraints(pert, names), physics_min_fraction=opts.physics_min_fraction)
     baselines = {"ridge": RidgeModel(feature_names=names, seed=seed), "gbm": GBMModel(feature_names=names, seed=seed)}
+    n_members = opts.ensemble   # (5 at most for tree models; the bar's total is corrected below)
     with Progress(transient=True) as bar:
-        task = bar.add_task(f"training {label} on {len(X)} rows", total=4)
+        task = bar.add_task(f"training {label} on {len(X)} rows", total=3 * len(splits) + 1 + n_members)
+
+        def step(what):   # one unit of work done: the bar says which
+            return lambda k: bar.update(task, advance=1, description=f"{label}: {what} {k}")
         fitted = []
-        cv_proc = oof(reg, X, y, splits, fitted)              # the whole procedure, refit per fold
-        bar.advance(task)
-        base_cv = {k: oof(b, X, y, splits) for k, b in baselines.items()}
-        bar.advance(task)
+        cv_proc = oof(reg, X, y, splits, fitted, step(f"grouped CV fold (of {len(splits)})"))   # whole procedure
+        base_cv = {k: oof(b, X, y, splits, tick=step(f"{k} baseline, fold")) for k, b in baselines.items()}
+        bar.update(task, description=f"{label}: final fit on all {len(X)} rows")
         final = clone(reg).fit(X, y)
         fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
         bar.advance(task)
@@ -361,8 +370,9 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
             fold_fronts = [getattr(e, "front_", None) for e in fitted]
             if opts.select_cv != "nested" or not all(fold_fronts):
                 fold_fronts = None
+            bar.update(task, total=3 * len(splits) + 1 + n_members + len(front))
             table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts, opts.clip_margin,
-                                 groups)
+                                 groups, step(f"Pareto member scored (of {len(front)})"))
             chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
             fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
             refit = refit_constants(fixed, _cols(X), y, linear=linear)
@@ -373,11 +383,13 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         else:
             cv_chosen, domain, linear = cv_proc, [], False
         bounds = clip_range(y, opts.clip_margin) if symbolic and front and opts.clip_margin is not None else None
-        n_members = opts.ensemble if main["kind"] == "expression" else min(opts.ensemble, 5)
-        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain, linear, bounds)
+        if main["kind"] != "expression":   # tree / refit members cost a whole fit each
+            bar.update(task, total=3 * len(splits) + 1 + min(n_members, 5))
+            n_members = min(n_members, 5)
+        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain, linear, bounds,
+                           step(f"ensemble member (of {n_members})"))
         if bounds:
             main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
-        bar.advance(task)
     # uncertainty and domain come from the real cards only: a synthetic near-copy in a CV fold flatters the
     # error it is scored on, so sigma taken from such folds says nothing about a new recipe
     real = (cards["is_synthetic"].to_numpy()[sub] == 0) if "is_synthetic" in cards else np.ones(len(y), bool)
