@@ -116,7 +116,7 @@ def model_table(table: pd.DataFrame) -> pd.DataFrame:
 def write_reports(sweep_dir, console=None) -> int:
     """Write the sweep reports; returns the number of failed jobs."""
     from rich.console import Console
-    from rich.table import Table
+    from .report import key_table
     sweep_dir = Path(sweep_dir)
     table = jobs(sweep_dir)
     table.to_csv(sweep_dir / "comparison.csv", index=False)
@@ -126,14 +126,16 @@ def write_reports(sweep_dir, console=None) -> int:
     models.to_csv(sweep_dir / "model_comparison.csv", index=False)
     failed = int((table["status"] != "complete").sum()) if len(table) else 0
     console = console or Console()
-    t = Table(title=f"sweep {sweep_dir} · {len(table)} jobs · {failed} failed")
-    cols = [c for c in ("run_dir", "status", "target", "generator", "regressor", "qc_pass", "tstr_r2",
-                        "real_only_r2", "holdout_r2", "error") if c in table]
-    for c in cols:
-        t.add_column(c)
-    for _, r in table.iterrows():
-        t.add_row(*[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c])[:60] for c in cols])
-    console.print(t)
+    console.print(f"sweep {sweep_dir}: {len(table)} jobs, {failed} failed", soft_wrap=True, highlight=False)
+    labels = [f"job {n}" if n.isdigit() else f"job {i}"   # Hydra's job number, from the dir name
+              for i, n in enumerate(str(r).split("_", 1)[0] for r in (table["run_dir"] if len(table) else []))]
+    for label, run in zip(labels, table["run_dir"] if len(table) else []):
+        console.print(f"{label}: {run}", soft_wrap=True, highlight=False)
+    cols = [c for c in ("status", "target", "generator", "generator_used", "regressor", "qc_pass", "tstr_r2",
+                        "real_only_r2", "holdout_r2", "design_hit_rate", "error") if c in table]
+    cell = (lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)[:60])
+    if len(table):   # keys as rows, jobs as columns: readable at 80 columns and in a pipe
+        key_table([(c, [cell(v) for v in table[c]]) for c in cols], labels, console, "sweep jobs")
     for target, s in selected.items():
         console.print(f"{target}: generator [bold]{s['chosen_method']}[/bold] — {s['reason']}")
     if len(table) and "holdout_r2" in table and table["holdout_r2"].notna().any():

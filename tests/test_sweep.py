@@ -47,6 +47,8 @@ def test_two_job_joblib_sweep_writes_runs_and_reports(tmp_path):
     assert list(table["status"]) == ["complete", "complete"] and {"tstr_r2", "real_only_r2"} <= set(table.columns)
     sel = json.loads((sw / "selected_datasets.json").read_text())
     assert sel["YS"]["chosen_method"] in ("jitter", "none") and sel["YS"]["reason"]
+    shown = proc.stdout[proc.stdout.index("sweep jobs"):]                # keys as rows, jobs as columns
+    assert "status" in shown and "real_only_r2" in shown and "job 1" in shown and "…" not in shown
     assert (sw / "model_comparison.csv").exists()
 
 
