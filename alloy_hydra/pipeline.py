@@ -279,12 +279,17 @@ def stage_train(cfg, run_dir: Path, state: RunState) -> None:
     units = {c: unit_of(c, cfg.data) for c in model.features}
     if main["kind"] == "expression":
         text = expr.to_lines(main["expr"], 5, units)
+        n_real = model.info["n_real_rows"]
+        rows = (f"{n_real} real rows" if n_real == model.info["n_train_rows"] else
+                f"{n_real} real + {model.info['n_train_rows'] - n_real} synthetic rows ({used})")
+        sm, u = model.sigma_model, cfg.target.unit
+        sigma = (f"σ = {sm['b0']:.3g} {u} + {sm['b_gap']:.3g}·|S − gbm reference| + {sm['b_dist']:.3g} {u}·distance "
+                 f"ratio + {sm['b_level']:.3g}·|S| (combined with the ensemble spread), fitted on the real cards' "
+                 f"out-of-fold errors" if sm else f"σ = sqrt(ensemble sd² + {model.sigma_resid:.3g}²)")
         (run_dir / "equation.txt").write_text(
             f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
-            f"regressor: {cfg.regressor.name}; trained on {model.info['n_train_rows']} rows ({cfg.train.data}, "
-            f"generator {used}); grouped {cfg.train.cv_folds}-fold CV MAE "
-            f"{fit.cv['chosen']['mae']:.4g} {cfg.target.unit}\n"
-            f"uncertainty: ±sqrt(ensemble sd² + {model.sigma_resid:.3g}²)\n")
+            f"regressor: {cfg.regressor.name}; trained on {rows}; grouped {cfg.train.cv_folds}-fold CV MAE on "
+            f"the real cards {fit.cv['chosen']['mae']:.4g} {u}\nuncertainty: {sigma}\n")
     else:
         (run_dir / "equation.txt").write_text(f"{target}: {cfg.regressor.name} is a tree ensemble "
                                               f"({len(main['trees'])} trees); no closed-form formula.\n")
