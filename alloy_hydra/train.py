@@ -254,16 +254,19 @@ def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_me
     return members
 
 
-def subsample(groups, max_rows: int, seed: int) -> np.ndarray:
-    """At most max_rows row indices, the same share from every group (symbolic fits scale with rows)."""
+def subsample(groups, max_rows: int, seed: int, always=None) -> np.ndarray:
+    """At most max_rows row indices (symbolic fits scale with rows): every row flagged in `always` (the real
+    cards: a lab's few hundred experiments are never dropped for synthetic copies), then the same share of the
+    other rows from every group."""
     n = len(groups)
     if n <= max_rows:
         return np.arange(n)
+    always = np.zeros(n, bool) if always is None else np.asarray(always, bool)
     rng = np.random.default_rng(seed)
-    frac = max_rows / n
+    frac = max(max_rows - int(always.sum()), 0) / max(int((~always).sum()), 1)
     g = pd.Series(np.asarray(groups))
     keep = g.groupby(g).transform(lambda s: rng.random(len(s)) < frac).to_numpy()
-    return np.flatnonzero(keep)
+    return np.flatnonzero(keep | always)
 
 
 def predict_model(model: dict, X) -> np.ndarray:
@@ -334,7 +337,8 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         raise ConfigError(f"train.clip_margin must be >= 0 (or null: unbounded formulas), not {opts.clip_margin}")
     feat = clone(featuriser).fit(cards)
     X_all, y_all, g_all = feat.transform(cards), cards[target].to_numpy(float), cards["_cv_group"].to_numpy()
-    sub = subsample(g_all, opts.max_rows, seed)
+    is_real = (cards["is_synthetic"].to_numpy() == 0) if "is_synthetic" in cards else np.ones(len(cards), bool)
+    sub = subsample(g_all, opts.max_rows, seed, always=is_real)
     X, y, groups = X_all.iloc[sub].reset_index(drop=True), y_all[sub], g_all[sub]
     splits = folds(groups, opts.cv_folds)
     names = list(X.columns)
@@ -392,7 +396,7 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
             main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
     # uncertainty and domain come from the real cards only: a synthetic near-copy in a CV fold flatters the
     # error it is scored on, so sigma taken from such folds says nothing about a new recipe
-    real = (cards["is_synthetic"].to_numpy()[sub] == 0) if "is_synthetic" in cards else np.ones(len(y), bool)
+    real = is_real[sub]
     ok = np.isfinite(cv_chosen) & real
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
     use = [names.index(v) for v in expr.variables(main["expr"])] if symbolic else None   # the formula's inputs

@@ -195,3 +195,13 @@ def test_the_same_run_beside_cpu_burning_processes_gives_the_same_model(tmp_path
     assert proc.returncode == 0, proc.stderr[-2000:]
     (job,) = list((tmp_path / "sweep").glob("*/model.json"))
     assert job.read_bytes() == (tmp_path / "quiet" / "model.json").read_bytes()
+
+
+def test_the_training_subsample_never_drops_a_real_card():
+    groups = np.repeat(np.arange(50), 100)                    # 5000 rows in 50 groups
+    real = np.zeros(5000, bool)
+    real[::50] = True                                          # 100 real cards among synthetic rows
+    keep = train.subsample(groups, 1000, seed=0, always=real)
+    assert set(np.flatnonzero(real)) <= set(keep)
+    assert 800 < len(keep) < 1200 and len(np.unique(groups[keep])) == 50   # the rest: a share of every group
+    assert len(train.subsample(groups, 10_000, seed=0, always=real)) == 5000
