@@ -228,7 +228,7 @@ class GBMConfig(RegressorConfig):
 class TrainConfig:
     data: str = "synthetic+real"        # synthetic+real | synthetic | real (generator=none: real)
     cv_folds: int = 5                   # GroupKFold; synthetic rows grouped with their source_group
-    max_rows: int = 4000                # group-stratified subsample for every fit (symbolic fits scale with rows)
+    max_rows: int = 4000                # rows per fit: every real card + a per-group share of synthetic rows
     ensemble: int = 20                  # bootstrap-over-groups members for the uncertainty
     select_rule: str = "parsimony"      # parsimony | gain | se | min_cv
     # parsimony: CV MAE <= (1+tol) x best; gain: <= best + tol x (const-best); se: <= best + tol paired group SEs
