@@ -40,6 +40,45 @@ def default_columns(data) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
+# what each derived input means (equation.txt's glossary); <s> = a schedule name (homog, recryst, ...)
+_GLOSSARY = [
+    (r"(.+)_steps$", "number of steps of the {0} schedule"),
+    (r"(.+)_time_total_s$", "total time of the {0} schedule (s)"),
+    (r"(.+)_temp_max_C$", "peak temperature of the {0} schedule (°C; 25 = none)"),
+    (r"(.+)_T_time_weighted_C$", "time-weighted mean temperature of the {0} schedule (°C)"),
+    (r"(.+)_time_at_ge_(.+)C_s$", "time of the {0} schedule at or above {1} °C (s)"),
+    (r"adequate_(.+)_(batch|flash|direct)$", "1 if the {0} anneal is of type {1} and recrystallises by the "
+                                             "kinetic rule (Arrhenius-equivalent time ≥ the rule's minimum)"),
+    (r"adequate_(.+)$", "1 if the {0} treatment meets its adequacy rule (cleaning config), else 0"),
+    (r"(.+)_log_dose$", "log10 of the {0} anneal's Arrhenius-equivalent time × strain² over the rule's minimum "
+                        "(0 = just enough to recrystallise; −3 = no anneal)"),
+    (r"(.+)_jmak_fraction$", "recrystallised fraction after the {0} anneal, JMAK: 1 − exp(−3·dose^1.5)"),
+    (r"(.+)_retained_strain$", "cold strain left after the {0} anneal: von Mises strain × (1 − recrystallised "
+                               "fraction)"),
+    (r"(.+)_pct$", "{0} (%)"), (r"(.+)_mm$", "{0} (mm)"), (r"(.+)_um$", "{0} (µm)"),
+]
+
+
+def describe(name: str, categorical=(), elements=()) -> str:
+    """A model input in words (for equation.txt): element, one-hot level, derived feature or interaction."""
+    if name in elements:
+        return f"{name} content (wt%)"
+    if "=" in name and name.split("=", 1)[0] in categorical:
+        column, level = name.split("=", 1)
+        return f"1 if {column} is {level}, else 0"
+    for pattern, text in _GLOSSARY:
+        m = re.fullmatch(pattern, name)
+        if m:
+            return text.format(*m.groups())
+    if any(op in name for op in "*/()^["):
+        parts = [n for n in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", _INDICATOR.sub("", name)))
+                 if n not in ("sqrt", "log", "exp", "abs", "min", "max")]
+        inner = "; ".join([f"{n} = {describe(n, categorical, elements)}" for n in parts] +
+                          [f"[{c}={v}] = 1 if {c} is {v}, else 0" for c, v in _INDICATOR.findall(name)])
+        return f"interaction (data.interactions) of {inner}" if inner else "interaction (data.interactions)"
+    return name
+
+
 class Featuriser(BaseEstimator, TransformerMixin):
     """sklearn transformer: learns categorical levels and fill values on fit; transform gives a float frame."""
 

@@ -21,7 +21,7 @@ from . import config as config_mod, qc as qc_mod, report, train as train_mod
 from .model import Committee, Model
 from .regress import FixedModel
 from .errors import AlloyHydraError, ConfigError, QCFailed
-from .features import Featuriser, default_columns
+from .features import Featuriser, default_columns, describe
 from .io import job_dirs, read_cards, write_json
 from .split import split_groups
 
@@ -286,10 +286,13 @@ def stage_train(cfg, run_dir: Path, state: RunState) -> None:
         sigma = (f"σ = {sm['b0']:.3g} {u} + {sm['b_gap']:.3g}·|S − gbm reference| + {sm['b_dist']:.3g} {u}·distance "
                  f"ratio + {sm['b_level']:.3g}·|S| (combined with the ensemble spread), fitted on the real cards' "
                  f"out-of-fold errors" if sm else f"σ = sqrt(ensemble sd² + {model.sigma_resid:.3g}²)")
+        elements = [*cfg.data.composition_columns, cfg.data.balance_element]
+        glossary = "\n".join(f"  {v}: {describe(v, model.featuriser.categorical, elements)}"
+                              for v in sorted(expr.variables(main["expr"])))
         (run_dir / "equation.txt").write_text(
             f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
             f"regressor: {cfg.regressor.name}; trained on {rows}; grouped {cfg.train.cv_folds}-fold CV MAE on "
-            f"the real cards {fit.cv['chosen']['mae']:.4g} {u}\nuncertainty: {sigma}\n")
+            f"the real cards {fit.cv['chosen']['mae']:.4g} {u}\nuncertainty: {sigma}\n\ninputs:\n{glossary}\n")
     else:
         (run_dir / "equation.txt").write_text(f"{target}: {cfg.regressor.name} is a tree ensemble "
                                               f"({len(main['trees'])} trees); no closed-form formula.\n")

@@ -561,3 +561,18 @@ def test_the_se_rule_uses_paired_group_clustered_standard_errors(monkeypatch):
     assert pick == 1 and "paired standard error" in why      # the steady gap is real, the lumpy one is not
     with pytest.raises(ValueError, match="groups"):           # no silent fallback without the per-group errors
         train.choose(pd.DataFrame(table.to_dict("list")), "se", 1.0)
+
+
+def test_equation_txt_explains_every_input_it_uses(run_dir):
+    """A metallurgist reads the formula with a glossary: every variable of the formula has a line under
+    'inputs:' in words (elements in wt%, one-hot levels, derived schedule features, interactions)."""
+    from alloy_hydra import features
+    model = Model.load(run_dir / "model.json")
+    text = (run_dir / "equation.txt").read_text()
+    glossary = text[text.index("\ninputs:\n"):]
+    for v in expr.variables(model.main["expr"]):
+        line = next(ln for ln in glossary.splitlines() if ln.strip().startswith(f"{v}:"))
+        assert len(line.split(":", 1)[1].strip()) > len(v), line       # more than the name again
+    assert "trained on" in text and "generator none)" not in text
+    assert features.describe("recryst_retained_strain").startswith("cold strain left after the recryst anneal")
+    assert "[quench=Furnace] = 1 if quench is Furnace" in features.describe("Zn*Mg*[quench=Furnace]", ["quench"])
