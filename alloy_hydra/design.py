@@ -438,7 +438,11 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
         rec[t] = space.table[t].mean()
     d, j = nn.kneighbors(rspace(rec.reindex(columns=space.table.columns)))
     ids = [c for c in id_columns if c in master] or [GROUP_COL]
-    out["nearest_card"] = master.iloc[j[:, 0]][ids].astype(str).agg(" / ".join, axis=1).to_numpy()
+    near = master.iloc[j[:, 0]]
+    label = near[ids].astype(str).agg(" / ".join, axis=1)
+    if "source_row" in near:   # the row in the user's file: an id such as "Unspecified" names no card
+        label = label + " / row " + near["source_row"].astype(str)
+    out["nearest_card"] = label.to_numpy()
     out["nearest_distance"] = np.round(d[:, 0], 3)
     out["note"] = _notes(out, c, targets)
     # one recipe per neighbourhood, as a metallurgist would tell recipes apart: composition to 0.1 wt%,

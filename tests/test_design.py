@@ -44,6 +44,8 @@ def test_recommendations_are_valid_cards_and_the_closed_loop_is_scored(models_di
                 "nearest_distance", "in_domain", "note", "homog_schedule", "recryst_schedule", "YS_truth"):
         assert col in recs, col
     assert (recs["YS_pred"] <= recs["UTS_pred"]).all()
+    assert recs["nearest_card"].str.contains(r" / row \d+$").all()        # names the row in the user's file
+    assert (recs["p_hit"] > 0).all() and recs["p_hit"].le(1).all()
     # distinct recipes: no two share composition (0.1 wt%), cold work (5 %), route and anneal peak (10 °C)
     peak = recs["recryst_schedule"].fillna("").str.findall(r"(\d+(?:\.\d+)?)/").map(
         lambda ts: round(max(map(float, ts)) / 10) if ts else -1)
