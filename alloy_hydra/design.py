@@ -22,7 +22,7 @@ from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from sklearn.neighbors import NearestNeighbors
 
-from . import cards as cards_mod
+from . import cards as cards_mod, schedule
 from .clean import GROUP_COL
 from .config import plain
 from .errors import ConfigError
@@ -418,6 +418,7 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     for name in space.schema.schedules:
         if f"{name}_schedule" in c:
             out[f"{name}_schedule"] = c[f"{name}_schedule"].to_numpy()
+            out[f"{name}_schedule_readable"] = [schedule.human(schedule.parse(v)) for v in c[f"{name}_schedule"]]
         if f"{name}_type" in c:
             out[f"{name}_type"] = c[f"{name}_type"].to_numpy()
     for t, v in targets.items():

@@ -476,7 +476,7 @@ def stage_design(cfg, run_dir: Path, state: RunState) -> None:
     if cfg.summary:
         report.print_recommendations(top, targets, space.schema.elements,
                                      [*data.categoricals, *space.schema.numeric,
-                                      *(f"{s}_schedule" for s in space.schema.schedules)])
+                                      *(f"{s}_schedule_readable" for s in space.schema.schedules)])
     state.metrics.update(n_recommendations=int(len(top)), n_feasible=int(len(ranked)),
                          best_distance=float(ranked["distance"].min()) if len(ranked) else None,
                          design_targets=",".join(f"{t}={v:g}" for t, v in targets.items()),

@@ -113,6 +113,13 @@ def canonical(steps: list[Step]) -> str:
     return " + ".join(f"{_fmt(s.temp_C)}/{_fmt(s.time_s)}" for s in steps)
 
 
+def human(steps: list[Step]) -> str:
+    """As a metallurgist writes it: `545 °C × 2.5 h + 490 °C × 24 h` (seconds and minutes below 2 min / 2 h)."""
+    def dur(t: float) -> str:
+        return f"{t:.3g} s" if t < 120 else f"{t / 60:.3g} min" if t < 7200 else f"{t / 3600:.3g} h"
+    return " + ".join(f"{s.temp_C:.0f} °C × {dur(s.time_s)}" for s in steps)
+
+
 def features(steps: list[Step], prefix: str, ambient_C: float = 25.0,
              threshold_C: float | None = None) -> dict[str, float]:
     """Numeric features of one schedule. No treatment means ambient temperature and zero time."""

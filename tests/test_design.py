@@ -45,6 +45,7 @@ def test_recommendations_are_valid_cards_and_the_closed_loop_is_scored(models_di
         assert col in recs, col
     assert (recs["YS_pred"] <= recs["UTS_pred"]).all()
     assert recs["nearest_card"].str.contains(r" / row \d+$").all()        # names the row in the user's file
+    assert recs["homog_schedule_readable"].str.fullmatch(r"\d+ °C × [\d.]+ (s|min|h)( \+ .*)?").all()
     assert (recs["p_hit"] > 0).all() and recs["p_hit"].le(1).all()
     # distinct recipes: no two share composition (0.1 wt%), cold work (5 %), route and anneal peak (10 °C)
     peak = recs["recryst_schedule"].fillna("").str.findall(r"(\d+(?:\.\d+)?)/").map(

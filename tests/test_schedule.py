@@ -69,3 +69,10 @@ def test_features():
     empty = schedule.features([], "recryst", ambient_C=25)
     assert empty == {"recryst_steps": 0, "recryst_time_total_s": 0, "recryst_temp_max_C": 25,
                      "recryst_T_time_weighted_C": 25}
+
+
+def test_schedules_read_as_a_metallurgist_writes_them():
+    from alloy_hydra import schedule
+    assert schedule.human(schedule.parse("545/9000 + 490/86400")) == "545 °C × 2.5 h + 490 °C × 24 h"
+    assert schedule.human(schedule.parse("500/10 + 350/1800")) == "500 °C × 10 s + 350 °C × 30 min"
+    assert schedule.human(schedule.parse("none")) == ""
