@@ -175,22 +175,28 @@ def _key_features(train: pd.DataFrame, schema, target: str, n: int = 5) -> list[
 def stage_qc(cfg, run_dir: Path, state: RunState) -> None:
     target, synth_cards = cfg.target.name, state["synth_cards"]
     featuriser = Featuriser(*default_columns(cfg.data))
-    util = qc_mod.utility(featuriser, target, state["train"], synth_cards, state["holdout"], cfg.seed)
+    with report.steps(f"QC {target}", 3 if len(synth_cards) else 1) as doing:
+        doing("utility: gbm on real / synthetic / both, scored on the holdout")
+        util = qc_mod.utility(featuriser, target, state["train"], synth_cards, state["holdout"], cfg.seed)
+        ev = None
+        if len(synth_cards):
+            doing("acceptance checks: composition, KS, correlations, memorisation")
+            ev = qc_mod.evaluate(state["train_table"], state["synth_table"], synth_cards, state["schema"], target,
+                                 cfg.chem_window, cfg.thresholds, state["post"], state["classes"],
+                                 cfg.qc.near_dup_fraction)
+            corr_diff = ev.pop("_corr_diff")
+            if cfg.qc.plots:
+                doing("plots")
+                qc_mod.plots(state["train_table"], state["synth_table"], target, corr_diff, run_dir / "plots",
+                             _key_features(state["train_table"], state["schema"], target))
     used = state.get("generator_used", cfg.generator.name)
     result = {"generator": cfg.generator.name, "generator_used": used, "target": target,
               "thresholds": cfg.thresholds.name, "holdout_used_for": "utility only (reported, never decides)",
               "utility": util}
     if "augmentation" in state:
         result["augmentation"] = state["augmentation"]
-    if len(synth_cards):
-        ev = qc_mod.evaluate(state["train_table"], state["synth_table"], synth_cards, state["schema"], target,
-                             cfg.chem_window, cfg.thresholds, state["post"], state["classes"],
-                             cfg.qc.near_dup_fraction)
-        corr_diff = ev.pop("_corr_diff")
+    if ev is not None:
         result.update(ev)
-        if cfg.qc.plots:
-            qc_mod.plots(state["train_table"], state["synth_table"], target, corr_diff, run_dir / "plots",
-                         _key_features(state["train_table"], state["schema"], target))
         acc = ev["acceptance"]
         state.metrics.update(qc_pass=acc["overall_pass"], ks_median_stat=ev["ks_median_stat"],
                              ks_median_p=ev["ks_median_p"], corr_mae=ev["corr_mae"],

@@ -1,6 +1,8 @@
 """Console output: short rich summaries of a run."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -43,6 +45,21 @@ def print_acceptance(acc: dict, title: str, console: Console | None = None) -> N
     console.print(table)
     console.print(f"overall: {'[green]PASS' if acc['overall_pass'] else '[red]FAIL'}[/] "
                   f"({acc['n_checks_counted']} checks that can fail)")
+
+
+@contextmanager
+def steps(label: str, total: int):
+    """A transient progress bar over a stage's steps: `doing(what)` marks the previous step done and says what
+    runs now (rich shows the elapsed time and an ETA)."""
+    from rich.progress import Progress
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        started = []
+
+        def doing(what: str) -> None:
+            bar.update(task, advance=1 if started else 0, description=f"{label}: {what}")
+            started.append(what)
+        yield doing
 
 
 def key_table(rows: list, labels: list, console: Console, title: str, key_width: int = 28,
