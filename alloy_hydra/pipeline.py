@@ -322,7 +322,6 @@ def stage_audit(cfg, run_dir: Path, state: RunState) -> None:
     y = hold[target].to_numpy(float)
     mean, std, in_dom, dist = model.predict(hold, X=Xh.to_numpy(float))
     main = train_mod.metrics(y, mean)
-    coverage = float(np.mean(np.abs(y - mean) <= 2 * std))
     trust = train_mod.sigma_checks(mean - y, std) | domain_check(y, mean, in_dom)
     base = {k: train_mod.metrics(y, b.predict(Xh)) for k, b in state["baselines"].items()}
     per_class = (pd.DataFrame({"group": hold[clean_mod.GROUP_COL], "y": y, "pred": mean, "std": std})
@@ -343,7 +342,7 @@ def stage_audit(cfg, run_dir: Path, state: RunState) -> None:
                "note": "holdout = real groups never seen by the generator or the regressor"}
     write_json(run_dir / "validation_report.json", report_)
     state.metrics.update(holdout_mae=main["mae"], holdout_rmse=main["rmse"], holdout_r2=main["r2"],
-                         holdout_mape=main["mape"], physics_pass=physics["pass"], coverage_2sigma=coverage,
+                         holdout_mape=main["mape"], physics_pass=physics["pass"], coverage_2sigma=trust["coverage_2sigma"],
                          physics_checks_applicable=physics["n_applicable"],
                          coverage_1sigma=trust["coverage_1sigma"],
                          sigma_error_spearman=trust["spearman_sigma_abs_error"],

@@ -302,7 +302,7 @@ def sigma_checks(err: np.ndarray, sigma: np.ndarray) -> dict:
     """Does sigma say which predictions miss? Share within 1 and 2 sigma, Spearman rho of sigma with |error|."""
     from scipy.stats import spearmanr
     err, sigma = np.asarray(err, float), np.asarray(sigma, float)
-    ok = np.isfinite(err) & np.isfinite(sigma)
+    ok = np.isfinite(err) & ~np.isnan(sigma)   # an infinite sigma covers any error
     err, sigma = err[ok], sigma[ok]
     rho = spearmanr(sigma, np.abs(err)).statistic if len(err) > 2 and np.ptp(sigma) > 0 else float("nan")
     return {"coverage_1sigma": float(np.mean(np.abs(err) <= sigma)) if len(err) else float("nan"),
