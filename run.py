@@ -52,7 +52,7 @@ def main(cfg: DictConfig):
         discard_if_empty(run_dir)
         sys.exit(2)
     threads = job_threads(cfg, hc)
-    from alloy_hydra import pipeline, report   # here, not at the top: a sweep's launcher process never needs them
+    from alloy_hydra import report, stages   # here, not at the top: a sweep's launcher process never needs them
     with open_dict(cfg):   # the SR engine and SDV/torch follow the job's share of the cores
         for node in ("regressor", "generator"):
             for key in ("n_threads", "threads"):
@@ -61,7 +61,7 @@ def main(cfg: DictConfig):
     from threadpoolctl import threadpool_limits
     try:
         with threadpool_limits(limits=threads):
-            metrics = pipeline.run(cfg, run_dir)
+            metrics = stages.run(config.typed(cfg), run_dir)
     except AlloyHydraError as err:  # the user's data or config: a clear message, no traceback
         log.error("%s", err)
         if multirun:

@@ -1,6 +1,6 @@
 """Cards <-> recipe tables. A recipe table holds what a card *is* (element contents, process numbers,
 categoricals, schedule steps as temperature + log10 time, targets); `decode` turns any recipe table back into
-cleaned cards through clean.schedule_block, the same derivation cleaning uses. Generators synthesise recipe
+cleaned cards through schedule.schedule_block, the same derivation cleaning uses. Generators synthesise recipe
 tables and the designer searches over them, so a schedule string always matches its numbers.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from . import schedule
-from .clean import RECRYST_TYPES, has_times, infer_recryst_type, schedule_columns
+from .schedule import has_times, infer_recryst_type, schedule_columns
+from .schema import RECRYST_TYPES
 
 
 @dataclass

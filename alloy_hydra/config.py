@@ -1,15 +1,21 @@
 """Structured config schemas, registered in Hydra's ConfigStore so a typo'd key fails before any work.
 
 The YAML files in conf/ pick these schemas as their base (`defaults: [base_<group>, _self_]`).
-Stage code never needs Hydra: it takes these plain dataclasses or any DictConfig with the same keys.
+Stage code never needs Hydra: run.py converts the composed config once (`typed`) and passes the dataclasses in.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
+
+from .schema import TARGETS
+
+# the built stages in run order, each alloy_hydra/stages/<name>.py (a run's `stages` is a subsequence)
+STAGES = ("clean", "split", "generate", "qc", "train", "audit", "design")
 
 
 @dataclass
@@ -62,7 +68,7 @@ class TargetConfig:
     name: str = MISSING
     unit: str = MISSING
     clip: List[float] = field(default_factory=lambda: [0.0, 1e9])   # physical range; values outside are clipped
-    n_per_class: int = 60
+    n_per_class: int = 60                  # synthetic rows per class (group) the generator makes for this target
     # feature -> expected sign of d target/d feature, or {sign: s, where: {column: [values]}} (alloy_hydra/audit.py)
     physics: Dict[str, Any] = field(default_factory=dict)
     design_value: Optional[float] = None   # the design stage's default target for a single-target run
@@ -78,8 +84,8 @@ class ChemWindowConfig:
 
 @dataclass
 class ThresholdsConfig:
-    name: str = MISSING
-    composition_sum_tol: float = 0.05
+    name: str = MISSING   # the defaults are the strict set (conf/thresholds/strict.yaml)
+    # synthetic compositions must sum to 100 ± cleaning.composition_sum_tol, the rule the cards obey
     negatives_max: int = 0
     window_violations_max: int = 0
     target_in_range_min_pct: float = 95.0
@@ -102,20 +108,22 @@ class AdequacyRule:
     strain_exponent: float = 0.0
 
 
+def recryst_rule() -> AdequacyRule:
+    """Recrystallisation: Sellars-type kinetics, t_X ∝ eps^-2 exp(Q/RT) with Q = 200 kJ/mol (Al-Mg): 1 h at
+    340 °C for a strain of 1 (58 % cold reduction), 4 h for 29 %; a flash anneal of 10 s at 500 °C is worth 9 h.
+    The default rule of every anneal type (batch, flash, direct)."""
+    return AdequacyRule(340.0, 3600.0, 200.0, "cold_reduction_pct", 2.0)
+
+
 @dataclass
 class CleaningConfig:
     composition_sum_tol: float = 0.05   # Σ must end within 100 ± tol (Al balance makes it exact)
     ambient_C: float = 25.0             # temperature features of "no treatment"
     # adequacy rules (documented in README): time at or above min_temp_C must reach min_time_s
     homog: AdequacyRule = field(default_factory=lambda: AdequacyRule(520.0, 7200.0))
-    # recrystallisation: Sellars-type kinetics, t_X ∝ eps^-2 exp(Q/RT) with Q = 200 kJ/mol (Al-Mg): 1 h at
-    # 340 °C for a strain of 1 (58 % cold reduction), 4 h for 29 %; a flash anneal of 10 s at 500 °C is worth 9 h
-    recryst_batch: AdequacyRule = field(default_factory=lambda: AdequacyRule(
-        340.0, 3600.0, 200.0, "cold_reduction_pct", 2.0))
-    recryst_flash: AdequacyRule = field(default_factory=lambda: AdequacyRule(
-        340.0, 3600.0, 200.0, "cold_reduction_pct", 2.0))
-    recryst_direct: AdequacyRule = field(default_factory=lambda: AdequacyRule(
-        340.0, 3600.0, 200.0, "cold_reduction_pct", 2.0))
+    recryst_batch: AdequacyRule = field(default_factory=recryst_rule)
+    recryst_flash: AdequacyRule = field(default_factory=recryst_rule)
+    recryst_direct: AdequacyRule = field(default_factory=recryst_rule)
     flash_max_s: float = 600.0          # an inferred recryst_type: total time <= this is flash
     batch_min_s: float = 1800.0         # ... >= this is batch; between is "other"
     window_warn_fraction: float = 0.5   # warn when the chem window rejects more than this share of rows
@@ -125,7 +133,6 @@ class CleaningConfig:
 class GeneratorConfig:
     _target_: str = MISSING
     name: str = MISSING
-    n_per_class: Optional[int] = None   # null = the target's n_per_class
 
 
 @dataclass
@@ -249,6 +256,7 @@ class TrainConfig:
 
 @dataclass
 class OptimizerConfig:
+    _target_: str = MISSING             # alloy_hydra.design.NSGA2Search | RandomSearch
     name: str = MISSING                 # nsga2 | random (same budget: pop_size x n_gen evaluations)
     pop_size: int = 100
     n_gen: int = 200
@@ -264,12 +272,9 @@ class DesignWeights:
 @dataclass
 class DesignConfig:
     # null = not designed for; all null = the run's own target at target.design_value
-    targets: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(
-        ["YS", "UTS", "FractureEL", "UniformEL", "YPE"]))
-    tolerance: Dict[str, float] = field(default_factory=lambda: {"YS": 10.0, "UTS": 15.0, "FractureEL": 2.0,
-                                                                 "UniformEL": 2.0, "YPE": 0.3})
-    min: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(
-        ["YS", "UTS", "FractureEL", "UniformEL", "YPE"]))      # e.g. design.min.FractureEL=10
+    targets: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(TARGETS))
+    tolerance: Dict[str, float] = field(default_factory=lambda: dict(zip(TARGETS, (10.0, 15.0, 2.0, 2.0, 0.3))))
+    min: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(TARGETS))  # design.min.FractureEL=10
     models: Any = None                  # null = this run's model; else run dir(s) or sweep dir(s)
     combine: str = "committee"          # several runs of a target's chosen configuration (seeds): committee | best
     casting: Optional[str] = None       # fix a categorical, e.g. DC
@@ -339,8 +344,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     optimizer: OptimizerConfig = MISSING
     design: DesignConfig = field(default_factory=DesignConfig)
-    stages: List[str] = field(default_factory=lambda: ["clean", "split", "generate", "qc", "train", "audit",
-                                                       "design"])
+    stages: List[str] = field(default_factory=lambda: list(STAGES))
     seed: int = 42
     summary: bool = True   # print the rich summary
     resume: bool = False   # in a sweep: skip jobs whose run dir is already complete
@@ -392,32 +396,64 @@ def check_data(cfg) -> Optional[Path]:
     return data_file(cfg.data)
 
 
-def as_config(cfg: Any):
-    """Accept a DictConfig or a dataclass; return an OmegaConf object with attribute access."""
+def check_options(cfg) -> None:
+    """Config values with a fixed set of choices, checked before any work."""
+    from .errors import ConfigError
+    choices = {"qc.on_fail": (cfg.qc.on_fail, ("fallback_real", "stop", "continue")),
+               "design.domain": (cfg.design.domain, ("exclude", "penalise", "ignore")),
+               "design.combine": (cfg.design.combine, ("committee", "best")),
+               "train.data": (cfg.train.data, ("real", "synthetic", "synthetic+real"))}
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {value!r}")
+    if cfg.generator.name == "auto" and not 0 < cfg.generator.inner_holdout < 1:
+        raise ConfigError(f"generator.inner_holdout must be between 0 and 1, not {cfg.generator.inner_holdout}")
+    q = list(cfg.design.quantiles)
+    if len(q) != 2 or not 0 <= q[0] <= q[1] <= 1:
+        raise ConfigError(f"design.quantiles must be [low, high] with 0 <= low <= high <= 1, not {q}")
+    if not 0 <= cfg.design.support.get("min_share", 0) <= 1:
+        raise ConfigError(f"design.support.min_share must be a share in [0, 1], not {cfg.design.support['min_share']}")
+
+
+def typed(cfg) -> Config:
+    """A composed DictConfig as the typed dataclasses (done once, at the edge: run.py, compose, load_run_config);
+    stage code reads plain attributes from here on."""
     from omegaconf import OmegaConf
-    return cfg if not hasattr(cfg, "__dataclass_fields__") else OmegaConf.structured(cfg)
+    return cfg if isinstance(cfg, Config) else OmegaConf.to_object(cfg)
 
 
-class Plain(dict):
-    """A resolved config node as plain dicts with attribute access: the design loop reads data / cleaning
-    settings ~80 times per generation, and DictConfig attribute access costs ~25 µs each."""
+def compose(overrides=(), config_dir=None, as_dict: bool = False):
+    """The app's config exactly as run.py composes it (schemas registered, conf/ as the primary path), typed
+    unless as_dict. For tests, benchmarks and notebooks."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    register()
+    conf = Path(config_dir) if config_dir else Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    return cfg if as_dict else typed(cfg)
 
-    def __getattr__(self, key):
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
+
+def _known(schema, node: dict) -> dict:
+    """node without the keys schema does not have (a run dir written by an older version may hold them)."""
+    names = {f.name for f in dataclasses.fields(schema)}
+    return {k: v for k, v in node.items() if k in names}
 
 
-def plain(cfg: Any):
-    """DictConfig (or dataclass) -> nested Plain / lists with the same keys and values."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-    if isinstance(cfg, Plain):
-        return cfg
-    if isinstance(cfg, (DictConfig, ListConfig)) or hasattr(cfg, "__dataclass_fields__"):
-        cfg = OmegaConf.to_container(as_config(cfg), resolve=True)
-    if isinstance(cfg, dict):
-        return Plain({k: plain(v) for k, v in cfg.items()})
-    if isinstance(cfg, list):
-        return [plain(v) for v in cfg]
-    return cfg
+def load_run_config(run_dir) -> Config:
+    """A run dir's .hydra/config.yaml as the typed config its stages saw (keys this version no longer has are
+    dropped; generator and regressor stay plain dicts)."""
+    from omegaconf import OmegaConf
+    from .errors import ConfigError
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} is not a run dir (no .hydra/config.yaml)")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    nodes = {name: _known(schema, raw[name]) for name, schema in _SCHEMAS.items() if name in raw}
+    rest = {k: v for k, v in _known(Config, raw).items() if k not in nodes}
+    merged = OmegaConf.merge(OmegaConf.structured(Config), rest, nodes)
+    return OmegaConf.to_object(merged)
+
+
+_SCHEMAS = {"data": DataConfig, "target": TargetConfig, "chem_window": ChemWindowConfig,
+            "thresholds": ThresholdsConfig, "cleaning": CleaningConfig, "split": SplitConfig, "qc": QCConfig,
+            "train": TrainConfig, "optimizer": OptimizerConfig, "design": DesignConfig}

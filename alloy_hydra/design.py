@@ -23,8 +23,7 @@ from pymoo.core.repair import Repair
 from sklearn.neighbors import NearestNeighbors
 
 from . import cards as cards_mod, schedule
-from .clean import GROUP_COL
-from .config import plain
+from .schema import GROUP_COL
 from .errors import ConfigError
 from .model import knn
 
@@ -46,7 +45,7 @@ class Space:
 
     def __init__(self, master: pd.DataFrame, data, window, fixed: dict | None = None, bounds: dict | None = None,
                  stratify_by=("casting",), outcomes=(), support=None, allow=(), quantiles=(0.0, 1.0)):
-        self.data = data = plain(data)
+        self.data = data
         self.schema = cards_mod.schema_of(master, data)
         # numbers a card records but a caster cannot set (grain size follows from composition and route): not
         # decision variables; a recipe gets what the most similar tested recipes showed
@@ -281,13 +280,50 @@ class Evaluation:
 class Evaluator:
     """Scores candidate recipes with the JSON models: objectives F and constraints G (g <= 0 feasible)."""
 
-    def __init__(self, space: Space, models: dict, opts, cleaning):
-        self.space, self.models, self.opts, self.cleaning = space, models, opts, plain(cleaning)
-        self.targets = dict(opts.targets)
-        self.tol = {t: float(opts.tolerance.get(t, 1.0)) for t in self.targets}
+    def __init__(self, space: Space, models: dict, design, cleaning, targets: dict | None = None):
+        """design: a DesignConfig (tolerances, limits, weights); targets: {property: value} (default: the
+        design config's non-null targets)."""
+        self.space = space
+        self.models = models
+        self.design = design
+        self.cleaning = cleaning
+        self.targets = dict(targets) if targets else {t: float(v) for t, v in design.targets.items() if v is not None}
+        self.tol = {t: float(design.tolerance.get(t, 1.0)) for t in self.targets}
+        self.n_objectives = len(self.targets) + 2   # distance per target, cost, additions
+        self.constraints = self._constraint_names()
+
+    def _constraint_names(self) -> list[str]:
+        """The constraints g <= 0 this design has, in the order of the G columns."""
+        d, names = self.design, []
+        if "YS" in self.models and "UTS" in self.models:
+            names.append("YS<=UTS")
+        names += [f"min:{t}" for t, v in (d.min or {}).items() if t in self.models and v is not None]
+        adequacy = {f"adequate_{n}" for n, spec in self.space.data.schedules.items() if spec.kind in ("homog",
+                                                                                                     "recryst")}
+        names += [c for c, on in (("adequate_homog", d.adequate_homog), ("adequate_recryst", d.adequate_recryst))
+                  if on and c in adequacy]
+        names += [n for n, v in (("max_additions", d.max_additions), ("max_cost", d.max_cost)) if v is not None]
+        return names + (["domain"] if d.domain == "exclude" else [])
+
+    def _constraint(self, name: str, pred: dict, cards, cost, adds, ratio) -> np.ndarray:
+        d = self.design
+        if name == "YS<=UTS":
+            return pred["YS"] - pred["UTS"]
+        if name.startswith("min:"):
+            return float(d.min[name[4:]]) - pred[name[4:]]
+        if name == "adequate_homog":
+            return 0.5 - np.asarray(cards["adequate_homog"], float)
+        if name == "adequate_recryst":   # an anneal that is meant to recrystallise must do so
+            annealed = np.isin(np.asarray(cards["recryst_type"]), ["batch", "flash", "direct"])
+            return np.where(annealed, 0.5 - np.asarray(cards["adequate_recryst"], float), -1.0)
+        if name == "max_additions":
+            return adds - float(d.max_additions)
+        if name == "max_cost":
+            return cost - float(d.max_cost)
+        return ratio - 1.0   # domain: exclude
 
     def __call__(self, X: np.ndarray, with_std: bool = False) -> Evaluation:
-        o = self.opts
+        o = self.design
         # the report: a frame with schedule strings; the search loop: a dict of arrays
         cards = self.space.cards(X, self.cleaning, strings=with_std, frame=with_std)
         pred, std, ratios = {}, {}, []
@@ -302,23 +338,7 @@ class Evaluator:
         adds = n_additions(cards, self.space.schema.elements)
         F = [np.abs(pred[t] - v) / self.tol[t] for t, v in self.targets.items()]
         F += [cost, adds.astype(float)]
-        G = []
-        if "YS" in pred and "UTS" in pred:
-            G.append(pred["YS"] - pred["UTS"])
-        for t, v in (o.min or {}).items():
-            if t in pred:
-                G.append(float(v) - pred[t])
-        if o.adequate_homog and "adequate_homog" in cards:
-            G.append(0.5 - np.asarray(cards["adequate_homog"], float))
-        if o.adequate_recryst and "adequate_recryst" in cards:   # an anneal that is meant to recrystallise must
-            annealed = np.isin(np.asarray(cards["recryst_type"]), ["batch", "flash", "direct"])   # do so
-            G.append(np.where(annealed, 0.5 - np.asarray(cards["adequate_recryst"], float), -1.0))
-        if o.max_additions is not None:
-            G.append(adds - float(o.max_additions))
-        if o.max_cost is not None:
-            G.append(cost - float(o.max_cost))
-        if o.domain == "exclude":
-            G.append(ratio - 1.0)
+        G = [self._constraint(name, pred, cards, cost, adds, ratio) for name in self.constraints]
         F = np.column_stack(F)
         if o.domain == "penalise":
             F[:, : len(self.targets)] += np.maximum(ratio - 1.0, 0.0)[:, None] * 10.0
@@ -327,15 +347,15 @@ class Evaluator:
 
 
 class DesignProblem(Problem):
-    """Vectorised pymoo problem: the whole population is decoded, featurised and predicted at once."""
+    """Vectorised pymoo problem: the whole population is decoded, featurised and predicted at once. Every
+    evaluated candidate is kept (archive_X) for the ranking."""
 
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
         sp = evaluator.space
-        probe = evaluator(np.atleast_2d((sp.xl + sp.xu) / 2))
-        super().__init__(n_var=len(sp.vars), n_obj=probe.F.shape[1], n_ieq_constr=probe.G.shape[1],
+        super().__init__(n_var=len(sp.vars), n_obj=evaluator.n_objectives, n_ieq_constr=len(evaluator.constraints),
                          xl=sp.xl, xu=sp.xu)
-        self.archive_X, self.archive_F, self.archive_G = [], [], []
+        self.archive_X = []
 
     def _evaluate(self, X, out, *args, **kwargs):
         ev = self.evaluator(X)
@@ -343,65 +363,82 @@ class DesignProblem(Problem):
         if ev.G.shape[1]:
             out["G"] = ev.G
         self.archive_X.append(np.array(X))
-        self.archive_F.append(ev.F)
-        self.archive_G.append(ev.G)
 
 
-def optimise(evaluator: Evaluator, method: str, pop_size: int, n_gen: int, seed: int) -> np.ndarray:
-    """Run NSGA-II or random search with the same budget; returns every candidate evaluated (decision vectors)."""
-    from rich.progress import Progress
-    problem = DesignProblem(evaluator)
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"design: {method} {pop_size} x {n_gen}", total=n_gen)
-        if method == "nsga2":
-            from pymoo.algorithms.moo.nsga2 import NSGA2
-            from pymoo.core.callback import Callback
-            from pymoo.operators.crossover.sbx import SBX
-            from pymoo.operators.mutation.pm import PM
-            from pymoo.optimize import minimize
+class _Search:
+    """An optimizer config's object (conf/optimizer, `_target_`): minimise(evaluator) returns every candidate
+    evaluated (decision vectors); pop_size x n_gen evaluations whatever the method."""
 
-            class Tick(Callback):
-                def notify(self, algorithm):
-                    bar.advance(task)
-            alg = NSGA2(pop_size=pop_size, crossover=SBX(eta=15, prob=0.9), mutation=PM(eta=20),
-                        repair=RoundDiscrete(evaluator.space.discrete), eliminate_duplicates=False)
-            minimize(problem, alg, ("n_gen", n_gen), seed=seed, callback=Tick(), verbose=False)
-        elif method == "random":
-            rng = np.random.default_rng(seed)
-            for _ in range(n_gen):
-                X = problem.xl + rng.random((pop_size, problem.n_var)) * (problem.xu - problem.xl)
-                X[:, evaluator.space.discrete] = np.round(X[:, evaluator.space.discrete])
-                problem._evaluate(X, {})
-                bar.advance(task)
-        else:
-            raise ValueError(f"unknown optimizer {method!r} (nsga2 | random)")
-    return np.vstack(problem.archive_X)
+    def __init__(self, name="", pop_size=100, n_gen=200, seed=0):
+        self.name = name
+        self.pop_size = pop_size
+        self.n_gen = n_gen
+        self.seed = seed
+
+    def minimise(self, evaluator: Evaluator) -> np.ndarray:
+        from rich.progress import Progress
+        problem = DesignProblem(evaluator)
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"design: {self.name} {self.pop_size} x {self.n_gen}", total=self.n_gen)
+            self._search(problem, lambda: bar.advance(task))
+        return np.vstack(problem.archive_X)
 
 
-def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, opts) -> pd.DataFrame:
+class NSGA2Search(_Search):
+    """pymoo NSGA-II (SBX crossover, polynomial mutation, integer repair of categorical levels)."""
+
+    def _search(self, problem: DesignProblem, tick) -> None:
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.callback import Callback
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.optimize import minimize
+
+        class Tick(Callback):
+            def notify(self, algorithm):
+                tick()
+        alg = NSGA2(pop_size=self.pop_size, crossover=SBX(eta=15, prob=0.9), mutation=PM(eta=20),
+                    repair=RoundDiscrete(problem.evaluator.space.discrete), eliminate_duplicates=False)
+        minimize(problem, alg, ("n_gen", self.n_gen), seed=self.seed, callback=Tick(), verbose=False)
+
+
+class RandomSearch(_Search):
+    """Uniform random recipes with NSGA-II's budget: the baseline NSGA-II must beat."""
+
+    def _search(self, problem: DesignProblem, tick) -> None:
+        rng = np.random.default_rng(self.seed)
+        discrete = problem.evaluator.space.discrete
+        for _ in range(self.n_gen):
+            X = problem.xl + rng.random((self.pop_size, problem.n_var)) * (problem.xu - problem.xl)
+            X[:, discrete] = np.round(X[:, discrete])
+            problem.evaluate(X)
+            tick()
+
+
+def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns) -> pd.DataFrame:
     """Feasible candidates, scored (normalised distance to targets + cost + simplicity + confidence) and
     de-duplicated; out-of-domain candidates never rank above in-domain ones unless configured."""
     ev = evaluator(X)
     feasible = (ev.G <= 0).all(axis=1) if ev.G.shape[1] else np.ones(len(X), bool)
-    if opts.domain == "exclude":
+    if evaluator.design.domain == "exclude":
         feasible &= ev.in_domain
     idx = np.flatnonzero(feasible)
     if not len(idx):   # a well-formed, empty table: the columns of a ranked candidate, no rows
-        return _table(evaluator, X[:1], master, id_columns, opts).iloc[:0]
-    out = _table(evaluator, X[idx], master, id_columns, opts)
-    if opts.domain == "exclude":   # the report's domain also asks the reference models
+        return _table(evaluator, X[:1], master, id_columns).iloc[:0]
+    out = _table(evaluator, X[idx], master, id_columns)
+    if evaluator.design.domain == "exclude":   # the report's domain also asks the reference models
         out = out[out["in_domain"]].reset_index(drop=True).assign(rank=lambda t: np.arange(1, len(t) + 1))
     return out
 
 
-def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, opts) -> pd.DataFrame:
+def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns) -> pd.DataFrame:
     ev = evaluator(X, with_std=True)
     targets = evaluator.targets
     dev = {t: ev.pred[t] - v for t, v in targets.items()}
     dist = np.sqrt(np.mean([(dev[t] / evaluator.tol[t]) ** 2 for t in targets], axis=0))
     p_hit = {t: hit_probability(ev.pred[t], ev.std[t], v, evaluator.tol[t]) for t, v in targets.items()}
     p_all = np.prod(list(p_hit.values()), axis=0)
-    w = opts.weights
+    w = evaluator.design.weights
     # rank by the chance that the cast recipe lands within tolerance, not by the prediction alone: a search keeps
     # the recipes a model over-predicts (the optimiser's curse), and sigma (large where the formula and its
     # reference disagree or the recipe is far from tested cards) is what says which those are; then cost,
@@ -458,8 +495,8 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     for name in space.schema.schedules:
         if space.data.schedules[name].kind == "recryst" and f"{name}_temp_max_C" in c:
             key += "|" + (c[f"{name}_temp_max_C"].to_numpy() / 10).round().astype(str)
-    order = ["in_domain", "score"] if opts.domain != "ignore" else ["score"]
-    asc = [False, True] if opts.domain != "ignore" else [True]
+    order = ["in_domain", "score"] if evaluator.design.domain != "ignore" else ["score"]
+    asc = [False, True] if evaluator.design.domain != "ignore" else [True]
     out = out.assign(_key=key.to_numpy()).sort_values(order, ascending=asc, kind="stable")
     out = out.loc[~out["_key"].duplicated()].drop(columns="_key").reset_index(drop=True)   # the best of each
     out.insert(0, "rank", np.arange(1, len(out) + 1))

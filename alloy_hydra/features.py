@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from . import expr
-from .clean import has_times
+from .schedule import has_times
 from .errors import ConfigError
 
 # below the resolution recipes are written at (0.01 wt%): a constant 0.005 (half a detection limit) is 0

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .schema import ROW_COL
 
-ROW_COL = "source_row"  # spreadsheet row number of each record (header = row 1)
 _DELIMS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 

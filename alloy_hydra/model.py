@@ -10,11 +10,72 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import expr
 from .expr import ModelFileError
 from .features import Featuriser
-from .regress import predict_json, validate_model
 
 FORMAT = "alloy_hydra.model/1"
+
+
+def _columns(X, names) -> dict:
+    A = np.array(X, dtype=float)   # a writable copy (pandas 3 gives read-only views)
+    return {n: A[:, i] for i, n in enumerate(names)}
+
+
+def predict_json(model: dict, X, names=None) -> np.ndarray:
+    """Evaluate a JSON model (expression or trees) on a feature matrix whose columns are model['features']."""
+    names = names or model["features"]
+    cols = _columns(X, names)
+    n = len(next(iter(cols.values()))) if cols else len(X)
+    if model["kind"] == "expression":
+        return np.broadcast_to(expr.evaluate(model["expr"], cols), (n,)).astype(float).copy()
+    if model["kind"] == "trees":
+        A = np.array(X, dtype=float)
+        out = np.full(n, float(model["baseline"]))
+        for t in model["trees"]:
+            node = np.zeros(n, dtype=int)
+            leaf = np.asarray(t["leaf"], bool)
+            feat, thr = np.asarray(t["feature"]), np.asarray(t["threshold"], float)
+            left, right, miss = np.asarray(t["left"]), np.asarray(t["right"]), np.asarray(t["missing_left"], bool)
+            for _ in range(int(t["depth"]) + 1):
+                active = ~leaf[node]
+                if not active.any():
+                    break
+                x = A[np.arange(n), feat[node]]
+                go_left = np.where(np.isnan(x), miss[node], x <= thr[node])
+                node = np.where(active, np.where(go_left, left[node], right[node]), node)
+            out += np.asarray(t["value"], float)[node]
+        return out
+    raise expr.ModelFileError(f"unknown model kind {model.get('kind')!r}")
+
+
+def validate_model(model: dict) -> None:
+    """Reject a model.json member that is not a plain expression or tree ensemble over its own features."""
+    if not isinstance(model, dict) or model.get("kind") not in ("expression", "trees"):
+        raise expr.ModelFileError("model kind must be 'expression' or 'trees'")
+    feats = model.get("features")
+    if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
+        raise expr.ModelFileError("model features must be a list of names")
+    if model["kind"] == "expression":
+        if set(model) - {"kind", "expr", "features"}:
+            raise expr.ModelFileError(f"unexpected keys {sorted(set(model) - {'kind', 'expr', 'features'})}")
+        expr.validate(model["expr"], set(feats))
+        return
+    allowed = {"kind", "baseline", "trees", "features"}
+    if set(model) - allowed or not isinstance(model.get("trees"), list):
+        raise expr.ModelFileError("tree model must hold baseline, trees, features only")
+    for t in model["trees"]:
+        keys = {"feature", "threshold", "left", "right", "leaf", "value", "missing_left", "depth"}
+        if set(t) != keys:
+            raise expr.ModelFileError("malformed tree")
+        arrays = [np.asarray(t[k], float) for k in keys - {"depth"}]
+        if len({len(a) for a in arrays}) != 1 or not all(np.isfinite(a).all() for a in arrays):
+            raise expr.ModelFileError("malformed tree arrays")
+        n = len(t["leaf"])
+        idx = np.asarray(t["feature"] + t["left"] + t["right"], float)
+        if (idx < 0).any() or np.asarray(t["feature"]).max(initial=0) >= len(feats) or \
+                max(max(t["left"], default=0), max(t["right"], default=0)) >= n:
+            raise expr.ModelFileError("tree indices out of range")
 
 
 def _distance_blocks(Z: np.ndarray, P: np.ndarray, chunk: int = 4096):

@@ -10,40 +10,32 @@ the output with its original columns (measured targets are carried through) plus
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
 from . import clean
+from .config import load_run_config
 from .errors import AlloyHydraError
 from .expr import ModelFileError
 from .io import ROW_COL, read_cards
 from .model import Model
 
 
-def run_config(run_dir: Path):
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.exists():
-        raise AlloyHydraError(f"{run_dir} is not a run dir (no .hydra/config.yaml)")
-    return OmegaConf.load(path)
-
-
 def predict_cards(run_dir, cards_path) -> pd.DataFrame:
     run_dir = Path(run_dir)
-    cfg = run_config(run_dir)
+    cfg = load_run_config(run_dir)
     if not (run_dir / "model.json").exists():
         raise AlloyHydraError(f"{run_dir} has no model.json (did the run include the train stage?)")
     model = Model.load(run_dir / "model.json")
     raw = read_cards(cards_path, delimiter=cfg.data.delimiter)
-    data = cfg.data.copy()
-    with open_dict(data):   # measured targets are optional on cards to predict
-        data.targets = {k: v for k, v in cfg.data.targets.items() if v in raw.columns}
-        data.drop_exact_duplicates = False
+    data = dataclasses.replace(cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns},
+                               drop_exact_duplicates=False)   # measured targets are optional on cards to predict
     result = clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source=cards_path)
     t = model.target
     out = raw.copy()
@@ -80,7 +72,7 @@ def main(argv=None) -> int:
         return 2
     dest = Path(args.output or Path(args.cards).with_name(Path(args.cards).stem + "_predictions.csv"))
     out.to_csv(dest, index=False)
-    cfg = run_config(Path(args.run_dir))
+    cfg = load_run_config(Path(args.run_dir))
     target = [c for c in out.columns if c.endswith("_pred")][0][: -len("_pred")]
     table = Table(title=f"{target} predictions ({len(out)} cards) -> {dest}")
     ids = [c for c in cfg.data.id_columns if c in out.columns][:3]

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import audit, expr
+from . import expr, physics
+from .config import GBMConfig, HingeConfig, OperonConfig, PySRConfig, RidgeConfig
+from .model import predict_json
 
 
 class JuliaNotAvailable(RuntimeError):
@@ -31,53 +34,57 @@ def _names(X, feature_names):
     return [f"x{i}" for i in range(np.asarray(X).shape[1])]
 
 
-def _columns(X, names) -> dict:
-    A = np.array(X, dtype=float)   # a writable copy (pandas 3 gives read-only views)
-    return {n: A[:, i] for i, n in enumerate(names)}
+class _JSONPredictor(RegressorMixin, BaseEstimator):
+    """Shared by the regressors: input checks (sklearn's validate_data: feature count and names, no NaN / inf,
+    no empty data) and prediction through the fitted JSON model. Defaults come from the config schema
+    (alloy_hydra.config), so an estimator built in code is the estimator `regressor=<name>` builds."""
+    allow_nan = False
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.allow_nan
+        return tags
 
-def predict_json(model: dict, X, names=None) -> np.ndarray:
-    """Evaluate a JSON model (expression or trees) on a feature matrix whose columns are model['features']."""
-    names = names or model["features"]
-    cols = _columns(X, names)
-    n = len(next(iter(cols.values()))) if cols else len(X)
-    if model["kind"] == "expression":
-        return np.broadcast_to(expr.evaluate(model["expr"], cols), (n,)).astype(float).copy()
-    if model["kind"] == "trees":
-        A = np.array(X, dtype=float)
-        out = np.full(n, float(model["baseline"]))
-        for t in model["trees"]:
-            node = np.zeros(n, dtype=int)
-            leaf = np.asarray(t["leaf"], bool)
-            feat, thr = np.asarray(t["feature"]), np.asarray(t["threshold"], float)
-            left, right, miss = np.asarray(t["left"]), np.asarray(t["right"]), np.asarray(t["missing_left"], bool)
-            for _ in range(int(t["depth"]) + 1):
-                active = ~leaf[node]
-                if not active.any():
-                    break
-                x = A[np.arange(n), feat[node]]
-                go_left = np.where(np.isnan(x), miss[node], x <= thr[node])
-                node = np.where(active, np.where(go_left, left[node], right[node]), node)
-            out += np.asarray(t["value"], float)[node]
-        return out
-    raise expr.ModelFileError(f"unknown model kind {model.get('kind')!r}")
+    def _fit_data(self, X, y):
+        """(feature names, X, y) as float arrays, after sklearn's checks; sets n_features_in_ (and
+        feature_names_in_ for a DataFrame)."""
+        A, yy = validate_data(self, X, y, ensure_all_finite="allow-nan" if self.allow_nan else True, y_numeric=True,
+                              dtype=float)
+        names = _names(X, getattr(self, "feature_names", None))
+        return names, np.array(A, dtype=float), np.array(yy, dtype=float)
 
-
-class _JSONPredictor(BaseEstimator, RegressorMixin):
     def predict(self, X):
-        return predict_json(self.json_, X)
+        check_is_fitted(self, "json_")
+        A = validate_data(self, X, reset=False, ensure_all_finite="allow-nan" if self.allow_nan else True,
+                          dtype=float)
+        return predict_json(self.json_, A)
 
     def to_json(self) -> dict:
         return self.json_
 
 
 class FixedModel(_JSONPredictor):
-    """An already-fitted JSON model as an estimator (for sklearn tools such as permutation_importance)."""
+    """An already-fitted JSON model as an estimator (for sklearn tools such as permutation_importance). Without
+    a model it is the null model: fit learns the mean of y."""
+    allow_nan = True   # a tree model routes NaN; an expression propagates it
 
     def __init__(self, model=None):
         self.model = model
 
-    def fit(self, X=None, y=None):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = self.model is None   # the null model predicts the mean
+        return tags
+
+    def fit(self, X, y):
+        if self.model is None:
+            names, A, yy = self._fit_data(X, y)
+            self.json_ = {"kind": "expression", "expr": {"const": float(np.mean(yy))},
+                          "features": [f"x{i}" for i in range(A.shape[1])]}
+            return self
+        A = validate_data(self, X, ensure_all_finite=False, dtype=float)
+        if A.shape[1] != len(self.model["features"]):
+            raise ValueError(f"X has {A.shape[1]} features, the model uses {len(self.model['features'])}")
         self.json_ = self.model
         return self
 
@@ -86,20 +93,25 @@ class OperonRegressor(_JSONPredictor):
     """pyoperon SymbolicRegressor with an accuracy × length Pareto front; the chosen expression is operon's
     own pick until the train stage re-chooses from the front by grouped CV, complexity and physics."""
 
-    def __init__(self, generations=200, population_size=500, max_length=30, max_depth=10,
-                 allowed_symbols="add,sub,mul,div,constant,variable,sqrt,log,exp,square",
-                 optimizer_iterations=10, max_time=None, max_evaluations=None, n_threads=1, hinge_terms=30,
-                 physics=None, physics_min_fraction=0.9, feature_names=None, seed=0):
-        self.max_evaluations, self.hinge_terms = max_evaluations, hinge_terms
-        self.physics, self.physics_min_fraction = physics, physics_min_fraction
-        self.generations, self.population_size, self.max_length, self.max_depth = (
-            generations, population_size, max_length, max_depth)
-        self.allowed_symbols, self.optimizer_iterations, self.max_time = allowed_symbols, optimizer_iterations, max_time
-        self.n_threads, self.feature_names, self.seed = n_threads, feature_names, seed
+    def __init__(self, generations=OperonConfig.generations, population_size=OperonConfig.population_size, max_length=OperonConfig.max_length, max_depth=OperonConfig.max_depth, allowed_symbols=OperonConfig.allowed_symbols, optimizer_iterations=OperonConfig.optimizer_iterations, max_time=OperonConfig.max_time, max_evaluations=OperonConfig.max_evaluations, n_threads=OperonConfig.n_threads, hinge_terms=OperonConfig.hinge_terms, physics=None, physics_min_fraction=0.9, feature_names=None, random_state=0):
+        self.generations = generations
+        self.population_size = population_size
+        self.max_length = max_length
+        self.max_depth = max_depth
+        self.allowed_symbols = allowed_symbols
+        self.optimizer_iterations = optimizer_iterations
+        self.max_time = max_time
+        self.max_evaluations = max_evaluations
+        self.n_threads = n_threads
+        self.hinge_terms = hinge_terms
+        self.physics = physics
+        self.physics_min_fraction = physics_min_fraction
+        self.feature_names = feature_names
+        self.random_state = random_state
 
     def fit(self, X, y):
         from pyoperon.sklearn import SymbolicRegressor
-        names = _names(X, self.feature_names)
+        names, A, yy = self._fit_data(X, y)
         alias = {f"x{i}": n for i, n in enumerate(names)}
         if int(self.optimizer_iterations) <= 0:
             raise ValueError("operon needs optimizer_iterations > 0: constant fitting is off otherwise")
@@ -110,8 +122,7 @@ class OperonRegressor(_JSONPredictor):
             optimizer_iterations=int(self.optimizer_iterations),
             max_time=int(self.max_time) if self.max_time else None,
             max_evaluations=int(self.max_evaluations) if self.max_evaluations else 2 ** 62,
-            n_threads=int(self.n_threads), random_state=int(self.seed))
-        A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
+            n_threads=int(self.n_threads), random_state=int(self.random_state))
         reg.fit(A, yy)
         # the work bound is generations (and max_evaluations if set); stopping short of both means the
         # wall-clock cap fired and this formula depends on the machine's load
@@ -132,7 +143,6 @@ class OperonRegressor(_JSONPredictor):
         self.front_ = front
         self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
         self.operon_predict_ = np.asarray(reg.predict(A), dtype=float)   # float32 inside operon
-        self.n_features_in_ = len(names)
         return self
 
 
@@ -152,14 +162,19 @@ class HingeRegressor(_JSONPredictor):
     which extrapolate to an unseen alloy more safely than a polynomial.
 
     physics: optional list of {"base", "nudged", "sign"} feature matrices (the audit's finite differences, see
-    audit.constraints); a basis function joins only if the refitted formula still moves with the expected sign
+    physics.constraints); a basis function joins only if the refitted formula still moves with the expected sign
     on at least `physics_min_fraction` of the points, so every step of the path passes the audit by design."""
 
-    def __init__(self, max_terms=30, knots=(0.25, 0.5, 0.75, 0.9), min_distinct=6, paths=("omp", "ols", "lars"),
-                 physics=None, physics_min_fraction=0.9, tries=10, feature_names=None, seed=0):
-        self.max_terms, self.knots, self.min_distinct, self.paths = max_terms, knots, min_distinct, paths
-        self.physics, self.physics_min_fraction, self.tries = physics, physics_min_fraction, tries
-        self.feature_names, self.seed = feature_names, seed
+    def __init__(self, max_terms=HingeConfig.max_terms, knots=tuple(HingeConfig().knots), min_distinct=HingeConfig.min_distinct, paths=tuple(HingeConfig().paths), physics=None, physics_min_fraction=0.9, tries=HingeConfig.tries, feature_names=None, random_state=0):
+        self.max_terms = max_terms
+        self.knots = knots
+        self.min_distinct = min_distinct
+        self.paths = paths
+        self.physics = physics
+        self.physics_min_fraction = physics_min_fraction
+        self.tries = tries
+        self.feature_names = feature_names
+        self.random_state = random_state
 
     def _basis(self, A, names):
         """(matrix, trees): one column and one expression tree per basis function."""
@@ -190,7 +205,7 @@ class HingeRegressor(_JSONPredictor):
         return out
 
     def _passes(self, deltas, active, w) -> bool:
-        return all(audit.sign_fraction(d[:, active] @ w, sign) >= self.physics_min_fraction for sign, d in deltas)
+        return all(physics.sign_fraction(d[:, active] @ w, sign) >= self.physics_min_fraction for sign, d in deltas)
 
     def _path(self, rule, Z, r0, deltas, sd):
         """Active sets and standardised weights, one per step. omp scores a column by its correlation with the
@@ -256,8 +271,7 @@ class HingeRegressor(_JSONPredictor):
     def fit(self, X, y):
         if set(self.paths) - {"omp", "ols", "lars"} or not len(self.paths):
             raise ValueError(f"hinge paths must be a non-empty list of omp / ols / lars, got {list(self.paths)}")
-        names = _names(X, self.feature_names)
-        A, yy = np.array(X, dtype=float), np.array(y, dtype=float)
+        names, A, yy = self._fit_data(X, y)
         B, trees = self._basis(A, names)
         mu, sd = B.mean(axis=0), B.std(axis=0)
         live = sd > 1e-12 * (1 + np.abs(mu))
@@ -276,7 +290,6 @@ class HingeRegressor(_JSONPredictor):
         front.sort(key=lambda f: f["length"])
         self.front_ = front
         self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
-        self.n_features_in_ = len(names)
         return self
 
 
@@ -284,14 +297,20 @@ class PySRAdaptor(_JSONPredictor):
     """The action plan's PySR configuration (Step 3.2) on PySRRegressor. Julia is checked before pysr is
     imported: `import pysr` would try to download Julia, which fails on machines without network."""
 
-    def __init__(self, niterations=100, populations=30, population_size=100, parsimony=0.002,
-                 binary_operators=("+", "*", "-", "/"), unary_operators=("square", "cube", "sqrt", "log", "exp"),
-                 constraints=None, loss="loss(prediction, target) = abs(prediction - target)", procs=4,
-                 multithreading=True, max_time=None, feature_names=None, seed=0):
-        self.niterations, self.populations, self.population_size = niterations, populations, population_size
-        self.parsimony, self.binary_operators, self.unary_operators = parsimony, binary_operators, unary_operators
-        self.constraints, self.loss, self.procs, self.multithreading = constraints, loss, procs, multithreading
-        self.max_time, self.feature_names, self.seed = max_time, feature_names, seed
+    def __init__(self, niterations=PySRConfig.niterations, populations=PySRConfig.populations, population_size=PySRConfig.population_size, parsimony=PySRConfig.parsimony, binary_operators=tuple(PySRConfig().binary_operators), unary_operators=tuple(PySRConfig().unary_operators), constraints=None, loss=PySRConfig.loss, procs=PySRConfig.procs, multithreading=PySRConfig.multithreading, max_time=PySRConfig.max_time, feature_names=None, random_state=0):
+        self.niterations = niterations
+        self.populations = populations
+        self.population_size = population_size
+        self.parsimony = parsimony
+        self.binary_operators = binary_operators
+        self.unary_operators = unary_operators
+        self.constraints = constraints
+        self.loss = loss
+        self.procs = procs
+        self.multithreading = multithreading
+        self.max_time = max_time
+        self.feature_names = feature_names
+        self.random_state = random_state
 
     def pysr_kwargs(self) -> dict:
         """PySRRegressor keyword arguments for this config (checked by a test without Julia)."""
@@ -301,7 +320,7 @@ class PySRAdaptor(_JSONPredictor):
                   population_size=int(self.population_size), parsimony=float(self.parsimony),
                   binary_operators=list(self.binary_operators), unary_operators=list(self.unary_operators),
                   constraints=constraints, elementwise_loss=self.loss, procs=int(self.procs),
-                  parallelism="multithreading" if self.multithreading else "serial", random_state=int(self.seed),
+                  parallelism="multithreading" if self.multithreading else "serial", random_state=int(self.random_state),
                   deterministic=not self.multithreading, model_selection="best")
         if self.max_time:
             kw["timeout_in_seconds"] = float(self.max_time)
@@ -329,7 +348,7 @@ class PySRAdaptor(_JSONPredictor):
                 "~/.julia/juliaup). This machine cannot download it; use regressor=operon (the default "
                 "symbolic engine) or install Julia and `pip install pysr`.")
         from pysr import PySRRegressor
-        names = _names(X, self.feature_names)
+        names, X, y = self._fit_data(X, y)
         alias = {f"x{i}": n for i, n in enumerate(names)}
         reg = PySRRegressor(**self.pysr_kwargs(), variable_names=list(alias))
         reg.fit(np.array(X, dtype=float), np.array(y, dtype=float))
@@ -345,13 +364,14 @@ class PySRAdaptor(_JSONPredictor):
 class RidgeModel(_JSONPredictor):
     """Standardised ridge (alpha by internal CV), exported as a linear formula in the original units."""
 
-    def __init__(self, alphas=(0.01, 0.1, 1.0, 10.0, 100.0), feature_names=None, seed=0):
-        self.alphas, self.feature_names, self.seed = alphas, feature_names, seed
+    def __init__(self, alphas=tuple(RidgeConfig().alphas), feature_names=None, random_state=0):
+        self.alphas = alphas
+        self.feature_names = feature_names
+        self.random_state = random_state
 
     def fit(self, X, y):
         from sklearn.linear_model import RidgeCV
-        names = _names(X, self.feature_names)
-        A = np.array(X, dtype=float)
+        names, A, y = self._fit_data(X, y)
         mu, sd = A.mean(axis=0), A.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
         m = RidgeCV(alphas=list(self.alphas)).fit((A - mu) / sd, np.asarray(y, float))
@@ -363,23 +383,28 @@ class RidgeModel(_JSONPredictor):
             tree = {"op": "add", "args": [tree, t]}
         self.json_ = {"kind": "expression", "expr": tree, "features": names}
         self.front_ = [{"expr": tree, "length": expr.length(tree), "mse": float("nan")}]
-        self.n_features_in_ = len(names)
         return self
 
 
 class GBMModel(_JSONPredictor):
-    """HistGradientBoosting baseline, exported as its trees (numbers only)."""
+    """HistGradientBoosting baseline, exported as its trees (numbers only). It routes missing values (NaN) as
+    sklearn does: each split stores the side they go to."""
+    allow_nan = True
 
-    def __init__(self, max_iter=200, learning_rate=0.1, max_leaf_nodes=31, feature_names=None, seed=0):
-        self.max_iter, self.learning_rate, self.max_leaf_nodes = max_iter, learning_rate, max_leaf_nodes
-        self.feature_names, self.seed = feature_names, seed
+    def __init__(self, max_iter=GBMConfig.max_iter, learning_rate=GBMConfig.learning_rate, max_leaf_nodes=GBMConfig.max_leaf_nodes, feature_names=None, random_state=0):
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.feature_names = feature_names
+        self.random_state = random_state
 
     def fit(self, X, y):
         from sklearn.ensemble import HistGradientBoostingRegressor
-        names = _names(X, self.feature_names)
+        names, A, y = self._fit_data(X, y)
         m = HistGradientBoostingRegressor(max_iter=int(self.max_iter), learning_rate=float(self.learning_rate),
-                                          max_leaf_nodes=int(self.max_leaf_nodes), random_state=int(self.seed))
-        m.fit(np.array(X, dtype=float), np.asarray(y, float))
+                                          max_leaf_nodes=int(self.max_leaf_nodes), random_state=int(self.random_state))
+        m.fit(A, y)
+        self.n_iter_ = int(m.n_iter_)
         trees = []
         for (pred,) in m._predictors:
             nd = pred.nodes
@@ -392,34 +417,4 @@ class GBMModel(_JSONPredictor):
                       "features": names}
         self.front_ = []
         self.sk_predict_ = m.predict(np.array(X, dtype=float))
-        self.n_features_in_ = len(names)
         return self
-
-
-def validate_model(model: dict) -> None:
-    """Reject a model.json member that is not a plain expression or tree ensemble over its own features."""
-    if not isinstance(model, dict) or model.get("kind") not in ("expression", "trees"):
-        raise expr.ModelFileError("model kind must be 'expression' or 'trees'")
-    feats = model.get("features")
-    if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
-        raise expr.ModelFileError("model features must be a list of names")
-    if model["kind"] == "expression":
-        if set(model) - {"kind", "expr", "features"}:
-            raise expr.ModelFileError(f"unexpected keys {sorted(set(model) - {'kind', 'expr', 'features'})}")
-        expr.validate(model["expr"], set(feats))
-        return
-    allowed = {"kind", "baseline", "trees", "features"}
-    if set(model) - allowed or not isinstance(model.get("trees"), list):
-        raise expr.ModelFileError("tree model must hold baseline, trees, features only")
-    for t in model["trees"]:
-        keys = {"feature", "threshold", "left", "right", "leaf", "value", "missing_left", "depth"}
-        if set(t) != keys:
-            raise expr.ModelFileError("malformed tree")
-        arrays = [np.asarray(t[k], float) for k in keys - {"depth"}]
-        if len({len(a) for a in arrays}) != 1 or not all(np.isfinite(a).all() for a in arrays):
-            raise expr.ModelFileError("malformed tree arrays")
-        n = len(t["leaf"])
-        idx = np.asarray(t["feature"] + t["left"] + t["right"], float)
-        if (idx < 0).any() or np.asarray(t["feature"]).max(initial=0) >= len(feats) or \
-                max(max(t["left"], default=0), max(t["right"], default=0)) >= n:
-            raise expr.ModelFileError("tree indices out of range")

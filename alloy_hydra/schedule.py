@@ -1,4 +1,6 @@
-"""Thermal schedules as labs write them -> canonical `T/seconds` steps joined by ` + `.
+"""Thermal schedules as labs write them -> canonical `T/seconds` steps joined by ` + `, and the process columns
+derived from them (step arrays -> thermal features, adequacy, recrystallisation dose): the one derivation used
+for cleaned cards, synthetic rows and designed recipes.
 
 Accepted per step: a temperature and a time, in either order, separated by `/`, `x`, `×`, `@`, `at`, `for`,
 `,` or spaces. Temperature units: C, °C, ºC, degC, F, °F, K (bare number = °C). Time units: s, sec, min, ',
@@ -11,7 +13,11 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import ScheduleError
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, ScheduleError
+from .schema import RECRYST_TYPES
 
 MELTING_C = 660.0  # pure Al; any step above this is a typo, not a heat treatment
 
@@ -138,3 +144,134 @@ def features(steps: list[Step], prefix: str, ambient_C: float = 25.0,
 
 def time_at_or_above(steps: list[Step], temp_C: float) -> float:
     return float(sum(s.time_s for s in steps if s.temp_C >= temp_C))
+
+
+class BadRecrystType(Exception):
+    """A recryst_type written on a card that is not one of RECRYST_TYPES (cleaning names the cell)."""
+
+    def __init__(self, name, i, written):
+        self.name, self.i, self.written = name, i, written
+
+
+def has_times(spec) -> bool:
+    return bool(spec.column or spec.time_column)
+
+
+def step_arrays(lists) -> tuple[np.ndarray, np.ndarray]:
+    """Parsed schedules (lists of Steps) -> (temperatures, times) arrays, NaN-padded to the longest."""
+    m = max((len(s) for s in lists), default=0)
+    temp, time = np.full((len(lists), m), np.nan), np.full((len(lists), m), np.nan)
+    for i, steps in enumerate(lists):
+        for j, st in enumerate(steps):
+            temp[i, j], time[i, j] = st.temp_C, st.time_s
+    return temp, time
+
+
+def _time_at_or_above(temp, time, limit) -> np.ndarray:
+    return np.nansum(np.where(temp >= limit, time, 0.0), axis=1)
+
+
+R_GAS = 8.314
+
+
+def rolling_strain(reduction_pct) -> np.ndarray:
+    """von Mises equivalent strain of a plane-strain rolling reduction (%)."""
+    r = np.clip(np.asarray(reduction_pct, float), 0.0, 99.0) / 100.0
+    return (2.0 / np.sqrt(3.0)) * np.log(1.0 / (1.0 - r))
+
+
+def dose(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
+    """A schedule's worth under an adequacy rule, in seconds: plain, time at or above min_temp_C; kinetic,
+    Arrhenius-equivalent time at min_temp_C scaled by strain^p (see AdequacyRule; unknown strain: NaN)."""
+    if getattr(rule, "activation_kJ_mol", None) is None:
+        return _time_at_or_above(temp, time, rule.min_temp_C)
+    q = float(rule.activation_kJ_mol) * 1e3 / R_GAS
+    factor = np.exp(-q * (1.0 / (temp + 273.15) - 1.0 / (float(rule.min_temp_C) + 273.15)))
+    t_eq = np.nansum(np.where(np.isfinite(temp), time * factor, 0.0), axis=1)
+    if getattr(rule, "strain_from", None):
+        if rule.strain_from not in numbers:
+            raise ConfigError(f"cleaning rule for {name}: strain_from={rule.strain_from!r} is not a numeric column "
+                              f"of this dataset (has {sorted(numbers)}); set it to one or to null")
+        t_eq = t_eq * rolling_strain(numbers[rule.strain_from]) ** float(rule.strain_exponent)
+    return t_eq
+
+
+def adequate(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
+    """1.0 where a schedule satisfies an adequacy rule, else 0.0 (unknown strain: 0)."""
+    return (dose(rule, temp, time, numbers, name) >= float(rule.min_time_s)).astype(float)   # NaN -> False
+
+
+def _canonical_rows(temp, time) -> list[str]:
+    return [canonical([Step(a, b) for a, b in zip(tr, sr) if np.isfinite(a)])
+            for tr, sr in zip(temp, time)]
+
+
+def infer_recryst_type(temp, time, cleaning) -> np.ndarray:
+    """recryst_type from the schedule alone: none / flash (short) / batch (long) / other (rule in README)."""
+    n, total = np.isfinite(temp).sum(axis=1), np.nansum(time, axis=1)
+    return np.where(n == 0, "none", np.where(total <= cleaning.flash_max_s, "flash",
+                                             np.where(total >= cleaning.batch_min_s, "batch", "other")))
+
+
+def schedule_block(arrays_by: dict, written_by: dict, data, cleaning, index, strings: bool = True,
+                   numbers: dict | None = None) -> pd.DataFrame:
+    """Canonical schedule strings + numeric thermal features from step arrays (temperature °C, time s):
+    the one derivation used for cleaned cards, synthetic rows and designed recipes. Vectorised. `numbers`:
+    the card's process numbers (name -> array), for kinetic adequacy rules that scale with cold strain."""
+    return pd.DataFrame(schedule_columns(arrays_by, written_by, data, cleaning, strings, numbers), index=index)
+
+
+def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings: bool = True,
+                     numbers: dict | None = None) -> dict:
+    ambient = float(cleaning.ambient_C)
+    cols = {}
+    for name, spec in data.schedules.items():
+        temp, time = arrays_by[name]
+        n = np.isfinite(temp).sum(axis=1).astype(float)
+        total = np.nansum(time, axis=1)
+        if has_times(spec) and strings:
+            cols[f"{name}_schedule"] = _canonical_rows(temp, time)
+        cols[f"{name}_steps"] = n
+        if has_times(spec):
+            cols[f"{name}_time_total_s"] = total
+        cols[f"{name}_temp_max_C"] = np.where(n > 0, np.nanmax(np.where(np.isfinite(temp), temp, -np.inf), axis=1,
+                                                               initial=-np.inf), ambient)
+        if has_times(spec):
+            weighted = np.nansum(temp * time, axis=1)
+            cols[f"{name}_T_time_weighted_C"] = np.where(total > 0, weighted / np.where(total > 0, total, 1), ambient)
+            if spec.threshold_C is not None:
+                cols[f"{name}_time_at_ge_{spec.threshold_C:g}C_s"] = _time_at_or_above(temp, time, spec.threshold_C)
+        if spec.kind == "homog":
+            rule = cleaning.homog
+            cols[f"adequate_{name}"] = adequate(rule, temp, time, numbers or {}, f"{name} (homog)")
+        if spec.kind == "recryst":
+            written = written_by.get(name) if written_by else None
+            w = np.array([str(x).strip().lower() for x in written], dtype=object) if written is not None else \
+                np.full(len(n), "", dtype=object)
+            rtype = np.where(w != "", w, infer_recryst_type(temp, time, cleaning)).astype(object)
+            bad = ~np.isin(rtype, RECRYST_TYPES)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise BadRecrystType(name, i, written[i])
+            cols[f"{name}_type"] = rtype
+            flags = {}
+            for kind in ("batch", "flash", "direct"):
+                rule = getattr(cleaning, f"recryst_{kind}")
+                flags[f"adequate_{name}_{kind}"] = ((rtype == kind) & (adequate(
+                    rule, temp, time, numbers or {}, f"recryst_{kind}") > 0)).astype(float)
+            cols[f"adequate_{name}"] = np.max(np.vstack(list(flags.values())), axis=0)
+            # how far past (or short of) recrystallisation the anneal is, by the batch rule, whatever its type:
+            # a continuous input, so a formula can see partial recrystallisation (-3 = no anneal or no cold work)
+            rule = cleaning.recryst_batch
+            ratio = dose(rule, temp, time, numbers or {}, "recryst_batch") / float(rule.min_time_s)
+            with np.errstate(invalid="ignore"):   # unknown strain stays NaN (the featuriser fills it)
+                cols[f"{name}_log_dose"] = np.where(np.isfinite(ratio), np.log10(np.clip(ratio, 1e-3, None)), np.nan)
+            # JMAK (Avrami n = 1.5) recrystallised fraction, 95 % where the rule calls the anneal adequate, and
+            # the cold strain it leaves: the retained work hardening that separates O, H2x and H1x tempers
+            fraction = 1.0 - np.exp(-3.0 * np.clip(ratio, 0.0, None) ** 1.5)
+            cols[f"{name}_jmak_fraction"] = fraction
+            strain = rolling_strain(numbers[rule.strain_from]) if getattr(rule, "strain_from", None) and \
+                numbers and rule.strain_from in numbers else np.full(len(n), np.nan)
+            cols[f"{name}_retained_strain"] = strain * (1.0 - fraction)
+            cols.update(flags)
+    return cols

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
-from .clean import GROUP_COL
+from .schema import GROUP_COL
 
 
 def split_groups(view: pd.DataFrame, holdout_fraction: float = 0.2, seed: int = 42):

@@ -9,8 +9,8 @@
 Generator rule: among generators whose QC passes (checks that can fail only), the best real-holdout utility
 (tstr_r2); augmentation is kept only if that generator's synthetic + real model beats the real-only model on the
 same holdout (aug_r2 > real_only_r2), otherwise `none` is selected and the report says so.
-Model rule: per target, physics pass first, then the best holdout R² (the same rule design.models applies to a
-list of runs). Selecting on the holdout makes the chosen model's holdout figure optimistic; the CV figures are not.
+Model rule: alloy_hydra.selection (physics pass first, then the best holdout R²; the same rule design.models
+applies to a list of runs).
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
-from .audit import physics_rank
 
+from . import selection
 from .compare import read_run
 from .io import job_dirs, write_json
 
@@ -36,12 +36,12 @@ def jobs(sweep_dir: Path) -> pd.DataFrame:
         overrides = OmegaConf.load(run / ".hydra" / "overrides.yaml") if (run / ".hydra" / "overrides.yaml").exists() \
             else []
         cfg, metrics, status = read_run(run)
+        rule = selection.describe(cfg, metrics)
         rows.append({"run_dir": str(run.relative_to(sweep_dir)), "overrides": " ".join(overrides),
-                     "status": status.get("status", "missing"),
-                     "error": status.get("error", ""), "target": metrics.get("target", cfg["target"]["name"]),
-                     "generator": metrics.get("generator", cfg["generator"]["name"]),
-                     "regressor": metrics.get("regressor", cfg["regressor"]["name"]),
-                     **{k: v for k, v in metrics.items() if k not in ("target", "generator", "regressor")}})
+                     "status": status.get("status", "missing"), "error": status.get("error", ""),
+                     "target": rule["target"], "generator": rule["generator"], "regressor": rule["method"],
+                     **{k: v for k, v in metrics.items() if k not in ("target", "generator", "regressor")},
+                     "train_data": rule["train_data"]})
     return pd.DataFrame(rows)
 
 
@@ -87,7 +87,8 @@ def model_table(table: pd.DataFrame) -> pd.DataFrame:
                           "baseline_gbm_r2", "baseline_ridge_mae", "baseline_gbm_mae"])
     done = table[(table["status"] == "complete") & table["holdout_r2"].notna()] if len(table) else table
     for _, j in done.iterrows():
-        base = {"target": j["target"], "property": j["target"], "generator": j["generator"], "run_dir": j["run_dir"]}
+        base = {"target": j["target"], "property": j["target"], "generator": j["generator"], "run_dir": j["run_dir"],
+                "train_data": j.get("train_data")}
         rows.append({**base, "method": j["regressor"], "cv_mae": j.get("cv_mae"), "holdout_mae": j.get("holdout_mae"),
                      "holdout_r2": j.get("holdout_r2"), "complexity": j.get("complexity"),
                      "physics_pass": j.get("physics_pass"), "baseline": False})
@@ -100,16 +101,10 @@ def model_table(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["target", "property", "method", "generator", "cv_mae", "holdout_mae",
                                      "holdout_r2", "complexity", "physics_pass", "run_dir", "baseline", "chosen",
                                      "committee"])
+    picked = selection.choose(mt[~mt["baseline"]])
     mt["chosen"] = mt["committee"] = False
-    for target, part in mt[~mt["baseline"]].groupby("target"):
-        key = part.assign(_p=part["physics_pass"].map(physics_rank),
-                          _r=part["holdout_r2"].astype(float)).sort_values(["_p", "_r"], ascending=False)
-        mt.loc[key.index[0], "chosen"] = True
-        # the chosen configuration's other seeds (same method, generator and physics verdict): design.combine=
-        # committee averages them
-        best = key.iloc[0]
-        mt.loc[key.index[(key["method"] == best["method"]) & (key["generator"].astype(str) == str(best["generator"]))
-                         & (key["_p"] == best["_p"])], "committee"] = True
+    mt.loc[picked.index, ["chosen", "committee"]] = picked[["chosen", "committee"]]
+    return mt.drop(columns="train_data")
     return mt
 
 
@@ -119,7 +114,7 @@ def write_reports(sweep_dir, console=None) -> int:
     from .report import key_table
     sweep_dir = Path(sweep_dir)
     table = jobs(sweep_dir)
-    table.to_csv(sweep_dir / "comparison.csv", index=False)
+    table.drop(columns="train_data", errors="ignore").to_csv(sweep_dir / "comparison.csv", index=False)
     selected = select_datasets(table)
     write_json(sweep_dir / "selected_datasets.json", selected)
     models = model_table(table)

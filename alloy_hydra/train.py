@@ -14,10 +14,10 @@ from sklearn.model_selection import GroupKFold
 
 from dataclasses import dataclass
 
-from . import audit as audit_mod, expr
+from . import expr, physics as physics_mod
 from .errors import ConfigError
-from .model import SIGMA_TERMS, Domain, Model, knn_mean_distance, sigma_of, sigma_terms
-from .regress import GBMModel, RidgeModel, predict_json
+from .model import SIGMA_TERMS, Domain, Model, knn_mean_distance, predict_json, sigma_of, sigma_terms
+from .regress import GBMModel, RidgeModel
 
 
 def metrics(y, pred) -> dict:
@@ -269,10 +269,6 @@ def subsample(groups, max_rows: int, seed: int, always=None) -> np.ndarray:
     return np.flatnonzero(keep | always)
 
 
-def predict_model(model: dict, X) -> np.ndarray:
-    return predict_json(model, X)
-
-
 def oof_distance(domain: Domain, X: np.ndarray, splits, real: np.ndarray) -> np.ndarray:
     """Each row's distance (Domain.distance: every input, standardised) to the real cards of the other folds:
     how far a card sat from what the fold's model was trained on."""
@@ -310,6 +306,15 @@ def sigma_checks(err: np.ndarray, sigma: np.ndarray) -> dict:
             "spearman_sigma_abs_error": float(rho), "n": int(len(err))}
 
 
+def domain_check(y, mean, in_domain) -> dict:
+    """Does the in-domain flag separate error? MAE of the cards flagged in and out, and the share in."""
+    err = np.abs(np.asarray(y, float) - np.asarray(mean, float))
+    inside = np.asarray(in_domain, bool)
+    mae = (lambda m: float(err[m].mean()) if m.any() else None)
+    return {"in_domain_share": float(inside.mean()) if len(inside) else None, "mae_in_domain": mae(inside),
+            "mae_out_domain": mae(~inside), "n_out_domain": int((~inside).sum())}
+
+
 @dataclass
 class Fit:
     model: Model
@@ -343,11 +348,12 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     splits = folds(groups, opts.cv_folds)
     names = list(X.columns)
     reg = make_estimator(names)
-    pert = audit_mod.perturbations(real_cards, physics, (lambda c: feat.transform(rederive(c))) if rederive
+    pert = physics_mod.perturbations(real_cards, physics, (lambda c: feat.transform(rederive(c))) if rederive
                                    else feat.transform, seed=seed)
     if "physics" in reg.get_params():   # the engine keeps the audited signs while it fits
-        reg.set_params(physics=audit_mod.constraints(pert, names), physics_min_fraction=opts.physics_min_fraction)
-    baselines = {"ridge": RidgeModel(feature_names=names, seed=seed), "gbm": GBMModel(feature_names=names, seed=seed)}
+        reg.set_params(physics=physics_mod.constraints(pert, names), physics_min_fraction=opts.physics_min_fraction)
+    baselines = {"ridge": RidgeModel(feature_names=names, random_state=seed),
+                 "gbm": GBMModel(feature_names=names, random_state=seed)}
     n_members = opts.ensemble   # (5 at most for tree models; the bar's total is corrected below)
     with Progress(transient=True) as bar:
         task = bar.add_task(f"training {label} on {len(X)} rows", total=3 * len(splits) + 1 + n_members)
@@ -364,7 +370,7 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
         main = final.to_json()
 
         def physics_of(model):
-            return audit_mod.audit(lambda Xp: predict_json(model, Xp), pert, opts.physics_min_fraction)
+            return physics_mod.audit(lambda Xp: predict_json(model, Xp), pert, opts.physics_min_fraction)
         front = getattr(final, "front_", [])
         table, chosen_id, why = None, None, "the estimator's own model"
         symbolic = main["kind"] == "expression" and not isinstance(final, RidgeModel)

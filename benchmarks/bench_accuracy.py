@@ -1,6 +1,6 @@
 """Accuracy on real public data (issue 5's bar): uq_al_alloys.csv, 5-fold GroupKFold by alloy (Unspecified rows
 grouped by composition), the same folds for every model. Inside each fold the model is trained by exactly the
-pipeline's procedure (alloy_hydra.train.fit_property_model: grouped inner CV, Pareto choice, ensemble).
+pipeline procedure (alloy_hydra.train.fit_property_model: grouped inner CV, Pareto choice, ensemble).
 
     python benchmarks/bench_accuracy.py [overrides ...] [--targets YS UTS FractureEL] [--generator none|jitter|...]
                                         [--folds 5] [--oof predictions.csv] [--data uq_al|hu2021]
@@ -30,17 +30,12 @@ DATA = {"uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",     # the
         "hu2021": ROOT.parent / "shared" / "data" / "hu2021_al_data.csv"}   # independent check (composition groups)
 
 
-def compose(overrides):
-    from hydra import compose as hc, initialize_config_dir
-    from alloy_hydra import config
-    config.register()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hc(config_name="config", overrides=overrides)
+from alloy_hydra.config import compose  # noqa: E402
 
 
 def synthetic_for(cfg, train_cards):
-    from alloy_hydra import pipeline
-    synth = pipeline.synthesise(cfg, train_cards)["synth_cards"]
+    from alloy_hydra import stages
+    synth = stages.generate.synthesise(cfg, train_cards).synth_cards
     return synth.assign(_cv_group=synth["source_group"])
 
 
@@ -53,7 +48,7 @@ def main():
     ap.add_argument("--oof", help="write out-of-fold predictions of every model to this CSV")
     ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. regressor.generations=400")
     a = ap.parse_args()
-    from alloy_hydra import cards as cards_mod, clean, pipeline, train
+    from alloy_hydra import cards as cards_mod, clean, factory, schema, train
     from alloy_hydra.io import read_cards
     rows, oof, path = [], [], DATA[a.data]
     for target in a.targets:
@@ -61,17 +56,17 @@ def main():
                        f"generator={a.generator}", "summary=false", *a.overrides])
         master = clean.clean(read_cards(path), cfg.data, cfg.chem_window, cfg.cleaning, path).master
         view, _ = clean.make_view(master, cfg.target)
-        feat = pipeline.make_featuriser(cfg)
+        feat = factory.featuriser(cfg)
         y = view[target].to_numpy(float)
         preds = {k: np.full(len(view), np.nan) for k in ("symbolic", "ridge", "gbm")}
         sizes, t0 = [], time.perf_counter()
-        for tr, te in GroupKFold(n_splits=a.folds).split(view, groups=view[clean.GROUP_COL]):
+        for tr, te in GroupKFold(n_splits=a.folds).split(view, groups=view[schema.GROUP_COL]):
             real = view.iloc[tr].reset_index(drop=True)
-            cards = real.assign(_cv_group=real[clean.GROUP_COL])
+            cards = real.assign(_cv_group=real[schema.GROUP_COL])
             if a.generator != "none":
                 cards = pd.concat([cards, synthetic_for(cfg, real)], ignore_index=True)
             fit = train.fit_property_model(cards, real, target, cfg.target.unit, feat,
-                                           lambda names: pipeline.make_regressor(cfg, names),
+                                           lambda names: factory.regressor(cfg, names),
                                            dict(cfg.target.physics), cfg.train, cfg.seed, label=cfg.regressor.name,
                                            rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
             Xte = fit.model.featuriser.transform(view.iloc[te])
@@ -79,7 +74,7 @@ def main():
             for k, b in fit.baselines.items():
                 preds[k][te] = b.predict(Xte)
             sizes.append(fit.model.info["complexity"])
-        by_comp = view[clean.GROUP_COL].astype(str).str.startswith(clean.COMPOSITION_GROUP_PREFIX).to_numpy()
+        by_comp = view[schema.GROUP_COL].astype(str).str.startswith(schema.COMPOSITION_GROUP_PREFIX).to_numpy()
         for k, p in preds.items():
             m = train.metrics(y, p)
             part = {f"R2_{name}": round(train.metrics(y[mask], p[mask])["r2"], 3) if mask.sum() > 1 else ""
@@ -89,7 +84,7 @@ def main():
                          "complexity": sizes if k == "symbolic" else "", "n": len(y),
                          "seconds": round(time.perf_counter() - t0, 1) if k == "symbolic" else ""})
         print(pd.DataFrame(rows[-3:]).to_string(index=False), flush=True)
-        keep = [c for c in ("source_row", clean.GROUP_COL, *cfg.data.id_columns, *cfg.data.carry_columns)
+        keep = [c for c in ("source_row", schema.GROUP_COL, *cfg.data.id_columns, *cfg.data.carry_columns)
                 if c in view]
         oof.append(view[keep].assign(target=target, y=y, **{f"pred_{k}": p for k, p in preds.items()}))
     print("\n" + pd.DataFrame(rows).to_string(index=False))

@@ -12,7 +12,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -25,33 +24,30 @@ def main():
     ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
     import pandas as pd
-    from omegaconf import OmegaConf
-    from alloy_hydra import design, pipeline
-    models, source = pipeline.load_design_models(a.models, a.combine)
-    cfg = OmegaConf.load(source / ".hydra" / "config.yaml")
+    from alloy_hydra.config import DesignConfig, load_run_config
+    from alloy_hydra import design, selection
+    models, source = selection.load_models(a.models, a.combine)
+    cfg = load_run_config(source)
     master = pd.read_csv(source / "BASE_MASTER.csv", dtype={c: str for c in cfg.data.id_columns})
-    from alloy_hydra.config import DesignConfig
-    dc = OmegaConf.structured(DesignConfig)
     targets = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}
-    opts = SimpleNamespace(targets=targets, tolerance=dict(dc.tolerance), min={}, cost_weights=dict(dc.cost_weights),
-                           adequate_homog=True, adequate_recryst=True, max_additions=None, max_cost=2.0,
-                           domain="exclude", weights=dc.weights)
+    dc = DesignConfig(max_cost=2.0)
     space = design.Space(master, cfg.data, cfg.chem_window, {"casting": "DC"}, {}, ["casting"],
                          list(dc.outcomes))
-    ev = design.Evaluator(space, {t: models[t] for t in targets}, opts, cfg.cleaning)
+    ev = design.Evaluator(space, {t: models[t] for t in targets}, dc, cfg.cleaning, targets)
     for method in ("nsga2", "random"):
         t0 = time.perf_counter()
         if a.profile and method == "nsga2":
             import cProfile, pstats
             pr = cProfile.Profile()
             pr.enable()
-        X = design.optimise(ev, method, 100, 200, 0)
+        search = {"nsga2": design.NSGA2Search, "random": design.RandomSearch}[method](method, 100, 200, 0)
+        X = search.minimise(ev)
         dt = time.perf_counter() - t0
         if a.profile and method == "nsga2":
             pr.disable()
             pstats.Stats(pr).sort_stats("tottime").print_stats(25)
         t1 = time.perf_counter()
-        ranked = design.rank(ev, X, master, list(cfg.data.id_columns), opts)
+        ranked = design.rank(ev, X, master, list(cfg.data.id_columns))
         print(f"{method:<7} 100 x 200: optimise {dt:5.2f} s, rank {time.perf_counter() - t1:5.2f} s, "
               f"{len(X)} candidates, {len(ranked)} feasible, best distance "
               f"{ranked['distance'].min() if len(ranked) else float('nan'):.3f}")

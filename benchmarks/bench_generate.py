@@ -20,22 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def compose(overrides):
-    from hydra import compose as hc, initialize_config_dir
-    from alloy_hydra import config
-    config.register()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hc(config_name="config", overrides=overrides)
+from alloy_hydra.config import compose  # noqa: E402
 
 
 def jitter_figures(n_rows: int = 20_000) -> None:
-    from alloy_hydra import cards, generate, pipeline, qc
-    from alloy_hydra.clean import GROUP_COL
+    from alloy_hydra import cards, generate, qc, stages
+    from alloy_hydra.schema import GROUP_COL
     cfg = compose(["summary=false"])
-    state, d = pipeline.RunState(), Path(tempfile.mkdtemp())
-    pipeline.stage_clean(cfg, d, state)
-    pipeline.stage_split(cfg, d, state)
-    train = state["train"]
+    train = stages.execute(cfg, Path(tempfile.mkdtemp()), ["clean", "split"])["split"].train
     schema = cards.schema_of(train, cfg.data)
     table = cards.encode(train, schema, cfg.data)
     n_per_class = -(-n_rows // train[GROUP_COL].nunique())

@@ -36,11 +36,11 @@ DATA = {"uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",
 
 def fit_predict(cfg, view, tr, te):
     """Train by the pipeline's procedure on view rows tr; (prediction, sigma, in_domain) on rows te."""
-    from alloy_hydra import cards as cards_mod, clean, pipeline, train
+    from alloy_hydra import cards as cards_mod, factory, schema, train
     real = view.iloc[tr].reset_index(drop=True)
-    fit = train.fit_property_model(real.assign(_cv_group=real[clean.GROUP_COL], is_synthetic=0), real,
-                                   cfg.target.name, cfg.target.unit, pipeline.make_featuriser(cfg),
-                                   lambda names: pipeline.make_regressor(cfg, names), dict(cfg.target.physics),
+    fit = train.fit_property_model(real.assign(_cv_group=real[schema.GROUP_COL], is_synthetic=0), real,
+                                   cfg.target.name, cfg.target.unit, factory.featuriser(cfg),
+                                   lambda names: factory.regressor(cfg, names), dict(cfg.target.physics),
                                    cfg.train, cfg.seed, label=cfg.regressor.name,
                                    rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
     test = view.iloc[te]
@@ -49,10 +49,10 @@ def fit_predict(cfg, view, tr, te):
 
 
 def summary(y, mean, std, inside) -> dict:
-    from alloy_hydra import pipeline, train
+    from alloy_hydra import train
     m = train.metrics(y, mean)
     s = train.sigma_checks(mean - y, std)
-    d = pipeline.domain_check(y, mean, inside)
+    d = train.domain_check(y, mean, inside)
     r = (lambda v, k=2: None if v is None or not np.isfinite(v) else round(float(v), k))
     return {"R2": r(m["r2"], 3), "MAE": r(m["mae"]), "MAE_in": r(d["mae_in_domain"]),
             "MAE_out": r(d["mae_out_domain"]), "in_share": r(d["in_domain_share"]),
@@ -69,8 +69,8 @@ def main():
     ap.add_argument("--frontier", type=float, default=0.8)
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
-    from conftest import compose
-    from alloy_hydra import clean
+    from alloy_hydra.config import compose
+    from alloy_hydra import clean, schema
     from alloy_hydra.demo import demo_path
     from alloy_hydra.io import read_cards
     rows = []
@@ -84,8 +84,8 @@ def main():
             master = clean.clean(read_cards(path), cfg0.data, cfg0.chem_window, cfg0.cleaning, path).master
             view, _ = clean.make_view(master, cfg0.target)
             y = view[target].to_numpy(float)
-            g = view[clean.GROUP_COL].to_numpy()
-            means = view.groupby(clean.GROUP_COL)[target].mean()
+            g = view[schema.GROUP_COL].to_numpy()
+            means = view.groupby(schema.GROUP_COL)[target].mean()
             top = set(means.index[means >= means.quantile(a.frontier)])
             front_te = np.flatnonzero(np.isin(g, list(top)))
             front_tr = np.flatnonzero(~np.isin(g, list(top)))

@@ -12,13 +12,7 @@ HU = SHARED_DATA / "hu2021_al_data.csv"
 sys.path.insert(0, str(ROOT))
 
 
-def compose(overrides=()):
-    """Compose the app's config exactly as run.py does (schemas registered, conf/ as the primary path)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from alloy_hydra import config
-    config.register()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+from alloy_hydra.config import compose  # noqa: E402  (the typed config, as run.py passes it to the stages)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from alloy_hydra import clean, demo, pipeline
+from alloy_hydra import clean, demo, schedule, stages
 from alloy_hydra.errors import ConfigError, DataError
 from alloy_hydra.io import read_cards
 from conftest import HU, UQ, compose
@@ -73,7 +73,7 @@ def test_recrystallisation_adequacy_follows_kinetics(tmp_path):
     dose = m["recryst_log_dose"].to_numpy()   # log10(t_eq / 1 h): the model input that sees partial anneals
     assert (dose[[0, 3]] > 0).all() and (dose[[1, 2, 4]] < 0).all() and dose[0] > dose[1]
     # 2 h at 350 °C on 60 % sheet: Arrhenius factor exp(-Q/R (1/623 - 1/613)) x strain^2
-    eps = clean.rolling_strain(60.0)
+    eps = schedule.rolling_strain(60.0)
     assert dose[0] == pytest.approx(np.log10(2 * np.exp(200e3 / 8.314 * (1 / 613.15 - 1 / 623.15)) * eps ** 2))
     # JMAK fraction, 95 % at the rule's minimum; the strain it leaves is what work-hardens the sheet
     x, kept = m["recryst_jmak_fraction"].to_numpy(), m["recryst_retained_strain"].to_numpy()
@@ -200,7 +200,7 @@ def test_excel_bom_is_read(tmp_path, bom, encoding):
 
 def test_demo_counts():
     cfg = compose()
-    raw = read_cards(pipeline.data_path(cfg.data))
+    raw = read_cards(stages.clean.data_path(cfg.data))
     res = clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, "demo")
     r = res.report
     assert r["rows_in"] == r["rows_kept"] + r["rows_rejected"] == len(raw)
@@ -232,6 +232,6 @@ def test_real_data_counts(needs_shared_data, which, override, min_kept):
 def test_target_missing_from_dataset_is_a_config_error(needs_shared_data, tmp_path):
     cfg = compose(["data=uq_al", f"data.path={UQ}", "target=YPE", "chem_window=wrought"])
     with pytest.raises(ConfigError, match="no such property"):
-        pipeline.run(cfg, tmp_path)
+        stages.run(cfg, tmp_path)
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "failed"
     assert not (tmp_path / "metrics.json").exists()

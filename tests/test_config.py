@@ -2,6 +2,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 
+from alloy_hydra import config
 from conftest import ROOT, compose
 
 GROUPS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir())
@@ -15,15 +16,16 @@ def test_defaults_are_the_documented_main_job():
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes(group, option):
-    cfg = compose([f"{group}={option}"])
+    cfg = compose([f"{group}={option}"], as_dict=True)
     OmegaConf.to_container(cfg, resolve=True)
     assert cfg[group].name == option
+    assert getattr(config.typed(cfg), group).name == option   # and it converts to the typed dataclasses
 
 
 def test_every_target_has_unit_range_and_physics():
     for _, name in [o for o in OPTIONS if o[0] == "target"]:
         t = compose([f"target={name}"]).target
-        from alloy_hydra.audit import check_spec
+        from alloy_hydra.physics import check_spec
         assert t.unit and t.clip[0] < t.clip[1] and t.n_per_class > 0
         assert t.physics and {check_spec(v)[0] for v in t.physics.values()} <= {-1, 1}
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alloy_hydra import clean, design, pipeline
+from alloy_hydra import clean, design, selection, stages
 from alloy_hydra.io import read_cards
 from alloy_hydra.model import Model
 from conftest import compose, run_cli
@@ -66,7 +66,7 @@ def test_a_recipe_round_trips_through_card_and_featuriser(models_dir, tmp_path):
     recs = pd.read_csv(d / "recommendations.csv")
     cfg = compose()
     raw = read_cards(d / "recommended_cards.csv")
-    cleaned = clean.clean(raw, cfg.data.copy(), cfg.chem_window, cfg.cleaning, "cards").master
+    cleaned = clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, "cards").master
     assert len(cleaned) == len(recs)
     model = Model.load(models_dir / "YS" / "model.json")
     pred = model.predict(cleaned)[0]
@@ -109,17 +109,14 @@ def test_a_broken_model_file_is_a_clear_error(tmp_path):
 
 def test_nsga2_beats_random_search_on_the_same_budget(models_dir):
     cfg = compose()
-    models, source = pipeline.load_design_models(models_dir)
+    models, source = selection.load_models(models_dir)
     master = pd.read_csv(source / "BASE_MASTER.csv")
-    from types import SimpleNamespace
-    opts = SimpleNamespace(targets={"YS": 260.0, "UTS": 320.0}, tolerance={"YS": 10.0, "UTS": 15.0}, min={},
-                           cost_weights=dict(cfg.design.cost_weights), adequate_homog=True, adequate_recryst=True,
-                           max_additions=None, max_cost=None, domain="exclude", weights=cfg.design.weights)
     space = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"])
-    ev = design.Evaluator(space, models, opts, cfg.cleaning)
+    ev = design.Evaluator(space, models, cfg.design, cfg.cleaning, {"YS": 260.0, "UTS": 320.0})
     best = {}
     for method in ("nsga2", "random"):
-        ranked = design.rank(ev, design.optimise(ev, method, 40, 30, 0), master, list(cfg.data.id_columns), opts)
+        search = {"nsga2": design.NSGA2Search, "random": design.RandomSearch}[method](method, 40, 30, 0)
+        ranked = design.rank(ev, search.minimise(ev), master, list(cfg.data.id_columns))
         best[method] = ranked["distance"].min() if len(ranked) else np.inf   # random may find no in-domain one
     assert np.isfinite(best["nsga2"]) and best["nsga2"] < best["random"]
     # the search loop reads dicts of arrays, the report frames: the same predictions and constraints
@@ -141,15 +138,15 @@ def test_the_seeds_of_a_target_design_as_one_committee(tmp_path):
         assert proc.returncode == 0, proc.stderr
         runs.append(tmp_path / f"s{seed}")
     physics = {json.loads((r / "metrics.json").read_text())["physics_pass"] for r in runs}
-    models, _ = pipeline.load_design_models(runs)
+    models, _ = selection.load_models(runs)
     if len(physics) == 1:   # a run that fails physics never joins one that passes
         assert isinstance(models["YS"], Committee) and len(models["YS"].models) == 2
-    assert isinstance(pipeline.load_design_models(runs, "best")[0]["YS"], Model)
+    assert isinstance(selection.load_models(runs, "best")[0]["YS"], Model)
     with pytest.raises(ConfigError, match="committee or best"):
-        pipeline.load_design_models(runs, "mean")
+        selection.load_models(runs, "mean")
     a, b = (Model.load(r / "model.json") for r in runs)
     cfg = compose()
-    cards = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    cards = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     (pa, sa, ra), (pb, sb, rb) = a.report(cards), b.report(cards)
     mean, std, ratio = Committee([a, b]).report(cards)
     assert np.allclose(mean, (pa + pb) / 2) and np.allclose(ratio, np.maximum(ra, rb))
@@ -163,7 +160,7 @@ def test_grain_size_is_an_outcome_of_the_recipe_not_a_knob():
     """design.outcomes: a caster cannot set the grain size, so it is no decision variable; a recipe gets what
     the most similar tested recipes showed (a tested card's own recipe: its own grain size)."""
     cfg = compose()
-    master = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    master = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     knob = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"])
     space = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"], ["grain_size_um"])
     assert "grain_size_um" in knob.index and "grain_size_um" not in space.index

@@ -7,19 +7,18 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from alloy_hydra import cards, generate, pipeline, qc
-from alloy_hydra.clean import GROUP_COL, window_violations
+from alloy_hydra import cards, factory, generate, qc, stages
+from alloy_hydra.clean import window_violations
+from alloy_hydra.schema import GROUP_COL
 from conftest import UQ, compose, run_cli
 
 
 @pytest.fixture(scope="module")
 def demo_state(tmp_path_factory):
     cfg = compose(["summary=false", "qc.plots=false"])
-    state, d = pipeline.RunState(), tmp_path_factory.mktemp("run")
-    pipeline.stage_clean(cfg, d, state)
-    pipeline.stage_split(cfg, d, state)
-    schema = cards.schema_of(state["train"], cfg.data)
-    return cfg, state, schema, cards.encode(state["train"], schema, cfg.data)
+    split = stages.execute(cfg, tmp_path_factory.mktemp("run"), ["clean", "split"])["split"]
+    schema = cards.schema_of(split.train, cfg.data)
+    return cfg, split, schema, cards.encode(split.train, schema, cfg.data)
 
 
 def check_invariants(cfg, schema, real_table, synth):
@@ -51,7 +50,7 @@ GENERATORS = {
 @pytest.mark.parametrize("name", list(GENERATORS))
 def test_every_generator_respects_the_invariants(demo_state, name):
     cfg, state, schema, table = demo_state
-    train = state["train"]
+    train = state.train
     gen = GENERATORS[name]().fit(table, train[GROUP_COL], schema, coarse=train["file_name"])
     synth = gen.sample(4)
     if name == "none":
@@ -78,7 +77,7 @@ def test_postprocess_invariants_on_random_rows(demo_state, seed, scale):
 
 def test_jitter_keeps_schedules_consistent(demo_state):
     cfg, state, schema, table = demo_state
-    gen = generate.Jitter(k=2.0, seed=1).fit(table, state["train"][GROUP_COL], schema)
+    gen = generate.Jitter(k=2.0, seed=1).fit(table, state.train[GROUP_COL], schema)
     out, _ = generate.postprocess(gen.sample(20), table, schema, cfg.chem_window)
     cards_, repairs = cards.decode(out, schema, cfg.data, cfg.cleaning)
     assert repairs == {"schedule_steps": 0, "recryst_type": 0}
@@ -102,7 +101,7 @@ def test_same_config_same_csv(tmp_path):
 
 def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
     seen = {}
-    real_make = pipeline.make_generator
+    real_make = factory.generator
 
     def spy_make(cfg, node=None):
         gen, n = real_make(cfg, node)
@@ -121,10 +120,10 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
         seen["qc_rows"] = len(real)
         return real_eval(real, *a, **k)
 
-    monkeypatch.setattr(pipeline, "make_generator", spy_make)
+    monkeypatch.setattr(factory, "generator", spy_make)
     monkeypatch.setattr(qc, "evaluate", spy_eval)
     cfg = compose(["generator=jitter", "summary=false", "qc.plots=false", "stages=[clean,split,generate,qc]"])
-    pipeline.run(cfg, tmp_path)
+    stages.run(cfg, tmp_path)
     split = json.loads((tmp_path / "split.json").read_text())
     hold = set(split["holdout_groups"])
     assert hold and not seen["fit_groups"] & hold
@@ -161,10 +160,10 @@ def failing(report):
 def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
     cfg, state, schema, table = demo_state
     th = compose(["thresholds=strict"]).thresholds
-    groups = state["train"][GROUP_COL].to_numpy()
+    groups = state.train[GROUP_COL].to_numpy()
     classes = sorted(set(groups))
     rng = np.random.default_rng(0)
-    good = generate.Jitter(k=0.5, seed=0).fit(table, state["train"][GROUP_COL], schema).sample(30)
+    good = generate.Jitter(k=0.5, seed=0).fit(table, state.train[GROUP_COL], schema).sample(30)
     good, _ = generate.postprocess(good, table, schema, cfg.chem_window)
     post = {"clip_rate_pct": 0.0}
 
@@ -172,7 +171,7 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
         c, _ = cards.decode(synth, schema, cfg.data, cfg.cleaning)
         if tamper:
             tamper(c)
-        return qc.evaluate(table, synth, c, schema, "YS", cfg.chem_window, th, post, classes)
+        return qc.evaluate(table, synth, c, schema, "YS", cfg.chem_window, th, post, classes)[0]
 
     base = failing(evaluate(good))
     # exact copies of the real rows: near-duplicates (and nothing new among the counted checks)
@@ -214,7 +213,7 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
 
 def test_blend_gives_each_part_its_share_of_every_class(demo_state):
     cfg, state, schema, table = demo_state
-    train = state["train"]
+    train = state.train
     gen = GENERATORS["blend"]().fit(table, train[GROUP_COL], schema, coarse=train["file_name"])
     synth = gen.sample(10)
     per_class = synth.groupby([generate.SOURCE, generate.PART]).size().unstack(fill_value=0)
@@ -230,7 +229,7 @@ def test_blend_gives_each_part_its_share_of_every_class(demo_state):
 
 def test_blend_run_end_to_end(tmp_path):
     proc = run_cli(["generator=blend", "generator.parts.ctgan.epochs=3", "generator.parts.ctgan.batch_size=100",
-                    "generator.n_per_class=10", "stages=[clean,split,generate,qc]", "qc.plots=false",
+                    "target.n_per_class=10", "stages=[clean,split,generate,qc]", "qc.plots=false",
                     "summary=false", f"hydra.run.dir={tmp_path}/run"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     synth = pd.read_csv(tmp_path / "run" / "synthetic.csv")

@@ -9,13 +9,13 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, cross_validate
 
-from alloy_hydra import audit, expr, regress, train
+from alloy_hydra import expr, model as model_mod, physics, regress, stages, train
 from alloy_hydra.expr import ModelFileError
 from alloy_hydra.model import Model
 from conftest import ROOT, compose, run_cli
 
 FAST = ["regressor.generations=20", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=5",
-        "train.max_rows=1500", "generator.n_per_class=5", "qc.plots=false", "stages=[clean,split,generate,qc,train,audit]"]
+        "train.max_rows=1500", "target.n_per_class=5", "qc.plots=false", "stages=[clean,split,generate,qc,train,audit]"]
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +66,10 @@ def test_json_expression_matches_the_fitted_operon_model(symbols):
     X = pd.DataFrame(rng.uniform(1, 5, (300, 3)), columns=["Mg", "Mn", "d"])
     y = 20 + 15 * X.Mg + 30 * X.Mn / np.sqrt(X.d) + 25 * np.maximum(X.Mg - 3.5, 0)   # a hinge (solubility-like)
     kw = {"allowed_symbols": symbols} if symbols else {}
-    est = regress.OperonRegressor(generations=30, feature_names=list(X.columns), seed=1, **kw).fit(X, y)
+    est = regress.OperonRegressor(generations=30, feature_names=list(X.columns), random_state=1, **kw).fit(X, y)
     j = est.operon_json_
-    regress.validate_model(j)
-    assert np.allclose(regress.predict_json(json.loads(json.dumps(j)), X), est.operon_predict_, rtol=1e-4, atol=1e-3)
+    model_mod.validate_model(j)
+    assert np.allclose(model_mod.predict_json(json.loads(json.dumps(j)), X), est.operon_predict_, rtol=1e-4, atol=1e-3)
     assert est.front_ and all(f["length"] == expr.length(f["expr"]) for f in est.front_)
 
 
@@ -79,8 +79,8 @@ def test_hinge_path_recovers_a_cap_and_a_hinge():
     y = 10 + 5 * np.minimum(X.Mg, X.Mg.quantile(0.5)) + 2 * np.maximum(X.Mn - X.Mn.quantile(0.75), 0)
     est = regress.HingeRegressor(feature_names=list(X.columns)).fit(X, y + rng.normal(0, 0.01, 400))
     j = json.loads(json.dumps(est.json_))
-    regress.validate_model(j)
-    pred = regress.predict_json(j, X)
+    model_mod.validate_model(j)
+    pred = model_mod.predict_json(j, X)
     assert np.allclose(pred, est.predict(X)) and np.abs(pred - y).max() < 0.1
     assert expr.length(j["expr"]) <= 15 and "d" not in expr.variables(j["expr"])   # BIC stops at the true terms
     assert [f["length"] for f in est.front_] == sorted(f["length"] for f in est.front_)
@@ -175,8 +175,8 @@ def test_hinge_path_keeps_the_audited_sign():
     rule = [{"base": base, "nudged": base + [0.1, 0.0], "sign": 1}]
 
     def worst_fraction(est):
-        return min(np.mean(regress.predict_json({**est.json_, "expr": f["expr"]}, rule[0]["nudged"])
-                           - regress.predict_json({**est.json_, "expr": f["expr"]}, base) >= -1e-9)
+        return min(np.mean(model_mod.predict_json({**est.json_, "expr": f["expr"]}, rule[0]["nudged"])
+                           - model_mod.predict_json({**est.json_, "expr": f["expr"]}, base) >= -1e-9)
                    for f in est.front_)
     free = regress.HingeRegressor(feature_names=["Mg", "d"]).fit(X, y)
     kept = regress.HingeRegressor(feature_names=["Mg", "d"], physics=rule, physics_min_fraction=0.9).fit(X, y)
@@ -223,21 +223,21 @@ def test_expression_parser_never_evaluates():
 
 
 def test_audit_flags_a_wrong_sign():
-    from alloy_hydra import clean, pipeline
+    from alloy_hydra import clean, stages
     from alloy_hydra.features import Featuriser, default_columns
     from alloy_hydra.io import read_cards
     cfg = compose()
-    cards = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    cards = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     feat = Featuriser(*default_columns(cfg.data), interactions=list(cfg.data.interactions)).fit(cards)
-    pert = audit.perturbations(cards, {"Mg": 1, "grain_size_um": -1}, feat.transform)
+    pert = physics.perturbations(cards, {"Mg": 1, "grain_size_um": -1}, feat.transform)
 
     def model(formula):
         tree = expr.parse(formula)
         return lambda X: expr.evaluate(tree, {c: X[c].to_numpy(float) for c in X.columns})
-    good = audit.audit(model("100 + 20*Mg + 300*(1/sqrt(grain_size_um))".replace("(1/sqrt(grain_size_um))",
+    good = physics.audit(model("100 + 20*Mg + 300*(1/sqrt(grain_size_um))".replace("(1/sqrt(grain_size_um))",
                                                                                   "(1/sqrt(grain_size_um))")), pert)
     assert good["pass"], good
-    wrong = audit.audit(model("300 - 20*Mg + 0.5*grain_size_um"), pert)
+    wrong = physics.audit(model("300 - 20*Mg + 0.5*grain_size_um"), pert)
     by = {c["feature"]: c for c in wrong["checks"]}
     assert not wrong["pass"] and not by["Mg"]["pass"] and not by["grain_size_um"]["pass"]
     assert by["Mg"]["fraction_expected_sign"] == 0.0
@@ -246,17 +246,17 @@ def test_audit_flags_a_wrong_sign():
 def test_the_audit_nudge_moves_the_derived_columns_too():
     """Nudging the cold reduction re-derives the retained strain (and dose): a formula that sees cold work only
     through recryst_retained_strain is audited on it, not passed vacuously with a zero difference."""
-    from alloy_hydra import cards as cards_mod, clean, pipeline
+    from alloy_hydra import cards as cards_mod, clean, stages
     from alloy_hydra.features import Featuriser, default_columns
     from alloy_hydra.io import read_cards
     cfg = compose()
-    cards = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    cards = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     feat = Featuriser(*default_columns(cfg.data), interactions=list(cfg.data.interactions)).fit(cards)
     again = cards_mod.rederive(cards, cfg.data, cfg.cleaning)
     for col in ("recryst_retained_strain", "recryst_log_dose", "adequate_recryst"):
         assert np.allclose(again[col], cards[col], equal_nan=True), col   # an unedited card is unchanged
     check = {"cold_reduction_pct": {"sign": 1, "where": {"recryst_type": ["none", "other"]}}}
-    pert = audit.perturbations(cards, check, lambda c: feat.transform(cards_mod.rederive(c, cfg.data, cfg.cleaning)))
+    pert = physics.perturbations(cards, check, lambda c: feat.transform(cards_mod.rederive(c, cfg.data, cfg.cleaning)))
     c = pert["checks"]["cold_reduction_pct"]
     moved = c["X"]["recryst_retained_strain"] - c["base"]["recryst_retained_strain"]
     assert (moved > 0).mean() > 0.9   # as-rolled / recovered sheet keeps the extra cold work
@@ -264,38 +264,38 @@ def test_the_audit_nudge_moves_the_derived_columns_too():
     def model(formula):
         tree = expr.parse(formula)
         return lambda X: expr.evaluate(tree, {k: X[k].to_numpy(float) for k in X.columns})
-    assert audit.audit(model("100 + 150*sqrt(recryst_retained_strain)"), pert)["pass"]
-    assert not audit.audit(model("300 - 150*sqrt(recryst_retained_strain)"), pert)["pass"]
-    stale = audit.perturbations(cards, check, feat.transform)   # without re-deriving, the nudge is invisible
-    assert audit.audit(model("300 - 150*sqrt(recryst_retained_strain)"), stale)["pass"] is None   # vacuous: n/a
+    assert physics.audit(model("100 + 150*sqrt(recryst_retained_strain)"), pert)["pass"]
+    assert not physics.audit(model("300 - 150*sqrt(recryst_retained_strain)"), pert)["pass"]
+    stale = physics.perturbations(cards, check, feat.transform)   # without re-deriving, the nudge is invisible
+    assert physics.audit(model("300 - 150*sqrt(recryst_retained_strain)"), stale)["pass"] is None   # vacuous: n/a
 
 
 @pytest.mark.parametrize("target", ["YS", "UTS", "FractureEL", "UniformEL", "YPE"])
 def test_the_demo_ground_truth_passes_its_physics_audit(target):
     """The configured signs are physics, not wishes: the demo's metallurgical model itself passes them."""
-    from alloy_hydra import clean, ground_truth, pipeline
+    from alloy_hydra import clean, ground_truth, stages
     from alloy_hydra.io import read_cards
     cfg = compose([f"target={target}"])
-    cards = clean.clean(read_cards(pipeline.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
-    pert = audit.perturbations(cards, dict(cfg.target.physics), lambda c: c, n_points=len(cards))
-    result = audit.audit(lambda c: ground_truth.properties(c)[target].to_numpy(), pert)
+    cards = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    pert = physics.perturbations(cards, dict(cfg.target.physics), lambda c: c, n_points=len(cards))
+    result = physics.audit(lambda c: ground_truth.properties(c)[target].to_numpy(), pert)
     assert result["pass"] and all(c["applicable"] for c in result["checks"]), result
     # unconditioned, the cold-work sign fails on the truth itself (recrystallisation anneals reverse it)
-    plain = {k: audit.check_spec(v)[0] for k, v in cfg.target.physics.items()}
-    flat = audit.audit(lambda c: ground_truth.properties(c)[target].to_numpy(),
-                       audit.perturbations(cards, plain, lambda c: c, n_points=len(cards)))
+    plain = {k: physics.check_spec(v)[0] for k, v in cfg.target.physics.items()}
+    flat = physics.audit(lambda c: ground_truth.properties(c)[target].to_numpy(),
+                       physics.perturbations(cards, plain, lambda c: c, n_points=len(cards)))
     by = {c["feature"]: c for c in flat["checks"]}
     assert target == "YPE" or not by["cold_reduction_pct"]["pass"]
 
 
 def test_where_limits_a_check_to_the_selected_cards():
     cards = pd.DataFrame({"x": np.linspace(0, 1, 40), "kind": ["a", "b"] * 20})
-    pert = audit.perturbations(cards, {"x": {"sign": 1, "where": {"kind": ["a"]}}}, lambda c: c)
+    pert = physics.perturbations(cards, {"x": {"sign": 1, "where": {"kind": ["a"]}}}, lambda c: c)
     model = lambda c: np.where(c["kind"] == "a", 1.0, -1.0) * c["x"].to_numpy()   # rises on a, falls on b
-    check = audit.audit(model, pert)["checks"][0]
+    check = physics.audit(model, pert)["checks"][0]
     assert check["pass"] and check["n_points"] == 20 and check["fraction_strict"] == 1.0
-    assert not audit.audit(model, audit.perturbations(cards, {"x": 1}, lambda c: c))["pass"]
-    missing = audit.audit(model, audit.perturbations(cards, {"x": {"sign": 1, "where": {"temper": ["O"]}}},
+    assert not physics.audit(model, physics.perturbations(cards, {"x": 1}, lambda c: c))["pass"]
+    missing = physics.audit(model, physics.perturbations(cards, {"x": {"sign": 1, "where": {"temper": ["O"]}}},
                                                      lambda c: c))["checks"][0]
     assert not missing["applicable"] and missing["pass"] is None
 
@@ -340,15 +340,13 @@ def test_grouped_cv_never_splits_a_source_group():
 
 
 def test_training_rows_carry_their_source_group(tmp_path):
-    from alloy_hydra import pipeline
-    cfg = compose(["generator=jitter", "generator.n_per_class=3", "summary=false", "qc.plots=false"])
-    state = pipeline.RunState()
-    for stage in ("clean", "split", "generate"):
-        pipeline.STAGES[stage](cfg, tmp_path, state)
-    cards = pipeline.training_cards(cfg, state)
+    from alloy_hydra import stages
+    cfg = compose(["generator=jitter", "target.n_per_class=3", "summary=false", "qc.plots=false"])
+    done = stages.execute(cfg, tmp_path, ["clean", "split", "generate"])
+    cards = stages.train.training_cards(cfg, done["split"].train, done["generate"].synth_cards)
     synth = cards[cards.is_synthetic == 1]
     assert (synth["_cv_group"] == synth["source_group"]).all() and (cards.is_synthetic == 0).sum() > 0
-    assert not set(cards["_cv_group"]) & set(state["holdout"]["group"])
+    assert not set(cards["_cv_group"]) & set(done["split"].holdout["group"])
 
 
 @pytest.mark.parametrize("est", [regress.RidgeModel(), regress.GBMModel(max_iter=20),
@@ -364,8 +362,8 @@ def test_regressors_work_with_clone_and_cross_validate(est):
 
 def test_pysr_adaptor_maps_config_and_fails_clearly_without_julia(monkeypatch):
     cfg = compose(["regressor=pysr"]).regressor
-    from omegaconf import OmegaConf
-    params = OmegaConf.to_container(cfg)
+    from alloy_hydra.factory import params as params_of
+    params = params_of(cfg)
     params.pop("_target_"), params.pop("name")
     a = regress.PySRAdaptor(**params)
     kw = a.pysr_kwargs()

@@ -7,10 +7,10 @@ import sys
 import pandas as pd
 import pytest
 
-from alloy_hydra import compare, pipeline
+from alloy_hydra import compare, selection
 from conftest import ROOT, run_cli
 
-CHEAP = ["stages=[clean,split,generate,qc]", "qc.plots=false", "generator.n_per_class=5", "summary=false"]
+CHEAP = ["stages=[clean,split,generate,qc]", "qc.plots=false", "target.n_per_class=5", "summary=false"]
 
 
 def multirun(args):
@@ -68,7 +68,7 @@ def test_a_failing_job_does_not_take_the_others_down(tmp_path):
     ridge_dirs = [p for p in (tmp_path / "sw").iterdir() if "regressor=ridge" in p.name]
     assert len(ridge_dirs) == 1 and "is complete, skipped" in (ridge_dirs[0] / "run.log").read_text()
     # the design stage takes its model from the sweep dir (the 'chosen' column)
-    models, source = pipeline.load_design_models(tmp_path / "sw")
+    models, source = selection.load_models(tmp_path / "sw")
     assert set(models) == {"YS"} and "ridge" in source.name
 
 

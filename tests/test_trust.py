@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alloy_hydra import audit, design, pipeline, train
+from alloy_hydra import design, physics, selection, stages, train
 from alloy_hydra.errors import ConfigError
 from conftest import HU, UQ, compose, run_cli
 
@@ -19,20 +19,20 @@ from conftest import HU, UQ, compose, run_cli
 def test_a_physics_check_on_a_feature_the_model_ignores_is_not_applicable():
     rng = np.random.default_rng(0)
     cards = pd.DataFrame({"Mg": rng.uniform(1, 5, 60), "grain_size_um": rng.uniform(10, 60, 60)})
-    pert = audit.perturbations(cards, {"Mg": 1, "grain_size_um": -1}, lambda c: c)
+    pert = physics.perturbations(cards, {"Mg": 1, "grain_size_um": -1}, lambda c: c)
 
     def formula(f):
         return lambda X: f(X).to_numpy(float)
-    uses_mg_only = audit.audit(formula(lambda X: 50 + 20 * X["Mg"]), pert)
+    uses_mg_only = physics.audit(formula(lambda X: 50 + 20 * X["Mg"]), pert)
     by = {c["feature"]: c for c in uses_mg_only["checks"]}
     assert by["grain_size_um"]["applicable"] is False and by["grain_size_um"]["pass"] is None
     assert by["Mg"]["applicable"] and by["Mg"]["pass"]
     assert uses_mg_only["pass"] is True and uses_mg_only["n_applicable"] == 1
-    constant = audit.audit(formula(lambda X: 0 * X["Mg"] + 100), pert)
+    constant = physics.audit(formula(lambda X: 0 * X["Mg"] + 100), pert)
     assert constant["pass"] is None and constant["n_applicable"] == 0          # no verdict, not a pass
-    wrong = audit.audit(formula(lambda X: 50 - 20 * X["Mg"]), pert)
+    wrong = physics.audit(formula(lambda X: 50 - 20 * X["Mg"]), pert)
     assert wrong["pass"] is False
-    assert [audit.physics_rank(v) for v in (True, None, False, "True", float("nan"), 0.0)] == [2, 1, 0, 2, 1, 0]
+    assert [selection.physics_rank(v) for v in (True, None, False, "True", float("nan"), 0.0)] == [2, 1, 0, 2, 1, 0]
 
 
 # --- item 3: sigma that predicts error --------------------------------------------------------------------------
@@ -138,15 +138,15 @@ def test_real_data_recipes_hold_only_elements_the_cards_support(needs_shared_dat
 
 def test_auto_keeps_synthetic_rows_only_when_an_inner_split_of_train_groups_says_so(monkeypatch, tmp_path):
     seen = []
-    real = pipeline.synthesise
+    real = stages.generate.synthesise
 
     def spy(cfg, train_cards, node=None):
         seen.append(set(train_cards["group"]))
         return real(cfg, train_cards, node)
-    monkeypatch.setattr(pipeline, "synthesise", spy)
+    monkeypatch.setattr(stages.generate, "synthesise", spy)
     cfg = compose(["generator=auto", "generator.candidate.k=25", "summary=false", "qc.plots=false",
                    "stages=[clean,split,generate,qc]"])           # noise 25 x MAD: rows that cannot help
-    pipeline.run(cfg, tmp_path)
+    stages.run(cfg, tmp_path)
     hold = set(json.loads((tmp_path / "split.json").read_text())["holdout_groups"])
     assert len(seen) == 2 and not any(s & hold for s in seen)          # the inner decision, then the real run
     assert seen[0] < seen[1]                                           # the decision saw a subset of train groups

@@ -1,4 +1,4 @@
-"""Physics audit: does the model's response have the expected sign (target config `physics`)?
+"""Physics signs: does a model's response have the expected sign (target config `physics`)?
 
 Finite differences on cards sampled from the real data's domain: each checked card column is nudged by 5 % of
 its real 5-95 % range and the cards are re-featurised (so interactions such as Mg·Mn or 1/sqrt(d) move too).
@@ -67,16 +67,6 @@ def sign_fraction(delta, sign: float, tol: float = 1e-9) -> float:
     """Share of points whose prediction change has the expected sign (a non-finite change never does)."""
     d = np.asarray(delta, float) * sign
     return float((np.isfinite(d) & (d >= -tol)).mean())
-
-
-def physics_rank(verdict) -> int:
-    """Order of physics verdicts when models are compared: pass (2) before no applicable check (1) before fail (0).
-    Accepts True/False/None and their CSV forms (1.0 / 0.0 / NaN, "True" / "False")."""
-    if verdict is True or verdict == 1 or str(verdict) == "True":
-        return 2
-    if verdict is False or (isinstance(verdict, (int, float)) and verdict == 0) or str(verdict) == "False":
-        return 0
-    return 1
 
 
 def audit(predict, pert: dict, min_fraction: float = 0.9, tol: float = 1e-9) -> dict:

@@ -1,0 +1,99 @@
+"""Stage train: a readable formula (or the configured engine's model) per property, with its ensemble, σ model
+and applicability domain, saved as model.json; equation.txt says it in words."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .. import cards as cards_mod, expr, factory, plots, train as train_mod
+from ..errors import ConfigError
+from ..features import describe
+from ..model import Model
+from ..schema import GROUP_COL
+from .generate import Generated
+from .qc import Checked
+from .split import Split
+
+
+@dataclass
+class Trained:
+    model: Model
+    baselines: dict          # ridge / gbm fitted on the same rows (the audit scores them on the holdout)
+    cv: dict                 # grouped CV figures of the chosen model and of the whole procedure
+    pert: dict               # the physics checks' finite differences (physics.perturbations)
+
+
+def unit_of(name: str, data) -> str:
+    if name in data.composition_columns or name == data.balance_element:
+        return "wt%"
+    for suffix, unit in (("_C", "°C"), ("_s", "s"), ("_pct", "%"), ("_um", "µm"), ("_mm", "mm")):
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+def training_cards(cfg, train: pd.DataFrame, synth: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rows the regressor learns from, each with its CV group (`_cv_group`)."""
+    real = train.assign(_cv_group=train[GROUP_COL], is_synthetic=0)
+    parts = []
+    if cfg.train.data in ("real", "synthetic+real") or synth is None or not len(synth):
+        parts.append(real)
+    if cfg.train.data in ("synthetic", "synthetic+real") and synth is not None and len(synth):
+        parts.append(synth.assign(_cv_group=synth["source_group"]))
+    if cfg.train.data not in ("real", "synthetic", "synthetic+real"):
+        raise ConfigError(f"train.data must be real, synthetic or synthetic+real, not {cfg.train.data!r}")
+    out = pd.concat(parts, ignore_index=True)
+    return out[out[cfg.target.name].notna()].reset_index(drop=True)
+
+
+def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated | None = None,
+        qc: Checked | None = None) -> Trained:
+    target = cfg.target.name
+    synth = qc.synth_cards if qc else generate.synth_cards if generate else None
+    used = qc.used if qc else generate.used if generate else cfg.generator.name
+    cards = training_cards(cfg, split.train, synth)
+    fit = train_mod.fit_property_model(cards, split.train, target, cfg.target.unit, factory.featuriser(cfg),
+                                       lambda names: factory.regressor(cfg, names), dict(cfg.target.physics),
+                                       cfg.train, cfg.seed, label=cfg.regressor.name,
+                                       rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
+    model, table = fit.model, fit.table
+    model.info.update(regressor=cfg.regressor.name, generator=used, train_data=cfg.train.data,
+                      data=cfg.data.name)
+    model.save(run_dir / "model.json")
+    write_equation(cfg, run_dir, model, fit, used)
+    if table is not None:
+        table.assign(chosen=table["id"] == fit.chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
+        (run_dir / "plots").mkdir(exist_ok=True)
+        plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png")
+    metrics.update(cv_mae=fit.cv["chosen"]["mae"], cv_mae_procedure=fit.cv["procedure"]["mae"],
+                         complexity=model.info["complexity"], n_train_model_rows=model.info["n_train_rows"],
+                         regressor=cfg.regressor.name)
+    return Trained(model, fit.baselines, fit.cv, fit.pert)
+
+
+def write_equation(cfg, run_dir: Path, model: Model, fit, used: str) -> None:
+    """equation.txt: the formula with units, how it was chosen, its σ model and a glossary of its inputs."""
+    target, why = cfg.target.name, fit.why
+    main, complexity = model.main, model.info["complexity"]
+    units = {c: unit_of(c, cfg.data) for c in model.features}
+    if main["kind"] == "expression":
+        text = expr.to_lines(main["expr"], 5, units)
+        n_real = model.info["n_real_rows"]
+        rows = (f"{n_real} real rows" if n_real == model.info["n_train_rows"] else
+                f"{n_real} real + {model.info['n_train_rows'] - n_real} synthetic rows ({used})")
+        sm, u = model.sigma_model, cfg.target.unit
+        sigma = (f"σ = {sm['b0']:.3g} {u} + {sm['b_gap']:.3g}·|S − gbm reference| + {sm['b_dist']:.3g} {u}·distance "
+                 f"ratio + {sm['b_level']:.3g}·|S| (combined with the ensemble spread), fitted on the real cards' "
+                 f"out-of-fold errors" if sm else f"σ = sqrt(ensemble sd² + {model.sigma_resid:.3g}²)")
+        elements = [*cfg.data.composition_columns, cfg.data.balance_element]
+        glossary = "\n".join(f"  {v}: {describe(v, model.featuriser.categorical, elements)}"
+                              for v in sorted(expr.variables(main["expr"])))
+        (run_dir / "equation.txt").write_text(
+            f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
+            f"regressor: {cfg.regressor.name}; trained on {rows}; grouped {cfg.train.cv_folds}-fold CV MAE on "
+            f"the real cards {fit.cv['chosen']['mae']:.4g} {u}\nuncertainty: {sigma}\n\ninputs:\n{glossary}\n")
+    else:
+        (run_dir / "equation.txt").write_text(f"{target}: {cfg.regressor.name} is a tree ensemble "
+                                              f"({len(main['trees'])} trees); no closed-form formula.\n")
