@@ -185,21 +185,19 @@ def required_columns(data) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanResult:
-    """Clean raw cards (strings, with `source_row`) into BASE_MASTER; never drops a row silently."""
+def _check_columns(raw: pd.DataFrame, data, source) -> None:
     missing = [c for c in required_columns(data) if c not in raw.columns]
     if missing:
         raise DataError("required column missing", file=source, row=1, column=missing[0])
     unknown_targets = [t for t in data.targets if t not in TARGETS]
     if unknown_targets:
         raise ConfigError(f"data.targets has {unknown_targets}; known targets are {list(TARGETS)}")
-    rows = raw[ROW_COL].to_numpy()
-    comp, comp_raw, comp_counts = _composition(raw, data, source)
-    numbers = {name: np.array([parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
-                               for t, r in zip(raw[spec.column], rows)], dtype=float)
-               for name, spec in data.numeric.items()}
-    sched, sched_counts = _schedules(raw, data, cleaning, source, numbers)
 
+
+def _assemble(raw: pd.DataFrame, data, comp, comp_raw, numbers: dict, sched: pd.DataFrame, source) -> pd.DataFrame:
+    """Every parsed column in card order: row, ids, composition (+ raw strings), categoricals, numbers,
+    schedules (+ raw strings), targets, carried columns."""
+    rows = raw[ROW_COL].to_numpy()
     master = pd.DataFrame({ROW_COL: raw[ROW_COL]})
     for col in data.id_columns:
         master[col] = raw[col]
@@ -216,19 +214,21 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
         master[name] = [parse_number(t, file=source, row=int(r), column=col) for t, r in zip(raw[col], rows)]
     for col in data.carry_columns:
         master[col] = raw[col]
+    return master
 
-    # group key: the card's class, or identical composition where the config says so
-    elements = list(comp.columns)
-    if data.group_columns:
-        key = raw[list(data.group_columns)].astype(str).agg(" | ".join, axis=1)
-    else:
-        key = composition_key(comp[elements])
+
+def _group_key(raw: pd.DataFrame, data, comp: pd.DataFrame) -> pd.Series:
+    """The card's class (data.group_columns), or identical composition where the config says so."""
+    key = raw[list(data.group_columns)].astype(str).agg(" | ".join, axis=1) if data.group_columns \
+        else composition_key(comp)
     for col, value in data.group_by_composition_if.items():
-        hit = raw[col].str.strip() == value
-        key = key.where(~hit, composition_key(comp[elements]))
-    master.insert(1, GROUP_COL, key.to_numpy())
+        key = key.where(~(raw[col].str.strip() == value), composition_key(comp))
+    return key
 
-    # value-level integrity: reasons per row
+
+def _reject_reasons(raw: pd.DataFrame, master: pd.DataFrame, comp: pd.DataFrame, data, window,
+                    cleaning) -> tuple[pd.Series, int]:
+    """Value-level integrity: the reasons each row is rejected for ([] = kept), and the window's count."""
     reasons = pd.Series([[] for _ in range(len(master))], index=master.index, dtype=object)
 
     def flag(mask, text):
@@ -240,7 +240,6 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
     flag((comp.drop(columns=[data.balance_element]) < 0).any(axis=1), "composition: negative element")
     viol = window_violations(comp, window, data.balance_element)
     flag(viol != "", "outside chem window " + window.name + ": " + viol)
-    n_window = int((viol != "").sum())
     if "YS" in master and "UTS" in master:
         flag(master["YS"] > master["UTS"], "integrity: YS > UTS")
     for name in data.numeric:
@@ -252,11 +251,12 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
         if dup.any():
             firsts = raw.loc[dup, dup_cols].apply(lambda r: int(first.loc[tuple(r)]), axis=1)
             flag(dup, "duplicate of row " + firsts.astype(str))
-    rejected = reasons.map(len) > 0
-    rejects = raw.loc[rejected].copy()
-    rejects.insert(1, "reason", reasons[rejected].map("; ".join))
-    master = master.loc[~rejected].reset_index(drop=True)
+    return reasons, int((viol != "").sum())
 
+
+def _clamp_uniform_el(master: pd.DataFrame) -> list[dict]:
+    """Uniform elongation cannot exceed fracture elongation (a value typed into the wrong column): clamped,
+    each change recorded."""
     changes = []
     if "UniformEL" in master and "FractureEL" in master:
         over = master["UniformEL"] > master["FractureEL"]
@@ -265,7 +265,27 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
                             "from": float(master.at[i, "UniformEL"]), "to": float(master.at[i, "FractureEL"]),
                             "rule": "UniformEL <= FractureEL"})
         master.loc[over, "UniformEL"] = master.loc[over, "FractureEL"]
+    return changes
 
+
+def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanResult:
+    """Clean raw cards (strings, with `source_row`) into BASE_MASTER; never drops a row silently."""
+    _check_columns(raw, data, source)
+    rows = raw[ROW_COL].to_numpy()
+    comp, comp_raw, comp_counts = _composition(raw, data, source)
+    numbers = {name: np.array([parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
+                               for t, r in zip(raw[spec.column], rows)], dtype=float)
+               for name, spec in data.numeric.items()}
+    sched, sched_counts = _schedules(raw, data, cleaning, source, numbers)
+    master = _assemble(raw, data, comp, comp_raw, numbers, sched, source)
+    elements = list(comp.columns)
+    master.insert(1, GROUP_COL, _group_key(raw, data, comp[elements]).to_numpy())
+    reasons, n_window = _reject_reasons(raw, master, comp, data, window, cleaning)
+    rejected = reasons.map(len) > 0
+    rejects = raw.loc[rejected].copy()
+    rejects.insert(1, "reason", reasons[rejected].map("; ".join))
+    master = master.loc[~rejected].reset_index(drop=True)
+    changes = _clamp_uniform_el(master)
     sums = master[elements].sum(axis=1)
     if len(master) and (sums - 100.0).abs().max() > cleaning.composition_sum_tol:
         raise AssertionError("composition sum outside tolerance after balancing")  # a bug, not a data error

@@ -53,10 +53,22 @@ class Space:
         self.table = cards_mod.encode(master, self.schema, data).reset_index(drop=True)
         fixed, bounds = dict(fixed or {}), {k: list(v) for k, v in (bounds or {}).items()}
         support = dict(support or {})
-        min_wt, min_share = float(support.get("min_wt", 0.01)), float(support.get("min_share", 0.0))
-        allow = set(allow or ())
-        self.vars: list[Var] = []
+        min_share = float(support.get("min_share", 0.0))
         self.unsupported: dict[str, float] = {}   # element -> share of cards containing it (fixed at typical)
+        self.vars: list[Var] = self._element_vars(window, bounds, float(support.get("min_wt", 0.01)), min_share,
+                                                  set(allow or ()), quantiles)
+        self.vars += self._category_vars(fixed, min_share)
+        self.vars += self._process_vars(fixed, [c for c in stratify_by if c in self.data.categoricals])
+        self._typical_n = {}
+        self._outcome = self._outcome_model()
+        self.index = {v.name: i for i, v in enumerate(self.vars)}
+        self.discrete = np.array([i for i, v in enumerate(self.vars) if v.kind in ("category", "count")], dtype=int)
+        self._ranges = {v.name: self._unit_range(v, bounds) for v in self.vars if v.kind == "unit"}
+
+    def _element_vars(self, window, bounds: dict, min_wt: float, min_share: float, allow: set, quantiles) -> list:
+        """An element is free between the cards' quantiles (inside the window) where enough cards hold it;
+        otherwise it stays at the cards' typical value (design.bounds overrides both)."""
+        out = []
         for el in self.schema.elements:
             col = self.table[el].astype(float)
             share = float((col >= min_wt).mean())
@@ -70,7 +82,11 @@ class Space:
                 # too few cards hold it for any model to know its effect: kept at the cards' typical value
                 self.unsupported[el] = share
                 lo = hi = float(np.round(np.median(col), 2))
-            self.vars.append(Var(el, "element", float(lo), float(max(hi, lo))))
+            out.append(Var(el, "element", float(lo), float(max(hi, lo))))
+        return out
+
+    def _category_vars(self, fixed: dict, min_share: float) -> list:
+        out = []
         for c in self.data.categoricals:
             counts = self.table[c].astype(str).value_counts(normalize=True)
             levels = sorted(counts.index[counts >= min_share]) or [counts.index[0]]   # supported levels
@@ -78,28 +94,30 @@ class Space:
                 if str(fixed[c]) not in counts.index:
                     raise ValueError(f"design: {c}={fixed[c]!r} is not among the data's {sorted(counts.index)}")
                 levels = [str(fixed[c])]
-            self.vars.append(Var(c, "category", 0, len(levels) - 1, levels))
-        strat_cats = [c for c in stratify_by if c in self.data.categoricals]
-        for name, n in self.schema.schedules.items():
+            out.append(Var(c, "category", 0, len(levels) - 1, levels))
+        return out
+
+    def _process_vars(self, fixed: dict, strat_cats: list) -> list:
+        """Anneal types (or step counts), process numbers, and each schedule step's temperature and time."""
+        out = []
+        for name in self.schema.schedules:
             tcol = f"{name}_type"
             if tcol in self.schema.categorical:
-                levels = sorted(self.table[tcol].astype(str).unique())
-                if tcol in fixed:
-                    levels = [str(fixed[tcol])]
-                self.vars.append(Var(tcol, "category", 0, len(levels) - 1, levels))
+                levels = [str(fixed[tcol])] if tcol in fixed else sorted(self.table[tcol].astype(str).unique())
+                out.append(Var(tcol, "category", 0, len(levels) - 1, levels))
             else:
                 counts = self.table[f"{name}_n"]
-                self.vars.append(Var(f"{name}_n", "count", float(counts.min()), float(counts.max())))
-        for col in self.schema.numeric:
-            if col not in self.outcomes:
-                self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=strat_cats))
+                out.append(Var(f"{name}_n", "count", float(counts.min()), float(counts.max())))
+        out += [Var(col, "unit", 0.0, 1.0, stratum=strat_cats) for col in self.schema.numeric
+                if col not in self.outcomes]
         for name, n in self.schema.schedules.items():
-            for i in range(1, n + 1):
-                for col in (f"{name}_T{i}", f"{name}_lt{i}"):
-                    if col in self.table:
-                        self.vars.append(Var(col, "unit", 0.0, 1.0, stratum=self.schema.strata.get(col, [])))
-        self._typical_n = {}
-        self._outcome = {}
+            out += [Var(col, "unit", 0.0, 1.0, stratum=self.schema.strata.get(col, []))
+                    for i in range(1, n + 1) for col in (f"{name}_T{i}", f"{name}_lt{i}") if col in self.table]
+        return out
+
+    def _outcome_model(self) -> dict:
+        """Per outcome column: the recipe-space points of the cards that recorded it, and their values."""
+        out = {}
         if self.outcomes:
             inputs = [c for c in self.schema.elements + self.schema.numeric + self.schema.step_columns
                       if c not in self.outcomes]
@@ -107,25 +125,23 @@ class Space:
             for col in self.outcomes:
                 known = self.table[col].notna().to_numpy()
                 if known.sum() >= 1:
-                    self._outcome[col] = (self._outcome_space(self.table[known]),
-                                          self.table.loc[known, col].to_numpy(float))
-        self.index = {v.name: i for i, v in enumerate(self.vars)}
-        self.discrete = np.array([i for i, v in enumerate(self.vars) if v.kind in ("category", "count")], dtype=int)
-        self._ranges = {}
-        for v in self.vars:
-            if v.kind == "unit":
-                col = self.table[v.name].astype(float)
-                glob = (float(col.min()), float(col.max())) if col.notna().any() else (np.nan, np.nan)
-                glob = tuple(bounds.get(v.name, glob))
-                by = {}
-                if v.stratum:
-                    for key, part in self.table.groupby([self.table[s].astype(str) for s in v.stratum]):
-                        vals = part[v.name].astype(float)
-                        if vals.notna().any():
-                            key = key if isinstance(key, tuple) else (key,)
-                            lo, hi = float(vals.min()), float(vals.max())
-                            by[key] = (max(lo, glob[0]), min(hi, glob[1])) if v.name in bounds else (lo, hi)
-                self._ranges[v.name] = (glob, by)
+                    out[col] = (self._outcome_space(self.table[known]), self.table.loc[known, col].to_numpy(float))
+        return out
+
+    def _unit_range(self, v: Var, bounds: dict) -> tuple:
+        """(global range, {stratum key: range}) of a unit variable: the cards' own, per stratum where the
+        variable has one (e.g. per casting route), inside design.bounds."""
+        col = self.table[v.name].astype(float)
+        glob = (float(col.min()), float(col.max())) if col.notna().any() else (np.nan, np.nan)
+        glob = tuple(bounds.get(v.name, glob))
+        by = {}
+        for key, part in (self.table.groupby([self.table[s].astype(str) for s in v.stratum]) if v.stratum else []):
+            vals = part[v.name].astype(float)
+            if vals.notna().any():
+                key = key if isinstance(key, tuple) else (key,)
+                lo, hi = float(vals.min()), float(vals.max())
+                by[key] = (max(lo, glob[0]), min(hi, glob[1])) if v.name in bounds else (lo, hi)
+        return glob, by
 
     @property
     def xl(self):

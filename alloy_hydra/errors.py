@@ -11,7 +11,11 @@ class DataError(AlloyHydraError):
 
     def __init__(self, message: str, file=None, row: int | None = None, column: str | None = None,
                  value=None):
-        self.file, self.row, self.column, self.value, self.reason = file, row, column, value, message
+        self.file = file
+        self.row = row
+        self.column = column
+        self.value = value
+        self.reason = message
         where = []
         if file is not None:
             where.append(f"file {file}")

@@ -17,7 +17,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.neighbors import NearestNeighbors
 
+
 from .cards import RecipeSpace, Schema
+from .config import BlendConfig, JitterConfig, SDVConfig
 
 log = logging.getLogger(__name__)
 SOURCE = "source_group"
@@ -38,16 +40,23 @@ class Jitter(BaseEstimator):
     observed range. Schedule steps are jittered within their stratum (same step count and recryst type), so
     a jittered schedule stays a schedule of its kind; categoricals are kept."""
 
-    def __init__(self, name="jitter", k=0.5, jitter_target=True, seed=0):
-        self.name, self.k, self.jitter_target, self.seed = name, k, jitter_target, seed
+    def __init__(self, name="jitter", k=JitterConfig.k, jitter_target=JitterConfig.jitter_target, seed=0):
+        self.name = name
+        self.k = k
+        self.jitter_target = jitter_target
+        self.seed = seed
 
     def fit(self, table: pd.DataFrame, groups: pd.Series, schema: Schema, coarse=None):
-        self.table_, self.groups_, self.schema_ = table.reset_index(drop=True), groups.reset_index(drop=True), schema
+        self.table_ = table.reset_index(drop=True)
+        self.groups_ = groups.reset_index(drop=True)
+        self.schema_ = schema
         cols = [c for c in schema.continuous if c not in schema.strata and (self.jitter_target or c not in schema.targets)]
         self.sd_ = pd.Series({c: self.k * mad(self.table_[c].to_numpy(float)) for c in cols})
         self.lo_ = self.table_[schema.continuous].min()
         self.hi_ = self.table_[schema.continuous].max()
-        self.strata_sd_, self.strata_lo_, self.strata_hi_ = {}, {}, {}
+        self.strata_sd_ = {}
+        self.strata_lo_ = {}
+        self.strata_hi_ = {}
         for col, key in schema.strata.items():
             g = self.table_.groupby(key, dropna=False)[col]
             self.strata_sd_[col] = g.transform(lambda s: self.k * mad(s.to_numpy(float)))
@@ -75,7 +84,8 @@ class NoGenerator(BaseEstimator):
     """`generator=none`: no synthetic rows; training uses the real train groups only."""
 
     def __init__(self, name="none", seed=0):
-        self.name, self.seed = name, seed
+        self.name = name
+        self.seed = seed
 
     def fit(self, table, groups, schema, coarse=None):
         self.columns_ = list(table.columns)
@@ -103,13 +113,24 @@ class SDVGenerator(BaseEstimator):
     rows is sampled per key value, and each sampled row is assigned to its nearest real train class (same key,
     standardised recipe space). Each class then takes up to n_per_class of its rows."""
 
-    def __init__(self, name="ctgan", kind="ctgan", epochs=300, batch_size=256, pac=2, embedding_dim=128,
-                 generator_dim=(256, 256), discriminator_dim=(256, 256), default_distribution="beta",
-                 pool_factor=2, condition_on=True, threads=2, seed=0):
-        self.name, self.kind, self.epochs, self.batch_size, self.pac = name, kind, epochs, batch_size, pac
-        self.embedding_dim, self.generator_dim, self.discriminator_dim = embedding_dim, generator_dim, discriminator_dim
-        self.default_distribution, self.pool_factor, self.condition_on = default_distribution, pool_factor, condition_on
-        self.threads, self.seed = threads, seed
+    def __init__(self, name="ctgan", kind="ctgan", epochs=SDVConfig.epochs, batch_size=SDVConfig.batch_size,
+                 pac=SDVConfig.pac, embedding_dim=SDVConfig.embedding_dim,
+                 generator_dim=tuple(SDVConfig().generator_dim), discriminator_dim=tuple(SDVConfig().discriminator_dim),
+                 default_distribution=SDVConfig.default_distribution, pool_factor=SDVConfig.pool_factor,
+                 condition_on=SDVConfig.condition_on, threads=SDVConfig.threads, seed=0):
+        self.name = name
+        self.kind = kind
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.pac = pac
+        self.embedding_dim = embedding_dim
+        self.generator_dim = generator_dim
+        self.discriminator_dim = discriminator_dim
+        self.default_distribution = default_distribution
+        self.pool_factor = pool_factor
+        self.condition_on = condition_on
+        self.threads = threads
+        self.seed = seed
 
     def _synthesizer(self, metadata):
         from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer
@@ -130,7 +151,8 @@ class SDVGenerator(BaseEstimator):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         _seed_everything(self.seed)
         self.schema_ = schema
-        self.table_, self.groups_ = table.reset_index(drop=True), groups.reset_index(drop=True)
+        self.table_ = table.reset_index(drop=True)
+        self.groups_ = groups.reset_index(drop=True)
         use_key = self.condition_on and coarse is not None and coarse.nunique() > 1
         self.coarse_ = coarse.reset_index(drop=True).astype(str) if use_key else pd.Series("all", index=self.table_.index)
         # step counts are implied by which step columns are present; modelled separately they contradict them
@@ -206,8 +228,12 @@ class Blend(BaseEstimator):
     """Several generators, each giving its share of every class's rows (the action plan's e.g. 70 % CTGAN +
     30 % jitter). Parts are fitted on the same real train table; each row keeps its part's name in PART."""
 
-    def __init__(self, name="blend", parts=None, shares=None, threads=2, seed=0):
-        self.name, self.parts, self.shares, self.threads, self.seed = name, parts, shares, threads, seed
+    def __init__(self, name="blend", parts=None, shares=None, threads=BlendConfig.threads, seed=0):
+        self.name = name
+        self.parts = parts
+        self.shares = shares
+        self.threads = threads
+        self.seed = seed
 
     def fit(self, table: pd.DataFrame, groups: pd.Series, schema: Schema, coarse=None):
         parts, shares = dict(self.parts or {}), {k: float(v) for k, v in (self.shares or {}).items()}

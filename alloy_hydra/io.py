@@ -125,3 +125,11 @@ def job_dirs(sweep_dir, marker: str = ".hydra/config.yaml") -> list[Path]:
     found = (q for q in Path(sweep_dir).glob(f"**/{marker}") if ".hydra" not in q.parts[:-depth])
     return sorted({Path(*q.parts[:-depth]) for q in found})
 
+
+def read_run(run: Path) -> tuple[dict, dict, dict]:
+    """A run dir's config (unresolved, as a dict), metrics.json and status.json ({} where absent)."""
+    from omegaconf import OmegaConf
+    cfg = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"), resolve=False)
+    metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
+    status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
+    return cfg, metrics, status

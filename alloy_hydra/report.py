@@ -109,3 +109,30 @@ def print_recommendations(top, targets: dict, elements=(), columns=(), n: int = 
             rows.append((key, [fmt.format(x) for x in shown[col]]))
     title = f"recommended recipes for {', '.join(f'{t} {v:g}' for t, v in targets.items())}"
     key_table(rows, [f"#{r}" for r in shown["rank"]], console, title, sections=(recipe_end,))
+
+
+class TrainingProgress:
+    """A transient rich bar for train.fit_property_model: grow(n) adds work, step(what) returns a tick that
+    marks one unit done and says what it was."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def __enter__(self):
+        from rich.progress import Progress
+        self.bar = Progress(transient=True)
+        self.bar.__enter__()
+        self.task = self.bar.add_task(f"training {self.label}", total=0)
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def grow(self, total: int) -> None:
+        self.bar.update(self.task, total=self.bar.tasks[0].total + total)
+
+    def say(self, what: str) -> None:
+        self.bar.update(self.task, description=f"{self.label}: {what}")
+
+    def step(self, what: str):
+        return lambda k: self.bar.update(self.task, advance=1, description=f"{self.label}: {what} {k}")

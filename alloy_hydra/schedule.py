@@ -150,7 +150,9 @@ class BadRecrystType(Exception):
     """A recryst_type written on a card that is not one of RECRYST_TYPES (cleaning names the cell)."""
 
     def __init__(self, name, i, written):
-        self.name, self.i, self.written = name, i, written
+        self.name = name
+        self.i = i
+        self.written = written
 
 
 def has_times(spec) -> bool:

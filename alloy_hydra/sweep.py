@@ -24,8 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from . import selection
-from .compare import read_run
-from .io import job_dirs, write_json
+from .io import job_dirs, read_run, write_json
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import GroupKFold
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import expr, physics as physics_mod
 from .errors import ConfigError
@@ -327,82 +327,137 @@ class Fit:
     oof: np.ndarray | None = None   # the chosen model's out-of-fold predictions on the (subsampled) training rows
 
 
-def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: str, unit: str, featuriser,
-                       make_estimator, physics: dict, opts, seed: int, label: str = "model", rederive=None) -> Fit:
-    """The whole training procedure on `cards` (with `_cv_group`): featurise, grouped CV of the estimator and
-    of the ridge/gbm baselines on the same folds, final fit, Pareto choice (symbolic engines), group-bootstrap
-    ensemble, residual sd, applicability domain on the real train cards. `rederive(cards)` recomputes the derived
-    card columns after the audit nudges a recipe number (cards.rederive), so e.g. cold work moves the retained
-    strain too."""
-    from rich.progress import Progress
-    if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "gain", "min_cv", "se"):
-        raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony, gain, se or "
-                          f"min_cv, not {opts.select_cv!r} / {opts.select_rule!r}")
-    if opts.clip_margin is not None and not opts.clip_margin >= 0:
-        raise ConfigError(f"train.clip_margin must be >= 0 (or null: unbounded formulas), not {opts.clip_margin}")
+class Quiet:
+    """Progress of fit_property_model when nobody watches (report.TrainingProgress draws a bar)."""
+
+    def grow(self, total: int) -> None:
+        pass
+
+    def say(self, what: str) -> None:
+        pass
+
+    def step(self, what: str):
+        return lambda k: None
+
+
+@dataclass
+class Rows:
+    """The (subsampled) training rows as the estimator sees them."""
+    X: pd.DataFrame
+    y: np.ndarray
+    groups: np.ndarray
+    real: np.ndarray          # True on real cards (synthetic rows train folds but are never scored)
+    splits: list
+    featuriser: object
+
+
+def _rows(cards: pd.DataFrame, target: str, featuriser, opts, seed: int) -> Rows:
     feat = clone(featuriser).fit(cards)
     X_all, y_all, g_all = feat.transform(cards), cards[target].to_numpy(float), cards["_cv_group"].to_numpy()
     is_real = (cards["is_synthetic"].to_numpy() == 0) if "is_synthetic" in cards else np.ones(len(cards), bool)
     sub = subsample(g_all, opts.max_rows, seed, always=is_real)
     X, y, groups = X_all.iloc[sub].reset_index(drop=True), y_all[sub], g_all[sub]
-    splits = folds(groups, opts.cv_folds)
+    return Rows(X, y, groups, is_real[sub], folds(groups, opts.cv_folds), feat)
+
+
+def _check_options(opts) -> None:
+    if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "gain", "min_cv", "se"):
+        raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony, gain, se or "
+                          f"min_cv, not {opts.select_cv!r} / {opts.select_rule!r}")
+    if opts.clip_margin is not None and not opts.clip_margin >= 0:
+        raise ConfigError(f"train.clip_margin must be >= 0 (or null: unbounded formulas), not {opts.clip_margin}")
+
+
+@dataclass
+class Choice:
+    main: dict                        # the chosen JSON model
+    cv: np.ndarray                    # its out-of-fold predictions
+    table: pd.DataFrame | None = None
+    chosen_id: int | None = None
+    why: str = "the estimator's own model"
+    domain: list = field(default_factory=list)   # matrices a formula must stay finite on (audit points)
+    linear: bool = False
+
+
+def _choose_formula(final, rows: Rows, pert: dict, fitted: list, cv_proc: np.ndarray, opts, progress) -> Choice:
+    """A symbolic engine's front: each member scored by grouped CV, complexity and physics; one chosen by
+    train.select_rule, its constants refitted on all rows. Other engines: their own model."""
+    X, y, splits = rows.X, rows.y, rows.splits
+    main, front = final.to_json(), getattr(final, "front_", [])
+    if not (main["kind"] == "expression" and not isinstance(final, RidgeModel) and front):
+        return Choice(main, cv_proc)
+
+    def physics_of(model):
+        return physics_mod.audit(lambda Xp: predict_json(model, Xp), pert, opts.physics_min_fraction)
+    domain = [pert["base"]] + [m for c in pert["checks"].values() if c.get("applicable")
+                               for m in (c["base"], c["X"]) if m is not pert["base"]]
+    fold_fronts = [getattr(e, "front_", None) for e in fitted]
+    if opts.select_cv != "nested" or not all(fold_fronts):
+        fold_fronts = None
+    progress.grow(len(front))
+    table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts, opts.clip_margin, rows.groups,
+                         progress.step(f"Pareto member scored (of {len(front)})"))
+    chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
+    fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
+    refit = refit_constants(fixed, _cols(X), y, linear=linear)
+    if table.loc[chosen_id, "domain_nonfinite"] == 0 and nonfinite_on(refit, [X, *domain]):
+        refit = fixed   # least squares walked the constants out of the expression's valid region
+    main = {"kind": "expression", "features": list(X.columns), "expr": refit}
+    cv_chosen = member_cv(front[chosen_id], X, y, splits, fold_fronts, opts.clip_margin)
+    return Choice(main, cv_chosen, table, chosen_id, why, domain, linear)
+
+
+def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target, featuriser, make_estimator, opts,
+                       seed: int, rederive=None, progress=None) -> Fit:
+    """The whole training procedure on `cards` (with `_cv_group`): featurise, grouped CV of the estimator and
+    of the ridge/gbm baselines on the same folds, final fit, Pareto choice (symbolic engines), group-bootstrap
+    ensemble, residual sd, applicability domain on the real train cards. `target`: a TargetConfig (name, unit,
+    physics); `opts`: the TrainConfig. `rederive(cards)` recomputes the derived card columns after the audit
+    nudges a recipe number (cards.rederive), so e.g. cold work moves the retained strain too. `progress`: a
+    report.TrainingProgress (default: Quiet)."""
+    _check_options(opts)
+    progress = progress or Quiet()
+    rows = _rows(cards, target.name, featuriser, opts, seed)
+    X, y, groups, splits, feat = rows.X, rows.y, rows.groups, rows.splits, rows.featuriser
     names = list(X.columns)
     reg = make_estimator(names)
-    pert = physics_mod.perturbations(real_cards, physics, (lambda c: feat.transform(rederive(c))) if rederive
-                                   else feat.transform, seed=seed)
+    pert = physics_mod.perturbations(real_cards, dict(target.physics), (lambda c: feat.transform(rederive(c)))
+                                     if rederive else feat.transform, seed=seed)
     if "physics" in reg.get_params():   # the engine keeps the audited signs while it fits
         reg.set_params(physics=physics_mod.constraints(pert, names), physics_min_fraction=opts.physics_min_fraction)
     baselines = {"ridge": RidgeModel(feature_names=names, random_state=seed),
                  "gbm": GBMModel(feature_names=names, random_state=seed)}
-    n_members = opts.ensemble   # (5 at most for tree models; the bar's total is corrected below)
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"training {label} on {len(X)} rows", total=3 * len(splits) + 1 + n_members)
+    n_members = opts.ensemble
+    progress.grow(3 * len(splits) + 1 + n_members)
+    fitted = []
+    cv_proc = oof(reg, X, y, splits, fitted, progress.step(f"grouped CV fold (of {len(splits)})"))   # whole procedure
+    base_cv = {k: oof(b, X, y, splits, tick=progress.step(f"{k} baseline, fold")) for k, b in baselines.items()}
+    progress.say(f"final fit on all {len(X)} rows")
+    final = clone(reg).fit(X, y)
+    fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
+    progress.step("final fit")(1)
+    pick = _choose_formula(final, rows, pert, fitted, cv_proc, opts, progress)
+    main, cv_chosen = pick.main, pick.cv
+    symbolic = final.to_json()["kind"] == "expression" and not isinstance(final, RidgeModel)
+    bounds = clip_range(y, opts.clip_margin) if pick.table is not None and opts.clip_margin is not None else None
+    if main["kind"] != "expression":   # tree / refit members cost a whole fit each
+        progress.grow(min(n_members, 5) - n_members)
+        n_members = min(n_members, 5)
+    members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, pick.domain, pick.linear,
+                       bounds, progress.step(f"ensemble member (of {n_members})"))
+    if bounds:
+        main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
+    model, cv = _uncertainty(rows, real_cards, main, members, cv_chosen, cv_proc, base_cv, fitted_baselines,
+                             symbolic, target, opts, pick.why, [*fitted, final])
+    return Fit(model, fitted_baselines, cv, pick.table, pick.chosen_id, pick.why, pert, cv_chosen)
 
-        def step(what):   # one unit of work done: the bar says which
-            return lambda k: bar.update(task, advance=1, description=f"{label}: {what} {k}")
-        fitted = []
-        cv_proc = oof(reg, X, y, splits, fitted, step(f"grouped CV fold (of {len(splits)})"))   # whole procedure
-        base_cv = {k: oof(b, X, y, splits, tick=step(f"{k} baseline, fold")) for k, b in baselines.items()}
-        bar.update(task, description=f"{label}: final fit on all {len(X)} rows")
-        final = clone(reg).fit(X, y)
-        fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
-        bar.advance(task)
-        main = final.to_json()
 
-        def physics_of(model):
-            return physics_mod.audit(lambda Xp: predict_json(model, Xp), pert, opts.physics_min_fraction)
-        front = getattr(final, "front_", [])
-        table, chosen_id, why = None, None, "the estimator's own model"
-        symbolic = main["kind"] == "expression" and not isinstance(final, RidgeModel)
-        if symbolic and front:
-            domain = [pert["base"]] + [m for c in pert["checks"].values() if c.get("applicable")
-                                       for m in (c["base"], c["X"]) if m is not pert["base"]]
-            fold_fronts = [getattr(e, "front_", None) for e in fitted]
-            if opts.select_cv != "nested" or not all(fold_fronts):
-                fold_fronts = None
-            bar.update(task, total=3 * len(splits) + 1 + n_members + len(front))
-            table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts, opts.clip_margin,
-                                 groups, step(f"Pareto member scored (of {len(front)})"))
-            chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
-            fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
-            refit = refit_constants(fixed, _cols(X), y, linear=linear)
-            if table.loc[chosen_id, "domain_nonfinite"] == 0 and nonfinite_on(refit, [X, *domain]):
-                refit = fixed   # least squares walked the constants out of the expression's valid region
-            main = {"kind": "expression", "features": names, "expr": refit}
-            cv_chosen = member_cv(front[chosen_id], X, y, splits, fold_fronts, opts.clip_margin)
-        else:
-            cv_chosen, domain, linear = cv_proc, [], False
-        bounds = clip_range(y, opts.clip_margin) if symbolic and front and opts.clip_margin is not None else None
-        if main["kind"] != "expression":   # tree / refit members cost a whole fit each
-            bar.update(task, total=3 * len(splits) + 1 + min(n_members, 5))
-            n_members = min(n_members, 5)
-        members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, domain, linear, bounds,
-                           step(f"ensemble member (of {n_members})"))
-        if bounds:
-            main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
-    # uncertainty and domain come from the real cards only: a synthetic near-copy in a CV fold flatters the
-    # error it is scored on, so sigma taken from such folds says nothing about a new recipe
-    real = is_real[sub]
+def _uncertainty(rows: Rows, real_cards, main, members, cv_chosen, cv_proc, base_cv, fitted_baselines, symbolic,
+                 target, opts, why, estimators) -> tuple[Model, dict]:
+    """σ, the applicability domain and the CV figures, from the real cards only: a synthetic near-copy in a
+    CV fold flatters the error it is scored on, so sigma taken from such folds says nothing about a new recipe."""
+    X, y, groups, splits, real, feat = rows.X, rows.y, rows.groups, rows.splits, rows.real, rows.featuriser
+    names = list(X.columns)
     ok = np.isfinite(cv_chosen) & real
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
     use = [names.index(v) for v in expr.variables(main["expr"])] if symbolic else None   # the formula's inputs
@@ -413,7 +468,7 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     dratio = oof_distance(domain, X.to_numpy(float), splits, real) / domain.threshold
     sigma = fit_sigma(cv_chosen - y, ok, gap, dratio, cv_chosen) if opts.sigma_model else None
     complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
-    capped = sum(bool(getattr(e, "time_capped_", False)) for e in [*fitted, final])
+    capped = sum(bool(getattr(e, "time_capped_", False)) for e in estimators)
     info = {"n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
             "selection": why, "n_real_rows": int(real.sum()), "sr_time_cap_fired": int(capped)}
     cv = {"chosen": metrics(y[ok], cv_chosen[ok]),
@@ -423,7 +478,7 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target: st
     if sigma is not None:
         cv["sigma"] = {**sigma, **sigma_checks(cv_chosen[ok] - y[ok],
                                                 sigma_of(sigma, len(y), gap, dratio, cv_chosen)[ok])}
-    model = Model(target, unit, feat, main, members, sigma_resid, domain, info, reference,
+    model = Model(target.name, target.unit, feat, main, members, sigma_resid, domain, info, reference,
                   float(opts.agreement_sigma or 0.0) if reference is not None else 0.0,
                   {k: sigma[k] for k in SIGMA_TERMS} if sigma is not None else None)
-    return Fit(model, fitted_baselines, cv, table, chosen_id, why, pert, cv_chosen)
+    return model, cv

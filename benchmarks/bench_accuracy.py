@@ -65,9 +65,8 @@ def main():
             cards = real.assign(_cv_group=real[schema.GROUP_COL])
             if a.generator != "none":
                 cards = pd.concat([cards, synthetic_for(cfg, real)], ignore_index=True)
-            fit = train.fit_property_model(cards, real, target, cfg.target.unit, feat,
-                                           lambda names: factory.regressor(cfg, names),
-                                           dict(cfg.target.physics), cfg.train, cfg.seed, label=cfg.regressor.name,
+            fit = train.fit_property_model(cards, real, cfg.target, feat, lambda names: factory.regressor(cfg, names),
+                                           cfg.train, cfg.seed,
                                            rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
             Xte = fit.model.featuriser.transform(view.iloc[te])
             preds["symbolic"][te] = fit.model.predict(X=Xte.to_numpy(float))[0]

@@ -39,10 +39,8 @@ def fit_predict(cfg, view, tr, te):
     from alloy_hydra import cards as cards_mod, factory, schema, train
     real = view.iloc[tr].reset_index(drop=True)
     fit = train.fit_property_model(real.assign(_cv_group=real[schema.GROUP_COL], is_synthetic=0), real,
-                                   cfg.target.name, cfg.target.unit, factory.featuriser(cfg),
-                                   lambda names: factory.regressor(cfg, names), dict(cfg.target.physics),
-                                   cfg.train, cfg.seed, label=cfg.regressor.name,
-                                   rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
+                                   cfg.target, factory.featuriser(cfg), lambda names: factory.regressor(cfg, names),
+                                   cfg.train, cfg.seed, rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
     test = view.iloc[te]
     mean, std, inside, _ = fit.model.predict(test)
     return mean, std, inside

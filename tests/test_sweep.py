@@ -7,7 +7,8 @@ import sys
 import pandas as pd
 import pytest
 
-from alloy_hydra import compare, selection
+from alloy_hydra import selection
+from alloy_hydra.cli import compare
 from conftest import ROOT, run_cli
 
 CHEAP = ["stages=[clean,split,generate,qc]", "qc.plots=false", "target.n_per_class=5", "summary=false"]

@@ -24,28 +24,27 @@ class Designed:
     hit_rate: float | None           # demo: share of the top recipes the ground truth puts within tolerance
 
 
-def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: Trained | None = None) -> Designed:
+def _models(cfg, clean: Cleaned | None, train: Trained | None) -> tuple[dict, object, object, pd.DataFrame]:
+    """(models by target, the data and cleaning configs they were trained with, the cards to design from):
+    this run's model, or those selection.load_models picks under design.models."""
     d = cfg.design
     if d.models:
         models, source = selection.load_models(d.models, d.combine)
         src_cfg = config_mod.load_run_config(source)
-        data, cleaning = src_cfg.data, src_cfg.cleaning
         master = pd.read_csv(source / "BASE_MASTER.csv", dtype={c: str for c in src_cfg.data.id_columns})
-    elif train is not None and clean is not None:
-        models, data, cleaning, master = {cfg.target.name: train.model}, cfg.data, cfg.cleaning, clean.master
-    else:
-        raise ConfigError("stage design needs a model: run the train stage before it or set design.models=<run or "
-                          "sweep dir>")
-    targets = {t: float(v) for t, v in d.targets.items() if v is not None} or {cfg.target.name: cfg.target.design_value}
-    missing = [t for t in targets if t not in models]
-    if missing:
-        raise ConfigError(f"design.targets has {missing} but no model for them (models for {sorted(models)}); "
-                          "train one per target (e.g. python run.py -m target=YS,UTS,FractureEL) and pass "
-                          "design.models=<sweep dir>")
+        return models, src_cfg.data, src_cfg.cleaning, master
+    if train is not None and clean is not None:
+        return {cfg.target.name: train.model}, cfg.data, cfg.cleaning, clean.master
+    raise ConfigError("stage design needs a model: run the train stage before it or set design.models=<run or "
+                      "sweep dir>")
+
+
+def _space(cfg, master: pd.DataFrame, data) -> design_mod.Space:
+    """What the cards (of design.family) support, with design.fixed / casting / bounds applied."""
+    d = cfg.design
     fixed = dict(d.fixed)
     if d.casting:
         fixed["casting"] = d.casting
-    master = design_mod.family_cards(master, d.family, d.families)
     try:
         space = design_mod.Space(master, data, cfg.chem_window, fixed, dict(d.bounds), list(d.stratify_by),
                                  list(d.outcomes), dict(d.support), list(d.allow), list(d.quantiles))
@@ -56,24 +55,50 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
         log.info("design: kept at the cards' typical value (held by < %g %% of %d cards; design.allow=[...] "
                  "frees them): %s", 100 * d.support.get("min_share", 0), len(master),
                  ", ".join(f"{el} ({100 * sh:.1f} %)" for el, sh in space.unsupported.items()))
-    if d.domain not in ("exclude", "penalise", "ignore"):
-        raise ConfigError(f"design.domain must be exclude, penalise or ignore, not {d.domain!r}")
+    return space
+
+
+def _closed_loop(top: pd.DataFrame, targets: dict, design) -> float:
+    """Demo only: cast the top recipes in the ground truth (the recipe's own grain size, noise off) and score
+    the share of the first design.hit_top within tolerance on every target."""
+    truth = ground_truth.properties(top.drop(columns=["grain_size_um"], errors="ignore"))
+    hits = np.ones(len(top), bool)
+    for t in targets:
+        top[f"{t}_truth"] = truth[t].round(3).to_numpy()
+        hits &= (np.abs(truth[t] - targets[t]) <= design.tolerance.get(t, 1.0)).to_numpy()
+    top["truth_hit"] = hits
+    return float(hits[: design.hit_top].mean())
+
+
+def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: Trained | None = None) -> Designed:
+    d = cfg.design
+    models, data, cleaning, master = _models(cfg, clean, train)
+    targets = {t: float(v) for t, v in d.targets.items() if v is not None} or {cfg.target.name: cfg.target.design_value}
+    missing = [t for t in targets if t not in models]
+    if missing:
+        raise ConfigError(f"design.targets has {missing} but no model for them (models for {sorted(models)}); "
+                          "train one per target (e.g. python run.py -m target=YS,UTS,FractureEL) and pass "
+                          "design.models=<sweep dir>")
+    master = design_mod.family_cards(master, d.family, d.families)
+    space = _space(cfg, master, data)
     evaluator = design_mod.Evaluator(space, {t: models[t] for t in targets}, d, cleaning, targets)
     X = factory.optimizer(cfg).minimise(evaluator)
     ranked = design_mod.rank(evaluator, X, master, list(data.id_columns))
     top = ranked.head(d.top).copy()
-    hit_rate = None
-    if data.ground_truth and len(top):
-        truth = ground_truth.properties(top.drop(columns=["grain_size_um"], errors="ignore"))  # cast it: the
-        hits = np.ones(len(top), bool)                        # recipe's own grain size, noise off
-        for t in targets:
-            top[f"{t}_truth"] = truth[t].round(3).to_numpy()
-            hits &= (np.abs(truth[t] - targets[t]) <= d.tolerance.get(t, 1.0)).to_numpy()
-        top["truth_hit"] = hits
-        hit_rate = float(hits[: d.hit_top].mean())
+    hit_rate = _closed_loop(top, targets, d) if data.ground_truth and len(top) else None
     if not len(top):
         log.warning("no feasible recipe for targets %s under the constraints; recommendations.csv is empty",
                     targets)
+    _write(cfg, run_dir, top, ranked, data, space, targets)
+    metrics.update(n_recommendations=int(len(top)), n_feasible=int(len(ranked)),
+                   best_distance=float(ranked["distance"].min()) if len(ranked) else None,
+                   design_targets=",".join(f"{t}={v:g}" for t, v in targets.items()), optimizer=cfg.optimizer.name)
+    if hit_rate is not None:
+        metrics["design_hit_rate"] = hit_rate
+    return Designed(top, ranked, hit_rate)
+
+
+def _write(cfg, run_dir: Path, top: pd.DataFrame, ranked: pd.DataFrame, data, space, targets: dict) -> None:
     top.to_csv(run_dir / "recommendations.csv", index=False)
     if not any(spec.temp_column for spec in data.schedules.values()):   # schedules as strings: cards can be written
         design_mod.as_raw_cards(top, data).to_csv(run_dir / "recommended_cards.csv", index=False)
@@ -85,10 +110,3 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
         report.print_recommendations(top, targets, space.schema.elements,
                                      [*data.categoricals, *space.schema.numeric,
                                       *(f"{s}_schedule_readable" for s in space.schema.schedules)])
-    metrics.update(n_recommendations=int(len(top)), n_feasible=int(len(ranked)),
-                         best_distance=float(ranked["distance"].min()) if len(ranked) else None,
-                         design_targets=",".join(f"{t}={v:g}" for t, v in targets.items()),
-                         optimizer=cfg.optimizer.name)
-    if hit_rate is not None:
-        metrics["design_hit_rate"] = hit_rate
-    return Designed(top, ranked, hit_rate)

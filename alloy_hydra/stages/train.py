@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import cards as cards_mod, expr, factory, plots, train as train_mod
+from .. import cards as cards_mod, expr, factory, plots, report, train as train_mod
 from ..errors import ConfigError
 from ..features import describe
 from ..model import Model
@@ -54,10 +54,11 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated | N
     synth = qc.synth_cards if qc else generate.synth_cards if generate else None
     used = qc.used if qc else generate.used if generate else cfg.generator.name
     cards = training_cards(cfg, split.train, synth)
-    fit = train_mod.fit_property_model(cards, split.train, target, cfg.target.unit, factory.featuriser(cfg),
-                                       lambda names: factory.regressor(cfg, names), dict(cfg.target.physics),
-                                       cfg.train, cfg.seed, label=cfg.regressor.name,
-                                       rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
+    with report.TrainingProgress(f"{cfg.regressor.name} on {len(cards)} rows") as progress:
+        fit = train_mod.fit_property_model(cards, split.train, cfg.target, factory.featuriser(cfg),
+                                           lambda names: factory.regressor(cfg, names), cfg.train, cfg.seed,
+                                           rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
+                                           progress=progress)
     model, table = fit.model, fit.table
     model.info.update(regressor=cfg.regressor.name, generator=used, train_data=cfg.train.data,
                       data=cfg.data.name)
@@ -68,8 +69,8 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated | N
         (run_dir / "plots").mkdir(exist_ok=True)
         plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png")
     metrics.update(cv_mae=fit.cv["chosen"]["mae"], cv_mae_procedure=fit.cv["procedure"]["mae"],
-                         complexity=model.info["complexity"], n_train_model_rows=model.info["n_train_rows"],
-                         regressor=cfg.regressor.name)
+                   complexity=model.info["complexity"], n_train_model_rows=model.info["n_train_rows"],
+                   regressor=cfg.regressor.name)
     return Trained(model, fit.baselines, fit.cv, fit.pert)
 
 

@@ -1,0 +1,2 @@
+"""The commands: python -m alloy_hydra.predict (new cards -> predictions), python -m alloy_hydra.compare
+(runs side by side by config diff)."""

@@ -1,0 +1,90 @@
+"""Predict a run's target for new data cards.
+
+    python -m alloy_hydra.predict RUN_DIR cards.csv [-o predictions.csv]
+
+The cards are read in the run's data schema (its .hydra/config.yaml), cleaned and featurised by the same code
+as the training data, and scored with RUN_DIR/model.json (JSON, evaluated with numpy). Every input row is in
+the output with its original columns (measured targets are carried through) plus `<target>_pred`,
+`<target>_std`, `in_domain`, `domain_distance`, and `rejected_reason` for rows cleaning rejects.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from .. import clean
+from ..config import load_run_config
+from ..errors import AlloyHydraError
+from ..expr import ModelFileError
+from ..io import read_cards
+from ..schema import ROW_COL
+from ..model import Model
+
+
+def predict_cards(run_dir, cards_path) -> pd.DataFrame:
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if not (run_dir / "model.json").exists():
+        raise AlloyHydraError(f"{run_dir} has no model.json (did the run include the train stage?)")
+    model = Model.load(run_dir / "model.json")
+    raw = read_cards(cards_path, delimiter=cfg.data.delimiter)
+    data = dataclasses.replace(cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns},
+                               drop_exact_duplicates=False)   # measured targets are optional on cards to predict
+    result = clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source=cards_path)
+    t = model.target
+    out = raw.copy()
+    for col in (f"{t}_pred", f"{t}_std", "domain_distance"):
+        out[col] = np.nan
+    out["in_domain"] = pd.NA
+    out["rejected_reason"] = ""
+    if len(result.master):
+        mean, std, in_dom, dist = model.predict(result.master)
+        pos = out.index[out[ROW_COL].isin(result.master[ROW_COL])]
+        order = pd.Series(range(len(result.master)), index=result.master[ROW_COL].to_numpy())
+        idx = order.loc[out.loc[pos, ROW_COL].to_numpy()].to_numpy()
+        out.loc[pos, f"{t}_pred"] = mean[idx]
+        out.loc[pos, f"{t}_std"] = std[idx]
+        out.loc[pos, "in_domain"] = in_dom[idx]
+        out.loc[pos, "domain_distance"] = dist[idx]
+    if len(result.rejects):
+        reasons = dict(zip(result.rejects[ROW_COL], result.rejects["reason"]))
+        out["rejected_reason"] = out[ROW_COL].map(reasons).fillna("")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m alloy_hydra.predict", description=__doc__.splitlines()[1])
+    ap.add_argument("run_dir")
+    ap.add_argument("cards")
+    ap.add_argument("-o", "--output", default=None, help="CSV to write (default: <cards>_predictions.csv)")
+    args = ap.parse_args(argv)
+    console = Console()
+    try:
+        out = predict_cards(args.run_dir, args.cards)
+    except (AlloyHydraError, ModelFileError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        return 2
+    dest = Path(args.output or Path(args.cards).with_name(Path(args.cards).stem + "_predictions.csv"))
+    out.to_csv(dest, index=False)
+    cfg = load_run_config(Path(args.run_dir))
+    target = [c for c in out.columns if c.endswith("_pred")][0][: -len("_pred")]
+    table = Table(title=f"{target} predictions ({len(out)} cards) -> {dest}")
+    ids = [c for c in cfg.data.id_columns if c in out.columns][:3]
+    for c in ["row", *ids, f"{target} ± 2σ", "in domain", "note"]:
+        table.add_column(c)
+    for _, r in out.head(25).iterrows():
+        pred = "—" if pd.isna(r[f"{target}_pred"]) else f"{r[f'{target}_pred']:.1f} ± {2 * r[f'{target}_std']:.1f}"
+        table.add_row(str(r[ROW_COL]), *[str(r[c]) for c in ids], pred, str(r["in_domain"]), r["rejected_reason"])
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
