@@ -1,4 +1,5 @@
 """alloy_hydra entry point: compose the config and run the pipeline (clean -> ... -> design) into the run dir."""
+
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ def job_threads(cfg, hc) -> int:
     """Threads for this job: jobs x threads never oversubscribes the cores."""
     if cfg.threads:
         return int(cfg.threads)
-    if hc.mode.name == "MULTIRUN" and hc.launcher.get("cpus_per_task"):   # submitit: the job's own cpus
+    if hc.mode.name == "MULTIRUN" and hc.launcher.get("cpus_per_task"):  # submitit: the job's own cpus
         return int(hc.launcher.cpus_per_task)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     jobs = int(hc.launcher.get("n_jobs", 1) or 1) if hc.mode.name == "MULTIRUN" else 1
@@ -30,6 +31,7 @@ def job_threads(cfg, hc) -> int:
 def discard_if_empty(run_dir: Path) -> None:
     """A run that failed on its config leaves no run dir behind (only when it holds nothing but Hydra's own)."""
     import shutil
+
     if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "run.log"}:
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -43,7 +45,7 @@ def main(cfg: DictConfig):
     if cfg.resume and status.exists() and json.loads(status.read_text()).get("status") == "complete":
         log.info("resume: %s is complete, skipped", run_dir)
         return "skipped"
-    try:   # config errors before the stages are imported (seconds) and before any work
+    try:  # config errors before the stages are imported (seconds) and before any work
         config.check_data(cfg)
     except AlloyHydraError as err:
         log.error("%s", err)
@@ -52,22 +54,24 @@ def main(cfg: DictConfig):
         discard_if_empty(run_dir)
         sys.exit(2)
     threads = job_threads(cfg, hc)
-    from alloy_hydra import report, stages   # here, not at the top: a sweep's launcher process never needs them
-    with open_dict(cfg):   # the SR engine and SDV/torch follow the job's share of the cores
+    from alloy_hydra import report, stages  # here, not at the top: a sweep's launcher process never needs them
+
+    with open_dict(cfg):  # the SR engine and SDV/torch follow the job's share of the cores
         for node in ("regressor", "generator"):
             for key in ("n_threads", "threads"):
                 if key in cfg[node]:
                     cfg[node][key] = threads
     from threadpoolctl import threadpool_limits
+
     try:
         with threadpool_limits(limits=threads):
             metrics = stages.run(config.typed(cfg), run_dir)
     except AlloyHydraError as err:  # the user's data or config: a clear message, no traceback
         log.error("%s", err)
         if multirun:
-            return "failed"      # the other jobs go on; the sweep report marks this one
+            return "failed"  # the other jobs go on; the sweep report marks this one
         sys.exit(2)
-    except Exception as err:     # noqa: BLE001 - in a sweep one broken job must not take the others down
+    except Exception as err:  # noqa: BLE001 - in a sweep one broken job must not take the others down
         if not multirun:
             raise
         log.exception("job failed: %s", err)

@@ -3,7 +3,8 @@ from setuptools import find_packages, setup
 setup(
     name="alloy_hydra",
     version="0.1.0",
-    description="Hydra toolkit for aluminium-alloy data cleaning, synthetic data, symbolic regression and inverse design",
+    description="Hydra toolkit for aluminium-alloy data cleaning, synthetic data, symbolic regression and "
+    "inverse design",
     python_requires=">=3.10",
     packages=find_packages(include=["alloy_hydra", "alloy_hydra.*"]),
     package_data={"alloy_hydra": ["data/*.csv"]},
@@ -13,7 +14,7 @@ setup(
         "numpy>=1.26",
         "pandas>=2.1",
         "scipy>=1.11",
-        "scikit-learn>=1.4",
+        "scikit-learn>=1.6",  # validate_data, __sklearn_tags__
         "rich>=13",
         "matplotlib>=3.8",
         "threadpoolctl>=3.1",
@@ -25,5 +26,5 @@ setup(
         "hydra-joblib-launcher==1.2.0",
         "hydra-submitit-launcher==1.2.0",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5"]},
+    extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5", "ruff==0.17.6"]},
 )

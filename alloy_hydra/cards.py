@@ -3,6 +3,7 @@ categoricals, schedule steps as temperature + log10 time, targets); `decode` tur
 cleaned cards through schedule.schedule_block, the same derivation cleaning uses. Generators synthesise recipe
 tables and the designer searches over them, so a schedule string always matches its numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,13 +18,13 @@ from .schema import RECRYST_TYPES
 
 @dataclass
 class Schema:
-    elements: list[str]                    # additions (the balance element is derived)
+    elements: list[str]  # additions (the balance element is derived)
     balance: str
-    numeric: list[str]                     # process numbers (mm, %, µm)
-    categorical: list[str]                 # card categoricals + recryst types
-    schedules: dict[str, int]              # schedule -> max number of steps
+    numeric: list[str]  # process numbers (mm, %, µm)
+    categorical: list[str]  # card categoricals + recryst types
+    schedules: dict[str, int]  # schedule -> max number of steps
     targets: list[str]
-    strata: dict[str, list[str]] = field(default_factory=dict)   # schedule param -> columns defining its stratum
+    strata: dict[str, list[str]] = field(default_factory=dict)  # schedule param -> columns defining its stratum
 
     @property
     def step_columns(self) -> list[str]:
@@ -54,7 +55,7 @@ class RecipeSpace:
         self.schema = schema
         self.columns = list(schema.continuous if columns is None else columns)
         cont = real[self.columns].to_numpy(float)
-        seen = np.isfinite(cont).any(axis=0)   # a step no card of these has (all NaN) stays at 0 / 1
+        seen = np.isfinite(cont).any(axis=0)  # a step no card of these has (all NaN) stays at 0 / 1
         self.mu, sd = np.zeros(cont.shape[1]), np.ones(cont.shape[1])
         self.mu[seen], sd[seen] = np.nanmean(cont[:, seen], axis=0), np.nanstd(cont[:, seen], axis=0)
         self.sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
@@ -62,8 +63,10 @@ class RecipeSpace:
 
     def __call__(self, table: pd.DataFrame) -> np.ndarray:
         z = np.nan_to_num((table[self.columns].to_numpy(float) - self.mu) / self.sd)
-        disc = [(table[c].astype(str).to_numpy()[:, None] == np.asarray(lv)[None, :]).astype(float)
-                for c, lv in self.levels.items()]
+        disc = [
+            (table[c].astype(str).to_numpy()[:, None] == np.asarray(lv)[None, :]).astype(float)
+            for c, lv in self.levels.items()
+        ]
         return np.hstack([z, *disc]) if disc else z
 
 
@@ -82,9 +85,15 @@ def schema_of(cards: pd.DataFrame, data) -> Schema:
         key = [f"{name}_n"] + ([f"{name}_type"] if f"{name}_type" in cats else [])
         for i in range(1, n + 1):
             strata[f"{name}_T{i}"] = strata[f"{name}_lt{i}"] = key
-    return Schema(elements=list(data.composition_columns), balance=data.balance_element,
-                  numeric=list(data.numeric), categorical=cats, schedules=steps,
-                  targets=[t for t in data.targets if t in cards], strata=strata)
+    return Schema(
+        elements=list(data.composition_columns),
+        balance=data.balance_element,
+        numeric=list(data.numeric),
+        categorical=cats,
+        schedules=steps,
+        targets=[t for t in data.targets if t in cards],
+        strata=strata,
+    )
 
 
 def encode(cards: pd.DataFrame, schema: Schema, data) -> pd.DataFrame:
@@ -97,21 +106,23 @@ def encode(cards: pd.DataFrame, schema: Schema, data) -> pd.DataFrame:
         out[f"{name}_n"] = [len(s) for s in steps]
         for i in range(n):
             out[f"{name}_T{i + 1}"] = [s[i].temp_C if len(s) > i else np.nan for s in steps]
-            out[f"{name}_lt{i + 1}"] = [np.log10(s[i].time_s) if len(s) > i and np.isfinite(s[i].time_s)
-                                        else np.nan for s in steps]
+            out[f"{name}_lt{i + 1}"] = [
+                np.log10(s[i].time_s) if len(s) > i and np.isfinite(s[i].time_s) else np.nan for s in steps
+            ]
     for t in schema.targets:
         out[t] = cards[t].to_numpy(dtype=float)
     return out
 
 
-def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = True,
-           frame: bool = True) -> tuple[pd.DataFrame | dict, dict]:
+def decode(
+    table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = True, frame: bool = True
+) -> tuple[pd.DataFrame | dict, dict]:
     """Recipe table -> cleaned cards (Al balance, canonical schedules, thermal features).
 
     Steps are read in order while both temperature and time are present, up to `<s>_n`; a recryst type that
     contradicts its schedule is re-inferred. Both repairs are counted."""
     index = table.index
-    cards = {}   # plain arrays; one DataFrame at the end (decode runs once per design generation)
+    cards = {}  # plain arrays; one DataFrame at the end (decode runs once per design generation)
     comp = table[schema.elements].to_numpy(dtype=float)
     for j, el in enumerate(schema.elements):
         cards[el] = comp[:, j]
@@ -133,7 +144,7 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = 
             lt = table[f"{name}_lt{i}"].to_numpy(float) if f"{name}_lt{i}" in table else np.full(len(table), np.nan)
             valid &= (i <= want) & np.isfinite(t) & (np.isfinite(lt) | (not has_times(spec)))
             temp[:, i - 1] = np.where(valid, t, np.nan)
-            secs = np.round(10.0 ** np.where(np.isfinite(lt), lt, 0.0), 6)   # 12900, not 12899.999999999995
+            secs = np.round(10.0 ** np.where(np.isfinite(lt), lt, 0.0), 6)  # 12900, not 12899.999999999995
             time[:, i - 1] = np.where(valid & np.isfinite(lt), secs, np.nan)
         if f"{name}_n" in table:
             repairs["schedule_steps"] += int((np.isfinite(temp).sum(axis=1) != np.nan_to_num(want)).sum())
@@ -142,15 +153,22 @@ def decode(table: pd.DataFrame, schema: Schema, data, cleaning, strings: bool = 
             w = table[f"{name}_type"].astype(str).to_numpy() if f"{name}_type" in table else np.full(len(table), "")
             inferred = infer_recryst_type(temp, time, cleaning)
             has = np.isfinite(temp).any(axis=1)
-            ok = (np.isin(w, RECRYST_TYPES) & ((w == "none") == ~has)
-                  & ~((w == "flash") & (inferred == "batch")) & ~((w == "batch") & (inferred == "flash")))
+            ok = (
+                np.isin(w, RECRYST_TYPES)
+                & ((w == "none") == ~has)
+                & ~((w == "flash") & (inferred == "batch"))
+                & ~((w == "batch") & (inferred == "flash"))
+            )
             repairs["recryst_type"] += int((~ok).sum())
             written_by[name] = np.where(ok, w, inferred)
-    cards.update(schedule_columns(arrays_by, written_by, data, cleaning, strings=strings,
-                                  numbers={c: cards[c] for c in schema.numeric}))
+    cards.update(
+        schedule_columns(
+            arrays_by, written_by, data, cleaning, strings=strings, numbers={c: cards[c] for c in schema.numeric}
+        )
+    )
     for t in schema.targets:
         cards[t] = table[t].to_numpy(dtype=float) if t in table else np.full(len(table), np.nan)
-    return (pd.DataFrame(cards, index=index) if frame else cards), repairs   # dict: the design search loop
+    return (pd.DataFrame(cards, index=index) if frame else cards), repairs  # dict: the design search loop
 
 
 def rederive(cards: pd.DataFrame, data, cleaning) -> pd.DataFrame:
@@ -158,4 +176,3 @@ def rederive(cards: pd.DataFrame, data, cleaning) -> pd.DataFrame:
     column (thermal features, adequacy, dose, retained strain) recomputed by the cleaning code."""
     schema = schema_of(cards, data)
     return decode(encode(cards, schema, data), schema, data, cleaning, strings=False)[0]
-

@@ -4,6 +4,7 @@ Format mistakes (a word in a number cell, an unreadable schedule) stop the run w
 file, row and column. Value-level problems (YS > UTS, a composition outside the chemistry window, an exact
 duplicate) reject the row with a reason; rows in = rows kept + rows rejected, always.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,16 +16,15 @@ import pandas as pd
 
 from . import schedule
 from .errors import ConfigError, DataError, ScheduleError
-from .schema import COMPOSITION_GROUP_PREFIX, GROUP_COL, RECRYST_TYPES, ROW_COL, TARGETS
 from .schedule import BadRecrystType, schedule_block, step_arrays
+from .schema import COMPOSITION_GROUP_PREFIX, GROUP_COL, RECRYST_TYPES, ROW_COL, TARGETS
 
 log = logging.getLogger(__name__)
 
 _NUM_UNIT = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Zµμ\"%]*)\s*$")
 _UNITS = {
-    "length": {"": None, "mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4, "inch": 25.4, "\"": 25.4},
-    "grain": {"": None, "um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "mm": 1000.0,
-              "nm": 1e-3},
+    "length": {"": None, "mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4, "inch": 25.4, '"': 25.4},
+    "grain": {"": None, "um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "mm": 1000.0, "nm": 1e-3},
     "percent": {"": None, "%": 1.0},
     "plain": {"": None},
 }
@@ -54,8 +54,13 @@ def parse_number(text: str, kind: str = "plain", default_unit: str = "", *, file
     table = _UNITS[kind]
     factor = table.get(unit, table.get(unit.lower()))
     if unit and factor is None and unit not in table:
-        raise DataError(f"unknown unit {unit!r} (expected one of {sorted(k for k in table if k)})",
-                        file=file, row=row, column=column, value=text)
+        raise DataError(
+            f"unknown unit {unit!r} (expected one of {sorted(k for k in table if k)})",
+            file=file,
+            row=row,
+            column=column,
+            value=text,
+        )
     return value * (factor or 1.0)
 
 
@@ -71,7 +76,7 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
     elements = list(data.composition_columns)
     values = np.zeros((len(raw), len(elements)))
     rows = raw[ROW_COL].to_numpy()
-    for j, (el, col) in enumerate(data.composition_columns.items()):
+    for j, col in enumerate(data.composition_columns.values()):
         for i, text in enumerate(raw[col].to_numpy()):
             t = text.strip()
             if _missing(t):
@@ -85,8 +90,9 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
             try:
                 values[i, j] = float(t) * factor * scale
             except ValueError:
-                raise DataError("composition is not a number", file=source, row=int(rows[i]), column=col,
-                                value=text) from None
+                raise DataError(
+                    "composition is not a number", file=source, row=int(rows[i]), column=col, value=text
+                ) from None
     comp = pd.DataFrame(values, columns=elements, index=raw.index)
     raws = pd.DataFrame({f"{el}_RAW": raw[col] for el, col in data.composition_columns.items()}, index=raw.index)
     bal = data.balance_element
@@ -100,11 +106,19 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
             try:
                 given.iloc[i] = float(t.lstrip("≥>=")) * scale
             except ValueError:
-                raise DataError(f"{bal} must be a number or 'bal'", file=source, row=int(rows[i]),
-                                column=data.balance_column, value=text) from None
+                raise DataError(
+                    f"{bal} must be a number or 'bal'",
+                    file=source,
+                    row=int(rows[i]),
+                    column=data.balance_column,
+                    value=text,
+                ) from None
     if scale == 1.0 and given.notna().sum() >= 3 and (given.dropna() <= 1.0).mean() > 0.9:
-        raise DataError(f"{bal} values are <= 1: these look like mass fractions; set "
-                        "data.composition_unit=fraction", file=source, column=data.balance_column)
+        raise DataError(
+            f"{bal} values are <= 1: these look like mass fractions; set data.composition_unit=fraction",
+            file=source,
+            column=data.balance_column,
+        )
     additions = comp.sum(axis=1)
     comp[bal] = 100.0 - additions
     tol = 1e-9
@@ -126,27 +140,39 @@ def _schedules(raw: pd.DataFrame, data, cleaning, source, numbers: dict) -> tupl
                 try:
                     parsed.append(schedule.parse(text))
                 except ScheduleError as err:
-                    raise DataError(f"unparsable schedule: {err}", file=source, row=row, column=spec.column,
-                                    value=text) from None
+                    raise DataError(
+                        f"unparsable schedule: {err}", file=source, row=row, column=spec.column, value=text
+                    ) from None
                 continue
             temp = parse_number(raw[spec.temp_column].iat[i], file=source, row=row, column=spec.temp_column)
             temp = schedule._to_celsius(temp, spec.temp_unit.upper().lstrip("°")) if np.isfinite(temp) else temp
             time = np.nan  # only the temperature is known
             if spec.time_column:
-                time = parse_number(raw[spec.time_column].iat[i], file=source, row=row,
-                                    column=spec.time_column) * schedule._TIME_UNITS[spec.time_unit]
-            done = np.isfinite(temp) and temp > spec.none_at_or_below_C and (
-                not spec.time_column or (np.isfinite(time) and time > 0))
+                time = (
+                    parse_number(raw[spec.time_column].iat[i], file=source, row=row, column=spec.time_column)
+                    * schedule._TIME_UNITS[spec.time_unit]
+                )
+            done = (
+                np.isfinite(temp)
+                and temp > spec.none_at_or_below_C
+                and (not spec.time_column or (np.isfinite(time) and time > 0))
+            )
             parsed.append([schedule.Step(temp, time)] if done else [])
         steps_by[name] = parsed
         written_by[name] = list(raw[spec.type_column]) if spec.type_column else None
     try:
-        out = schedule_block({n: step_arrays(v) for n, v in steps_by.items()}, written_by, data, cleaning,
-                             raw.index, numbers=numbers)
+        out = schedule_block(
+            {n: step_arrays(v) for n, v in steps_by.items()}, written_by, data, cleaning, raw.index, numbers=numbers
+        )
     except BadRecrystType as bad:
         spec = data.schedules[bad.name]
-        raise DataError(f"unknown recryst type; expected one of {list(RECRYST_TYPES)}", file=source,
-                        row=int(rows[bad.i]), column=spec.type_column, value=bad.written) from None
+        raise DataError(
+            f"unknown recryst type; expected one of {list(RECRYST_TYPES)}",
+            file=source,
+            row=int(rows[bad.i]),
+            column=spec.type_column,
+            value=bad.written,
+        ) from None
     counts = {f"{name}_treated_rows": int((out[f"{name}_steps"] > 0).sum()) for name in data.schedules}
     return out, counts
 
@@ -219,15 +245,19 @@ def _assemble(raw: pd.DataFrame, data, comp, comp_raw, numbers: dict, sched: pd.
 
 def _group_key(raw: pd.DataFrame, data, comp: pd.DataFrame) -> pd.Series:
     """The card's class (data.group_columns), or identical composition where the config says so."""
-    key = raw[list(data.group_columns)].astype(str).agg(" | ".join, axis=1) if data.group_columns \
+    key = (
+        raw[list(data.group_columns)].astype(str).agg(" | ".join, axis=1)
+        if data.group_columns
         else composition_key(comp)
+    )
     for col, value in data.group_by_composition_if.items():
         key = key.where(~(raw[col].str.strip() == value), composition_key(comp))
     return key
 
 
-def _reject_reasons(raw: pd.DataFrame, master: pd.DataFrame, comp: pd.DataFrame, data, window,
-                    cleaning) -> tuple[pd.Series, int]:
+def _reject_reasons(
+    raw: pd.DataFrame, master: pd.DataFrame, comp: pd.DataFrame, data, window, cleaning
+) -> tuple[pd.Series, int]:
     """Value-level integrity: the reasons each row is rejected for ([] = kept), and the window's count."""
     reasons = pd.Series([[] for _ in range(len(master))], index=master.index, dtype=object)
 
@@ -261,9 +291,15 @@ def _clamp_uniform_el(master: pd.DataFrame) -> list[dict]:
     if "UniformEL" in master and "FractureEL" in master:
         over = master["UniformEL"] > master["FractureEL"]
         for i in master.index[over]:
-            changes.append({ROW_COL: int(master.at[i, ROW_COL]), "column": "UniformEL",
-                            "from": float(master.at[i, "UniformEL"]), "to": float(master.at[i, "FractureEL"]),
-                            "rule": "UniformEL <= FractureEL"})
+            changes.append(
+                {
+                    ROW_COL: int(master.at[i, ROW_COL]),
+                    "column": "UniformEL",
+                    "from": float(master.at[i, "UniformEL"]),
+                    "to": float(master.at[i, "FractureEL"]),
+                    "rule": "UniformEL <= FractureEL",
+                }
+            )
         master.loc[over, "UniformEL"] = master.loc[over, "FractureEL"]
     return changes
 
@@ -273,9 +309,16 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
     _check_columns(raw, data, source)
     rows = raw[ROW_COL].to_numpy()
     comp, comp_raw, comp_counts = _composition(raw, data, source)
-    numbers = {name: np.array([parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
-                               for t, r in zip(raw[spec.column], rows)], dtype=float)
-               for name, spec in data.numeric.items()}
+    numbers = {
+        name: np.array(
+            [
+                parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
+                for t, r in zip(raw[spec.column], rows)
+            ],
+            dtype=float,
+        )
+        for name, spec in data.numeric.items()
+    }
     sched, sched_counts = _schedules(raw, data, cleaning, source, numbers)
     master = _assemble(raw, data, comp, comp_raw, numbers, sched, source)
     elements = list(comp.columns)
@@ -289,8 +332,13 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
     sums = master[elements].sum(axis=1)
     if len(master) and (sums - 100.0).abs().max() > cleaning.composition_sum_tol:
         raise AssertionError("composition sum outside tolerance after balancing")  # a bug, not a data error
-    reason_counts = (pd.Series([r.split(":")[0] if not r.startswith("duplicate") else "duplicate"
-                                for rs in reasons[rejected] for r in rs]).value_counts().to_dict())
+    reason_counts = (
+        pd.Series(
+            [r.split(":")[0] if not r.startswith("duplicate") else "duplicate" for rs in reasons[rejected] for r in rs]
+        )
+        .value_counts()
+        .to_dict()
+    )
     report = {
         "source": str(source),
         "rows_in": int(len(raw)),
@@ -299,21 +347,30 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
         "reject_reasons": {str(k): int(v) for k, v in reason_counts.items()},
         "chem_window": window.name,
         "rows_outside_window": n_window,
-        "composition": {**comp_counts, "unit_in_file": data.composition_unit,
-                        "sum_min": float(sums.min()) if len(master) else None,
-                        "sum_max": float(sums.max()) if len(master) else None,
-                        "negatives": int((master[elements] < 0).sum().sum())},
+        "composition": {
+            **comp_counts,
+            "unit_in_file": data.composition_unit,
+            "sum_min": float(sums.min()) if len(master) else None,
+            "sum_max": float(sums.max()) if len(master) else None,
+            "negatives": int((master[elements] < 0).sum().sum()),
+        },
         "schedules": sched_counts,
-        "integrity": {"ys_gt_uts_dropped": int(sum("integrity: YS > UTS" in r for r in reasons)),
-                      "uniform_el_clamped": len(changes)},
+        "integrity": {
+            "ys_gt_uts_dropped": int(sum("integrity: YS > UTS" in r for r in reasons)),
+            "uniform_el_clamped": len(changes),
+        },
         "changes": changes,
         "labels": {t: int(master[t].notna().sum()) for t in data.targets},
         "groups": int(master[GROUP_COL].nunique()),
     }
     assert report["rows_in"] == report["rows_kept"] + report["rows_rejected"]
     if len(raw) and n_window / len(raw) > cleaning.window_warn_fraction:
-        log.warning("chem window %r rejected %d of %d rows; for a wide dataset use chem_window=wrought",
-                    window.name, n_window, len(raw))
+        log.warning(
+            "chem window %r rejected %d of %d rows; for a wide dataset use chem_window=wrought",
+            window.name,
+            n_window,
+            len(raw),
+        )
     return CleanResult(master=master, rejects=rejects, report=report)
 
 
@@ -324,11 +381,19 @@ def make_view(master: pd.DataFrame, target) -> tuple[pd.DataFrame, dict]:
     view = master.loc[master[target.name].notna()].reset_index(drop=True)
     lo, hi = target.clip
     low, high = view[target.name] < lo, view[target.name] > hi
-    clipped = [{ROW_COL: int(r), "from": float(v)} for r, v in
-               zip(view.loc[low | high, ROW_COL], view.loc[low | high, target.name])]
+    clipped = [
+        {ROW_COL: int(r), "from": float(v)}
+        for r, v in zip(view.loc[low | high, ROW_COL], view.loc[low | high, target.name])
+    ]
     view[target.name] = view[target.name].clip(lo, hi)
-    return view, {"target": target.name, "clip": [lo, hi], "view_rows": int(len(view)),
-                  "clipped_low": int(low.sum()), "clipped_high": int(high.sum()), "clipped": clipped}
+    return view, {
+        "target": target.name,
+        "clip": [lo, hi],
+        "view_rows": int(len(view)),
+        "clipped_low": int(low.sum()),
+        "clipped_high": int(high.sum()),
+        "clipped": clipped,
+    }
 
 
 def coverage(master: pd.DataFrame, targets) -> pd.DataFrame:

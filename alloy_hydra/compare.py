@@ -1,4 +1,5 @@
 """`python -m alloy_hydra.compare`: the command lives in alloy_hydra/cli/compare.py."""
+
 import sys
 
 from .cli.compare import main

@@ -3,12 +3,13 @@
 The YAML files in conf/ pick these schemas as their base (`defaults: [base_<group>, _self_]`).
 Stage code never needs Hydra: run.py converts the composed config once (`typed`) and passes the dataclasses in.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -21,70 +22,71 @@ STAGES = ("clean", "split", "generate", "qc", "train", "audit", "design")
 @dataclass
 class NumericSpec:
     column: str = MISSING
-    unit: str = ""            # unit of bare numbers in the file; values may carry their own (e.g. "23.6 in")
-    kind: str = "plain"       # plain | length | percent | grain
+    unit: str = ""  # unit of bare numbers in the file; values may carry their own (e.g. "23.6 in")
+    kind: str = "plain"  # plain | length | percent | grain
 
 
 @dataclass
 class ScheduleSpec:
     """A thermal treatment: either a schedule string column, or a temperature column (+ optional time column)."""
-    column: Optional[str] = None
-    temp_column: Optional[str] = None
+
+    column: str | None = None
+    temp_column: str | None = None
     temp_unit: str = "C"
-    time_column: Optional[str] = None
+    time_column: str | None = None
     time_unit: str = "s"
-    none_at_or_below_C: float = 25.0   # a temperature at or below this means "not done" (uq: 25 = none)
-    threshold_C: Optional[float] = None  # adds <name>_time_at_ge_<T>C_s
-    type_column: Optional[str] = None    # recryst_type as written on the card (batch/flash/direct/other/none)
-    kind: str = "generic"                # homog | recryst | generic: which adequacy rules apply
+    none_at_or_below_C: float = 25.0  # a temperature at or below this means "not done" (uq: 25 = none)
+    threshold_C: float | None = None  # adds <name>_time_at_ge_<T>C_s
+    type_column: str | None = None  # recryst_type as written on the card (batch/flash/direct/other/none)
+    kind: str = "generic"  # homog | recryst | generic: which adequacy rules apply
 
 
 @dataclass
 class DataConfig:
     name: str = MISSING
-    path: Optional[str] = None             # null = the demo cards shipped in the package
+    path: str | None = None  # null = the demo cards shipped in the package
     delimiter: str = ","
-    id_columns: List[str] = field(default_factory=list)
-    group_columns: List[str] = field(default_factory=list)   # empty = group by identical composition
-    group_by_composition_if: Dict[str, str] = field(default_factory=dict)  # {column: value} -> composition group
-    composition_columns: Dict[str, str] = field(default_factory=dict)    # element -> raw column
-    composition_unit: str = "wt%"          # wt% | fraction
+    id_columns: list[str] = field(default_factory=list)
+    group_columns: list[str] = field(default_factory=list)  # empty = group by identical composition
+    group_by_composition_if: dict[str, str] = field(default_factory=dict)  # {column: value} -> composition group
+    composition_columns: dict[str, str] = field(default_factory=dict)  # element -> raw column
+    composition_unit: str = "wt%"  # wt% | fraction
     balance_element: str = "Al"
-    balance_column: Optional[str] = None   # raw column with the balance element, kept as *_RAW only
-    categoricals: Dict[str, str] = field(default_factory=dict)           # canonical name -> raw column
-    numeric: Dict[str, NumericSpec] = field(default_factory=dict)
-    schedules: Dict[str, ScheduleSpec] = field(default_factory=dict)
-    targets: Dict[str, str] = field(default_factory=dict)                # YS/UTS/... -> raw column
-    carry_columns: List[str] = field(default_factory=list)               # kept verbatim, never features
+    balance_column: str | None = None  # raw column with the balance element, kept as *_RAW only
+    categoricals: dict[str, str] = field(default_factory=dict)  # canonical name -> raw column
+    numeric: dict[str, NumericSpec] = field(default_factory=dict)
+    schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)  # YS/UTS/... -> raw column
+    carry_columns: list[str] = field(default_factory=list)  # kept verbatim, never features
     drop_exact_duplicates: bool = True
-    detection_limit: str = "half"          # "<0.01" -> zero | half | limit
-    ground_truth: bool = False             # properties come from alloy_hydra.ground_truth (demo only)
-    coarse_group_column: Optional[str] = None  # a low-cardinality key SDV generators may condition on
-    interactions: List[str] = field(default_factory=list)   # extra model inputs, formulas over card columns
+    detection_limit: str = "half"  # "<0.01" -> zero | half | limit
+    ground_truth: bool = False  # properties come from alloy_hydra.ground_truth (demo only)
+    coarse_group_column: str | None = None  # a low-cardinality key SDV generators may condition on
+    interactions: list[str] = field(default_factory=list)  # extra model inputs, formulas over card columns
 
 
 @dataclass
 class TargetConfig:
     name: str = MISSING
     unit: str = MISSING
-    clip: List[float] = field(default_factory=lambda: [0.0, 1e9])   # physical range; values outside are clipped
-    n_per_class: int = 60                  # synthetic rows per class (group) the generator makes for this target
+    clip: list[float] = field(default_factory=lambda: [0.0, 1e9])  # physical range; values outside are clipped
+    n_per_class: int = 60  # synthetic rows per class (group) the generator makes for this target
     # feature -> expected sign of d target/d feature, or {sign: s, where: {column: [values]}} (alloy_hydra/audit.py)
-    physics: Dict[str, Any] = field(default_factory=dict)
-    design_value: Optional[float] = None   # the design stage's default target for a single-target run
+    physics: dict[str, Any] = field(default_factory=dict)
+    design_value: float | None = None  # the design stage's default target for a single-target run
 
 
 @dataclass
 class ChemWindowConfig:
     name: str = MISSING
-    max: Dict[str, float] = field(default_factory=dict)   # wt%
-    min: Dict[str, float] = field(default_factory=dict)
-    unlisted_max: Optional[float] = None                  # bound for elements the window does not list
+    max: dict[str, float] = field(default_factory=dict)  # wt%
+    min: dict[str, float] = field(default_factory=dict)
+    unlisted_max: float | None = None  # bound for elements the window does not list
 
 
 @dataclass
 class ThresholdsConfig:
-    name: str = MISSING   # the defaults are the strict set (conf/thresholds/strict.yaml)
+    name: str = MISSING  # the defaults are the strict set (conf/thresholds/strict.yaml)
     # synthetic compositions must sum to 100 ± cleaning.composition_sum_tol, the rule the cards obey
     negatives_max: int = 0
     window_violations_max: int = 0
@@ -98,13 +100,13 @@ class ThresholdsConfig:
 
 @dataclass
 class AdequacyRule:
-    min_temp_C: float = MISSING         # plain rule: time at or above this temperature ...
-    min_time_s: float = MISSING         # ... must reach this
+    min_temp_C: float = MISSING  # plain rule: time at or above this temperature ...
+    min_time_s: float = MISSING  # ... must reach this
     # kinetic rule (when activation_kJ_mol is set): every step counts as Arrhenius-equivalent time at min_temp_C,
     # t_eq = sum t * exp(-Q/R (1/T - 1/T_min)) * eps^strain_exponent, eps = von Mises strain of the `strain_from`
     # rolling reduction (%); adequate when t_eq >= min_time_s
-    activation_kJ_mol: Optional[float] = None
-    strain_from: Optional[str] = None
+    activation_kJ_mol: float | None = None
+    strain_from: str | None = None
     strain_exponent: float = 0.0
 
 
@@ -117,16 +119,16 @@ def recryst_rule() -> AdequacyRule:
 
 @dataclass
 class CleaningConfig:
-    composition_sum_tol: float = 0.05   # Σ must end within 100 ± tol (Al balance makes it exact)
-    ambient_C: float = 25.0             # temperature features of "no treatment"
+    composition_sum_tol: float = 0.05  # Σ must end within 100 ± tol (Al balance makes it exact)
+    ambient_C: float = 25.0  # temperature features of "no treatment"
     # adequacy rules (documented in README): time at or above min_temp_C must reach min_time_s
     homog: AdequacyRule = field(default_factory=lambda: AdequacyRule(520.0, 7200.0))
     recryst_batch: AdequacyRule = field(default_factory=recryst_rule)
     recryst_flash: AdequacyRule = field(default_factory=recryst_rule)
     recryst_direct: AdequacyRule = field(default_factory=recryst_rule)
-    flash_max_s: float = 600.0          # an inferred recryst_type: total time <= this is flash
-    batch_min_s: float = 1800.0         # ... >= this is batch; between is "other"
-    window_warn_fraction: float = 0.5   # warn when the chem window rejects more than this share of rows
+    flash_max_s: float = 600.0  # an inferred recryst_type: total time <= this is flash
+    batch_min_s: float = 1800.0  # ... >= this is batch; between is "other"
+    window_warn_fraction: float = 0.5  # warn when the chem window rejects more than this share of rows
 
 
 @dataclass
@@ -137,22 +139,22 @@ class GeneratorConfig:
 
 @dataclass
 class JitterConfig(GeneratorConfig):
-    k: float = 0.5                      # noise sd = k · MAD of each numeric column
+    k: float = 0.5  # noise sd = k · MAD of each numeric column
     jitter_target: bool = True
 
 
 @dataclass
 class SDVConfig(GeneratorConfig):
-    kind: str = MISSING                 # ctgan | gaussiancopula
+    kind: str = MISSING  # ctgan | gaussiancopula
     epochs: int = 300
     batch_size: int = 256
     pac: int = 2
     embedding_dim: int = 128
-    generator_dim: List[int] = field(default_factory=lambda: [256, 256])
-    discriminator_dim: List[int] = field(default_factory=lambda: [256, 256])
+    generator_dim: list[int] = field(default_factory=lambda: [256, 256])
+    discriminator_dim: list[int] = field(default_factory=lambda: [256, 256])
     default_distribution: str = "beta"  # Gaussian copula marginals (truncnorm fits 10x faster, TSTR far worse)
-    pool_factor: int = 2                # rows sampled per row needed, before nearest-class assignment
-    condition_on: bool = True           # condition on data.coarse_group_column when the dataset has one
+    pool_factor: int = 2  # rows sampled per row needed, before nearest-class assignment
+    condition_on: bool = True  # condition on data.coarse_group_column when the dataset has one
     threads: int = 2
 
 
@@ -160,15 +162,16 @@ class SDVConfig(GeneratorConfig):
 class AutoConfig(GeneratorConfig):
     """Synthetic rows only where they help (pipeline.choose_augmentation): decided on an inner split of the
     real train groups, never the holdout."""
-    candidate: Any = MISSING            # a generator config (composed from its own file)
-    inner_holdout: float = 0.25         # share of train groups scored
-    min_gain: float = 0.02              # the rows must lower the inner-validation MAE by this share
+
+    candidate: Any = MISSING  # a generator config (composed from its own file)
+    inner_holdout: float = 0.25  # share of train groups scored
+    min_gain: float = 0.02  # the rows must lower the inner-validation MAE by this share
 
 
 @dataclass
 class BlendConfig(GeneratorConfig):
-    parts: Dict[str, Any] = field(default_factory=dict)     # name -> a generator config (composed from its file)
-    shares: Dict[str, float] = field(default_factory=dict)  # name -> share of each class's rows (sums to 1)
+    parts: dict[str, Any] = field(default_factory=dict)  # name -> a generator config (composed from its file)
+    shares: dict[str, float] = field(default_factory=dict)  # name -> share of each class's rows (sums to 1)
     threads: int = 2
 
 
@@ -180,28 +183,28 @@ class RegressorConfig:
 
 @dataclass
 class OperonConfig(RegressorConfig):
-    generations: int = 200              # bounds the work: the same config gives the same formula on any load
+    generations: int = 200  # bounds the work: the same config gives the same formula on any load
     population_size: int = 500
     max_length: int = 30
     max_depth: int = 10
     allowed_symbols: str = "add,sub,mul,div,constant,variable,sqrt,log,exp,square"
-    optimizer_iterations: int = 10      # constant fitting (off at 0)
+    optimizer_iterations: int = 10  # constant fitting (off at 0)
     # optional wall-clock safety cap (seconds) per fit; when it fires the formula depends on machine load, and
     # metrics.json says so (sr_time_cap_fired = number of fits it stopped)
-    max_time: Optional[int] = None
-    max_evaluations: Optional[int] = None   # optional cap on fitness evaluations (null = generations decide)
+    max_time: int | None = None
+    max_evaluations: int | None = None  # optional cap on fitness evaluations (null = generations decide)
     n_threads: int = 2
-    hinge_terms: int = 30               # the sparse hinge-basis path (regressor=hinge) joins the front; 0 = off
+    hinge_terms: int = 30  # the sparse hinge-basis path (regressor=hinge) joins the front; 0 = off
 
 
 @dataclass
 class HingeConfig(RegressorConfig):
-    max_terms: int = 30                 # longest formula on the path (terms)
-    knots: List[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 0.9])   # training quantiles
-    min_distinct: int = 6               # inputs with fewer distinct values enter as they are (flags, levels)
+    max_terms: int = 30  # longest formula on the path (terms)
+    knots: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 0.9])  # training quantiles
+    min_distinct: int = 6  # inputs with fewer distinct values enter as they are (flags, levels)
     # omp / ols (greedy) and lars (relaxed lasso): each adds a path of its own to the front
-    paths: List[str] = field(default_factory=lambda: ["omp", "ols", "lars"])
-    tries: int = 10                     # best-correlated candidates tried per step before the path stops (physics)
+    paths: list[str] = field(default_factory=lambda: ["omp", "ols", "lars"])
+    tries: int = 10  # best-correlated candidates tried per step before the path stops (physics)
 
 
 @dataclass
@@ -210,18 +213,18 @@ class PySRConfig(RegressorConfig):
     populations: int = 30
     population_size: int = 100
     parsimony: float = 0.002
-    binary_operators: List[str] = field(default_factory=lambda: ["+", "*", "-", "/"])
-    unary_operators: List[str] = field(default_factory=lambda: ["square", "cube", "sqrt", "log", "exp"])
-    constraints: Dict[str, Any] = field(default_factory=lambda: {"pow": [-1, 3], "exp": 3})
+    binary_operators: list[str] = field(default_factory=lambda: ["+", "*", "-", "/"])
+    unary_operators: list[str] = field(default_factory=lambda: ["square", "cube", "sqrt", "log", "exp"])
+    constraints: dict[str, Any] = field(default_factory=lambda: {"pow": [-1, 3], "exp": 3})
     loss: str = "loss(prediction, target) = abs(prediction - target)"
     procs: int = 4
     multithreading: bool = True
-    max_time: Optional[float] = None
+    max_time: float | None = None
 
 
 @dataclass
 class RidgeConfig(RegressorConfig):
-    alphas: List[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    alphas: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
 
 
 @dataclass
@@ -233,100 +236,136 @@ class GBMConfig(RegressorConfig):
 
 @dataclass
 class TrainConfig:
-    data: str = "synthetic+real"        # synthetic+real | synthetic | real (generator=none: real)
-    cv_folds: int = 5                   # GroupKFold; synthetic rows grouped with their source_group
-    max_rows: int = 4000                # rows per fit: every real card + a per-group share of synthetic rows
-    ensemble: int = 20                  # bootstrap-over-groups members for the uncertainty
-    select_rule: str = "parsimony"      # parsimony | gain | se | min_cv
+    data: str = "synthetic+real"  # synthetic+real | synthetic | real (generator=none: real)
+    cv_folds: int = 5  # GroupKFold; synthetic rows grouped with their source_group
+    max_rows: int = 4000  # rows per fit: every real card + a per-group share of synthetic rows
+    ensemble: int = 20  # bootstrap-over-groups members for the uncertainty
+    select_rule: str = "parsimony"  # parsimony | gain | se | min_cv
     # parsimony: CV MAE <= (1+tol) x best; gain: <= best + tol x (const-best); se: <= best + tol paired group SEs
     select_tolerance: float = 0.02
-    select_cv: str = "nested"           # nested: the engine's own search per fold | refit: structure fixed, constants refit
+    select_cv: str = "nested"  # nested: the engine's own search per fold | refit: structure fixed, constants refit
     # formulas bounded to the training target range +- this x its width (null = off): a guard against run-away
     # expressions that still lets a formula predict above the strongest training card (0 caps it there)
-    clip_margin: Optional[float] = 1.0
+    clip_margin: float | None = 1.0
     require_physics: bool = True
-    physics_min_fraction: float = 0.9   # share of audit points with the expected sign
+    physics_min_fraction: float = 0.9  # share of audit points with the expected sign
     domain_k: int = 5
-    domain_quantile: float = 0.95       # out of domain beyond this quantile of training distances
-    agreement_sigma: float = 2.0        # ... or where the formula and gbm (same rows) differ by > this x CV RMSE; 0 = off
-    domain_range_tol: float = 0.1       # ... or where an input leaves the training range widened by this x its width
-    sigma_model: bool = True            # sigma from |formula - gbm| and the distance, fitted on real out-of-fold errors
-    exclude: List[str] = field(default_factory=list)   # card columns never used as features
+    domain_quantile: float = 0.95  # out of domain beyond this quantile of training distances
+    agreement_sigma: float = 2.0  # ... or where the formula and gbm (same rows) differ by > this x CV RMSE; 0 = off
+    domain_range_tol: float = 0.1  # ... or where an input leaves the training range widened by this x its width
+    sigma_model: bool = True  # sigma from |formula - gbm| and the distance, fitted on real out-of-fold errors
+    exclude: list[str] = field(default_factory=list)  # card columns never used as features
 
 
 @dataclass
 class OptimizerConfig:
-    _target_: str = MISSING             # alloy_hydra.design.NSGA2Search | RandomSearch
-    name: str = MISSING                 # nsga2 | random (same budget: pop_size x n_gen evaluations)
+    _target_: str = MISSING  # alloy_hydra.design.NSGA2Search | RandomSearch
+    name: str = MISSING  # nsga2 | random (same budget: pop_size x n_gen evaluations)
     pop_size: int = 100
     n_gen: int = 200
 
 
 @dataclass
 class DesignWeights:
-    cost: float = 0.5                   # per unit of cost index above pure Al
-    simplicity: float = 0.1             # per 10 additions above 0.1 wt%
-    confidence: float = 0.3             # per unit of mean sigma / tolerance
+    cost: float = 0.5  # per unit of cost index above pure Al
+    simplicity: float = 0.1  # per 10 additions above 0.1 wt%
+    confidence: float = 0.3  # per unit of mean sigma / tolerance
 
 
 @dataclass
 class DesignConfig:
     # null = not designed for; all null = the run's own target at target.design_value
-    targets: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(TARGETS))
-    tolerance: Dict[str, float] = field(default_factory=lambda: dict(zip(TARGETS, (10.0, 15.0, 2.0, 2.0, 0.3))))
-    min: Dict[str, Optional[float]] = field(default_factory=lambda: dict.fromkeys(TARGETS))  # design.min.FractureEL=10
-    models: Any = None                  # null = this run's model; else run dir(s) or sweep dir(s)
-    combine: str = "committee"          # several runs of a target's chosen configuration (seeds): committee | best
-    casting: Optional[str] = None       # fix a categorical, e.g. DC
-    fixed: Dict[str, str] = field(default_factory=dict)       # fix other categoricals (recryst_type: batch)
-    bounds: Dict[str, List[float]] = field(default_factory=dict)   # override a variable's range
-    max_cost: Optional[float] = None
-    max_additions: Optional[int] = None
-    adequate_homog: bool = True         # cleaning's adequacy rule must hold
-    adequate_recryst: bool = True       # ... for anneals meant to recrystallise (batch / flash / direct)
-    domain: str = "exclude"             # exclude | penalise | ignore (out-of-domain candidates)
+    targets: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TARGETS))
+    tolerance: dict[str, float] = field(default_factory=lambda: dict(zip(TARGETS, (10.0, 15.0, 2.0, 2.0, 0.3))))
+    min: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TARGETS))  # design.min.FractureEL=10
+    models: Any = None  # null = this run's model; else run dir(s) or sweep dir(s)
+    combine: str = "committee"  # several runs of a target's chosen configuration (seeds): committee | best
+    casting: str | None = None  # fix a categorical, e.g. DC
+    fixed: dict[str, str] = field(default_factory=dict)  # fix other categoricals (recryst_type: batch)
+    bounds: dict[str, list[float]] = field(default_factory=dict)  # override a variable's range
+    max_cost: float | None = None
+    max_additions: int | None = None
+    adequate_homog: bool = True  # cleaning's adequacy rule must hold
+    adequate_recryst: bool = True  # ... for anneals meant to recrystallise (batch / flash / direct)
+    domain: str = "exclude"  # exclude | penalise | ignore (out-of-domain candidates)
     # The design space is what the cards support: an element is a design variable only where at least min_share
     # of the (family's) cards hold >= min_wt wt% of it; others stay at the cards' typical (median) value unless
     # listed in `allow`. Categorical levels need min_share of the cards too. Element bounds: these quantiles of
     # the (family's) cards, inside the chem window (design.bounds overrides both).
-    support: Dict[str, float] = field(default_factory=lambda: {"min_wt": 0.01, "min_share": 0.05})
-    allow: List[str] = field(default_factory=list)
-    quantiles: List[float] = field(default_factory=lambda: [0.01, 0.99])
-    family: Optional[str] = None        # a key of `families`: design within that alloy family's cards
+    support: dict[str, float] = field(default_factory=lambda: {"min_wt": 0.01, "min_share": 0.05})
+    allow: list[str] = field(default_factory=list)
+    quantiles: list[float] = field(default_factory=lambda: [0.01, 0.99])
+    family: str | None = None  # a key of `families`: design within that alloy family's cards
     # Aluminum Association series by their principal alloying elements (wt%); a card belongs to a family when
     # every listed limit holds. Process ranges and supported elements then come from the family's own cards.
-    families: Dict[str, Any] = field(default_factory=lambda: {
-        "AA1xxx": {"max": {"Cu": 0.5, "Mn": 0.3, "Mg": 0.3, "Si": 1.0, "Zn": 0.3, "Fe": 1.0}},
-        "AA2xxx": {"min": {"Cu": 1.5}, "max": {"Zn": 1.0, "Li": 0.5}},
-        "AA3xxx": {"min": {"Mn": 0.3}, "max": {"Cu": 0.5, "Mg": 1.3, "Si": 0.8, "Zn": 0.5}},
-        "AA5xxx": {"min": {"Mg": 0.5}, "max": {"Cu": 0.5, "Zn": 1.0, "Si": 0.8}},
-        "AA6xxx": {"min": {"Mg": 0.3, "Si": 0.2}, "max": {"Cu": 1.2, "Zn": 1.0, "Mg": 1.6, "Si": 1.9}},
-        "AA7xxx": {"min": {"Zn": 2.5}, "max": {"Li": 0.5}},
-        "AA8xxx": {"min": {"Li": 0.5}}})
+    families: dict[str, Any] = field(
+        default_factory=lambda: {
+            "AA1xxx": {"max": {"Cu": 0.5, "Mn": 0.3, "Mg": 0.3, "Si": 1.0, "Zn": 0.3, "Fe": 1.0}},
+            "AA2xxx": {"min": {"Cu": 1.5}, "max": {"Zn": 1.0, "Li": 0.5}},
+            "AA3xxx": {"min": {"Mn": 0.3}, "max": {"Cu": 0.5, "Mg": 1.3, "Si": 0.8, "Zn": 0.5}},
+            "AA5xxx": {"min": {"Mg": 0.5}, "max": {"Cu": 0.5, "Zn": 1.0, "Si": 0.8}},
+            "AA6xxx": {"min": {"Mg": 0.3, "Si": 0.2}, "max": {"Cu": 1.2, "Zn": 1.0, "Mg": 1.6, "Si": 1.9}},
+            "AA7xxx": {"min": {"Zn": 2.5}, "max": {"Li": 0.5}},
+            "AA8xxx": {"min": {"Li": 0.5}},
+        }
+    )
     # raw-material price / price of Al (rough, conservative for the rare ones). An element the design may add
     # without a price here is a config error: a missing price would otherwise cost what aluminium costs
-    cost_weights: Dict[str, float] = field(default_factory=lambda: {
-        "Al": 1.0, "Mg": 1.4, "Mn": 1.0, "Cr": 4.0, "Cu": 3.5, "Zn": 1.2, "Zr": 12.0, "Sc": 1500.0, "Ti": 4.0,
-        "Ni": 6.0, "Fe": 0.2, "Si": 1.0, "Li": 40.0, "Ag": 300.0, "V": 15.0, "Other": 1.0, "B": 20.0, "Be": 400.0,
-        "Bi": 5.0, "Pb": 1.0, "Sn": 12.0, "Ga": 150.0, "Cd": 2.0, "Co": 15.0, "Er": 30.0, "Eu": 400.0,
-        "Ce": 3.0, "La": 3.0, "Sr": 5.0, "Ca": 2.0, "Hf": 600.0, "Y": 20.0, "Nb": 20.0, "Mo": 20.0})
+    cost_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "Al": 1.0,
+            "Mg": 1.4,
+            "Mn": 1.0,
+            "Cr": 4.0,
+            "Cu": 3.5,
+            "Zn": 1.2,
+            "Zr": 12.0,
+            "Sc": 1500.0,
+            "Ti": 4.0,
+            "Ni": 6.0,
+            "Fe": 0.2,
+            "Si": 1.0,
+            "Li": 40.0,
+            "Ag": 300.0,
+            "V": 15.0,
+            "Other": 1.0,
+            "B": 20.0,
+            "Be": 400.0,
+            "Bi": 5.0,
+            "Pb": 1.0,
+            "Sn": 12.0,
+            "Ga": 150.0,
+            "Cd": 2.0,
+            "Co": 15.0,
+            "Er": 30.0,
+            "Eu": 400.0,
+            "Ce": 3.0,
+            "La": 3.0,
+            "Sr": 5.0,
+            "Ca": 2.0,
+            "Hf": 600.0,
+            "Y": 20.0,
+            "Nb": 20.0,
+            "Mo": 20.0,
+        }
+    )
     weights: DesignWeights = field(default_factory=DesignWeights)
     top: int = 20
-    hit_top: int = 10                   # closed loop on demo: top-N scored by the ground truth
-    stratify_by: List[str] = field(default_factory=lambda: ["casting"])
+    hit_top: int = 10  # closed loop on demo: top-N scored by the ground truth
+    stratify_by: list[str] = field(default_factory=lambda: ["casting"])
     # recorded numbers that follow from the recipe (not set by the caster): filled from the 5 most similar cards
-    outcomes: List[str] = field(default_factory=lambda: ["grain_size_um"])
+    outcomes: list[str] = field(default_factory=lambda: ["grain_size_um"])
 
 
 @dataclass
 class SplitConfig:
-    holdout_fraction: float = 0.2       # share of groups held out (never seen by generator or regressor)
+    holdout_fraction: float = 0.2  # share of groups held out (never seen by generator or regressor)
 
 
 @dataclass
 class QCConfig:
-    near_dup_fraction: float = 0.25     # near-duplicate: DCR < this × median real-to-real NN distance
-    on_fail: str = "fallback_real"      # failed QC: fallback_real (train on real rows) | stop | continue
+    near_dup_fraction: float = 0.25  # near-duplicate: DCR < this × median real-to-real NN distance
+    on_fail: str = "fallback_real"  # failed QC: fallback_real (train on real rows) | stop | continue
     plots: bool = True
 
 
@@ -344,11 +383,11 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     optimizer: OptimizerConfig = MISSING
     design: DesignConfig = field(default_factory=DesignConfig)
-    stages: List[str] = field(default_factory=lambda: list(STAGES))
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
     seed: int = 42
-    summary: bool = True   # print the rich summary
-    resume: bool = False   # in a sweep: skip jobs whose run dir is already complete
-    threads: Optional[int] = None   # per job; null = cores (single run) or cores // hydra.launcher.n_jobs
+    summary: bool = True  # print the rich summary
+    resume: bool = False  # in a sweep: skip jobs whose run dir is already complete
+    threads: int | None = None  # per job; null = cores (single run) or cores // hydra.launcher.n_jobs
 
 
 def register() -> None:
@@ -367,42 +406,54 @@ def register() -> None:
     cs.store(group="generator", name="base_blend", node=BlendConfig)
     cs.store(group="generator", name="base_auto", node=AutoConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
-    for name, node in (("operon", OperonConfig), ("pysr", PySRConfig), ("ridge", RidgeConfig), ("gbm", GBMConfig),
-                       ("hinge", HingeConfig)):
+    for name, node in (
+        ("operon", OperonConfig),
+        ("pysr", PySRConfig),
+        ("ridge", RidgeConfig),
+        ("gbm", GBMConfig),
+        ("hinge", HingeConfig),
+    ):
         cs.store(group="regressor", name=f"base_{name}", node=node)
 
 
-def data_file(data) -> Optional[Path]:
+def data_file(data) -> Path | None:
     """The cards file a data config names (None = the embedded demo cards); a dataset without data.path or a
     file that does not exist is a ConfigError."""
     from .errors import ConfigError
+
     if data.path in (None, "", "???"):
         if data.name != "demo":
             raise ConfigError(f"data={data.name} needs data.path=<csv file> (see the README for where to get it)")
         return None
-    path = Path(data.path).expanduser().resolve()   # relative to where the user ran the command
+    path = Path(data.path).expanduser().resolve()  # relative to where the user ran the command
     if not path.is_file():
         raise ConfigError(f"data.path={data.path}: file not found ({path})")
     return path
 
 
-def check_data(cfg) -> Optional[Path]:
+def check_data(cfg) -> Path | None:
     """The config errors found before any work (run.py calls this before it imports the stages): data_file's,
     and a target the dataset lacks."""
     from .errors import ConfigError
+
     if cfg.target.name not in cfg.data.targets:
-        raise ConfigError(f"target={cfg.target.name}: dataset {cfg.data.name!r} has no such property "
-                          f"(it has {list(cfg.data.targets)})")
+        raise ConfigError(
+            f"target={cfg.target.name}: dataset {cfg.data.name!r} has no such property "
+            f"(it has {list(cfg.data.targets)})"
+        )
     return data_file(cfg.data)
 
 
 def check_options(cfg) -> None:
     """Config values with a fixed set of choices, checked before any work."""
     from .errors import ConfigError
-    choices = {"qc.on_fail": (cfg.qc.on_fail, ("fallback_real", "stop", "continue")),
-               "design.domain": (cfg.design.domain, ("exclude", "penalise", "ignore")),
-               "design.combine": (cfg.design.combine, ("committee", "best")),
-               "train.data": (cfg.train.data, ("real", "synthetic", "synthetic+real"))}
+
+    choices = {
+        "qc.on_fail": (cfg.qc.on_fail, ("fallback_real", "stop", "continue")),
+        "design.domain": (cfg.design.domain, ("exclude", "penalise", "ignore")),
+        "design.combine": (cfg.design.combine, ("committee", "best")),
+        "train.data": (cfg.train.data, ("real", "synthetic", "synthetic+real")),
+    }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {value!r}")
@@ -419,13 +470,16 @@ def typed(cfg) -> Config:
     """A composed DictConfig as the typed dataclasses (done once, at the edge: run.py, compose, load_run_config);
     stage code reads plain attributes from here on."""
     from omegaconf import OmegaConf
+
     return cfg if isinstance(cfg, Config) else OmegaConf.to_object(cfg)
 
 
 def compose(overrides=(), config_dir=None, as_dict: bool = False):
     """The app's config exactly as run.py composes it (schemas registered, conf/ as the primary path), typed
     unless as_dict. For tests, benchmarks and notebooks."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
     register()
     conf = Path(config_dir) if config_dir else Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
@@ -443,7 +497,9 @@ def load_run_config(run_dir) -> Config:
     """A run dir's .hydra/config.yaml as the typed config its stages saw (keys this version no longer has are
     dropped; generator and regressor stay plain dicts)."""
     from omegaconf import OmegaConf
+
     from .errors import ConfigError
+
     path = Path(run_dir) / ".hydra" / "config.yaml"
     if not path.exists():
         raise ConfigError(f"{run_dir} is not a run dir (no .hydra/config.yaml)")
@@ -454,6 +510,15 @@ def load_run_config(run_dir) -> Config:
     return OmegaConf.to_object(merged)
 
 
-_SCHEMAS = {"data": DataConfig, "target": TargetConfig, "chem_window": ChemWindowConfig,
-            "thresholds": ThresholdsConfig, "cleaning": CleaningConfig, "split": SplitConfig, "qc": QCConfig,
-            "train": TrainConfig, "optimizer": OptimizerConfig, "design": DesignConfig}
+_SCHEMAS = {
+    "data": DataConfig,
+    "target": TargetConfig,
+    "chem_window": ChemWindowConfig,
+    "thresholds": ThresholdsConfig,
+    "cleaning": CleaningConfig,
+    "split": SplitConfig,
+    "qc": QCConfig,
+    "train": TrainConfig,
+    "optimizer": OptimizerConfig,
+    "design": DesignConfig,
+}

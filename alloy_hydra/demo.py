@@ -3,6 +3,7 @@
 Regenerate the committed file byte-for-byte:  python -m alloy_hydra.demo [--out PATH] [--seed 7]
 Only uniform doubles are drawn from numpy (a stable bit stream), so the output does not drift with numpy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,27 @@ from . import ground_truth, schedule
 
 SEED = 7
 ELEMENTS = ("Si", "Fe", "Cu", "Mn", "Mg", "Cr", "Ni", "Zn", "Ti", "Zr", "Sc", "Other")
-HEADER = ["file_name", "card", "alloy", "test_no", "Casting", "Ingot thickness", *ELEMENTS, "Al",
-          "Homogenization", "Hot rolling reduction (%)", "Cold rolling reduction (%)",
-          "Recrystallization annealing", "Recryst type", "Grain size (um)",
-          "YS (MPa)", "UTS (MPa)", "Fracture EL (%)", "Uniform EL (%)", "YPE (%)"]
+HEADER = [
+    "file_name",
+    "card",
+    "alloy",
+    "test_no",
+    "Casting",
+    "Ingot thickness",
+    *ELEMENTS,
+    "Al",
+    "Homogenization",
+    "Hot rolling reduction (%)",
+    "Cold rolling reduction (%)",
+    "Recrystallization annealing",
+    "Recryst type",
+    "Grain size (um)",
+    "YS (MPa)",
+    "UTS (MPa)",
+    "Fracture EL (%)",
+    "Uniform EL (%)",
+    "YPE (%)",
+]
 # nominal compositions (wt%) of the alloys the demo lab works on; all inside the AA5xxx window
 NOMINAL = {
     "5005": dict(Mg=0.8, Mn=0.10, Cr=0.05, Fe=0.45, Si=0.20),
@@ -37,8 +55,9 @@ NOMINAL = {
     "5059": dict(Mg=5.5, Mn=0.90, Cr=0.10, Fe=0.25, Si=0.20, Zn=0.20, Zr=0.12),
     "5024": dict(Mg=4.2, Mn=0.30, Cr=0.05, Fe=0.15, Si=0.10, Sc=0.25, Zr=0.10),
 }
-AA5XXX_MAX = dict(Mg=6.0, Cu=0.1, Mn=1.5, Cr=0.25, Fe=0.5, Si=0.5, Zn=0.25, Ti=0.15, Zr=0.15, Sc=0.30, Ni=0.10,
-                  Other=0.15)
+AA5XXX_MAX = dict(
+    Mg=6.0, Cu=0.1, Mn=1.5, Cr=0.25, Fe=0.5, Si=0.5, Zn=0.25, Ti=0.15, Zr=0.15, Sc=0.30, Ni=0.10, Other=0.15
+)
 # (file name, casting, alloys studied, number of cards): twelve study files
 FILES = [
     ("2017_DC_O-temper_baseline.xlsx", "DC", ["5052", "5754", "5083"], 28),
@@ -144,8 +163,7 @@ def _recipe(r: _Draw, alloy: str, casting: str, file_name: str) -> dict:
 
 
 def _canon(steps) -> str:
-    return schedule.canonical([schedule.Step(float(t), float(s if s is not None else h * 3600))
-                               for t, h, s in steps])
+    return schedule.canonical([schedule.Step(float(t), float(s if s is not None else h * 3600)) for t, h, s in steps])
 
 
 def make_cards(seed: int = SEED) -> list[list[str]]:
@@ -153,8 +171,9 @@ def make_cards(seed: int = SEED) -> list[list[str]]:
     recipes = []
     for file_name, casting, alloys, n_cards in FILES:
         for k in range(n_cards):
-            rec = _recipe(r, r.pick(alloys), casting if r.u() < 0.92 else ("CC" if casting == "DC" else "DC"),
-                          file_name)
+            rec = _recipe(
+                r, r.pick(alloys), casting if r.u() < 0.92 else ("CC" if casting == "DC" else "DC"), file_name
+            )
             rec.update(file_name=file_name, card=f"C{k + 1:03d}")
             recipes.append(rec)
     frame = pd.DataFrame(recipes)
@@ -185,22 +204,56 @@ def make_cards(seed: int = SEED) -> list[list[str]]:
         al = "bal." if r.u() < 0.85 else f"{round(rec['Al'], 2):g}"
         if rec["casting"] == "DC":
             style = r.pick(["mm", "bare", "cm", "in"], [4, 4, 1, 1])
-            ingot = {"mm": f"{rec['ingot_mm']:g} mm", "bare": f"{rec['ingot_mm']:g}",
-                     "cm": f"{rec['ingot_mm'] / 10:g} cm", "in": f"{rec['ingot_mm'] / 25.4:.2f} in"}[style]
+            ingot = {
+                "mm": f"{rec['ingot_mm']:g} mm",
+                "bare": f"{rec['ingot_mm']:g}",
+                "cm": f"{rec['ingot_mm'] / 10:g} cm",
+                "in": f"{rec['ingot_mm'] / 25.4:.2f} in",
+            }[style]
         else:
             ingot = f"{rec['ingot_mm']:g} mm"
-        homog = _join(r, [_fmt_step(r, *s) for s in rec["homog_steps"]]) if rec["homog_steps"] else r.pick(
-            ["", "none", "-"])
-        recryst = _join(r, [_fmt_step(r, *s) for s in rec["recryst_steps"]]) if rec["recryst_steps"] else r.pick(
-            ["", "none", "as rolled"])
+        homog = (
+            _join(r, [_fmt_step(r, *s) for s in rec["homog_steps"]])
+            if rec["homog_steps"]
+            else r.pick(["", "none", "-"])
+        )
+        recryst = (
+            _join(r, [_fmt_step(r, *s) for s in rec["recryst_steps"]])
+            if rec["recryst_steps"]
+            else r.pick(["", "none", "as rolled"])
+        )
         written = rec["recryst_kind"] if r.u() < 0.6 else ""
-        written = {"batch": r.pick(["batch", "Batch"]), "flash": r.pick(["flash", "Flash"]), "other": "other",
-                   "none": "none", "": ""}[written]
+        written = {
+            "batch": r.pick(["batch", "Batch"]),
+            "flash": r.pick(["flash", "Flash"]),
+            "other": "other",
+            "none": "none",
+            "": "",
+        }[written]
         grain_txt = f"{d:g}" if r.u() < 0.8 else f"{d:g} µm"
-        out.append([rec["file_name"], rec["card"], f"AA{rec['alloy']}", str(test_no), rec["casting"], ingot,
-                    *comp, al, homog, f"{rec['hot_pct']:g}", f"{rec['cold_pct']:g}", recryst, written, grain_txt,
-                    f"{props['YS']:.1f}", f"{props['UTS']:.1f}", f"{props['FractureEL']:.1f}",
-                    f"{props['UniformEL']:.1f}", f"{props['YPE']:.2f}"])
+        out.append(
+            [
+                rec["file_name"],
+                rec["card"],
+                f"AA{rec['alloy']}",
+                str(test_no),
+                rec["casting"],
+                ingot,
+                *comp,
+                al,
+                homog,
+                f"{rec['hot_pct']:g}",
+                f"{rec['cold_pct']:g}",
+                recryst,
+                written,
+                grain_txt,
+                f"{props['YS']:.1f}",
+                f"{props['UTS']:.1f}",
+                f"{props['FractureEL']:.1f}",
+                f"{props['UniformEL']:.1f}",
+                f"{props['YPE']:.2f}",
+            ]
+        )
     _sparsify_and_corrupt(r, out)
     return out
 
@@ -226,7 +279,9 @@ def _sparsify_and_corrupt(r: _Draw, out: list[list[str]]) -> None:
     with_uel = [i for i in range(n) if out[i][idx["Uniform EL (%)"]]]
     for i in with_uel[3:8]:
         out[i][idx["Uniform EL (%)"]], out[i][idx["Fracture EL (%)"]] = (
-            out[i][idx["Fracture EL (%)"]], out[i][idx["Uniform EL (%)"]])
+            out[i][idx["Fracture EL (%)"]],
+            out[i][idx["Uniform EL (%)"]],
+        )
     # YS and UTS swapped on three cards (rejected: YS > UTS)
     full = [i for i in order[10:] if out[i][idx["UTS (MPa)"]]]
     for i in full[:3]:

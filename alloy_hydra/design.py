@@ -11,6 +11,7 @@ count indices kept integral by a rounding repair):
   candidate's stratum (e.g. ingot thickness of DC vs CC, temperature/time of a flash vs a batch anneal), so a
   recipe never combines a flash-anneal type with a batch-anneal schedule.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,10 +23,11 @@ from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from sklearn.neighbors import NearestNeighbors
 
-from . import cards as cards_mod, schedule
-from .schema import GROUP_COL
+from . import cards as cards_mod
+from . import schedule
 from .errors import ConfigError
 from .model import knn
+from .schema import GROUP_COL
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +35,29 @@ log = logging.getLogger(__name__)
 @dataclass
 class Var:
     name: str
-    kind: str                    # element | category | count | unit
+    kind: str  # element | category | count | unit
     lo: float
     hi: float
-    levels: list = field(default_factory=list)   # category levels
+    levels: list = field(default_factory=list)  # category levels
     stratum: list = field(default_factory=list)  # columns whose values select the mapped range (unit vars)
 
 
 class Space:
     """Decision space built from the encoded BASE_MASTER, the chemistry window and config overrides."""
 
-    def __init__(self, master: pd.DataFrame, data, window, fixed: dict | None = None, bounds: dict | None = None,
-                 stratify_by=("casting",), outcomes=(), support=None, allow=(), quantiles=(0.0, 1.0)):
+    def __init__(
+        self,
+        master: pd.DataFrame,
+        data,
+        window,
+        fixed: dict | None = None,
+        bounds: dict | None = None,
+        stratify_by=("casting",),
+        outcomes=(),
+        support=None,
+        allow=(),
+        quantiles=(0.0, 1.0),
+    ):
         self.data = data
         self.schema = cards_mod.schema_of(master, data)
         # numbers a card records but a caster cannot set (grain size follows from composition and route): not
@@ -54,9 +67,10 @@ class Space:
         fixed, bounds = dict(fixed or {}), {k: list(v) for k, v in (bounds or {}).items()}
         support = dict(support or {})
         min_share = float(support.get("min_share", 0.0))
-        self.unsupported: dict[str, float] = {}   # element -> share of cards containing it (fixed at typical)
-        self.vars: list[Var] = self._element_vars(window, bounds, float(support.get("min_wt", 0.01)), min_share,
-                                                  set(allow or ()), quantiles)
+        self.unsupported: dict[str, float] = {}  # element -> share of cards containing it (fixed at typical)
+        self.vars: list[Var] = self._element_vars(
+            window, bounds, float(support.get("min_wt", 0.01)), min_share, set(allow or ()), quantiles
+        )
         self.vars += self._category_vars(fixed, min_share)
         self.vars += self._process_vars(fixed, [c for c in stratify_by if c in self.data.categoricals])
         self._typical_n = {}
@@ -89,7 +103,7 @@ class Space:
         out = []
         for c in self.data.categoricals:
             counts = self.table[c].astype(str).value_counts(normalize=True)
-            levels = sorted(counts.index[counts >= min_share]) or [counts.index[0]]   # supported levels
+            levels = sorted(counts.index[counts >= min_share]) or [counts.index[0]]  # supported levels
             if c in fixed:
                 if str(fixed[c]) not in counts.index:
                     raise ValueError(f"design: {c}={fixed[c]!r} is not among the data's {sorted(counts.index)}")
@@ -108,19 +122,27 @@ class Space:
             else:
                 counts = self.table[f"{name}_n"]
                 out.append(Var(f"{name}_n", "count", float(counts.min()), float(counts.max())))
-        out += [Var(col, "unit", 0.0, 1.0, stratum=strat_cats) for col in self.schema.numeric
-                if col not in self.outcomes]
+        out += [
+            Var(col, "unit", 0.0, 1.0, stratum=strat_cats) for col in self.schema.numeric if col not in self.outcomes
+        ]
         for name, n in self.schema.schedules.items():
-            out += [Var(col, "unit", 0.0, 1.0, stratum=self.schema.strata.get(col, []))
-                    for i in range(1, n + 1) for col in (f"{name}_T{i}", f"{name}_lt{i}") if col in self.table]
+            out += [
+                Var(col, "unit", 0.0, 1.0, stratum=self.schema.strata.get(col, []))
+                for i in range(1, n + 1)
+                for col in (f"{name}_T{i}", f"{name}_lt{i}")
+                if col in self.table
+            ]
         return out
 
     def _outcome_model(self) -> dict:
         """Per outcome column: the recipe-space points of the cards that recorded it, and their values."""
         out = {}
         if self.outcomes:
-            inputs = [c for c in self.schema.elements + self.schema.numeric + self.schema.step_columns
-                      if c not in self.outcomes]
+            inputs = [
+                c
+                for c in self.schema.elements + self.schema.numeric + self.schema.step_columns
+                if c not in self.outcomes
+            ]
             self._outcome_space = cards_mod.RecipeSpace(self.table, self.schema, inputs)
             for col in self.outcomes:
                 known = self.table[col].notna().to_numpy()
@@ -135,7 +157,7 @@ class Space:
         glob = (float(col.min()), float(col.max())) if col.notna().any() else (np.nan, np.nan)
         glob = tuple(bounds.get(v.name, glob))
         by = {}
-        for key, part in (self.table.groupby([self.table[s].astype(str) for s in v.stratum]) if v.stratum else []):
+        for key, part in self.table.groupby([self.table[s].astype(str) for s in v.stratum]) if v.stratum else []:
             vals = part[v.name].astype(float)
             if vals.notna().any():
                 key = key if isinstance(key, tuple) else (key,)
@@ -159,20 +181,21 @@ class Space:
         for i, v in enumerate(self.vars):
             x = X[:, i]
             if v.kind == "element":
-                out[v.name] = np.round(x, 2)                     # castable: 0.01 wt%
+                out[v.name] = np.round(x, 2)  # castable: 0.01 wt%
             elif v.kind == "category":
                 out[v.name] = np.asarray(v.levels, dtype=object)[np.clip(np.round(x), 0, len(v.levels) - 1).astype(int)]
             elif v.kind == "count":
                 out[v.name] = np.round(x).astype(int)
-        for name in self.schema.schedules:   # a recryst type implies its step count
+        for name in self.schema.schedules:  # a recryst type implies its step count
             tcol = f"{name}_type"
             if tcol in out:
                 if name not in self._typical_n:
-                    self._typical_n[name] = self.table.groupby(tcol)[f"{name}_n"].agg(
-                        lambda s: int(s.mode().iloc[0])).to_dict()
+                    self._typical_n[name] = (
+                        self.table.groupby(tcol)[f"{name}_n"].agg(lambda s: int(s.mode().iloc[0])).to_dict()
+                    )
                 typical = self._typical_n[name]
                 out[f"{name}_n"] = np.array([typical.get(t, 0) for t in out[tcol]], dtype=int)
-        strata = {}   # stratum columns -> (unique keys, row -> key): many variables share one stratum
+        strata = {}  # stratum columns -> (unique keys, row -> key): many variables share one stratum
         for i, v in enumerate(self.vars):
             if v.kind != "unit":
                 continue
@@ -180,8 +203,9 @@ class Space:
             lo, hi = np.full(n_rows, glo), np.full(n_rows, ghi)
             if v.stratum and by and all(s_ in out for s_ in v.stratum):
                 if tuple(v.stratum) not in strata:
-                    keys = np.array(["\x1f".join(map(str, k)) for k in zip(*[out[s_] for s_ in v.stratum])],
-                                    dtype=object)
+                    keys = np.array(
+                        ["\x1f".join(map(str, k)) for k in zip(*[out[s_] for s_ in v.stratum])], dtype=object
+                    )
                     strata[tuple(v.stratum)] = np.unique(keys, return_inverse=True)
                 uniq, inv = strata[tuple(v.stratum)]
                 table = {"\x1f".join(k): r for k, r in by.items()}
@@ -192,12 +216,12 @@ class Space:
             if v.name in self.schema.numeric:
                 value = np.round(value, 1)
             elif v.name.startswith(tuple(f"{s_}_T" for s_ in self.schema.schedules)):
-                value = 5.0 * np.round(value / 5.0)                 # 5 °C steps
-            else:                                                   # log10 time: 3 significant figures
+                value = 5.0 * np.round(value / 5.0)  # 5 °C steps
+            else:  # log10 time: 3 significant figures
                 mag = 10.0 ** (np.floor(np.where(np.isfinite(value), value, 0.0)) - 2)
-                value = np.log10(np.round(10.0 ** value / mag) * mag)
+                value = np.log10(np.round(10.0**value / mag) * mag)
             out[v.name] = value
-        for name, n in self.schema.schedules.items():   # steps beyond the count are absent
+        for name, n in self.schema.schedules.items():  # steps beyond the count are absent
             for k in range(1, n + 1):
                 absent = out[f"{name}_n"] < k
                 for col in (f"{name}_T{k}", f"{name}_lt{k}"):
@@ -209,12 +233,12 @@ class Space:
         """Each outcome column set to the distance-weighted mean of the 5 most similar tested recipes."""
         Z = self._outcome_space(table) if self._outcome else None
         for col in self.outcomes:
-            if col not in self._outcome:   # never recorded: NaN, the featuriser fills it as for such a card
+            if col not in self._outcome:  # never recorded: NaN, the featuriser fills it as for such a card
                 table[col] = np.nan
                 continue
             P, values = self._outcome[col]
             d, j = knn(Z, P, min(5, len(P)))
-            w = 1.0 / np.maximum(d, 1e-9)   # inverse distance; an identical tested recipe decides alone
+            w = 1.0 / np.maximum(d, 1e-9)  # inverse distance; an identical tested recipe decides alone
             table[col] = np.round((w * values[j]).sum(axis=1) / w.sum(axis=1), 1)
         return table
 
@@ -242,19 +266,23 @@ def family_cards(master: pd.DataFrame, family: str | None, families: dict) -> pd
             elif bound == "min" and float(v) > 0:
                 keep &= False
     if keep.sum() < 5:
-        raise ConfigError(f"design.family={family}: only {int(keep.sum())} of {len(master)} cards lie in its window "
-                          f"{dict(families[family])}; too few to design from")
+        raise ConfigError(
+            f"design.family={family}: only {int(keep.sum())} of {len(master)} cards lie in its window "
+            f"{dict(families[family])}; too few to design from"
+        )
     log.info("design.family=%s: %d of %d cards", family, int(keep.sum()), len(master))
     return master.loc[keep].reset_index(drop=True)
 
 
-def check_prices(space: "Space", weights: dict) -> None:
+def check_prices(space: Space, weights: dict) -> None:
     """Every element a recipe can contain (a design variable, or kept at a typical value above 0) needs a price."""
     missing = [v.name for v in space.vars if v.kind == "element" and v.hi > 0 and v.name not in weights]
     if missing:
-        raise ConfigError(f"design.cost_weights has no price for {missing} (price relative to Al), which the "
-                          f"design may add; set e.g. design.cost_weights.{missing[0]}=<ratio>, or keep it out with "
-                          f"design.bounds.{missing[0]}=[0,0]")
+        raise ConfigError(
+            f"design.cost_weights has no price for {missing} (price relative to Al), which the "
+            f"design may add; set e.g. design.cost_weights.{missing[0]}=<ratio>, or keep it out with "
+            f"design.bounds.{missing[0]}=[0,0]"
+        )
 
 
 class RoundDiscrete(Repair):
@@ -272,7 +300,7 @@ class RoundDiscrete(Repair):
 def cost_index(cards: pd.DataFrame, weights: dict, balance: str = "Al") -> np.ndarray:
     """Raw-material cost relative to pure Al: Σ wt%/100 · price ratio (weights; check_prices makes sure every
     element a recipe can hold has one)."""
-    elements = [c for c in cards if c in weights or c == balance]   # a frame or a dict of arrays
+    elements = [c for c in cards if c in weights or c == balance]  # a frame or a dict of arrays
     return sum(np.asarray(cards[e], float) / 100.0 * float(weights.get(e, 1.0)) for e in elements)
 
 
@@ -282,7 +310,7 @@ def n_additions(cards: pd.DataFrame, elements, threshold: float = 0.1) -> np.nda
 
 @dataclass
 class Evaluation:
-    cards: pd.DataFrame | dict   # a dict of arrays from the search loop
+    cards: pd.DataFrame | dict  # a dict of arrays from the search loop
     pred: dict
     std: dict
     in_domain: np.ndarray
@@ -305,7 +333,7 @@ class Evaluator:
         self.cleaning = cleaning
         self.targets = dict(targets) if targets else {t: float(v) for t, v in design.targets.items() if v is not None}
         self.tol = {t: float(design.tolerance.get(t, 1.0)) for t in self.targets}
-        self.n_objectives = len(self.targets) + 2   # distance per target, cost, additions
+        self.n_objectives = len(self.targets) + 2  # distance per target, cost, additions
         self.constraints = self._constraint_names()
 
     def _constraint_names(self) -> list[str]:
@@ -314,10 +342,14 @@ class Evaluator:
         if "YS" in self.models and "UTS" in self.models:
             names.append("YS<=UTS")
         names += [f"min:{t}" for t, v in (d.min or {}).items() if t in self.models and v is not None]
-        adequacy = {f"adequate_{n}" for n, spec in self.space.data.schedules.items() if spec.kind in ("homog",
-                                                                                                     "recryst")}
-        names += [c for c, on in (("adequate_homog", d.adequate_homog), ("adequate_recryst", d.adequate_recryst))
-                  if on and c in adequacy]
+        adequacy = {
+            f"adequate_{n}" for n, spec in self.space.data.schedules.items() if spec.kind in ("homog", "recryst")
+        }
+        names += [
+            c
+            for c, on in (("adequate_homog", d.adequate_homog), ("adequate_recryst", d.adequate_recryst))
+            if on and c in adequacy
+        ]
         names += [n for n, v in (("max_additions", d.max_additions), ("max_cost", d.max_cost)) if v is not None]
         return names + (["domain"] if d.domain == "exclude" else [])
 
@@ -329,24 +361,24 @@ class Evaluator:
             return float(d.min[name[4:]]) - pred[name[4:]]
         if name == "adequate_homog":
             return 0.5 - np.asarray(cards["adequate_homog"], float)
-        if name == "adequate_recryst":   # an anneal that is meant to recrystallise must do so
+        if name == "adequate_recryst":  # an anneal that is meant to recrystallise must do so
             annealed = np.isin(np.asarray(cards["recryst_type"]), ["batch", "flash", "direct"])
             return np.where(annealed, 0.5 - np.asarray(cards["adequate_recryst"], float), -1.0)
         if name == "max_additions":
             return adds - float(d.max_additions)
         if name == "max_cost":
             return cost - float(d.max_cost)
-        return ratio - 1.0   # domain: exclude
+        return ratio - 1.0  # domain: exclude
 
     def __call__(self, X: np.ndarray, with_std: bool = False) -> Evaluation:
         o = self.design
         # the report: a frame with schedule strings; the search loop: a dict of arrays
         cards = self.space.cards(X, self.cleaning, strings=with_std, frame=with_std)
         pred, std, ratios = {}, {}, []
-        for t, m in self.models.items():   # a Model or a Committee of them
-            if with_std:   # the report: uncertainty and the whole domain (incl. agreement with the reference)
+        for t, m in self.models.items():  # a Model or a Committee of them
+            if with_std:  # the report: uncertainty and the whole domain (incl. agreement with the reference)
                 pred[t], std[t], ratio = m.report(cards)
-            else:          # the search loop: formula and distance only
+            else:  # the search loop: formula and distance only
                 pred[t], ratio = m.search(cards)
             ratios.append(ratio)
         ratio = np.max(np.vstack(ratios), axis=0)
@@ -369,8 +401,13 @@ class DesignProblem(Problem):
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
         sp = evaluator.space
-        super().__init__(n_var=len(sp.vars), n_obj=evaluator.n_objectives, n_ieq_constr=len(evaluator.constraints),
-                         xl=sp.xl, xu=sp.xu)
+        super().__init__(
+            n_var=len(sp.vars),
+            n_obj=evaluator.n_objectives,
+            n_ieq_constr=len(evaluator.constraints),
+            xl=sp.xl,
+            xu=sp.xu,
+        )
         self.archive_X = []
 
     def _evaluate(self, X, out, *args, **kwargs):
@@ -393,6 +430,7 @@ class _Search:
 
     def minimise(self, evaluator: Evaluator) -> np.ndarray:
         from rich.progress import Progress
+
         problem = DesignProblem(evaluator)
         with Progress(transient=True) as bar:
             task = bar.add_task(f"design: {self.name} {self.pop_size} x {self.n_gen}", total=self.n_gen)
@@ -413,8 +451,14 @@ class NSGA2Search(_Search):
         class Tick(Callback):
             def notify(self, algorithm):
                 tick()
-        alg = NSGA2(pop_size=self.pop_size, crossover=SBX(eta=15, prob=0.9), mutation=PM(eta=20),
-                    repair=RoundDiscrete(problem.evaluator.space.discrete), eliminate_duplicates=False)
+
+        alg = NSGA2(
+            pop_size=self.pop_size,
+            crossover=SBX(eta=15, prob=0.9),
+            mutation=PM(eta=20),
+            repair=RoundDiscrete(problem.evaluator.space.discrete),
+            eliminate_duplicates=False,
+        )
         minimize(problem, alg, ("n_gen", self.n_gen), seed=self.seed, callback=Tick(), verbose=False)
 
 
@@ -439,10 +483,10 @@ def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns) 
     if evaluator.design.domain == "exclude":
         feasible &= ev.in_domain
     idx = np.flatnonzero(feasible)
-    if not len(idx):   # a well-formed, empty table: the columns of a ranked candidate, no rows
+    if not len(idx):  # a well-formed, empty table: the columns of a ranked candidate, no rows
         return _table(evaluator, X[:1], master, id_columns).iloc[:0]
     out = _table(evaluator, X[idx], master, id_columns)
-    if evaluator.design.domain == "exclude":   # the report's domain also asks the reference models
+    if evaluator.design.domain == "exclude":  # the report's domain also asks the reference models
         out = out[out["in_domain"]].reset_index(drop=True).assign(rank=lambda t: np.arange(1, len(t) + 1))
     return out
 
@@ -459,8 +503,9 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     # the recipes a model over-predicts (the optimiser's curse), and sigma (large where the formula and its
     # reference disagree or the recipe is far from tested cards) is what says which those are; then cost,
     # simplicity and how deep inside the applicability domain the recipe sits
-    score = ((1.0 - p_all) + w.cost * (ev.cost - 1.0) + w.simplicity * ev.additions / 10.0
-             + w.confidence * ev.domain_ratio)
+    score = (
+        (1.0 - p_all) + w.cost * (ev.cost - 1.0) + w.simplicity * ev.additions / 10.0 + w.confidence * ev.domain_ratio
+    )
     c = ev.cards
     space = evaluator.space
     out = pd.DataFrame({"score": score, "p_hit": np.round(p_all, 4), "distance": dist, "in_domain": ev.in_domain})
@@ -494,7 +539,7 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     ids = [c for c in id_columns if c in master] or [GROUP_COL]
     near = master.iloc[j[:, 0]]
     label = near[ids].astype(str).agg(" / ".join, axis=1)
-    if "source_row" in near:   # the row in the user's file: an id such as "Unspecified" names no card
+    if "source_row" in near:  # the row in the user's file: an id such as "Unspecified" names no card
         label = label + " / row " + near["source_row"].astype(str)
     out["nearest_card"] = label.to_numpy()
     out["nearest_distance"] = np.round(d[:, 0], 3)
@@ -514,7 +559,7 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     order = ["in_domain", "score"] if evaluator.design.domain != "ignore" else ["score"]
     asc = [False, True] if evaluator.design.domain != "ignore" else [True]
     out = out.assign(_key=key.to_numpy()).sort_values(order, ascending=asc, kind="stable")
-    out = out.loc[~out["_key"].duplicated()].drop(columns="_key").reset_index(drop=True)   # the best of each
+    out = out.loc[~out["_key"].duplicated()].drop(columns="_key").reset_index(drop=True)  # the best of each
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
 
@@ -522,6 +567,7 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
 def hit_probability(pred, std, target: float, tol: float) -> np.ndarray:
     """P(|Y - target| <= tol) for Y ~ Normal(pred, std): the chance a recipe's measured value lands in tolerance."""
     from scipy.stats import norm
+
     s = np.maximum(np.asarray(std, float), 1e-9)
     pred = np.asarray(pred, float)
     return norm.cdf((target + tol - pred) / s) - norm.cdf((target - tol - pred) / s)
@@ -564,7 +610,7 @@ def as_raw_cards(recs: pd.DataFrame, data, prefix: str = "design") -> pd.DataFra
         rows[data.balance_column] = ["bal"] * n
     for name, col in data.categoricals.items():
         rows[col] = recs[name].astype(str).tolist()
-    for name, spec in data.numeric.items():   # canonical units (mm, µm, %) written with their unit
+    for name, spec in data.numeric.items():  # canonical units (mm, µm, %) written with their unit
         unit = _INVERSE_UNITS.get(spec.kind, "")
         rows[spec.column] = [f"{v:g} {unit}".strip() for v in recs[name]]
     for name, spec in data.schedules.items():
@@ -572,6 +618,6 @@ def as_raw_cards(recs: pd.DataFrame, data, prefix: str = "design") -> pd.DataFra
             rows[spec.column] = recs[f"{name}_schedule"].fillna("").tolist()
         if spec.type_column:
             rows[spec.type_column] = recs[f"{name}_type"].tolist()
-    for t, col in data.targets.items():
+    for col in data.targets.values():
         rows[col] = [""] * n
     return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
 """User-facing errors: each names the file, row and column so the user can fix the data, not read a traceback."""
+
 from __future__ import annotations
 
 
@@ -9,8 +10,7 @@ class AlloyHydraError(Exception):
 class DataError(AlloyHydraError):
     """A problem in an input file. `row` is the spreadsheet row number (header = row 1)."""
 
-    def __init__(self, message: str, file=None, row: int | None = None, column: str | None = None,
-                 value=None):
+    def __init__(self, message: str, file=None, row: int | None = None, column: str | None = None, value=None):
         self.file = file
         self.row = row
         self.column = column

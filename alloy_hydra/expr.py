@@ -4,6 +4,7 @@ A node is one of  {"const": 1.5} | {"var": "Mg"} | {"op": NAME, "args": [node, .
 with NAME from OPS below. `validate` rejects anything else (unknown keys, ops, arity, variables), so a
 model.json received from someone else can be opened safely.
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,12 +15,26 @@ import numpy as np
 from .errors import AlloyHydraError
 
 OPS = {  # name: (arity, numpy function)
-    "add": (2, np.add), "sub": (2, np.subtract), "mul": (2, np.multiply), "div": (2, np.divide),
-    "pow": (2, np.power), "neg": (1, np.negative), "sqrt": (1, np.sqrt), "log": (1, np.log), "exp": (1, np.exp),
-    "square": (1, np.square), "abs": (1, np.abs), "tanh": (1, np.tanh), "sin": (1, np.sin), "cos": (1, np.cos),
-    "aq": (2, lambda a, b: a / np.sqrt(1.0 + b * b)),   # analytic quotient (operon)
-    "min": (2, np.fmin), "max": (2, np.fmax),            # operon's fmin / fmax: hinges such as max(Zn - 5, 0)
-    "cbrt": (1, np.cbrt), "logabs": (1, lambda a: np.log(np.abs(a))), "sqrtabs": (1, lambda a: np.sqrt(np.abs(a))),
+    "add": (2, np.add),
+    "sub": (2, np.subtract),
+    "mul": (2, np.multiply),
+    "div": (2, np.divide),
+    "pow": (2, np.power),
+    "neg": (1, np.negative),
+    "sqrt": (1, np.sqrt),
+    "log": (1, np.log),
+    "exp": (1, np.exp),
+    "square": (1, np.square),
+    "abs": (1, np.abs),
+    "tanh": (1, np.tanh),
+    "sin": (1, np.sin),
+    "cos": (1, np.cos),
+    "aq": (2, lambda a, b: a / np.sqrt(1.0 + b * b)),  # analytic quotient (operon)
+    "min": (2, np.fmin),
+    "max": (2, np.fmax),  # operon's fmin / fmax: hinges such as max(Zn - 5, 0)
+    "cbrt": (1, np.cbrt),
+    "logabs": (1, lambda a: np.log(np.abs(a))),
+    "sqrtabs": (1, lambda a: np.sqrt(np.abs(a))),
 }
 _PY_BIN = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.BitXor: "pow"}
 
@@ -34,8 +49,11 @@ def validate(node, variables=None, path="expr") -> None:
         raise ModelFileError(f"{path}: a node must be an object, not {type(node).__name__}")
     keys = set(node)
     if keys == {"const"}:
-        if not isinstance(node["const"], (int, float)) or isinstance(node["const"], bool) or \
-                not math.isfinite(node["const"]):
+        if (
+            not isinstance(node["const"], (int, float))
+            or isinstance(node["const"], bool)
+            or not math.isfinite(node["const"])
+        ):
             raise ModelFileError(f"{path}: const must be a finite number")
     elif keys == {"var"}:
         if not isinstance(node["var"], str) or (variables is not None and node["var"] not in variables):
@@ -93,6 +111,7 @@ def with_constants(node, values) -> dict:
         if "var" in n:
             return dict(n)
         return {"op": n["op"], "args": [rec(a) for a in n["args"]]}
+
     return rec(node)
 
 
@@ -116,6 +135,7 @@ def parse(text: str, names: dict | None = None) -> dict:
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in OPS and not n.keywords:
             return {"op": n.func.id, "args": [rec(a) for a in n.args]}
         raise ModelFileError(f"cannot read formula part {ast.dump(n)[:80]}")
+
     out = rec(tree)
     validate(out)
     return out
@@ -131,7 +151,7 @@ def simplify(node) -> dict:
         if math.isfinite(v):
             return {"const": v}
     op = node["op"]
-    if op == "mul":   # hoist constant factors: c1·(c2·x) -> (c1c2)·x, (c1·x)·(c2·y) -> (c1c2)·(x·y)
+    if op == "mul":  # hoist constant factors: c1·(c2·x) -> (c1c2)·x, (c1·x)·(c2·y) -> (c1c2)·(x·y)
         k, rest = 1.0, []
         for a in args:
             if "const" in a:
@@ -214,18 +234,22 @@ def to_lines(node, precision: int = 4, units: dict | None = None) -> str:
     as its sum S and the bounds."""
     inner, bounds = unbound(node)
     if bounds is not None:
-        return (f"min(max(S, {bounds[0]:.{precision}g}), {bounds[1]:.{precision}g})   "
-                f"(S bounded to the training range), where\n    S = {to_lines(inner, precision, units).lstrip()}")
+        return (
+            f"min(max(S, {bounds[0]:.{precision}g}), {bounds[1]:.{precision}g})   "
+            f"(S bounded to the training range), where\n    S = {to_lines(inner, precision, units).lstrip()}"
+        )
     parts = terms(node)
     if len(parts) < 4:
         return to_string(node, precision, units)
     lines = []
     for i, (sign, t) in enumerate(parts):
         text = to_string(t, precision, units)
-        if t.get("op") == "mul" and "const" in t["args"][0] and t["args"][0]["const"] < 0:   # + -3·x -> - 3·x
-            sign, text = -sign, to_string({"op": "mul", "args": [{"const": -t["args"][0]["const"]}, t["args"][1]]},
-                                          precision, units)
+        if t.get("op") == "mul" and "const" in t["args"][0] and t["args"][0]["const"] < 0:  # + -3·x -> - 3·x
+            sign, text = (
+                -sign,
+                to_string({"op": "mul", "args": [{"const": -t["args"][0]["const"]}, t["args"][1]]}, precision, units),
+            )
         if t.get("op") in _INFIX:
-            text = text[1:-1]   # the term's own outer brackets
+            text = text[1:-1]  # the term's own outer brackets
         lines.append(("  " if i == 0 and sign > 0 else "+ " if sign > 0 else "- ") + text)
     return "\n    ".join([""] + lines)

@@ -1,5 +1,6 @@
 """Objects from config nodes: the one place a `_target_` (generator, regressor, optimizer) becomes an object,
 and the run's featuriser. Config nodes are the typed dataclasses of alloy_hydra.config."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +13,7 @@ def params(node) -> dict:
     if dataclasses.is_dataclass(node):
         return {f.name: _plain(getattr(node, f.name)) for f in dataclasses.fields(node)}
     from omegaconf import OmegaConf
+
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
 
 
@@ -28,6 +30,7 @@ def _plain(value):
 def instantiate(node, drop=(), **kwargs):
     """hydra.utils.instantiate on a node's `_target_` (keys in `drop` label the node and are not arguments)."""
     from hydra.utils import instantiate as hydra_instantiate
+
     p = {k: v for k, v in params(node).items() if k not in drop}
     return hydra_instantiate(p, **kwargs, _convert_="all")
 
@@ -45,8 +48,7 @@ def card_featuriser(data) -> Featuriser:
 
 
 def regressor(cfg, feature_names):
-    return instantiate(cfg.regressor, drop=("name",), feature_names=list(feature_names),
-                       random_state=cfg.seed)
+    return instantiate(cfg.regressor, drop=("name",), feature_names=list(feature_names), random_state=cfg.seed)
 
 
 def generator(cfg, node=None):

@@ -4,6 +4,7 @@ Inputs are the card's physics only: element contents (incl. the balance), proces
 derived from the schedules, adequacy flags, one-hot categoricals. Group ids (file_name, card, alloy, group)
 are never features: the featuriser only takes columns named by the data schema.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,12 +14,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from . import expr
-from .schedule import has_times
 from .errors import ConfigError
+from .schedule import has_times
 
 # below the resolution recipes are written at (0.01 wt%): a constant 0.005 (half a detection limit) is 0
 UNSEEN_TOL = 0.01
-_INDICATOR = re.compile(r"\[\s*([^\]=]+?)\s*=\s*([^\]]*?)\s*\]")   # [quench=Furnace]: 1 on such cards, else 0
+_INDICATOR = re.compile(r"\[\s*([^\]=]+?)\s*=\s*([^\]]*?)\s*\]")  # [quench=Furnace]: 1 on such cards, else 0
 
 
 def default_columns(data) -> tuple[list[str], list[str]]:
@@ -34,8 +35,14 @@ def default_columns(data) -> tuple[list[str], list[str]]:
         if spec.kind == "homog":
             numeric.append(f"adequate_{name}")
         if spec.kind == "recryst":
-            numeric += [f"adequate_{name}", f"adequate_{name}_batch", f"adequate_{name}_flash", f"{name}_log_dose",
-                        f"{name}_jmak_fraction", f"{name}_retained_strain"]
+            numeric += [
+                f"adequate_{name}",
+                f"adequate_{name}_batch",
+                f"adequate_{name}_flash",
+                f"{name}_log_dose",
+                f"{name}_jmak_fraction",
+                f"{name}_retained_strain",
+            ]
             categorical.append(f"{name}_type")
     return numeric, categorical
 
@@ -47,15 +54,25 @@ _GLOSSARY = [
     (r"(.+)_temp_max_C$", "peak temperature of the {0} schedule (°C; 25 = none)"),
     (r"(.+)_T_time_weighted_C$", "time-weighted mean temperature of the {0} schedule (°C)"),
     (r"(.+)_time_at_ge_(.+)C_s$", "time of the {0} schedule at or above {1} °C (s)"),
-    (r"adequate_(.+)_(batch|flash|direct)$", "1 if the {0} anneal is of type {1} and recrystallises by the "
-                                             "kinetic rule (Arrhenius-equivalent time ≥ the rule's minimum)"),
+    (
+        r"adequate_(.+)_(batch|flash|direct)$",
+        "1 if the {0} anneal is of type {1} and recrystallises by the "
+        "kinetic rule (Arrhenius-equivalent time ≥ the rule's minimum)",
+    ),
     (r"adequate_(.+)$", "1 if the {0} treatment meets its adequacy rule (cleaning config), else 0"),
-    (r"(.+)_log_dose$", "log10 of the {0} anneal's Arrhenius-equivalent time × strain² over the rule's minimum "
-                        "(0 = just enough to recrystallise; −3 = no anneal)"),
+    (
+        r"(.+)_log_dose$",
+        "log10 of the {0} anneal's Arrhenius-equivalent time × strain² over the rule's minimum "
+        "(0 = just enough to recrystallise; −3 = no anneal)",
+    ),
     (r"(.+)_jmak_fraction$", "recrystallised fraction after the {0} anneal, JMAK: 1 − exp(−3·dose^1.5)"),
-    (r"(.+)_retained_strain$", "cold strain left after the {0} anneal: von Mises strain × (1 − recrystallised "
-                               "fraction)"),
-    (r"(.+)_pct$", "{0} (%)"), (r"(.+)_mm$", "{0} (mm)"), (r"(.+)_um$", "{0} (µm)"),
+    (
+        r"(.+)_retained_strain$",
+        "cold strain left after the {0} anneal: von Mises strain × (1 − recrystallised fraction)",
+    ),
+    (r"(.+)_pct$", "{0} (%)"),
+    (r"(.+)_mm$", "{0} (mm)"),
+    (r"(.+)_um$", "{0} (µm)"),
 ]
 
 
@@ -71,10 +88,15 @@ def describe(name: str, categorical=(), elements=()) -> str:
         if m:
             return text.format(*m.groups())
     if any(op in name for op in "*/()^["):
-        parts = [n for n in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", _INDICATOR.sub("", name)))
-                 if n not in ("sqrt", "log", "exp", "abs", "min", "max")]
-        inner = "; ".join([f"{n} = {describe(n, categorical, elements)}" for n in parts] +
-                          [f"[{c}={v}] = 1 if {c} is {v}, else 0" for c, v in _INDICATOR.findall(name)])
+        parts = [
+            n
+            for n in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", _INDICATOR.sub("", name)))
+            if n not in ("sqrt", "log", "exp", "abs", "min", "max")
+        ]
+        inner = "; ".join(
+            [f"{n} = {describe(n, categorical, elements)}" for n in parts]
+            + [f"[{c}={v}] = 1 if {c} is {v}, else 0" for c, v in _INDICATOR.findall(name)]
+        )
         return f"interaction (data.interactions) of {inner}" if inner else "interaction (data.interactions)"
     return name
 
@@ -92,8 +114,9 @@ class Featuriser(BaseEstimator, TransformerMixin):
 
     def fit(self, cards: pd.DataFrame, y=None):
         self.levels_ = {c: sorted(cards[c].astype(str).unique()) for c in self.categorical}
-        self.fill_ = {c: float(np.nanmedian(cards[c].to_numpy(float))) if cards[c].notna().any() else 0.0
-                      for c in self.numeric}
+        self.fill_ = {
+            c: float(np.nanmedian(cards[c].to_numpy(float))) if cards[c].notna().any() else 0.0 for c in self.numeric
+        }
         full = self._frame(cards)
         keep = full.columns[full.nunique() > 1] if self.drop_constant else full.columns
         self.columns_ = list(keep)
@@ -107,7 +130,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
         arrays = isinstance(cards, dict)
         n = _n_rows(cards)
         out = {}
-        for c in self.numeric:   # column by column: a mixed-dtype frame slice costs more than the model
+        for c in self.numeric:  # column by column: a mixed-dtype frame slice costs more than the model
             v = np.asarray(cards[c], dtype=float) if arrays else cards[c].to_numpy(dtype=float, na_value=np.nan)
             out[c] = np.where(np.isnan(v), self.fill_[c], v)
         onehot = {}
@@ -115,7 +138,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
             values = np.asarray(cards[c]).astype(str) if arrays else cards[c].astype(str).to_numpy()
             for level in levels:
                 onehot[f"{c}={level}"] = (values == level).astype(float)
-        for formula, tree, levels in self._trees():   # parsed with ast into expression trees, evaluated by numpy
+        for formula, tree, levels in self._trees():  # parsed with ast into expression trees, evaluated by numpy
             cols = {**out, **{k: onehot[k] if k in onehot else np.zeros(n) for k in levels}} if levels else out
             value = np.broadcast_to(expr.evaluate(tree, cols), (n,)).astype(float)
             out[formula.replace(" ", "")] = np.where(np.isfinite(value), value, 0.0)
@@ -138,11 +161,14 @@ class Featuriser(BaseEstimator, TransformerMixin):
         def indicator(m):
             column, level = m.group(1).strip(), m.group(2).strip()
             if column not in self.categorical:
-                raise ConfigError(f"interaction {formula!r}: [{column}={level}] names {column!r}, which is not one "
-                                  f"of the categorical columns {list(self.categorical)}")
-            alias = f"_level{len(names)}"   # an identifier ast can parse, mapped back to the one-hot's name
+                raise ConfigError(
+                    f"interaction {formula!r}: [{column}={level}] names {column!r}, which is not one "
+                    f"of the categorical columns {list(self.categorical)}"
+                )
+            alias = f"_level{len(names)}"  # an identifier ast can parse, mapped back to the one-hot's name
             names[alias] = f"{column}={level}"
             return f" {alias} "
+
         tree = expr.parse(_INDICATOR.sub(indicator, formula).replace("^", "**"), names)
         return tree, sorted(set(names.values()))
 
@@ -153,8 +179,11 @@ class Featuriser(BaseEstimator, TransformerMixin):
         """The feature matrix in `columns_` order, without building intermediate frames."""
         cols = self._columns(cards)
         n = _n_rows(cards)
-        return np.column_stack([cols[c] if c in cols else np.zeros(n) for c in self.columns_]) if self.columns_ \
+        return (
+            np.column_stack([cols[c] if c in cols else np.zeros(n) for c in self.columns_])
+            if self.columns_
             else np.zeros((n, 0))
+        )
 
     def unseen(self, cards) -> np.ndarray:
         """Per card: does it change an input the training cards never varied (an element no card contains, a
@@ -169,15 +198,20 @@ class Featuriser(BaseEstimator, TransformerMixin):
         return out
 
     def to_json(self) -> dict:
-        return {"numeric": list(self.numeric), "categorical": list(self.categorical),
-                "interactions": list(self.interactions), "levels": self.levels_, "fill": self.fill_,
-                "columns": self.columns_}
+        return {
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "interactions": list(self.interactions),
+            "levels": self.levels_,
+            "fill": self.fill_,
+            "columns": self.columns_,
+        }
 
     @classmethod
-    def from_json(cls, d: dict) -> "Featuriser":
+    def from_json(cls, d: dict) -> Featuriser:
         f = cls(d["numeric"], d["categorical"], d["interactions"])
         f.levels_, f.fill_, f.columns_ = d["levels"], d["fill"], d["columns"]
-        f._trees()   # parses every interaction now: a file with anything but plain formulas is rejected on load
+        f._trees()  # parses every interaction now: a file with anything but plain formulas is rejected on load
         return f
 
     def get_feature_names_out(self, input_features=None):
@@ -186,4 +220,3 @@ class Featuriser(BaseEstimator, TransformerMixin):
 
 def _n_rows(cards) -> int:
     return len(next(iter(cards.values()))) if isinstance(cards, dict) else len(cards)
-

@@ -4,6 +4,7 @@ Every generator is fitted on the real *train* groups only and returns recipe-tab
 with `source_group`, the real class each row was generated for. `postprocess` then applies the same
 chemistry window, Al balance, range clipping and physics gates to every generator's rows, counting each fix.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,13 +18,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.neighbors import NearestNeighbors
 
-
 from .cards import RecipeSpace, Schema
 from .config import BlendConfig, JitterConfig, SDVConfig
 
 log = logging.getLogger(__name__)
+_SDV = SDVConfig()  # list-valued defaults, read once from the schema
 SOURCE = "source_group"
-PART = "source_generator"   # which generator made a row (a blend's rows carry their part's name)
+PART = "source_generator"  # which generator made a row (a blend's rows carry their part's name)
 
 
 def mad(x: np.ndarray) -> float:
@@ -50,7 +51,9 @@ class Jitter(BaseEstimator):
         self.table_ = table.reset_index(drop=True)
         self.groups_ = groups.reset_index(drop=True)
         self.schema_ = schema
-        cols = [c for c in schema.continuous if c not in schema.strata and (self.jitter_target or c not in schema.targets)]
+        cols = [
+            c for c in schema.continuous if c not in schema.strata and (self.jitter_target or c not in schema.targets)
+        ]
         self.sd_ = pd.Series({c: self.k * mad(self.table_[c].to_numpy(float)) for c in cols})
         self.lo_ = self.table_[schema.continuous].min()
         self.hi_ = self.table_[schema.continuous].max()
@@ -75,7 +78,9 @@ class Jitter(BaseEstimator):
             sd = self.strata_sd_[col].to_numpy(float)[idx]
             noisy = out[col].to_numpy(float) + rng.normal(0.0, 1.0, len(out)) * np.nan_to_num(sd)
             # a step stays inside the range its stratum (e.g. flash anneals) was observed in
-            out[col] = np.clip(noisy, self.strata_lo_[col].to_numpy(float)[idx], self.strata_hi_[col].to_numpy(float)[idx])
+            out[col] = np.clip(
+                noisy, self.strata_lo_[col].to_numpy(float)[idx], self.strata_hi_[col].to_numpy(float)[idx]
+            )
         out[SOURCE] = self.groups_.to_numpy()[idx]
         return out
 
@@ -100,6 +105,7 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed)
     try:
         import torch
+
         torch.manual_seed(seed)
     except ImportError:
         pass
@@ -113,11 +119,22 @@ class SDVGenerator(BaseEstimator):
     rows is sampled per key value, and each sampled row is assigned to its nearest real train class (same key,
     standardised recipe space). Each class then takes up to n_per_class of its rows."""
 
-    def __init__(self, name="ctgan", kind="ctgan", epochs=SDVConfig.epochs, batch_size=SDVConfig.batch_size,
-                 pac=SDVConfig.pac, embedding_dim=SDVConfig.embedding_dim,
-                 generator_dim=tuple(SDVConfig().generator_dim), discriminator_dim=tuple(SDVConfig().discriminator_dim),
-                 default_distribution=SDVConfig.default_distribution, pool_factor=SDVConfig.pool_factor,
-                 condition_on=SDVConfig.condition_on, threads=SDVConfig.threads, seed=0):
+    def __init__(
+        self,
+        name="ctgan",
+        kind="ctgan",
+        epochs=SDVConfig.epochs,
+        batch_size=SDVConfig.batch_size,
+        pac=SDVConfig.pac,
+        embedding_dim=SDVConfig.embedding_dim,
+        generator_dim=tuple(_SDV.generator_dim),
+        discriminator_dim=tuple(_SDV.discriminator_dim),
+        default_distribution=SDVConfig.default_distribution,
+        pool_factor=SDVConfig.pool_factor,
+        condition_on=SDVConfig.condition_on,
+        threads=SDVConfig.threads,
+        seed=0,
+    ):
         self.name = name
         self.kind = kind
         self.epochs = epochs
@@ -134,27 +151,38 @@ class SDVGenerator(BaseEstimator):
 
     def _synthesizer(self, metadata):
         from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer
+
         if self.kind == "gaussiancopula":
             return GaussianCopulaSynthesizer(metadata, default_distribution=self.default_distribution)
         if self.kind == "ctgan":
-            return CTGANSynthesizer(metadata, epochs=self.epochs, batch_size=self.batch_size, pac=self.pac,
-                                    embedding_dim=self.embedding_dim, generator_dim=tuple(self.generator_dim),
-                                    discriminator_dim=tuple(self.discriminator_dim), enable_gpu=False)
+            return CTGANSynthesizer(
+                metadata,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                pac=self.pac,
+                embedding_dim=self.embedding_dim,
+                generator_dim=tuple(self.generator_dim),
+                discriminator_dim=tuple(self.discriminator_dim),
+                enable_gpu=False,
+            )
         raise ValueError(f"unknown SDV kind {self.kind!r}")
 
     def fit(self, table: pd.DataFrame, groups: pd.Series, schema: Schema, coarse: pd.Series | None = None):
+        import torch
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
         from sdv.metadata import Metadata
-        import torch
+
         torch.set_num_threads(max(1, int(self.threads)))
-        for noisy in ("sdv", "SingleTableSynthesizer", "copulas", "rdt"):   # per-batch INFO lines
+        for noisy in ("sdv", "SingleTableSynthesizer", "copulas", "rdt"):  # per-batch INFO lines
             logging.getLogger(noisy).setLevel(logging.WARNING)
         _seed_everything(self.seed)
         self.schema_ = schema
         self.table_ = table.reset_index(drop=True)
         self.groups_ = groups.reset_index(drop=True)
         use_key = self.condition_on and coarse is not None and coarse.nunique() > 1
-        self.coarse_ = coarse.reset_index(drop=True).astype(str) if use_key else pd.Series("all", index=self.table_.index)
+        self.coarse_ = (
+            coarse.reset_index(drop=True).astype(str) if use_key else pd.Series("all", index=self.table_.index)
+        )
         # step counts are implied by which step columns are present; modelled separately they contradict them
         data = self.table_.drop(columns=schema.count_columns)
         for c in schema.categorical:
@@ -165,11 +193,16 @@ class SDVGenerator(BaseEstimator):
             warnings.simplefilter("ignore")
             metadata = Metadata.detect_from_dataframes({"t": data})
             for c in data.columns:
-                metadata.update_column(c, table_name="t",
-                                       sdtype="categorical" if c in schema.categorical or c == "_key" else "numerical")
+                metadata.update_column(
+                    c, table_name="t", sdtype="categorical" if c in schema.categorical or c == "_key" else "numerical"
+                )
             self.synth_ = self._synthesizer(metadata)
-            with Progress(SpinnerColumn(), TextColumn(f"fitting {self.name} on {len(data)} rows × {data.shape[1]} "
-                                                      "columns"), TimeElapsedColumn(), transient=True) as bar:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn(f"fitting {self.name} on {len(data)} rows × {data.shape[1]} columns"),
+                TimeElapsedColumn(),
+                transient=True,
+            ) as bar:
                 bar.add_task("fit", total=None)
                 self.synth_.fit({"t": data})
         self.use_key_ = use_key
@@ -179,8 +212,9 @@ class SDVGenerator(BaseEstimator):
     def _fit_assigner(self):
         self.space_ = RecipeSpace(self.table_, self.schema_)
         space = self.space_(self.table_)
-        self.nn_ = {k: (NearestNeighbors(n_neighbors=1).fit(space[ix]), ix)
-                    for k, ix in _class_index(self.coarse_).items()}
+        self.nn_ = {
+            k: (NearestNeighbors(n_neighbors=1).fit(space[ix]), ix) for k, ix in _class_index(self.coarse_).items()
+        }
 
     def _draw(self, n: int) -> pd.DataFrame:
         # Unconditional pools split by the generated key: the key is a modelled column, so this is conditioning
@@ -192,6 +226,7 @@ class SDVGenerator(BaseEstimator):
 
     def sample(self, n_per_class: int) -> pd.DataFrame:
         from rich.progress import Progress
+
         _seed_everything(self.seed + 1)
         classes = _class_index(self.groups_)
         taken = {g: [] for g in classes}
@@ -199,12 +234,12 @@ class SDVGenerator(BaseEstimator):
         with warnings.catch_warnings(), Progress(transient=True) as bar:
             warnings.simplefilter("ignore")
             task = bar.add_task(f"sampling {self.name}", total=3)
-            for _ in range(3):   # a pool, then top-ups while they still fill short classes
+            for _ in range(3):  # a pool, then top-ups while they still fill short classes
                 need = sum(max(0, n_per_class - len(r)) for r in taken.values())
                 if need == 0 or (last_need is not None and need > 0.8 * last_need):
                     break
                 last_need = need
-                with contextlib.redirect_stderr(io.StringIO()):   # SDV's own tqdm bars
+                with contextlib.redirect_stderr(io.StringIO()):  # SDV's own tqdm bars
                     pool = self._draw(max(need * int(self.pool_factor), 200))
                 for key, part in pool.groupby(pool["_key"].astype(str)):
                     if key not in self.nn_:
@@ -291,8 +326,10 @@ def postprocess(synth: pd.DataFrame, real: pd.DataFrame, schema: Schema, window)
         out[el] = np.clip(np.nan_to_num(x), lo, hi if hi is not None else np.inf)
     for col in schema.numeric + schema.step_columns + schema.targets:
         x = out[col].to_numpy(float)
-        lo, hi = np.nanmin(real[col].to_numpy(float)) if real[col].notna().any() else -np.inf, \
-            np.nanmax(real[col].to_numpy(float)) if real[col].notna().any() else np.inf
+        lo, hi = (
+            np.nanmin(real[col].to_numpy(float)) if real[col].notna().any() else -np.inf,
+            np.nanmax(real[col].to_numpy(float)) if real[col].notna().any() else np.inf,
+        )
         bad = np.isfinite(x) & ((x < lo) | (x > hi))
         counts["target_clipped" if col in schema.targets else "range_clipped"] += int(bad.sum())
         touched |= bad

@@ -23,6 +23,7 @@ writes as a card.
   and with retained cold work.
 Noise (measurement): YS sd 4 MPa, UTS sd 5 MPa, FractureEL sd 1.0 %, UniformEL sd 0.8 %, YPE sd 0.08 % + 8 %.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -69,22 +70,37 @@ def state(cards: pd.DataFrame) -> pd.DataFrame:
         if not steps:
             continue
         e = max(eps[i], 0.05)
-        dose = sum(s.time_s / (600.0 * e ** -2.0 * pin[i] ** 2
-                               * np.exp(200e3 / R_GAS * (1 / (s.temp_C + 273.15) - 1 / 613.15))) for s in steps)
-        x[i] = 1.0 - np.exp(-np.log(2.0) * dose ** 1.5)
+        dose = sum(
+            s.time_s / (600.0 * e**-2.0 * pin[i] ** 2 * np.exp(200e3 / R_GAS * (1 / (s.temp_C + 273.15) - 1 / 613.15)))
+            for s in steps
+        )
+        x[i] = 1.0 - np.exp(-np.log(2.0) * dose**1.5)
         t_max = max(s.temp_C for s in steps)
         recovery[i] = 1.0 - 0.35 * np.clip((t_max - 150.0) / 200.0, 0.0, 1.0)
         t_total = sum(s.time_s for s in steps)
-        d_rx[i] = (25.0 * e ** -0.5 * np.exp(0.004 * (t_max - 400.0)) * (t_total / 3600.0) ** 0.05) / pin[i]
+        d_rx[i] = (25.0 * e**-0.5 * np.exp(0.004 * (t_max - 400.0)) * (t_total / 3600.0) ** 0.05) / pin[i]
     d_hot = 50.0 / pin
-    cc = (cards["casting"].astype(str).str.upper() == "CC").to_numpy() if "casting" in cards else np.zeros(
-        len(cards), bool)
+    cc = (
+        (cards["casting"].astype(str).str.upper() == "CC").to_numpy()
+        if "casting" in cards
+        else np.zeros(len(cards), bool)
+    )
     d = np.where(x > 0, x * d_rx + (1.0 - x) * d_hot, d_hot) * np.where(cc, 0.85, 1.0)
     d = np.clip(d, 3.0, 200.0)
     eps_r = eps * (1.0 - x) * recovery
     adequate = np.array([schedule.time_at_or_above(s, 520.0) >= 7200.0 for s in homog])
-    return pd.DataFrame({"eps": eps, "X": x, "recovery": recovery, "grain_size_um": d, "eps_retained": eps_r,
-                         "adequate_homog": adequate, "cc": cc}, index=cards.index)
+    return pd.DataFrame(
+        {
+            "eps": eps,
+            "X": x,
+            "recovery": recovery,
+            "grain_size_um": d,
+            "eps_retained": eps_r,
+            "adequate_homog": adequate,
+            "cc": cc,
+        },
+        index=cards.index,
+    )
 
 
 def grain_size(cards: pd.DataFrame) -> np.ndarray:
@@ -100,9 +116,17 @@ def properties(cards: pd.DataFrame, noise: bool = False, rng: np.random.Generato
         d = np.where(np.isfinite(given), given, d)
     el = {e: _col(cards, e) for e in ("Mg", "Mn", "Cr", "Zr", "Sc", "Fe", "Si", "Cu")}
     eps_r, x = st["eps_retained"].to_numpy(), st["X"].to_numpy()
-    ss = (10 + 16 * el["Mg"] + 25 * el["Mn"] + 20 * el["Cr"] + 40 * el["Zr"] + 150 * el["Sc"]
-          + 5 * (el["Fe"] + el["Si"]) + 3 * el["Cu"])
-    wh = (50 + 35 * el["Mg"]) * eps_r ** 0.45
+    ss = (
+        10
+        + 16 * el["Mg"]
+        + 25 * el["Mn"]
+        + 20 * el["Cr"]
+        + 40 * el["Zr"]
+        + 150 * el["Sc"]
+        + 5 * (el["Fe"] + el["Si"])
+        + 3 * el["Cu"]
+    )
+    wh = (50 + 35 * el["Mg"]) * eps_r**0.45
     ys = ss + 110.0 / np.sqrt(d) + wh
     uts = ys + (60 + 19 * el["Mg"] + 20 * el["Mn"]) * np.exp(-wh / 110.0)
     el_o = 32 - 1.6 * el["Mg"] - 6 * (el["Fe"] + el["Si"]) - 4 * el["Mn"] - 20 * el["Sc"] + np.log(30.0 / d)

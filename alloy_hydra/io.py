@@ -1,4 +1,5 @@
 """Reading raw data-card CSVs: every format mistake becomes a DataError naming file, row and column."""
+
 from __future__ import annotations
 
 import codecs
@@ -19,16 +20,16 @@ _DELIMS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 def _decode(path: Path, raw: bytes) -> str:
     # Excel writes UTF-8 with a BOM ("CSV UTF-8") or UTF-16 ("Unicode text"); both are read transparently.
-    for bom, enc in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                     (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, enc in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if raw.startswith(bom):
             return raw.decode(enc)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"is not UTF-8 text (byte {raw[err.start]:#x}); save it as 'CSV UTF-8'",
-                        file=path, row=line) from None
+        raise DataError(
+            f"is not UTF-8 text (byte {raw[err.start]:#x}); save it as 'CSV UTF-8'", file=path, row=line
+        ) from None
 
 
 def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataFrame:
@@ -51,18 +52,27 @@ def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataF
     if len(header) == 1:
         others = [d for d in _DELIMS if d != delimiter and len(header[0].split(d)) > 1]
         if others:
-            raise DataError(f"the header has one column; the file looks {_DELIMS[others[0]]}-separated, not "
-                            f"{_DELIMS.get(delimiter, repr(delimiter))}-separated: set data.delimiter="
-                            f"{json.dumps(others[0])}", file=path, row=1)
+            raise DataError(
+                f"the header has one column; the file looks {_DELIMS[others[0]]}-separated, not "
+                f"{_DELIMS.get(delimiter, repr(delimiter))}-separated: set data.delimiter="
+                f"{json.dumps(others[0])}",
+                file=path,
+                row=1,
+            )
     dupes = [h for h, n in Counter(header).items() if n > 1 and h != ""]
     if dupes:
         where = [i + 1 for i, h in enumerate(header) if h == dupes[0]]
-        raise DataError(f"duplicate header: column name appears at positions {where}", file=path, row=1,
-                        column=dupes[0])
+        raise DataError(
+            f"duplicate header: column name appears at positions {where}", file=path, row=1, column=dupes[0]
+        )
     if ROW_COL in header:
-        raise DataError(f"column name {ROW_COL!r} is reserved: the tool numbers the file's rows in it (a run's "
-                        "view.csv or rejects.csv is output, not raw cards); rename or drop that column",
-                        file=path, row=1, column=ROW_COL)
+        raise DataError(
+            f"column name {ROW_COL!r} is reserved: the tool numbers the file's rows in it (a run's "
+            "view.csv or rejects.csv is output, not raw cards); rename or drop that column",
+            file=path,
+            row=1,
+            column=ROW_COL,
+        )
     header = [h if h else f"Unnamed: {i}" for i, h in enumerate(header)]
     records, rows = [], []
     start = reader.line_num + 1
@@ -85,9 +95,14 @@ def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataF
     missing = [c for c in required if c not in df.columns]
     if missing:
         import difflib
+
         hint = difflib.get_close_matches(missing[0], header, n=1)
-        raise DataError("required column missing" + (f"; did you mean {hint[0]!r}?" if hint else
-                        f"; the file has {header}"), file=path, row=1, column=missing[0])
+        raise DataError(
+            "required column missing" + (f"; did you mean {hint[0]!r}?" if hint else f"; the file has {header}"),
+            file=path,
+            row=1,
+            column=missing[0],
+        )
     return df
 
 
@@ -129,6 +144,7 @@ def job_dirs(sweep_dir, marker: str = ".hydra/config.yaml") -> list[Path]:
 def read_run(run: Path) -> tuple[dict, dict, dict]:
     """A run dir's config (unresolved, as a dict), metrics.json and status.json ({} where absent)."""
     from omegaconf import OmegaConf
+
     cfg = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"), resolve=False)
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
     status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}

@@ -1,6 +1,7 @@
 """A trained property model as it lives in model.json: featuriser + chosen JSON model + ensemble members +
 residual sd + applicability domain (distance to the training cards, and agreement with a reference model).
 Loading never executes code from the file: it is JSON, validated node by node, and evaluated with numpy."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ FORMAT = "alloy_hydra.model/1"
 
 
 def _columns(X, names) -> dict:
-    A = np.array(X, dtype=float)   # a writable copy (pandas 3 gives read-only views)
+    A = np.array(X, dtype=float)  # a writable copy (pandas 3 gives read-only views)
     return {n: A[:, i] for i, n in enumerate(names)}
 
 
@@ -73,8 +74,11 @@ def validate_model(model: dict) -> None:
             raise expr.ModelFileError("malformed tree arrays")
         n = len(t["leaf"])
         idx = np.asarray(t["feature"] + t["left"] + t["right"], float)
-        if (idx < 0).any() or np.asarray(t["feature"]).max(initial=0) >= len(feats) or \
-                max(max(t["left"], default=0), max(t["right"], default=0)) >= n:
+        if (
+            (idx < 0).any()
+            or np.asarray(t["feature"]).max(initial=0) >= len(feats)
+            or max(max(t["left"], default=0), max(t["right"], default=0)) >= n
+        ):
             raise expr.ModelFileError("tree indices out of range")
 
 
@@ -83,7 +87,7 @@ def _distance_blocks(Z: np.ndarray, P: np.ndarray, chunk: int = 4096):
     dense block is cheaper than a tree and needs no thread pool (the design loop calls this thousands of times)."""
     p2 = np.einsum("ij,ij->i", P, P)
     for s in range(0, len(Z), chunk):
-        z = Z[s: s + chunk]
+        z = Z[s : s + chunk]
         d2 = np.einsum("ij,ij->i", z, z)[:, None] + p2[None, :] - 2.0 * z @ P.T
         yield s, np.sqrt(np.maximum(d2, 0.0))
 
@@ -93,7 +97,7 @@ def knn(Z: np.ndarray, P: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     dist, idx = np.empty((len(Z), k)), np.empty((len(Z), k), dtype=int)
     for s, d in _distance_blocks(Z, P):
         near = np.argpartition(d, k - 1, axis=1)[:, :k]
-        dist[s: s + len(d)], idx[s: s + len(d)] = np.take_along_axis(d, near, axis=1), near
+        dist[s : s + len(d)], idx[s : s + len(d)] = np.take_along_axis(d, near, axis=1), near
     return dist, idx
 
 
@@ -104,7 +108,7 @@ def knn_mean_distance(Z: np.ndarray, P: np.ndarray, k: int, skip_self: bool = Fa
     kk = k + 1 if skip_self else k
     for s, d in _distance_blocks(Z, P):
         near = np.sort(np.partition(d, kk - 1, axis=1)[:, :kk], axis=1)
-        out[s: s + len(d)] = (near[:, 1:] if skip_self else near).mean(axis=1)
+        out[s : s + len(d)] = (near[:, 1:] if skip_self else near).mean(axis=1)
     return out
 
 
@@ -121,20 +125,21 @@ class Domain:
       training value: an addition no tested card has is out of domain, however close the rest of the card is.
     `points` cover the columns `cols` (None = all; model files older than this rule stored the formula's
     columns only)."""
+
     mu: np.ndarray
     sd: np.ndarray
     points: np.ndarray
     k: int
     threshold: float
-    use: np.ndarray | None = None   # the formula's inputs (feature indices); None = no second distance
+    use: np.ndarray | None = None  # the formula's inputs (feature indices); None = no second distance
     threshold_use: float | None = None
-    lo: np.ndarray | None = None    # per feature: training range (None: no range rule)
+    lo: np.ndarray | None = None  # per feature: training range (None: no range rule)
     hi: np.ndarray | None = None
     range_tol: float = 0.1
     cols: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, X: np.ndarray, k: int = 5, quantile: float = 0.95, use=None, range_tol: float = 0.1) -> "Domain":
+    def fit(cls, X: np.ndarray, k: int = 5, quantile: float = 0.95, use=None, range_tol: float = 0.1) -> Domain:
         X = np.asarray(X, float)
         mu, sd = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
         sd = np.where(sd > 0, sd, 1.0)
@@ -144,8 +149,7 @@ class Domain:
         use = None if use is None or not len(use) else np.asarray(sorted(use), int)
         t_use = None
         if use is not None:
-            t_use = max(float(np.quantile(knn_mean_distance(Z[:, use], Z[:, use], k, skip_self=True), quantile)),
-                        1e-9)
+            t_use = max(float(np.quantile(knn_mean_distance(Z[:, use], Z[:, use], k, skip_self=True), quantile)), 1e-9)
         return cls(mu, sd, Z, k, threshold, use, t_use, np.nanmin(X, axis=0), np.nanmax(X, axis=0), range_tol)
 
     def standardise(self, X: np.ndarray) -> np.ndarray:
@@ -167,8 +171,11 @@ class Domain:
         width = self.hi - self.lo
         excess = np.nan_to_num(np.maximum(np.maximum(self.lo - X, X - self.hi), 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(width > 0, excess / (self.range_tol * np.where(width > 0, width, 1.0)),
-                         np.where(excess > 1e-9 * (1 + np.abs(self.hi)), np.inf, 0.0))
+            r = np.where(
+                width > 0,
+                excess / (self.range_tol * np.where(width > 0, width, 1.0)),
+                np.where(excess > 1e-9 * (1 + np.abs(self.hi)), np.inf, 0.0),
+            )
         return r.max(axis=1) if r.shape[1] else np.zeros(len(X))
 
     def ratio(self, X: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
@@ -181,17 +188,27 @@ class Domain:
         return r
 
     def to_json(self) -> dict:
-        arr = (lambda a: None if a is None else np.asarray(a).tolist())
-        return {"mu": self.mu.tolist(), "sd": self.sd.tolist(), "points": np.round(self.points, 6).tolist(),
-                "k": self.k, "threshold": self.threshold, "use": arr(self.use), "threshold_use": self.threshold_use,
-                "lo": arr(self.lo), "hi": arr(self.hi), "range_tol": self.range_tol, "cols": arr(self.cols)}
+        arr = lambda a: None if a is None else np.asarray(a).tolist()
+        return {
+            "mu": self.mu.tolist(),
+            "sd": self.sd.tolist(),
+            "points": np.round(self.points, 6).tolist(),
+            "k": self.k,
+            "threshold": self.threshold,
+            "use": arr(self.use),
+            "threshold_use": self.threshold_use,
+            "lo": arr(self.lo),
+            "hi": arr(self.hi),
+            "range_tol": self.range_tol,
+            "cols": arr(self.cols),
+        }
 
     @classmethod
-    def from_json(cls, d: dict, n_features: int) -> "Domain":
-        idx = (lambda key: None if d.get(key) is None else np.asarray(d[key], int))
+    def from_json(cls, d: dict, n_features: int) -> Domain:
+        idx = lambda key: None if d.get(key) is None else np.asarray(d[key], int)
         use, cols = idx("use"), idx("cols")
         mu = np.asarray(d["mu"], float)
-        if "lo" not in d and use is not None:   # an older model file: its points cover the formula's columns
+        if "lo" not in d and use is not None:  # an older model file: its points cover the formula's columns
             use, cols = None, use
         for ix in (use, cols):
             if ix is not None and ((ix < 0) | (ix >= n_features)).any():
@@ -203,9 +220,19 @@ class Domain:
         if lo is not None and (len(lo) != n_features or hi is None or len(hi) != n_features):
             raise ModelFileError("domain ranges do not match the featuriser's columns")
         t_use = d.get("threshold_use")
-        return cls(mu, np.asarray(d["sd"], float), np.asarray(d["points"], float), int(d["k"]),
-                   float(d["threshold"]), use, None if t_use is None else float(t_use), lo, hi,
-                   float(d.get("range_tol", 0.1)), cols)
+        return cls(
+            mu,
+            np.asarray(d["sd"], float),
+            np.asarray(d["points"], float),
+            int(d["k"]),
+            float(d["threshold"]),
+            use,
+            None if t_use is None else float(t_use),
+            lo,
+            hi,
+            float(d.get("range_tol", 0.1)),
+            cols,
+        )
 
 
 @dataclass
@@ -218,8 +245,8 @@ class Model:
     sigma_resid: float
     domain: Domain
     info: dict
-    reference: dict | None = None   # a model of another family (gbm) trained on the same rows
-    agreement: float = 0.0          # out of domain where |model - reference| > agreement x sigma_resid (0 = off)
+    reference: dict | None = None  # a model of another family (gbm) trained on the same rows
+    agreement: float = 0.0  # out of domain where |model - reference| > agreement x sigma_resid (0 = off)
     # sigma² = sigma_of(...)² + ensemble spread², its coefficients fitted to the out-of-fold errors of the real
     # training cards (train.fit_sigma); None: sigma² = spread² + sigma_resid²
     sigma_model: dict | None = None
@@ -251,12 +278,12 @@ class Model:
         else:
             spread = np.zeros(len(mean))
         if not self.sigma_model:
-            return mean, np.sqrt(spread ** 2 + self.sigma_resid ** 2)
+            return mean, np.sqrt(spread**2 + self.sigma_resid**2)
         sm = self.sigma_model
         gap = mean - predict_json(self.reference, X) if sm["b_gap"] and self.reference is not None else 0.0
         dist = self.domain.distance(X) if dist is None and sm["b_dist"] else dist
         sigma = sigma_of(sm, len(mean), gap, dist / self.domain.threshold if sm["b_dist"] else 0.0, mean)
-        sigma = np.sqrt(sigma ** 2 + spread ** 2)
+        sigma = np.sqrt(sigma**2 + spread**2)
         return mean, np.where(np.isfinite(sigma), sigma, np.inf)
 
     def _unseen(self, cards, ratio: np.ndarray) -> np.ndarray:
@@ -285,16 +312,26 @@ class Model:
         return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist)) <= 1.0, dist
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "target": self.target, "unit": self.unit,
-                "featuriser": self.featuriser.to_json(), "model": self.main, "members": self.members,
-                "sigma_resid": self.sigma_resid, "domain": self.domain.to_json(), "info": self.info,
-                "reference": self.reference, "agreement": self.agreement, "sigma_model": self.sigma_model}
+        return {
+            "format": FORMAT,
+            "target": self.target,
+            "unit": self.unit,
+            "featuriser": self.featuriser.to_json(),
+            "model": self.main,
+            "members": self.members,
+            "sigma_resid": self.sigma_resid,
+            "domain": self.domain.to_json(),
+            "info": self.info,
+            "reference": self.reference,
+            "agreement": self.agreement,
+            "sigma_model": self.sigma_model,
+        }
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(self.to_json()))
 
     @classmethod
-    def load(cls, path) -> "Model":
+    def load(cls, path) -> Model:
         try:
             d = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
@@ -309,9 +346,19 @@ class Model:
                 if m["features"] != feat.columns_:
                     raise ModelFileError("model features differ from the featuriser's columns")
             domain = Domain.from_json(d["domain"], len(feat.columns_))
-            return cls(str(d["target"]), str(d["unit"]), feat, d["model"], d["members"], float(d["sigma_resid"]),
-                       domain, d.get("info", {}), reference, float(d.get("agreement", 0.0)),
-                       _sigma_model(d.get("sigma_model")))
+            return cls(
+                str(d["target"]),
+                str(d["unit"]),
+                feat,
+                d["model"],
+                d["members"],
+                float(d["sigma_resid"]),
+                domain,
+                d.get("info", {}),
+                reference,
+                float(d.get("agreement", 0.0)),
+                _sigma_model(d.get("sigma_model")),
+            )
         except ModelFileError as err:
             raise ModelFileError(f"{path}: {err}") from None
         except (KeyError, TypeError, ValueError) as err:
@@ -324,8 +371,9 @@ SIGMA_TERMS = ("b0", "b_gap", "b_dist", "b_level")
 def sigma_terms(n: int, gap=0.0, dratio=0.0, level=0.0) -> np.ndarray:
     """The sigma model's inputs per card: 1, |model - reference|, distance ratio, |prediction| (scatter grows with
     the strength level: a 500 MPa alloy is not measured to the 5 MPa of a 100 MPa one)."""
-    cols = [np.ones(n)] + [np.broadcast_to(np.abs(np.nan_to_num(np.asarray(v, float))), (n,))
-                           for v in (gap, dratio, level)]
+    cols = [np.ones(n)] + [
+        np.broadcast_to(np.abs(np.nan_to_num(np.asarray(v, float))), (n,)) for v in (gap, dratio, level)
+    ]
     return np.column_stack(cols)
 
 
@@ -337,8 +385,12 @@ def sigma_of(sm: dict, n: int, gap=0.0, dratio=0.0, level=0.0) -> np.ndarray:
 def _sigma_model(sm) -> dict | None:
     if sm is None:
         return None
-    if not isinstance(sm, dict) or "b0" not in sm or set(sm) - set(SIGMA_TERMS) or not all(
-            isinstance(v, (int, float)) and v >= 0 for v in sm.values()):
+    if (
+        not isinstance(sm, dict)
+        or "b0" not in sm
+        or set(sm) - set(SIGMA_TERMS)
+        or not all(isinstance(v, (int, float)) and v >= 0 for v in sm.values())
+    ):
         raise ModelFileError(f"sigma_model must hold non-negative numbers {', '.join(SIGMA_TERMS)}")
     return {k: float(sm.get(k, 0.0)) for k in SIGMA_TERMS}
 
@@ -349,6 +401,7 @@ class Committee:
     of their predictions; sigma from their own sigmas and their spread; in domain only where every member is.
     Why: one symbolic fit is one draw of a structure; where the designer extrapolates, single formulas err in
     different directions, and their mean errs less (measured on the demo ground truth, see README)."""
+
     models: list
 
     @property
@@ -366,6 +419,5 @@ class Committee:
     def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = [m.report(cards) for m in self.models]
         P = np.array([p for p, _, _ in out])
-        std = np.sqrt(np.mean([s ** 2 for _, s, _ in out], axis=0) + P.var(axis=0))
+        std = np.sqrt(np.mean([s**2 for _, s, _ in out], axis=0) + P.var(axis=0))
         return P.mean(axis=0), std, np.max([r for _, _, r in out], axis=0)
-

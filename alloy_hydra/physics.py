@@ -9,6 +9,7 @@ for some cards: more cold work raises strength in the as-rolled or recovered sta
 anneal it speeds recrystallisation and refines the grains, so the sign is audited on the cards `where` selects.
 A `where` column the dataset lacks makes the check not applicable.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -20,19 +21,23 @@ import pandas as pd
 def check_spec(spec) -> tuple[int, dict]:
     """(sign, where) of a physics entry: `1` / `-1`, or a mapping with `sign` and optional `where`."""
     if isinstance(spec, Mapping):
-        where = {str(c): [str(v) for v in ([vals] if isinstance(vals, (str, int, float)) else vals)]
-                 for c, vals in (spec.get("where") or {}).items()}
+        where = {
+            str(c): [str(v) for v in ([vals] if isinstance(vals, (str, int, float)) else vals)]
+            for c, vals in (spec.get("where") or {}).items()
+        }
         return int(spec["sign"]), where
     return int(spec), {}
 
 
-def perturbations(cards: pd.DataFrame, physics: dict, featurise, n_points: int = 300, rel_step: float = 0.05,
-                  seed: int = 0) -> dict:
+def perturbations(
+    cards: pd.DataFrame, physics: dict, featurise, n_points: int = 300, rel_step: float = 0.05, seed: int = 0
+) -> dict:
     """Base and nudged feature matrices per checked column (computed once, reused for every expression)."""
     rng = np.random.default_rng(seed)
 
     def draw(pool):
         return pool.iloc[rng.choice(len(pool), size=min(n_points, len(pool)), replace=False)].reset_index(drop=True)
+
     sample = draw(cards)
     out = {"base": featurise(sample), "checks": {}}
     for col, spec in physics.items():
@@ -51,16 +56,28 @@ def perturbations(cards: pd.DataFrame, physics: dict, featurise, n_points: int =
         points = draw(cards.loc[keep]) if where else sample
         nudged = points.copy()
         nudged[col] = nudged[col].astype(float) + h
-        entry.update(applicable=True, step=float(h), base=featurise(points) if where else out["base"],
-                     X=featurise(nudged), n_points=int(len(points)))
+        entry.update(
+            applicable=True,
+            step=float(h),
+            base=featurise(points) if where else out["base"],
+            X=featurise(nudged),
+            n_points=int(len(points)),
+        )
     return out
 
 
 def constraints(pert: dict, columns) -> list:
     """The applicable checks as {"base", "nudged", "sign"} feature arrays (columns in the given order), for a
     regressor that keeps the physics while it fits (regress.HingeRegressor)."""
-    return [{"base": c["base"][list(columns)].to_numpy(float), "nudged": c["X"][list(columns)].to_numpy(float),
-             "sign": c["sign"]} for c in pert["checks"].values() if c["applicable"]]
+    return [
+        {
+            "base": c["base"][list(columns)].to_numpy(float),
+            "nudged": c["X"][list(columns)].to_numpy(float),
+            "sign": c["sign"],
+        }
+        for c in pert["checks"].values()
+        if c["applicable"]
+    ]
 
 
 def sign_fraction(delta, sign: float, tol: float = 1e-9) -> float:
@@ -75,22 +92,47 @@ def audit(predict, pert: dict, min_fraction: float = 0.9, tol: float = 1e-9) -> 
     checks = []
     for col, c in pert["checks"].items():
         if not c["applicable"]:
-            checks.append({"feature": col, "expected_sign": c["sign"], "applicable": False, "pass": None,
-                           "where": c.get("where", {}),
-                           "note": "feature (or a `where` column) not in this dataset, or too few cards"})
+            checks.append(
+                {
+                    "feature": col,
+                    "expected_sign": c["sign"],
+                    "applicable": False,
+                    "pass": None,
+                    "where": c.get("where", {}),
+                    "note": "feature (or a `where` column) not in this dataset, or too few cards",
+                }
+            )
             continue
         base = y0 if c["base"] is pert["base"] else predict(c["base"])
         d = (predict(c["X"]) - base) * c["sign"]
-        entry = {"feature": col, "expected_sign": c["sign"], "where": c["where"], "step": c["step"],
-                 "n_points": c["n_points"]}
-        if np.all(np.isfinite(d) & (np.abs(d) <= tol)):   # the model does not respond to this feature at all
-            checks.append({**entry, "applicable": False, "pass": None,
-                           "note": "the model does not use this feature (no point moves): the check cannot fail"})
+        entry = {
+            "feature": col,
+            "expected_sign": c["sign"],
+            "where": c["where"],
+            "step": c["step"],
+            "n_points": c["n_points"],
+        }
+        if np.all(np.isfinite(d) & (np.abs(d) <= tol)):  # the model does not respond to this feature at all
+            checks.append(
+                {
+                    **entry,
+                    "applicable": False,
+                    "pass": None,
+                    "note": "the model does not use this feature (no point moves): the check cannot fail",
+                }
+            )
             continue
         frac = sign_fraction(d, 1.0, tol)
-        checks.append({**entry, "applicable": True, "fraction_expected_sign": frac,
-                       "fraction_strict": float((d > tol).mean()), "mean_delta": float(np.nanmean(d * c["sign"])),
-                       "pass": frac >= min_fraction})
+        checks.append(
+            {
+                **entry,
+                "applicable": True,
+                "fraction_expected_sign": frac,
+                "fraction_strict": float((d > tol).mean()),
+                "mean_delta": float(np.nanmean(d * c["sign"])),
+                "pass": frac >= min_fraction,
+            }
+        )
     applicable = [c for c in checks if c["applicable"]]
     # the verdict counts only checks that could fail: with none, there is no verdict (None), not a pass
     verdict = all(c["pass"] for c in applicable) if applicable else None

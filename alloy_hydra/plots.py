@@ -1,4 +1,5 @@
 """Model plots: parity on the real holdout, Pareto front of accuracy vs complexity."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,10 @@ import numpy as np
 
 def _plt():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -48,8 +51,9 @@ def design_front(ranked, path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ok = ranked["in_domain"].astype(bool)
     sc = ax.scatter(ranked.loc[ok, "cost_index"], ranked.loc[ok, "distance"], c=ranked.loc[ok, "n_additions"], s=12)
-    ax.scatter(ranked.loc[~ok, "cost_index"], ranked.loc[~ok, "distance"], marker="x", c="grey", s=12,
-               label="out of domain")
+    ax.scatter(
+        ranked.loc[~ok, "cost_index"], ranked.loc[~ok, "distance"], marker="x", c="grey", s=12, label="out of domain"
+    )
     ax.set_xlabel("cost index (price / price of Al)")
     ax.set_ylabel("normalised distance to targets")
     fig.colorbar(sc, label="additions > 0.1 wt%")

@@ -8,6 +8,7 @@ its distance to the closest real record (DCR) is below `near_dup_fraction` × th
 nearest-neighbour distance. `dcr_ratio` = median DCR / that median: ≈ 1 means synthetic rows sit as far
 from real rows as real rows sit from each other; ≪ 1 means copying.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,11 +48,16 @@ def acceptance(values: dict, thresholds, composition_sum_tol: float = 0.05) -> d
         v = values.get(metric)
         cannot_fail = (op == "<=" and th >= hi) or (op == ">=" and th <= lo)
         ok = v is not None and not (isinstance(v, float) and math.isnan(v)) and (v <= th if op == "<=" else v >= th)
-        checks.append({"check": metric, "value": v, "op": op, "threshold": th, "pass": bool(ok),
-                       "cannot_fail": bool(cannot_fail)})
+        checks.append(
+            {"check": metric, "value": v, "op": op, "threshold": th, "pass": bool(ok), "cannot_fail": bool(cannot_fail)}
+        )
     counted = [c for c in checks if not c["cannot_fail"]]
-    return {"checks": checks, "overall_pass": bool(counted) and all(c["pass"] for c in counted),
-            "n_checks_counted": len(counted), "cannot_fail": [c["check"] for c in checks if c["cannot_fail"]]}
+    return {
+        "checks": checks,
+        "overall_pass": bool(counted) and all(c["pass"] for c in counted),
+        "n_checks_counted": len(counted),
+        "cannot_fail": [c["check"] for c in checks if c["cannot_fail"]],
+    }
 
 
 def _ks_and_distances(real: pd.DataFrame, synth: pd.DataFrame, cols) -> dict:
@@ -66,17 +72,21 @@ def _ks_and_distances(real: pd.DataFrame, synth: pd.DataFrame, cols) -> dict:
         lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
         bins = np.linspace(lo, hi, 21) if hi > lo else np.array([lo - 0.5, hi + 0.5])
         pa, pb = np.histogram(a, bins)[0] / len(a), np.histogram(b, bins)[0] / len(b)
-        per[c] = {"ks_stat": float(ks.statistic), "ks_p": float(ks.pvalue),
-                  "wasserstein_scaled": float(stats.wasserstein_distance(a, b) / scale),
-                  "hist_overlap": float(np.minimum(pa, pb).sum()),
-                  "real_range": [float(a.min()), float(a.max())], "synthetic_range": [float(b.min()), float(b.max())]}
+        per[c] = {
+            "ks_stat": float(ks.statistic),
+            "ks_p": float(ks.pvalue),
+            "wasserstein_scaled": float(stats.wasserstein_distance(a, b) / scale),
+            "hist_overlap": float(np.minimum(pa, pb).sum()),
+            "real_range": [float(a.min()), float(a.max())],
+            "synthetic_range": [float(b.min()), float(b.max())],
+        }
     return per
 
 
 def spearman_mae(real: pd.DataFrame, synth: pd.DataFrame, cols) -> tuple[float, pd.DataFrame]:
     cols = [c for c in cols if real[c].nunique() > 1 and synth[c].nunique() > 1]
     cr, cs = real[cols].corr("spearman"), synth[cols].corr("spearman")
-    diff = (cr - cs)
+    diff = cr - cs
     upper = diff.where(np.triu(np.ones(diff.shape, bool), k=1))
     vals = upper.abs().stack()
     return (float(vals.mean()) if len(vals) else float("nan")), diff
@@ -86,19 +96,24 @@ def memorisation(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, near_d
     space = RecipeSpace(real, schema)
     xr, xs = space(real), space(synth)
     nn = NearestNeighbors(n_neighbors=2).fit(xr)
-    rr = nn.kneighbors(xr)[0][:, 1]                   # real -> nearest other real row
-    dcr = nn.kneighbors(xs, n_neighbors=1)[0][:, 0]   # synthetic -> closest real record
+    rr = nn.kneighbors(xr)[0][:, 1]  # real -> nearest other real row
+    dcr = nn.kneighbors(xs, n_neighbors=1)[0][:, 0]  # synthetic -> closest real record
     base = float(np.median(rr)) or 1e-12
-    return {"dcr_median": float(np.median(dcr)), "dcr_p05": float(np.percentile(dcr, 5)),
-            "real_nn_median": float(np.median(rr)), "dcr_ratio": float(np.median(dcr) / base),
-            "near_dup_threshold": near_dup_fraction * base,
-            "near_duplicates_pct": float(100.0 * np.mean(dcr < near_dup_fraction * base)),
-            "exact_copies_pct": float(100.0 * np.mean(dcr < 1e-9)),
-            "space": "z-scores of numeric recipe columns (real-train mean/sd) + one-hot categoricals"}
+    return {
+        "dcr_median": float(np.median(dcr)),
+        "dcr_p05": float(np.percentile(dcr, 5)),
+        "real_nn_median": float(np.median(rr)),
+        "dcr_ratio": float(np.median(dcr) / base),
+        "near_dup_threshold": near_dup_fraction * base,
+        "near_duplicates_pct": float(100.0 * np.mean(dcr < near_dup_fraction * base)),
+        "exact_copies_pct": float(100.0 * np.mean(dcr < 1e-9)),
+        "space": "z-scores of numeric recipe columns (real-train mean/sd) + one-hot categoricals",
+    }
 
 
 def _fit_score(featuriser, train_cards, y_train, test_cards, y_test, seed) -> dict:
     from sklearn.base import clone
+
     f = clone(featuriser).fit(train_cards)
     model = HistGradientBoostingRegressor(random_state=seed).fit(f.transform(train_cards), y_train)
     pred = model.predict(f.transform(test_cards))
@@ -119,19 +134,37 @@ def utility(featuriser, target: str, real_cards, synth_cards, holdout_cards, see
     return out
 
 
-def evaluate(real: pd.DataFrame, synth: pd.DataFrame, synth_cards: pd.DataFrame, schema: Schema, target: str,
-             window, thresholds, post: dict, classes: list, near_dup_fraction: float = 0.25,
-             composition_sum_tol: float = 0.05) -> tuple[dict, pd.DataFrame]:
+def evaluate(
+    real: pd.DataFrame,
+    synth: pd.DataFrame,
+    synth_cards: pd.DataFrame,
+    schema: Schema,
+    target: str,
+    window,
+    thresholds,
+    post: dict,
+    classes: list,
+    near_dup_fraction: float = 0.25,
+    composition_sum_tol: float = 0.05,
+) -> tuple[dict, pd.DataFrame]:
     """Everything but utility: real-train recipe table vs synthetic recipe table (+ its decoded cards).
     Returns (the report, the real - synthetic Spearman correlation difference matrix that `plots` draws)."""
     elements = schema.elements + [schema.balance]
     sums = synth_cards[elements].sum(axis=1)
-    comp = {"sum_mean": float(sums.mean()), "sum_std": float(sums.std(ddof=0)),
-            "sum_max_dev": float((sums - 100).abs().max()),
-            "negatives": int((synth_cards[elements] < 0).sum().sum()),
-            "window_violations": int((window_violations(synth_cards[elements], window, schema.balance) != "").sum()),
-            "element_bounds": {el: {"synthetic": [float(synth_cards[el].min()), float(synth_cards[el].max())],
-                                    "window_max": window.max.get(el, window.unlisted_max)} for el in elements}}
+    comp = {
+        "sum_mean": float(sums.mean()),
+        "sum_std": float(sums.std(ddof=0)),
+        "sum_max_dev": float((sums - 100).abs().max()),
+        "negatives": int((synth_cards[elements] < 0).sum().sum()),
+        "window_violations": int((window_violations(synth_cards[elements], window, schema.balance) != "").sum()),
+        "element_bounds": {
+            el: {
+                "synthetic": [float(synth_cards[el].min()), float(synth_cards[el].max())],
+                "window_max": window.max.get(el, window.unlisted_max),
+            }
+            for el in elements
+        },
+    }
     lo, hi = float(real[target].min()), float(real[target].max())
     t = synth[target].to_numpy(float)
     in_range = float(100.0 * np.mean((t >= lo) & (t <= hi)))
@@ -143,25 +176,45 @@ def evaluate(real: pd.DataFrame, synth: pd.DataFrame, synth_cards: pd.DataFrame,
     balance = float(counts.max() / counts.min()) if counts.min() > 0 else math.inf
     mem = memorisation(real, synth, schema, near_dup_fraction)
     values = {
-        "composition_sum_max_dev": comp["sum_max_dev"], "negatives": comp["negatives"],
-        "window_violations": comp["window_violations"], "target_in_range_pct": in_range,
+        "composition_sum_max_dev": comp["sum_max_dev"],
+        "negatives": comp["negatives"],
+        "window_violations": comp["window_violations"],
+        "target_in_range_pct": in_range,
         "ks_median_p": float(np.median([v["ks_p"] for v in feats.values()])) if feats else float("nan"),
         "ks_median_stat": float(np.median([v["ks_stat"] for v in feats.values()])) if feats else float("nan"),
-        "balance_ratio": balance, "corr_mae": corr_mae, "near_duplicates_pct": mem["near_duplicates_pct"],
+        "balance_ratio": balance,
+        "corr_mae": corr_mae,
+        "near_duplicates_pct": mem["near_duplicates_pct"],
         "clip_rate_pct": float(post.get("clip_rate_pct", 0.0)),
     }
     report = {
-        "n_real_train": int(len(real)), "n_synthetic": int(len(synth)),
+        "n_real_train": int(len(real)),
+        "n_synthetic": int(len(synth)),
         "composition": comp,
-        "target": {"name": target, "real_range": [lo, hi],
-                   "synthetic_range": [float(np.nanmin(t)), float(np.nanmax(t))] if len(t) else None,
-                   "in_range_pct": in_range, **per.get(target, {})},
-        "features": per, "ks_median_p": values["ks_median_p"], "ks_median_stat": values["ks_median_stat"],
-        "wasserstein_scaled_median": float(np.median([v["wasserstein_scaled"] for v in feats.values()])) if feats else None,
+        "target": {
+            "name": target,
+            "real_range": [lo, hi],
+            "synthetic_range": [float(np.nanmin(t)), float(np.nanmax(t))] if len(t) else None,
+            "in_range_pct": in_range,
+            **per.get(target, {}),
+        },
+        "features": per,
+        "ks_median_p": values["ks_median_p"],
+        "ks_median_stat": values["ks_median_stat"],
+        "wasserstein_scaled_median": float(np.median([v["wasserstein_scaled"] for v in feats.values()]))
+        if feats
+        else None,
         "hist_overlap_median": float(np.median([v["hist_overlap"] for v in feats.values()])) if feats else None,
-        "classes": {"n_classes": len(classes), "classes_without_rows": int((counts == 0).sum()),
-                    "min": int(counts.min()), "max": int(counts.max()), "balance_ratio": balance},
-        "corr_mae": corr_mae, "memorisation": mem, "postprocess": post,
+        "classes": {
+            "n_classes": len(classes),
+            "classes_without_rows": int((counts == 0).sum()),
+            "min": int(counts.min()),
+            "max": int(counts.max()),
+            "balance_ratio": balance,
+        },
+        "corr_mae": corr_mae,
+        "memorisation": mem,
+        "postprocess": post,
         "acceptance": acceptance(values, thresholds, composition_sum_tol),
     }
     return report, corr_diff
@@ -169,8 +222,10 @@ def evaluate(real: pd.DataFrame, synth: pd.DataFrame, synth_cards: pd.DataFrame,
 
 def plots(real: pd.DataFrame, synth: pd.DataFrame, target: str, corr_diff: pd.DataFrame, out_dir, key_features=()):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     out_dir.mkdir(parents=True, exist_ok=True)
     cols = [target] + [c for c in key_features if c in real and c != target][:5]
     fig, axes = plt.subplots(2, 3, figsize=(12, 7))
@@ -181,7 +236,7 @@ def plots(real: pd.DataFrame, synth: pd.DataFrame, target: str, corr_diff: pd.Da
         ax.hist(b, bins, density=True, alpha=0.5, label="synthetic")
         ax.set_title(c)
     axes.ravel()[0].legend()
-    for ax in axes.ravel()[len(cols):]:
+    for ax in axes.ravel()[len(cols) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(out_dir / "real_vs_synthetic.png", dpi=90)

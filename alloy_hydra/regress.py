@@ -7,6 +7,7 @@
 
 Every estimator predicts through its JSON model (`to_json`), so model.json reproduces the fitted predictions.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import expr, physics
 from .config import GBMConfig, HingeConfig, OperonConfig, PySRConfig, RidgeConfig
 from .model import predict_json
+
+# list-valued defaults, read once (the schema in alloy_hydra.config is where every default lives)
+_HINGE, _PYSR, _RIDGE = HingeConfig(), PySRConfig(), RidgeConfig()
 
 
 class JuliaNotAvailable(RuntimeError):
@@ -38,6 +42,7 @@ class _JSONPredictor(RegressorMixin, BaseEstimator):
     """Shared by the regressors: input checks (sklearn's validate_data: feature count and names, no NaN / inf,
     no empty data) and prediction through the fitted JSON model. Defaults come from the config schema
     (alloy_hydra.config), so an estimator built in code is the estimator `regressor=<name>` builds."""
+
     allow_nan = False
 
     def __sklearn_tags__(self):
@@ -48,15 +53,15 @@ class _JSONPredictor(RegressorMixin, BaseEstimator):
     def _fit_data(self, X, y):
         """(feature names, X, y) as float arrays, after sklearn's checks; sets n_features_in_ (and
         feature_names_in_ for a DataFrame)."""
-        A, yy = validate_data(self, X, y, ensure_all_finite="allow-nan" if self.allow_nan else True, y_numeric=True,
-                              dtype=float)
+        A, yy = validate_data(
+            self, X, y, ensure_all_finite="allow-nan" if self.allow_nan else True, y_numeric=True, dtype=float
+        )
         names = _names(X, getattr(self, "feature_names", None))
         return names, np.array(A, dtype=float), np.array(yy, dtype=float)
 
     def predict(self, X):
         check_is_fitted(self, "json_")
-        A = validate_data(self, X, reset=False, ensure_all_finite="allow-nan" if self.allow_nan else True,
-                          dtype=float)
+        A = validate_data(self, X, reset=False, ensure_all_finite="allow-nan" if self.allow_nan else True, dtype=float)
         return predict_json(self.json_, A)
 
     def to_json(self) -> dict:
@@ -66,21 +71,25 @@ class _JSONPredictor(RegressorMixin, BaseEstimator):
 class FixedModel(_JSONPredictor):
     """An already-fitted JSON model as an estimator (for sklearn tools such as permutation_importance). Without
     a model it is the null model: fit learns the mean of y."""
-    allow_nan = True   # a tree model routes NaN; an expression propagates it
+
+    allow_nan = True  # a tree model routes NaN; an expression propagates it
 
     def __init__(self, model=None):
         self.model = model
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.regressor_tags.poor_score = self.model is None   # the null model predicts the mean
+        tags.regressor_tags.poor_score = self.model is None  # the null model predicts the mean
         return tags
 
     def fit(self, X, y):
         if self.model is None:
             names, A, yy = self._fit_data(X, y)
-            self.json_ = {"kind": "expression", "expr": {"const": float(np.mean(yy))},
-                          "features": [f"x{i}" for i in range(A.shape[1])]}
+            self.json_ = {
+                "kind": "expression",
+                "expr": {"const": float(np.mean(yy))},
+                "features": [f"x{i}" for i in range(A.shape[1])],
+            }
             return self
         A = validate_data(self, X, ensure_all_finite=False, dtype=float)
         if A.shape[1] != len(self.model["features"]):
@@ -93,7 +102,23 @@ class OperonRegressor(_JSONPredictor):
     """pyoperon SymbolicRegressor with an accuracy × length Pareto front; the chosen expression is operon's
     own pick until the train stage re-chooses from the front by grouped CV, complexity and physics."""
 
-    def __init__(self, generations=OperonConfig.generations, population_size=OperonConfig.population_size, max_length=OperonConfig.max_length, max_depth=OperonConfig.max_depth, allowed_symbols=OperonConfig.allowed_symbols, optimizer_iterations=OperonConfig.optimizer_iterations, max_time=OperonConfig.max_time, max_evaluations=OperonConfig.max_evaluations, n_threads=OperonConfig.n_threads, hinge_terms=OperonConfig.hinge_terms, physics=None, physics_min_fraction=0.9, feature_names=None, random_state=0):
+    def __init__(
+        self,
+        generations=OperonConfig.generations,
+        population_size=OperonConfig.population_size,
+        max_length=OperonConfig.max_length,
+        max_depth=OperonConfig.max_depth,
+        allowed_symbols=OperonConfig.allowed_symbols,
+        optimizer_iterations=OperonConfig.optimizer_iterations,
+        max_time=OperonConfig.max_time,
+        max_evaluations=OperonConfig.max_evaluations,
+        n_threads=OperonConfig.n_threads,
+        hinge_terms=OperonConfig.hinge_terms,
+        physics=None,
+        physics_min_fraction=0.9,
+        feature_names=None,
+        random_state=0,
+    ):
         self.generations = generations
         self.population_size = population_size
         self.max_length = max_length
@@ -111,18 +136,25 @@ class OperonRegressor(_JSONPredictor):
 
     def fit(self, X, y):
         from pyoperon.sklearn import SymbolicRegressor
+
         names, A, yy = self._fit_data(X, y)
         alias = {f"x{i}": n for i, n in enumerate(names)}
         if int(self.optimizer_iterations) <= 0:
             raise ValueError("operon needs optimizer_iterations > 0: constant fitting is off otherwise")
         reg = SymbolicRegressor(
-            allowed_symbols=self.allowed_symbols, objectives=["r2", "length"], generations=int(self.generations),
-            population_size=int(self.population_size), pool_size=int(self.population_size),
-            max_length=int(self.max_length), max_depth=int(self.max_depth),
+            allowed_symbols=self.allowed_symbols,
+            objectives=["r2", "length"],
+            generations=int(self.generations),
+            population_size=int(self.population_size),
+            pool_size=int(self.population_size),
+            max_length=int(self.max_length),
+            max_depth=int(self.max_depth),
             optimizer_iterations=int(self.optimizer_iterations),
             max_time=int(self.max_time) if self.max_time else None,
-            max_evaluations=int(self.max_evaluations) if self.max_evaluations else 2 ** 62,
-            n_threads=int(self.n_threads), random_state=int(self.random_state))
+            max_evaluations=int(self.max_evaluations) if self.max_evaluations else 2**62,
+            n_threads=int(self.n_threads),
+            random_state=int(self.random_state),
+        )
         reg.fit(A, yy)
         # the work bound is generations (and max_evaluations if set); stopping short of both means the
         # wall-clock cap fired and this formula depends on the machine's load
@@ -131,25 +163,34 @@ class OperonRegressor(_JSONPredictor):
         front = []
         for p in reg.pareto_front_:
             tree = expr.simplify(expr.parse(reg.get_model_string(p["tree"], 15, names=list(alias)), alias))
-            front.append({"expr": tree, "length": expr.length(tree), "mse": float(p["mean_squared_error"]),
-                          "source": "operon"})
+            front.append(
+                {"expr": tree, "length": expr.length(tree), "mse": float(p["mean_squared_error"]), "source": "operon"}
+            )
         own = expr.simplify(expr.parse(reg.get_model_string(reg.model_, 15, names=list(alias)), alias))
-        self.operon_json_ = {"kind": "expression", "expr": own, "features": names}   # operon's own pick
-        if int(self.hinge_terms) > 0:   # the sparse hinge-basis path joins the front (see HingeRegressor)
-            front += HingeRegressor(max_terms=self.hinge_terms, physics=self.physics,
-                                    physics_min_fraction=self.physics_min_fraction,
-                                    feature_names=names).fit(A, yy).front_
+        self.operon_json_ = {"kind": "expression", "expr": own, "features": names}  # operon's own pick
+        if int(self.hinge_terms) > 0:  # the sparse hinge-basis path joins the front (see HingeRegressor)
+            front += (
+                HingeRegressor(
+                    max_terms=self.hinge_terms,
+                    physics=self.physics,
+                    physics_min_fraction=self.physics_min_fraction,
+                    feature_names=names,
+                )
+                .fit(A, yy)
+                .front_
+            )
         front.sort(key=lambda f: f["length"])
         self.front_ = front
         self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
-        self.operon_predict_ = np.asarray(reg.predict(A), dtype=float)   # float32 inside operon
+        self.operon_predict_ = np.asarray(reg.predict(A), dtype=float)  # float32 inside operon
         return self
 
 
 def _lowest_bic(front: list, n: int) -> int:
     """Index of the front member with the lowest BIC, n·log(MSE) + (number of constants)·log(n)."""
-    return int(np.argmin([n * np.log(max(f["mse"], 1e-300)) + len(expr.constants(f["expr"])) * np.log(n)
-                          for f in front]))
+    return int(
+        np.argmin([n * np.log(max(f["mse"], 1e-300)) + len(expr.constants(f["expr"])) * np.log(n) for f in front])
+    )
 
 
 class HingeRegressor(_JSONPredictor):
@@ -165,7 +206,18 @@ class HingeRegressor(_JSONPredictor):
     physics.constraints); a basis function joins only if the refitted formula still moves with the expected sign
     on at least `physics_min_fraction` of the points, so every step of the path passes the audit by design."""
 
-    def __init__(self, max_terms=HingeConfig.max_terms, knots=tuple(HingeConfig().knots), min_distinct=HingeConfig.min_distinct, paths=tuple(HingeConfig().paths), physics=None, physics_min_fraction=0.9, tries=HingeConfig.tries, feature_names=None, random_state=0):
+    def __init__(
+        self,
+        max_terms=HingeConfig.max_terms,
+        knots=tuple(_HINGE.knots),
+        min_distinct=HingeConfig.min_distinct,
+        paths=tuple(_HINGE.paths),
+        physics=None,
+        physics_min_fraction=0.9,
+        tries=HingeConfig.tries,
+        feature_names=None,
+        random_state=0,
+    ):
         self.max_terms = max_terms
         self.knots = knots
         self.min_distinct = min_distinct
@@ -189,8 +241,10 @@ class HingeRegressor(_JSONPredictor):
             for k in sorted({float(q) for q in np.quantile(x, list(self.knots))}):
                 if u[0] < k < u[-1]:
                     cols += [np.maximum(x - k, 0.0), np.minimum(x, k)]
-                    trees += [{"op": "max", "args": [{"op": "sub", "args": [var, {"const": k}]}, {"const": 0.0}]},
-                              {"op": "min", "args": [var, {"const": k}]}]
+                    trees += [
+                        {"op": "max", "args": [{"op": "sub", "args": [var, {"const": k}]}, {"const": 0.0}]},
+                        {"op": "min", "args": [var, {"const": k}]},
+                    ]
         return np.column_stack(cols), trees
 
     def _physics_deltas(self, trees, names):
@@ -199,8 +253,9 @@ class HingeRegressor(_JSONPredictor):
         for c in self.physics or []:
             base, nudged = (dict(zip(names, np.asarray(c[k], float).T)) for k in ("base", "nudged"))
             n = len(next(iter(base.values())))
-            delta = np.column_stack([np.broadcast_to(expr.evaluate(t, nudged) - expr.evaluate(t, base), (n,))
-                                     for t in trees])
+            delta = np.column_stack(
+                [np.broadcast_to(expr.evaluate(t, nudged) - expr.evaluate(t, base), (n,)) for t in trees]
+            )
             out.append((float(c["sign"]), delta))
         return out
 
@@ -221,11 +276,11 @@ class HingeRegressor(_JSONPredictor):
             if rule == "ols":
                 norm = np.einsum("ij,ij->j", Zp, Zp)
                 score = np.where(norm > tiny, (Zp.T @ resid) ** 2 / np.maximum(norm, tiny), -1.0)
-            else:   # a column the active set spans scores 0
+            else:  # a column the active set spans scores 0
                 score = (Z.T @ resid) ** 2 / len(r0)
             score[active] = -1.0
             step = None
-            for j in np.argsort(-score)[:int(self.tries)]:
+            for j in np.argsort(-score)[: int(self.tries)]:
                 if score[j] <= 1e-12 * np.dot(resid, resid):
                     break
                 cols = active + [int(j)]
@@ -233,7 +288,7 @@ class HingeRegressor(_JSONPredictor):
                 if self._passes(deltas, cols, coef / sd[cols]):
                     step = (int(j), cols, coef)
                     break
-            if step is None:   # nothing that keeps the physics (or nothing left) can join
+            if step is None:  # nothing that keeps the physics (or nothing left) can join
                 break
             j, active, coef = step
             if rule == "ols":
@@ -250,9 +305,11 @@ class HingeRegressor(_JSONPredictor):
         R² 0.87-0.88 where the greedy paths stop at 0.86 (README). Sets whose refit breaks the audited physics are
         skipped."""
         import warnings
+
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import lars_path
-        with warnings.catch_warnings():   # past max_terms the path may stop early: those sets are not used
+
+        with warnings.catch_warnings():  # past max_terms the path may stop early: those sets are not used
             warnings.simplefilter("ignore", ConvergenceWarning)
             _, _, coefs = lars_path(Z, r0, method="lasso", max_iter=2 * int(self.max_terms) + 10)
         steps, seen = [], set()
@@ -278,15 +335,17 @@ class HingeRegressor(_JSONPredictor):
         B, trees, mu, sd = B[:, live], [t for t, ok in zip(trees, live) if ok], mu[live], sd[live]
         deltas = self._physics_deltas(trees, names)
         Z, ym = (B - mu) / sd, yy.mean()
-        front = [{"expr": {"const": float(ym)}, "length": 1, "mse": float(np.var(yy)), "linear": True,
-                  "source": "hinge"}]
-        for rule in self.paths:   # a member keeps its path's name: nested CV compares a path with itself per fold
+        front = [
+            {"expr": {"const": float(ym)}, "length": 1, "mse": float(np.var(yy)), "linear": True, "source": "hinge"}
+        ]
+        for rule in self.paths:  # a member keeps its path's name: nested CV compares a path with itself per fold
             for active, coef in self._path(rule, Z, yy - ym, deltas, sd):
                 w = coef / sd[active]
                 tree = expr.weighted_sum(ym - np.dot(w, mu[active]), w, [trees[k] for k in active])
                 mse = float(np.mean((yy - ym - Z[:, active] @ coef) ** 2))
-                front.append({"expr": tree, "length": expr.length(tree), "mse": mse, "linear": True,
-                              "source": f"hinge-{rule}"})
+                front.append(
+                    {"expr": tree, "length": expr.length(tree), "mse": mse, "linear": True, "source": f"hinge-{rule}"}
+                )
         front.sort(key=lambda f: f["length"])
         self.front_ = front
         self.json_ = {"kind": "expression", "expr": front[_lowest_bic(front, len(yy))]["expr"], "features": names}
@@ -297,7 +356,22 @@ class PySRAdaptor(_JSONPredictor):
     """The action plan's PySR configuration (Step 3.2) on PySRRegressor. Julia is checked before pysr is
     imported: `import pysr` would try to download Julia, which fails on machines without network."""
 
-    def __init__(self, niterations=PySRConfig.niterations, populations=PySRConfig.populations, population_size=PySRConfig.population_size, parsimony=PySRConfig.parsimony, binary_operators=tuple(PySRConfig().binary_operators), unary_operators=tuple(PySRConfig().unary_operators), constraints=None, loss=PySRConfig.loss, procs=PySRConfig.procs, multithreading=PySRConfig.multithreading, max_time=PySRConfig.max_time, feature_names=None, random_state=0):
+    def __init__(
+        self,
+        niterations=PySRConfig.niterations,
+        populations=PySRConfig.populations,
+        population_size=PySRConfig.population_size,
+        parsimony=PySRConfig.parsimony,
+        binary_operators=tuple(_PYSR.binary_operators),
+        unary_operators=tuple(_PYSR.unary_operators),
+        constraints=None,
+        loss=PySRConfig.loss,
+        procs=PySRConfig.procs,
+        multithreading=PySRConfig.multithreading,
+        max_time=PySRConfig.max_time,
+        feature_names=None,
+        random_state=0,
+    ):
         self.niterations = niterations
         self.populations = populations
         self.population_size = population_size
@@ -314,14 +388,24 @@ class PySRAdaptor(_JSONPredictor):
 
     def pysr_kwargs(self) -> dict:
         """PySRRegressor keyword arguments for this config (checked by a test without Julia)."""
-        constraints = {k: (tuple(v) if isinstance(v, (list, tuple)) else int(v))
-                       for k, v in (self.constraints or {}).items()}
-        kw = dict(niterations=int(self.niterations), populations=int(self.populations),
-                  population_size=int(self.population_size), parsimony=float(self.parsimony),
-                  binary_operators=list(self.binary_operators), unary_operators=list(self.unary_operators),
-                  constraints=constraints, elementwise_loss=self.loss, procs=int(self.procs),
-                  parallelism="multithreading" if self.multithreading else "serial", random_state=int(self.random_state),
-                  deterministic=not self.multithreading, model_selection="best")
+        constraints = {
+            k: (tuple(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in (self.constraints or {}).items()
+        }
+        kw = dict(
+            niterations=int(self.niterations),
+            populations=int(self.populations),
+            population_size=int(self.population_size),
+            parsimony=float(self.parsimony),
+            binary_operators=list(self.binary_operators),
+            unary_operators=list(self.unary_operators),
+            constraints=constraints,
+            elementwise_loss=self.loss,
+            procs=int(self.procs),
+            parallelism="multithreading" if self.multithreading else "serial",
+            random_state=int(self.random_state),
+            deterministic=not self.multithreading,
+            model_selection="best",
+        )
         if self.max_time:
             kw["timeout_in_seconds"] = float(self.max_time)
         return kw
@@ -335,8 +419,9 @@ class PySRAdaptor(_JSONPredictor):
         if found:
             return found
         depot = Path(os.environ.get("JULIA_DEPOT_PATH", Path.home() / ".julia")).expanduser()
-        for cand in sorted(depot.glob("juliaup/*/bin/julia")) + sorted((depot / "environments").glob(
-                "pyjuliapkg/install/bin/julia")):
+        for cand in sorted(depot.glob("juliaup/*/bin/julia")) + sorted(
+            (depot / "environments").glob("pyjuliapkg/install/bin/julia")
+        ):
             if cand.exists():
                 return str(cand)
         return None
@@ -346,31 +431,38 @@ class PySRAdaptor(_JSONPredictor):
             raise JuliaNotAvailable(
                 "regressor=pysr needs Julia, and none was found (PYTHON_JULIACALL_EXE, `julia` on PATH, "
                 "~/.julia/juliaup). This machine cannot download it; use regressor=operon (the default "
-                "symbolic engine) or install Julia and `pip install pysr`.")
+                "symbolic engine) or install Julia and `pip install pysr`."
+            )
         from pysr import PySRRegressor
+
         names, X, y = self._fit_data(X, y)
         alias = {f"x{i}": n for i, n in enumerate(names)}
         reg = PySRRegressor(**self.pysr_kwargs(), variable_names=list(alias))
         reg.fit(np.array(X, dtype=float), np.array(y, dtype=float))
         eqs = reg.equations_
-        self.front_ = [{"expr": expr.simplify(expr.parse(str(e).replace("**", "^"), alias)),
-                        "length": int(c), "mse": float(l)} for e, c, l in zip(eqs["sympy_format"], eqs["complexity"],
-                                                                             eqs["loss"])]
-        self.json_ = {"kind": "expression", "expr": expr.simplify(expr.parse(str(reg.sympy()), alias)),
-                      "features": names}
+        self.front_ = [
+            {"expr": expr.simplify(expr.parse(str(e).replace("**", "^"), alias)), "length": int(c), "mse": float(loss)}
+            for e, c, loss in zip(eqs["sympy_format"], eqs["complexity"], eqs["loss"])
+        ]
+        self.json_ = {
+            "kind": "expression",
+            "expr": expr.simplify(expr.parse(str(reg.sympy()), alias)),
+            "features": names,
+        }
         return self
 
 
 class RidgeModel(_JSONPredictor):
     """Standardised ridge (alpha by internal CV), exported as a linear formula in the original units."""
 
-    def __init__(self, alphas=tuple(RidgeConfig().alphas), feature_names=None, random_state=0):
+    def __init__(self, alphas=tuple(_RIDGE.alphas), feature_names=None, random_state=0):
         self.alphas = alphas
         self.feature_names = feature_names
         self.random_state = random_state
 
     def fit(self, X, y):
         from sklearn.linear_model import RidgeCV
+
         names, A, y = self._fit_data(X, y)
         mu, sd = A.mean(axis=0), A.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
@@ -389,9 +481,17 @@ class RidgeModel(_JSONPredictor):
 class GBMModel(_JSONPredictor):
     """HistGradientBoosting baseline, exported as its trees (numbers only). It routes missing values (NaN) as
     sklearn does: each split stores the side they go to."""
+
     allow_nan = True
 
-    def __init__(self, max_iter=GBMConfig.max_iter, learning_rate=GBMConfig.learning_rate, max_leaf_nodes=GBMConfig.max_leaf_nodes, feature_names=None, random_state=0):
+    def __init__(
+        self,
+        max_iter=GBMConfig.max_iter,
+        learning_rate=GBMConfig.learning_rate,
+        max_leaf_nodes=GBMConfig.max_leaf_nodes,
+        feature_names=None,
+        random_state=0,
+    ):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -400,21 +500,37 @@ class GBMModel(_JSONPredictor):
 
     def fit(self, X, y):
         from sklearn.ensemble import HistGradientBoostingRegressor
+
         names, A, y = self._fit_data(X, y)
-        m = HistGradientBoostingRegressor(max_iter=int(self.max_iter), learning_rate=float(self.learning_rate),
-                                          max_leaf_nodes=int(self.max_leaf_nodes), random_state=int(self.random_state))
+        m = HistGradientBoostingRegressor(
+            max_iter=int(self.max_iter),
+            learning_rate=float(self.learning_rate),
+            max_leaf_nodes=int(self.max_leaf_nodes),
+            random_state=int(self.random_state),
+        )
         m.fit(A, y)
         self.n_iter_ = int(m.n_iter_)
         trees = []
         for (pred,) in m._predictors:
             nd = pred.nodes
-            trees.append({"feature": nd["feature_idx"].tolist(), "threshold": nd["num_threshold"].tolist(),
-                          "left": nd["left"].tolist(), "right": nd["right"].tolist(),
-                          "leaf": nd["is_leaf"].astype(int).tolist(), "value": nd["value"].tolist(),
-                          "missing_left": nd["missing_go_to_left"].astype(int).tolist(),
-                          "depth": int(nd["depth"].max())})
-        self.json_ = {"kind": "trees", "baseline": float(np.ravel(m._baseline_prediction)[0]), "trees": trees,
-                      "features": names}
+            trees.append(
+                {
+                    "feature": nd["feature_idx"].tolist(),
+                    "threshold": nd["num_threshold"].tolist(),
+                    "left": nd["left"].tolist(),
+                    "right": nd["right"].tolist(),
+                    "leaf": nd["is_leaf"].astype(int).tolist(),
+                    "value": nd["value"].tolist(),
+                    "missing_left": nd["missing_go_to_left"].astype(int).tolist(),
+                    "depth": int(nd["depth"].max()),
+                }
+            )
+        self.json_ = {
+            "kind": "trees",
+            "baseline": float(np.ravel(m._baseline_prediction)[0]),
+            "trees": trees,
+            "features": names,
+        }
         self.front_ = []
         self.sk_predict_ = m.predict(np.array(X, dtype=float))
         return self

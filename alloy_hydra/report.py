@@ -1,4 +1,5 @@
 """Console output: short rich summaries of a run."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -7,13 +8,40 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-SUMMARY_KEYS = ("rows_in", "rows_kept", "rows_rejected", "view_rows", "view_groups", "target_clipped",
-                "n_train_rows", "n_holdout_rows", "generator", "generator_used", "n_synthetic", "qc_pass",
-                "tstr_r2", "real_only_r2", "regressor", "complexity", "cv_mae", "holdout_mae", "holdout_r2",
-                "baseline_ridge_r2", "baseline_gbm_r2", "holdout_mae_in_domain", "holdout_mae_out_domain",
-                "coverage_1sigma", "coverage_2sigma", "sigma_error_spearman", "physics_pass",
-                "physics_checks_applicable", "sr_time_cap_fired", "n_recommendations", "best_distance",
-                "design_hit_rate")
+SUMMARY_KEYS = (
+    "rows_in",
+    "rows_kept",
+    "rows_rejected",
+    "view_rows",
+    "view_groups",
+    "target_clipped",
+    "n_train_rows",
+    "n_holdout_rows",
+    "generator",
+    "generator_used",
+    "n_synthetic",
+    "qc_pass",
+    "tstr_r2",
+    "real_only_r2",
+    "regressor",
+    "complexity",
+    "cv_mae",
+    "holdout_mae",
+    "holdout_r2",
+    "baseline_ridge_r2",
+    "baseline_gbm_r2",
+    "holdout_mae_in_domain",
+    "holdout_mae_out_domain",
+    "coverage_1sigma",
+    "coverage_2sigma",
+    "sigma_error_spearman",
+    "physics_pass",
+    "physics_checks_applicable",
+    "sr_time_cap_fired",
+    "n_recommendations",
+    "best_distance",
+    "design_hit_rate",
+)
 
 
 def print_summary(metrics: dict, run_dir, console: Console | None = None) -> None:
@@ -39,12 +67,17 @@ def print_acceptance(acc: dict, title: str, console: Console | None = None) -> N
         table.add_column(col)
     for c in acc["checks"]:
         v = c["value"]
-        verdict = "[dim]cannot fail[/dim]" if c["cannot_fail"] else ("[green]pass[/green]" if c["pass"] else
-                                                                     "[red]FAIL[/red]")
+        verdict = (
+            "[dim]cannot fail[/dim]"
+            if c["cannot_fail"]
+            else ("[green]pass[/green]" if c["pass"] else "[red]FAIL[/red]")
+        )
         table.add_row(c["check"], "—" if v is None else f"{v:.4g}", f"{c['op']} {c['threshold']:g}", verdict)
     console.print(table)
-    console.print(f"overall: {'[green]PASS' if acc['overall_pass'] else '[red]FAIL'}[/] "
-                  f"({acc['n_checks_counted']} checks that can fail)")
+    console.print(
+        f"overall: {'[green]PASS' if acc['overall_pass'] else '[red]FAIL'}[/] "
+        f"({acc['n_checks_counted']} checks that can fail)"
+    )
 
 
 @contextmanager
@@ -52,6 +85,7 @@ def steps(label: str, total: int):
     """A transient progress bar over a stage's steps: `doing(what)` marks the previous step done and says what
     runs now (rich shows the elapsed time and an ETA)."""
     from rich.progress import Progress
+
     with Progress(transient=True) as bar:
         task = bar.add_task(label, total=total)
         started = []
@@ -59,21 +93,25 @@ def steps(label: str, total: int):
         def doing(what: str) -> None:
             bar.update(task, advance=1 if started else 0, description=f"{label}: {what}")
             started.append(what)
+
         yield doing
 
 
-def key_table(rows: list, labels: list, console: Console, title: str, key_width: int = 28,
-              sections=()) -> None:
+def key_table(rows: list, labels: list, console: Console, title: str, key_width: int = 28, sections=()) -> None:
     """Keys as rows, items (runs, recipes) as columns: `rows` = [(key, [value per item])]; items that do not fit
     the console's width go to further blocks, so the table reads at 80 columns and in a pipe."""
     from rich import box
+
     key_w = min(key_width, max(len(str(k)) for k, _ in [*rows, ("key", None)]))
     per_block = max(1, (console.width - key_w - 4) // 15)
     for start in range(0, len(labels), per_block):
         block = list(range(start, min(start + per_block, len(labels))))
         span = labels[block[0]] if len(block) == 1 else f"{labels[block[0]]}–{labels[block[-1]]}"
-        out = Table(box=box.SIMPLE_HEAD, title_justify="left",
-                    title=title if per_block >= len(labels) else f"{title}: {span} of {len(labels)}")
+        out = Table(
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+            title=title if per_block >= len(labels) else f"{title}: {span} of {len(labels)}",
+        )
         out.add_column("", max_width=key_w, overflow="fold")
         for i in block:
             out.add_column(labels[i], max_width=14, overflow="fold")
@@ -82,8 +120,9 @@ def key_table(rows: list, labels: list, console: Console, title: str, key_width:
         console.print(out)
 
 
-def print_recommendations(top, targets: dict, elements=(), columns=(), n: int = 5,
-                          console: Console | None = None) -> None:
+def print_recommendations(
+    top, targets: dict, elements=(), columns=(), n: int = 5, console: Console | None = None
+) -> None:
     """The top recipes, one column each: the `elements` they hold (>= 0.05 wt% in any of them), the recipe's
     `columns` (categoricals, process numbers, schedules), predicted value ± σ, chance within tolerance, cost,
     in domain (and the ground truth on demo data)."""
@@ -92,19 +131,24 @@ def print_recommendations(top, targets: dict, elements=(), columns=(), n: int = 
         console.print(f"[yellow]no feasible recipe for {targets}[/yellow]")
         return
     shown = top.head(n)
-    rows = [(f"{el} wt%", [f"{x:.2f}" for x in shown[el]]) for el in elements
-            if el in shown and shown[el].max() >= 0.05]
+    rows = [
+        (f"{el} wt%", [f"{x:.2f}" for x in shown[el]]) for el in elements if el in shown and shown[el].max() >= 0.05
+    ]
     for c in columns:
         if c in shown:
-            rows.append((c, ["—" if pd.isna(x) or x == "" else f"{x:g}" if isinstance(x, float) else str(x)
-                             for x in shown[c]]))
+            rows.append(
+                (c, ["—" if pd.isna(x) or x == "" else f"{x:g}" if isinstance(x, float) else str(x) for x in shown[c]])
+            )
     recipe_end = rows[-1][0] if rows else None
     for t in targets:
         rows.append((f"{t} pred ± σ", [f"{p:.1f} ± {s:.1f}" for p, s in zip(shown[f"{t}_pred"], shown[f"{t}_std"])]))
         if f"{t}_truth" in shown:
             rows.append((f"{t} ground truth", [f"{x:.1f}" for x in shown[f"{t}_truth"]]))
-    for key, col, fmt in (("p_hit", "p_hit", "{:.2f}"), ("cost index", "cost_index", "{:.3f}"),
-                          ("in domain", "in_domain", "{}")):
+    for key, col, fmt in (
+        ("p_hit", "p_hit", "{:.2f}"),
+        ("cost index", "cost_index", "{:.3f}"),
+        ("in domain", "in_domain", "{}"),
+    ):
         if col in shown:
             rows.append((key, [fmt.format(x) for x in shown[col]]))
     title = f"recommended recipes for {', '.join(f'{t} {v:g}' for t, v in targets.items())}"
@@ -120,6 +164,7 @@ class TrainingProgress:
 
     def __enter__(self):
         from rich.progress import Progress
+
         self.bar = Progress(transient=True)
         self.bar.__enter__()
         self.task = self.bar.add_task(f"training {self.label}", total=0)

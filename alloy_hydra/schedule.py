@@ -7,6 +7,7 @@ Accepted per step: a temperature and a time, in either order, separated by `/`, 
 h, hr, hrs, hours, d, days (bare number = seconds). In a bare pair `A/B` the first number is the temperature.
 Steps are joined by `+`, `;` or `then`. Empty, `none`, `-`, `n/a`, `no` mean no treatment.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,12 +22,40 @@ from .schema import RECRYST_TYPES
 
 MELTING_C = 660.0  # pure Al; any step above this is a typo, not a heat treatment
 
-_TEMP_UNITS = {"c": "C", "°c": "C", "ºc": "C", "degc": "C", "deg c": "C", "°": "C", "f": "F", "°f": "F",
-               "ºf": "F", "degf": "F", "k": "K"}
-_TIME_UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "min": 60.0, "mins": 60.0,
-               "minute": 60.0, "minutes": 60.0, "'": 60.0, "m": 60.0, "h": 3600.0, "hr": 3600.0,
-               "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0, "d": 86400.0, "day": 86400.0,
-               "days": 86400.0}
+_TEMP_UNITS = {
+    "c": "C",
+    "°c": "C",
+    "ºc": "C",
+    "degc": "C",
+    "deg c": "C",
+    "°": "C",
+    "f": "F",
+    "°f": "F",
+    "ºf": "F",
+    "degf": "F",
+    "k": "K",
+}
+_TIME_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "'": 60.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hrs": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+}
 _NONE = {"", "none", "-", "--", "n/a", "na", "no", "nan", "0", "as rolled", "as-rolled"}
 
 _NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
@@ -83,9 +112,9 @@ def parse_step(step: str) -> Step:
             raise ScheduleError(f"step {step!r}: unknown unit {unit!r}")
     bare = [n for n, u in tokens if u is None]
     if temp is None and bare:
-        temp = bare.pop(0)          # bare pair: temperature first
+        temp = bare.pop(0)  # bare pair: temperature first
     if time is None and bare:
-        time = bare.pop(0)          # bare number = seconds
+        time = bare.pop(0)  # bare number = seconds
     if temp is None or time is None:
         raise ScheduleError(f"step {step!r} needs one temperature and one time")
     if not (math.isfinite(temp) and math.isfinite(time)):
@@ -121,13 +150,16 @@ def canonical(steps: list[Step]) -> str:
 
 def human(steps: list[Step]) -> str:
     """As a metallurgist writes it: `545 °C × 2.5 h + 490 °C × 24 h` (seconds and minutes below 2 min / 2 h)."""
+
     def dur(t: float) -> str:
         return f"{t:.3g} s" if t < 120 else f"{t / 60:.3g} min" if t < 7200 else f"{t / 3600:.3g} h"
+
     return " + ".join(f"{s.temp_C:.0f} °C × {dur(s.time_s)}" for s in steps)
 
 
-def features(steps: list[Step], prefix: str, ambient_C: float = 25.0,
-             threshold_C: float | None = None) -> dict[str, float]:
+def features(
+    steps: list[Step], prefix: str, ambient_C: float = 25.0, threshold_C: float | None = None
+) -> dict[str, float]:
     """Numeric features of one schedule. No treatment means ambient temperature and zero time."""
     total = sum(s.time_s for s in steps)
     out = {
@@ -137,8 +169,7 @@ def features(steps: list[Step], prefix: str, ambient_C: float = 25.0,
         f"{prefix}_T_time_weighted_C": (sum(s.temp_C * s.time_s for s in steps) / total) if total else ambient_C,
     }
     if threshold_C is not None:
-        out[f"{prefix}_time_at_ge_{threshold_C:g}C_s"] = float(
-            sum(s.time_s for s in steps if s.temp_C >= threshold_C))
+        out[f"{prefix}_time_at_ge_{threshold_C:g}C_s"] = float(sum(s.time_s for s in steps if s.temp_C >= threshold_C))
     return out
 
 
@@ -192,39 +223,45 @@ def dose(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
     t_eq = np.nansum(np.where(np.isfinite(temp), time * factor, 0.0), axis=1)
     if getattr(rule, "strain_from", None):
         if rule.strain_from not in numbers:
-            raise ConfigError(f"cleaning rule for {name}: strain_from={rule.strain_from!r} is not a numeric column "
-                              f"of this dataset (has {sorted(numbers)}); set it to one or to null")
+            raise ConfigError(
+                f"cleaning rule for {name}: strain_from={rule.strain_from!r} is not a numeric column "
+                f"of this dataset (has {sorted(numbers)}); set it to one or to null"
+            )
         t_eq = t_eq * rolling_strain(numbers[rule.strain_from]) ** float(rule.strain_exponent)
     return t_eq
 
 
 def adequate(rule, temp, time, numbers: dict, name: str) -> np.ndarray:
     """1.0 where a schedule satisfies an adequacy rule, else 0.0 (unknown strain: 0)."""
-    return (dose(rule, temp, time, numbers, name) >= float(rule.min_time_s)).astype(float)   # NaN -> False
+    return (dose(rule, temp, time, numbers, name) >= float(rule.min_time_s)).astype(float)  # NaN -> False
 
 
 def _canonical_rows(temp, time) -> list[str]:
-    return [canonical([Step(a, b) for a, b in zip(tr, sr) if np.isfinite(a)])
-            for tr, sr in zip(temp, time)]
+    return [canonical([Step(a, b) for a, b in zip(tr, sr) if np.isfinite(a)]) for tr, sr in zip(temp, time)]
 
 
 def infer_recryst_type(temp, time, cleaning) -> np.ndarray:
     """recryst_type from the schedule alone: none / flash (short) / batch (long) / other (rule in README)."""
     n, total = np.isfinite(temp).sum(axis=1), np.nansum(time, axis=1)
-    return np.where(n == 0, "none", np.where(total <= cleaning.flash_max_s, "flash",
-                                             np.where(total >= cleaning.batch_min_s, "batch", "other")))
+    return np.where(
+        n == 0,
+        "none",
+        np.where(total <= cleaning.flash_max_s, "flash", np.where(total >= cleaning.batch_min_s, "batch", "other")),
+    )
 
 
-def schedule_block(arrays_by: dict, written_by: dict, data, cleaning, index, strings: bool = True,
-                   numbers: dict | None = None) -> pd.DataFrame:
+def schedule_block(
+    arrays_by: dict, written_by: dict, data, cleaning, index, strings: bool = True, numbers: dict | None = None
+) -> pd.DataFrame:
     """Canonical schedule strings + numeric thermal features from step arrays (temperature °C, time s):
     the one derivation used for cleaned cards, synthetic rows and designed recipes. Vectorised. `numbers`:
     the card's process numbers (name -> array), for kinetic adequacy rules that scale with cold strain."""
     return pd.DataFrame(schedule_columns(arrays_by, written_by, data, cleaning, strings, numbers), index=index)
 
 
-def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings: bool = True,
-                     numbers: dict | None = None) -> dict:
+def schedule_columns(
+    arrays_by: dict, written_by: dict, data, cleaning, strings: bool = True, numbers: dict | None = None
+) -> dict:
     ambient = float(cleaning.ambient_C)
     cols = {}
     for name, spec in data.schedules.items():
@@ -236,8 +273,9 @@ def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings:
         cols[f"{name}_steps"] = n
         if has_times(spec):
             cols[f"{name}_time_total_s"] = total
-        cols[f"{name}_temp_max_C"] = np.where(n > 0, np.nanmax(np.where(np.isfinite(temp), temp, -np.inf), axis=1,
-                                                               initial=-np.inf), ambient)
+        cols[f"{name}_temp_max_C"] = np.where(
+            n > 0, np.nanmax(np.where(np.isfinite(temp), temp, -np.inf), axis=1, initial=-np.inf), ambient
+        )
         if has_times(spec):
             weighted = np.nansum(temp * time, axis=1)
             cols[f"{name}_T_time_weighted_C"] = np.where(total > 0, weighted / np.where(total > 0, total, 1), ambient)
@@ -248,8 +286,11 @@ def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings:
             cols[f"adequate_{name}"] = adequate(rule, temp, time, numbers or {}, f"{name} (homog)")
         if spec.kind == "recryst":
             written = written_by.get(name) if written_by else None
-            w = np.array([str(x).strip().lower() for x in written], dtype=object) if written is not None else \
-                np.full(len(n), "", dtype=object)
+            w = (
+                np.array([str(x).strip().lower() for x in written], dtype=object)
+                if written is not None
+                else np.full(len(n), "", dtype=object)
+            )
             rtype = np.where(w != "", w, infer_recryst_type(temp, time, cleaning)).astype(object)
             bad = ~np.isin(rtype, RECRYST_TYPES)
             if bad.any():
@@ -259,21 +300,25 @@ def schedule_columns(arrays_by: dict, written_by: dict, data, cleaning, strings:
             flags = {}
             for kind in ("batch", "flash", "direct"):
                 rule = getattr(cleaning, f"recryst_{kind}")
-                flags[f"adequate_{name}_{kind}"] = ((rtype == kind) & (adequate(
-                    rule, temp, time, numbers or {}, f"recryst_{kind}") > 0)).astype(float)
+                flags[f"adequate_{name}_{kind}"] = (
+                    (rtype == kind) & (adequate(rule, temp, time, numbers or {}, f"recryst_{kind}") > 0)
+                ).astype(float)
             cols[f"adequate_{name}"] = np.max(np.vstack(list(flags.values())), axis=0)
             # how far past (or short of) recrystallisation the anneal is, by the batch rule, whatever its type:
             # a continuous input, so a formula can see partial recrystallisation (-3 = no anneal or no cold work)
             rule = cleaning.recryst_batch
             ratio = dose(rule, temp, time, numbers or {}, "recryst_batch") / float(rule.min_time_s)
-            with np.errstate(invalid="ignore"):   # unknown strain stays NaN (the featuriser fills it)
+            with np.errstate(invalid="ignore"):  # unknown strain stays NaN (the featuriser fills it)
                 cols[f"{name}_log_dose"] = np.where(np.isfinite(ratio), np.log10(np.clip(ratio, 1e-3, None)), np.nan)
             # JMAK (Avrami n = 1.5) recrystallised fraction, 95 % where the rule calls the anneal adequate, and
             # the cold strain it leaves: the retained work hardening that separates O, H2x and H1x tempers
             fraction = 1.0 - np.exp(-3.0 * np.clip(ratio, 0.0, None) ** 1.5)
             cols[f"{name}_jmak_fraction"] = fraction
-            strain = rolling_strain(numbers[rule.strain_from]) if getattr(rule, "strain_from", None) and \
-                numbers and rule.strain_from in numbers else np.full(len(n), np.nan)
+            strain = (
+                rolling_strain(numbers[rule.strain_from])
+                if getattr(rule, "strain_from", None) and numbers and rule.strain_from in numbers
+                else np.full(len(n), np.nan)
+            )
             cols[f"{name}_retained_strain"] = strain * (1.0 - fraction)
             cols.update(flags)
     return cols

@@ -6,6 +6,7 @@ the chosen run with every other run of the same configuration (regressor, config
 in practice the seeds of a sweep) and the same physics verdict. Selecting on the holdout makes the chosen
 model's holdout figure optimistic; the CV figures are not.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +17,7 @@ import pandas as pd
 from .errors import ConfigError
 from .io import job_dirs
 
-CONFIGURATION = ("method", "generator", "train_data")   # runs that differ only in other keys (seed) are a committee
+CONFIGURATION = ("method", "generator", "train_data")  # runs that differ only in other keys (seed) are a committee
 
 
 def physics_rank(verdict) -> int:
@@ -35,9 +36,15 @@ def describe(cfg: dict, metrics: dict, info: dict | None = None) -> dict:
 
     def pick(metric, node, key=None):
         return metrics.get(metric, (cfg.get(node) or {}).get(key or "name", info.get(metric)))
-    return {"target": pick("target", "target"), "method": pick("regressor", "regressor"),
-            "generator": pick("generator", "generator"), "train_data": pick("train_data", "train", "data"),
-            "physics_pass": metrics.get("physics_pass"), "holdout_r2": metrics.get("holdout_r2")}
+
+    return {
+        "target": pick("target", "target"),
+        "method": pick("regressor", "regressor"),
+        "generator": pick("generator", "generator"),
+        "train_data": pick("train_data", "train", "data"),
+        "physics_pass": metrics.get("physics_pass"),
+        "holdout_r2": metrics.get("holdout_r2"),
+    }
 
 
 def _r2(value) -> float:
@@ -77,8 +84,10 @@ def model_runs(paths, column: str = "chosen") -> list[Path]:
         if chosen.exists():
             table = pd.read_csv(chosen)
             if column in table and "run_dir" in table:
-                runs += [Path(r) if Path(r).is_absolute() else p / r
-                         for r in table.loc[table[column].astype(bool), "run_dir"]]
+                runs += [
+                    Path(r) if Path(r).is_absolute() else p / r
+                    for r in table.loc[table[column].astype(bool), "run_dir"]
+                ]
                 continue
         runs += job_dirs(p, "model.json")
     if not runs:
@@ -91,16 +100,22 @@ def load_models(paths, combine: str = "committee") -> tuple[dict, Path]:
     its committee as one Committee, combine=best: alone. Returns ({target: Model | Committee}, the chosen run
     of the first target)."""
     import json
+
     from omegaconf import OmegaConf
+
     from .model import Committee, Model
+
     if combine not in ("committee", "best"):
         raise ConfigError(f"design.combine must be committee or best, not {combine!r}")
     rows, models = [], []
     for run in model_runs(paths, "committee" if combine == "committee" else "chosen"):
         model = Model.load(run / "model.json")
         files = {name: run / name for name in (".hydra/config.yaml", "metrics.json")}
-        cfg = OmegaConf.to_container(OmegaConf.load(files[".hydra/config.yaml"])) \
-            if files[".hydra/config.yaml"].exists() else {}
+        cfg = (
+            OmegaConf.to_container(OmegaConf.load(files[".hydra/config.yaml"]))
+            if files[".hydra/config.yaml"].exists()
+            else {}
+        )
         metrics = json.loads(files["metrics.json"].read_text()) if files["metrics.json"].exists() else {}
         rows.append({**describe(cfg, metrics, model.info), "target": model.target, "run": run})
         models.append(model)
@@ -109,9 +124,12 @@ def load_models(paths, combine: str = "committee") -> tuple[dict, Path]:
     for target, part in picked.groupby("target", sort=False):
         best = part.index[part["chosen"]][0]
         first = first or part.at[best, "run"]
-        members = part[part["committee"]]   # best first, as `choose` ranks them
-        order = sorted(members.index, key=lambda i: (physics_rank(members.at[i, "physics_pass"]),
-                                                      _r2(members.at[i, "holdout_r2"])), reverse=True)
+        members = part[part["committee"]]  # best first, as `choose` ranks them
+        order = sorted(
+            members.index,
+            key=lambda i: (physics_rank(members.at[i, "physics_pass"]), _r2(members.at[i, "holdout_r2"])),
+            reverse=True,
+        )
         same = [models[i] for i in order]
         out[target] = Committee(same) if combine == "committee" and len(same) > 1 else models[best]
     return out, first

@@ -1,4 +1,5 @@
 """Group-aware split of the real view into train groups and holdout groups (never seen by anything fitted)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,10 +17,16 @@ def split_groups(view: pd.DataFrame, holdout_fraction: float = 0.2, seed: int = 
     gss = GroupShuffleSplit(n_splits=1, test_size=holdout_fraction, random_state=seed)
     train_idx, hold_idx = next(gss.split(view, groups=groups))
     train, holdout = view.iloc[train_idx].reset_index(drop=True), view.iloc[hold_idx].reset_index(drop=True)
-    info = {"seed": seed, "holdout_fraction": holdout_fraction, "group_column": GROUP_COL,
-            "n_train_rows": len(train), "n_holdout_rows": len(holdout),
-            "n_train_groups": int(train[GROUP_COL].nunique()), "n_holdout_groups": int(holdout[GROUP_COL].nunique()),
-            "train_groups": sorted(train[GROUP_COL].unique().tolist()),
-            "holdout_groups": sorted(holdout[GROUP_COL].unique().tolist())}
+    info = {
+        "seed": seed,
+        "holdout_fraction": holdout_fraction,
+        "group_column": GROUP_COL,
+        "n_train_rows": len(train),
+        "n_holdout_rows": len(holdout),
+        "n_train_groups": int(train[GROUP_COL].nunique()),
+        "n_holdout_groups": int(holdout[GROUP_COL].nunique()),
+        "train_groups": sorted(train[GROUP_COL].unique().tolist()),
+        "holdout_groups": sorted(holdout[GROUP_COL].unique().tolist()),
+    }
     assert not set(info["train_groups"]) & set(info["holdout_groups"])
     return train, holdout, info

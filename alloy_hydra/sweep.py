@@ -12,6 +12,7 @@ same holdout (aug_r2 > real_only_r2), otherwise `none` is selected and the repor
 Model rule: alloy_hydra.selection (physics pass first, then the best holdout R²; the same rule design.models
 applies to a list of runs).
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,15 +33,24 @@ log = logging.getLogger(__name__)
 def jobs(sweep_dir: Path) -> pd.DataFrame:
     rows = []
     for run in job_dirs(sweep_dir):
-        overrides = OmegaConf.load(run / ".hydra" / "overrides.yaml") if (run / ".hydra" / "overrides.yaml").exists() \
-            else []
+        overrides = (
+            OmegaConf.load(run / ".hydra" / "overrides.yaml") if (run / ".hydra" / "overrides.yaml").exists() else []
+        )
         cfg, metrics, status = read_run(run)
         rule = selection.describe(cfg, metrics)
-        rows.append({"run_dir": str(run.relative_to(sweep_dir)), "overrides": " ".join(overrides),
-                     "status": status.get("status", "missing"), "error": status.get("error", ""),
-                     "target": rule["target"], "generator": rule["generator"], "regressor": rule["method"],
-                     **{k: v for k, v in metrics.items() if k not in ("target", "generator", "regressor")},
-                     "train_data": rule["train_data"]})
+        rows.append(
+            {
+                "run_dir": str(run.relative_to(sweep_dir)),
+                "overrides": " ".join(overrides),
+                "status": status.get("status", "missing"),
+                "error": status.get("error", ""),
+                "target": rule["target"],
+                "generator": rule["generator"],
+                "regressor": rule["method"],
+                **{k: v for k, v in metrics.items() if k not in ("target", "generator", "regressor")},
+                "train_data": rule["train_data"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -57,10 +67,13 @@ def select_datasets(table: pd.DataFrame) -> dict:
         synth = part[(part["generator"] != "none") & part["tstr_r2"].notna()]
         passing = synth[synth["qc_pass"].map(lambda v: v is True or v == 1.0)]
         real_only = part["real_only_r2"].dropna()
-        entry = {"rule": "best tstr_r2 among QC-passing generators; kept only if aug_r2 > real_only_r2",
-                 "candidates": synth[["generator", "qc_pass", "tstr_r2", "aug_r2", "real_only_r2"]]
-                 .to_dict("records") if len(synth) else [],
-                 "real_only_r2": float(real_only.iloc[0]) if len(real_only) else None}
+        entry = {
+            "rule": "best tstr_r2 among QC-passing generators; kept only if aug_r2 > real_only_r2",
+            "candidates": synth[["generator", "qc_pass", "tstr_r2", "aug_r2", "real_only_r2"]].to_dict("records")
+            if len(synth)
+            else [],
+            "real_only_r2": float(real_only.iloc[0]) if len(real_only) else None,
+        }
         if not len(synth):
             entry.update(chosen_method="none", reason="no synthetic-data job with QC for this target in the sweep")
         elif not len(passing):
@@ -68,38 +81,94 @@ def select_datasets(table: pd.DataFrame) -> dict:
         else:
             best = passing.sort_values("tstr_r2", ascending=False).iloc[0]
             if entry["real_only_r2"] is not None and best.get("aug_r2", -np.inf) <= entry["real_only_r2"]:
-                entry.update(chosen_method="none", best_generator=best["generator"],
-                             reason=f"augmentation does not help: {best['generator']} synthetic+real R² "
-                                    f"{best['aug_r2']:.3f} <= real-only {entry['real_only_r2']:.3f}")
+                entry.update(
+                    chosen_method="none",
+                    best_generator=best["generator"],
+                    reason=f"augmentation does not help: {best['generator']} synthetic+real R² "
+                    f"{best['aug_r2']:.3f} <= real-only {entry['real_only_r2']:.3f}",
+                )
             else:
-                entry.update(chosen_method=best["generator"], tstr_r2=float(best["tstr_r2"]),
-                             aug_r2=float(best["aug_r2"]), run_dir=best["run_dir"],
-                             reason=f"{best['generator']}: best tstr_r2 among QC-passing generators and "
-                                    f"synthetic+real beats real-only")
+                entry.update(
+                    chosen_method=best["generator"],
+                    tstr_r2=float(best["tstr_r2"]),
+                    aug_r2=float(best["aug_r2"]),
+                    run_dir=best["run_dir"],
+                    reason=f"{best['generator']}: best tstr_r2 among QC-passing generators and "
+                    f"synthetic+real beats real-only",
+                )
         out[target] = entry
     return out
 
 
 def model_table(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    table = _with(table, ["holdout_r2", "holdout_mae", "cv_mae", "complexity", "physics_pass", "baseline_ridge_r2",
-                          "baseline_gbm_r2", "baseline_ridge_mae", "baseline_gbm_mae"])
+    table = _with(
+        table,
+        [
+            "holdout_r2",
+            "holdout_mae",
+            "cv_mae",
+            "complexity",
+            "physics_pass",
+            "baseline_ridge_r2",
+            "baseline_gbm_r2",
+            "baseline_ridge_mae",
+            "baseline_gbm_mae",
+        ],
+    )
     done = table[(table["status"] == "complete") & table["holdout_r2"].notna()] if len(table) else table
     for _, j in done.iterrows():
-        base = {"target": j["target"], "property": j["target"], "generator": j["generator"], "run_dir": j["run_dir"],
-                "train_data": j.get("train_data")}
-        rows.append({**base, "method": j["regressor"], "cv_mae": j.get("cv_mae"), "holdout_mae": j.get("holdout_mae"),
-                     "holdout_r2": j.get("holdout_r2"), "complexity": j.get("complexity"),
-                     "physics_pass": j.get("physics_pass"), "baseline": False})
+        base = {
+            "target": j["target"],
+            "property": j["target"],
+            "generator": j["generator"],
+            "run_dir": j["run_dir"],
+            "train_data": j.get("train_data"),
+        }
+        rows.append(
+            {
+                **base,
+                "method": j["regressor"],
+                "cv_mae": j.get("cv_mae"),
+                "holdout_mae": j.get("holdout_mae"),
+                "holdout_r2": j.get("holdout_r2"),
+                "complexity": j.get("complexity"),
+                "physics_pass": j.get("physics_pass"),
+                "baseline": False,
+            }
+        )
         for b in ("ridge", "gbm"):
-            rows.append({**base, "method": f"baseline_{b}", "cv_mae": None, "holdout_mae": j.get(f"baseline_{b}_mae"),
-                         "holdout_r2": j.get(f"baseline_{b}_r2"), "complexity": None, "physics_pass": None,
-                         "baseline": True})
+            rows.append(
+                {
+                    **base,
+                    "method": f"baseline_{b}",
+                    "cv_mae": None,
+                    "holdout_mae": j.get(f"baseline_{b}_mae"),
+                    "holdout_r2": j.get(f"baseline_{b}_r2"),
+                    "complexity": None,
+                    "physics_pass": None,
+                    "baseline": True,
+                }
+            )
     mt = pd.DataFrame(rows)
     if not len(mt):
-        return pd.DataFrame(columns=["target", "property", "method", "generator", "cv_mae", "holdout_mae",
-                                     "holdout_r2", "complexity", "physics_pass", "run_dir", "baseline", "chosen",
-                                     "committee"])
+        return pd.DataFrame(
+            columns=[
+                "target",
+                "property",
+                "method",
+                "generator",
+                "cv_mae",
+                "holdout_mae",
+                "holdout_r2",
+                "complexity",
+                "physics_pass",
+                "run_dir",
+                "baseline",
+                "chosen",
+                "committee",
+            ]
+        )
     picked = selection.choose(mt[~mt["baseline"]])
     mt["chosen"] = mt["committee"] = False
     mt.loc[picked.index, ["chosen", "committee"]] = picked[["chosen", "committee"]]
@@ -110,7 +179,9 @@ def model_table(table: pd.DataFrame) -> pd.DataFrame:
 def write_reports(sweep_dir, console=None) -> int:
     """Write the sweep reports; returns the number of failed jobs."""
     from rich.console import Console
+
     from .report import key_table
+
     sweep_dir = Path(sweep_dir)
     table = jobs(sweep_dir)
     table.drop(columns="train_data", errors="ignore").to_csv(sweep_dir / "comparison.csv", index=False)
@@ -121,14 +192,31 @@ def write_reports(sweep_dir, console=None) -> int:
     failed = int((table["status"] != "complete").sum()) if len(table) else 0
     console = console or Console()
     console.print(f"sweep {sweep_dir}: {len(table)} jobs, {failed} failed", soft_wrap=True, highlight=False)
-    labels = [f"job {n}" if n.isdigit() else f"job {i}"   # Hydra's job number, from the dir name
-              for i, n in enumerate(str(r).split("_", 1)[0] for r in (table["run_dir"] if len(table) else []))]
+    labels = [
+        f"job {n}" if n.isdigit() else f"job {i}"  # Hydra's job number, from the dir name
+        for i, n in enumerate(str(r).split("_", 1)[0] for r in (table["run_dir"] if len(table) else []))
+    ]
     for label, run in zip(labels, table["run_dir"] if len(table) else []):
         console.print(f"{label}: {run}", soft_wrap=True, highlight=False)
-    cols = [c for c in ("status", "target", "generator", "generator_used", "regressor", "qc_pass", "tstr_r2",
-                        "real_only_r2", "holdout_r2", "design_hit_rate", "error") if c in table]
-    cell = (lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)[:60])
-    if len(table):   # keys as rows, jobs as columns: readable at 80 columns and in a pipe
+    cols = [
+        c
+        for c in (
+            "status",
+            "target",
+            "generator",
+            "generator_used",
+            "regressor",
+            "qc_pass",
+            "tstr_r2",
+            "real_only_r2",
+            "holdout_r2",
+            "design_hit_rate",
+            "error",
+        )
+        if c in table
+    ]
+    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)[:60]
+    if len(table):  # keys as rows, jobs as columns: readable at 80 columns and in a pipe
         key_table([(c, [cell(v) for v in table[c]]) for c in cols], labels, console, "sweep jobs")
     for target, s in selected.items():
         console.print(f"{target}: generator [bold]{s['chosen_method']}[/bold] — {s['reason']}")
@@ -139,8 +227,10 @@ def write_reports(sweep_dir, console=None) -> int:
 
 def _plot(table: pd.DataFrame, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     path.parent.mkdir(parents=True, exist_ok=True)
     piv = table.pivot_table(index="target", columns="generator", values="holdout_r2", aggfunc="max")
     ax = piv.plot.bar(figsize=(7, 4))

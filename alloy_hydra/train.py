@@ -3,7 +3,10 @@
 CV groups: a synthetic row carries the real class it was generated for (`source_group`), so a fold never
 scores a model on near-copies of its own training rows.
 """
+
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -12,9 +15,8 @@ from sklearn.base import clone
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import GroupKFold
 
-from dataclasses import dataclass, field
-
-from . import expr, physics as physics_mod
+from . import expr
+from . import physics as physics_mod
 from .errors import ConfigError
 from .model import SIGMA_TERMS, Domain, Model, knn_mean_distance, predict_json, sigma_of, sigma_terms
 from .regress import GBMModel, RidgeModel
@@ -26,10 +28,14 @@ def metrics(y, pred) -> dict:
     if not ok.all():
         pred = np.where(ok, pred, np.nanmedian(y))
     nz = np.abs(y) > 1e-9
-    return {"mae": float(mean_absolute_error(y, pred)), "rmse": float(np.sqrt(mean_squared_error(y, pred))),
-            "r2": float(r2_score(y, pred)) if len(y) > 1 else float("nan"),
-            "mape": float(np.mean(np.abs((y[nz] - pred[nz]) / y[nz])) * 100) if nz.any() else float("nan"),
-            "n": int(len(y)), "n_nonfinite_predictions": int((~ok).sum())}
+    return {
+        "mae": float(mean_absolute_error(y, pred)),
+        "rmse": float(np.sqrt(mean_squared_error(y, pred))),
+        "r2": float(r2_score(y, pred)) if len(y) > 1 else float("nan"),
+        "mape": float(np.mean(np.abs((y[nz] - pred[nz]) / y[nz])) * 100) if nz.any() else float("nan"),
+        "n": int(len(y)),
+        "n_nonfinite_predictions": int((~ok).sum()),
+    }
 
 
 def folds(groups, n_splits: int):
@@ -109,6 +115,7 @@ def refit_constants(tree: dict, X: dict, y: np.ndarray, max_nfev: int = 200, lin
     def resid(c):
         r = expr.evaluate(expr.with_constants(tree, c), X) - y
         return np.where(np.isfinite(r), r, 1e6)
+
     try:
         sol = least_squares(resid, c0, max_nfev=max_nfev, method="trf")
         return expr.with_constants(tree, sol.x) if np.all(np.isfinite(sol.x)) else tree
@@ -121,8 +128,7 @@ def _cols(X: pd.DataFrame, idx=None) -> dict:
     return {c: A[:, i] for i, c in enumerate(X.columns)}
 
 
-def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits, linear: bool = False,
-                  clip=None) -> np.ndarray:
+def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits, linear: bool = False, clip=None) -> np.ndarray:
     """Out-of-fold predictions of a fixed structure with its constants refitted on each fold's train part."""
     pred = np.full(len(y), np.nan)
     for tr, te in splits:
@@ -134,8 +140,9 @@ def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits, linear: bo
 def nonfinite_on(tree: dict, matrices) -> int:
     """Rows of the given feature frames where the expression is NaN/inf (log or sqrt of a negative, overflow)."""
     with np.errstate(all="ignore"):
-        return int(sum((~np.isfinite(np.broadcast_to(expr.evaluate(tree, _cols(M)), (len(M),)))).sum()
-                       for M in matrices))
+        return int(
+            sum((~np.isfinite(np.broadcast_to(expr.evaluate(tree, _cols(M)), (len(M),)))).sum() for M in matrices)
+        )
 
 
 def member_cv(f: dict, X: pd.DataFrame, y: np.ndarray, splits, fold_fronts=None, clip=None) -> np.ndarray:
@@ -145,8 +152,18 @@ def member_cv(f: dict, X: pd.DataFrame, y: np.ndarray, splits, fold_fronts=None,
     return expression_cv(f["expr"], X, y, splits, f.get("linear", False), clip)
 
 
-def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of, domain=(),
-                 fold_fronts=None, clip=None, groups=None, tick=None) -> pd.DataFrame:
+def pareto_table(
+    front: list,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    splits,
+    physics_of,
+    domain=(),
+    fold_fronts=None,
+    clip=None,
+    groups=None,
+    tick=None,
+) -> pd.DataFrame:
     """Every Pareto expression with its grouped CV MAE (member_cv), physics result and the number of non-finite
     predictions on the training rows and `domain` (feature frames of real cards). With `groups`, the table's
     attrs["group_abs_error"] holds each member's summed absolute CV error per group (members x groups) and
@@ -160,13 +177,22 @@ def pareto_table(front: list, X: pd.DataFrame, y: np.ndarray, splits, physics_of
         if codes is not None:
             per_group.append(np.bincount(codes, err))
         phys = physics_of({"kind": "expression", "expr": f["expr"], "features": list(X.columns)})
-        rows.append({"id": i, "source": f.get("source", ""), "complexity": f["length"], "train_mse": f["mse"],
-                     "cv_mae": float(np.mean(err[ok])) if ok.any() else np.inf,
-                     "cv_nonfinite": int((~ok).sum()), "domain_nonfinite": nonfinite_on(f["expr"], [X, *domain]),
-                     "physics_pass": phys["pass"],
-                     "physics": "; ".join(f"{c['feature']}:{c.get('fraction_expected_sign', 'n/a')}"
-                                          for c in phys["checks"]),
-                     "expression": expr.to_string(f["expr"], 6)})
+        rows.append(
+            {
+                "id": i,
+                "source": f.get("source", ""),
+                "complexity": f["length"],
+                "train_mse": f["mse"],
+                "cv_mae": float(np.mean(err[ok])) if ok.any() else np.inf,
+                "cv_nonfinite": int((~ok).sum()),
+                "domain_nonfinite": nonfinite_on(f["expr"], [X, *domain]),
+                "physics_pass": phys["pass"],
+                "physics": "; ".join(
+                    f"{c['feature']}:{c.get('fraction_expected_sign', 'n/a')}" for c in phys["checks"]
+                ),
+                "expression": expr.to_string(f["expr"], 6),
+            }
+        )
         if tick:
             tick(i + 1)
     table = pd.DataFrame(rows)
@@ -185,8 +211,9 @@ def paired_se(err: np.ndarray, rows: np.ndarray, best: int) -> np.ndarray:
         return np.sqrt(G / max(G - 1, 1) * ((d - rows * mean) ** 2).sum(axis=1)) / n
 
 
-def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.02,
-           require_physics: bool = True) -> tuple[int, str]:
+def choose(
+    table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.02, require_physics: bool = True
+) -> tuple[int, str]:
     """Pick a Pareto expression among those passing physics (all if none pass). parsimony: the smallest
     expression whose CV MAE is within `tolerance` of the best CV MAE; gain: the smallest whose CV MAE gives up at
     most `tolerance` of the best expression's gain over the constant (the front's 1-node member), so the allowance
@@ -195,11 +222,11 @@ def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.02
     `tolerance` paired, group-clustered standard errors of the best (paired_se; needs pareto_table's groups);
     min_cv: the lowest CV MAE."""
     finite = table["cv_nonfinite"] == 0
-    if "domain_nonfinite" in table:   # an expression that is NaN somewhere on real cards is not a model
+    if "domain_nonfinite" in table:  # an expression that is NaN somewhere on real cards is not a model
         finite &= table["domain_nonfinite"] == 0
     cand = table[finite]
     cand = cand if len(cand) else table
-    phys = cand[cand["physics_pass"].ne(False)]   # no applicable check is no failure
+    phys = cand[cand["physics_pass"].ne(False)]  # no applicable check is no failure
     pool = phys if (require_physics and len(phys)) else cand
     why = "physics-passing expressions" if pool is phys and len(phys) else "all expressions (none passes physics)"
     if rule == "min_cv":
@@ -213,12 +240,16 @@ def choose(table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.02
         se = paired_se(table.attrs["group_abs_error"], table.attrs["group_rows"], int(pool["cv_mae"].idxmin()))
         ok = pool["cv_mae"].to_numpy() <= best + tolerance * se[pool.index.to_numpy()]
         pick = pool[ok].sort_values(["complexity", "cv_mae"]).iloc[0]
-        return int(pick["id"]), (f"smallest complexity with CV MAE <= best ({best:.4g}) + {tolerance:g} paired "
-                                 f"standard error(s) (clustered by group) among {why}")
+        return int(pick["id"]), (
+            f"smallest complexity with CV MAE <= best ({best:.4g}) + {tolerance:g} paired "
+            f"standard error(s) (clustered by group) among {why}"
+        )
     if rule == "gain" and const > best:
-        limit, how = best + tolerance * (const - best), (f"best ({best:.4g}) + {tolerance:g} x its gain over the "
-                                                         f"constant ({const:.4g})")
-    else:   # parsimony, or a front without a constant member
+        limit, how = (
+            best + tolerance * (const - best),
+            (f"best ({best:.4g}) + {tolerance:g} x its gain over the constant ({const:.4g})"),
+        )
+    else:  # parsimony, or a front without a constant member
         limit, how = best * (1 + tolerance), f"(1 + {tolerance:g}) x best ({best:.4g})"
     pick = pool[pool["cv_mae"] <= limit].sort_values(["complexity", "cv_mae"]).iloc[0]
     return int(pick["id"]), f"smallest complexity with CV MAE <= {how} among {why}"
@@ -235,8 +266,19 @@ def bootstrap_groups(groups, n_members: int, seed: int):
         yield np.concatenate([where[u] for u in pick])
 
 
-def ensemble(main: dict, estimator, X: pd.DataFrame, y: np.ndarray, groups, n_members: int, seed: int,
-             domain=(), linear: bool = False, bounds: tuple[float, float] | None = None, tick=None) -> list:
+def ensemble(
+    main: dict,
+    estimator,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups,
+    n_members: int,
+    seed: int,
+    domain=(),
+    linear: bool = False,
+    bounds: tuple[float, float] | None = None,
+    tick=None,
+) -> list:
     """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept;
     a refit that is non-finite on the training rows or `domain` is dropped; the output `bounds` applied after the
     refit, as to the main formula); other models refit on them."""
@@ -285,11 +327,12 @@ def fit_sigma(err: np.ndarray, ok: np.ndarray, gap=0.0, dratio=0.0, level=0.0) -
     mean absolute value of a normal error is sigma·sqrt(2/pi)) on the terms of model.sigma_terms. |error|, not its
     square: a few large misses would otherwise decide the slopes."""
     from scipy.optimize import nnls
+
     A = sigma_terms(len(err), gap, dratio, level)
     ok = ok & np.isfinite(err) & np.isfinite(A).all(axis=1)
     A, b = A[ok], np.sqrt(np.pi / 2) * np.abs(err[ok])
     coef = nnls(A, b)[0] if ok.sum() >= A.shape[1] else np.r_[b.mean() if len(b) else 0.0, np.zeros(A.shape[1] - 1)]
-    if coef[0] <= 0:   # sigma never 0: at least the scatter the other terms leave
+    if coef[0] <= 0:  # sigma never 0: at least the scatter the other terms leave
         coef[0] = max(1e-9, float(np.median(b - A[:, 1:] @ coef[1:]))) if len(b) else 1e-9
     return {**dict(zip(SIGMA_TERMS, map(float, coef))), "fitted_on": int(ok.sum())}
 
@@ -297,22 +340,30 @@ def fit_sigma(err: np.ndarray, ok: np.ndarray, gap=0.0, dratio=0.0, level=0.0) -
 def sigma_checks(err: np.ndarray, sigma: np.ndarray) -> dict:
     """Does sigma say which predictions miss? Share within 1 and 2 sigma, Spearman rho of sigma with |error|."""
     from scipy.stats import spearmanr
+
     err, sigma = np.asarray(err, float), np.asarray(sigma, float)
-    ok = np.isfinite(err) & ~np.isnan(sigma)   # an infinite sigma covers any error
+    ok = np.isfinite(err) & ~np.isnan(sigma)  # an infinite sigma covers any error
     err, sigma = err[ok], sigma[ok]
     rho = spearmanr(sigma, np.abs(err)).statistic if len(err) > 2 and np.ptp(sigma) > 0 else float("nan")
-    return {"coverage_1sigma": float(np.mean(np.abs(err) <= sigma)) if len(err) else float("nan"),
-            "coverage_2sigma": float(np.mean(np.abs(err) <= 2 * sigma)) if len(err) else float("nan"),
-            "spearman_sigma_abs_error": float(rho), "n": int(len(err))}
+    return {
+        "coverage_1sigma": float(np.mean(np.abs(err) <= sigma)) if len(err) else float("nan"),
+        "coverage_2sigma": float(np.mean(np.abs(err) <= 2 * sigma)) if len(err) else float("nan"),
+        "spearman_sigma_abs_error": float(rho),
+        "n": int(len(err)),
+    }
 
 
 def domain_check(y, mean, in_domain) -> dict:
     """Does the in-domain flag separate error? MAE of the cards flagged in and out, and the share in."""
     err = np.abs(np.asarray(y, float) - np.asarray(mean, float))
     inside = np.asarray(in_domain, bool)
-    mae = (lambda m: float(err[m].mean()) if m.any() else None)
-    return {"in_domain_share": float(inside.mean()) if len(inside) else None, "mae_in_domain": mae(inside),
-            "mae_out_domain": mae(~inside), "n_out_domain": int((~inside).sum())}
+    mae = lambda m: float(err[m].mean()) if m.any() else None
+    return {
+        "in_domain_share": float(inside.mean()) if len(inside) else None,
+        "mae_in_domain": mae(inside),
+        "mae_out_domain": mae(~inside),
+        "n_out_domain": int((~inside).sum()),
+    }
 
 
 @dataclass
@@ -324,7 +375,7 @@ class Fit:
     chosen_id: int | None
     why: str
     pert: dict
-    oof: np.ndarray | None = None   # the chosen model's out-of-fold predictions on the (subsampled) training rows
+    oof: np.ndarray | None = None  # the chosen model's out-of-fold predictions on the (subsampled) training rows
 
 
 class Quiet:
@@ -343,10 +394,11 @@ class Quiet:
 @dataclass
 class Rows:
     """The (subsampled) training rows as the estimator sees them."""
+
     X: pd.DataFrame
     y: np.ndarray
     groups: np.ndarray
-    real: np.ndarray          # True on real cards (synthetic rows train folds but are never scored)
+    real: np.ndarray  # True on real cards (synthetic rows train folds but are never scored)
     splits: list
     featuriser: object
 
@@ -362,20 +414,22 @@ def _rows(cards: pd.DataFrame, target: str, featuriser, opts, seed: int) -> Rows
 
 def _check_options(opts) -> None:
     if opts.select_cv not in ("nested", "refit") or opts.select_rule not in ("parsimony", "gain", "min_cv", "se"):
-        raise ConfigError(f"train.select_cv must be nested or refit and train.select_rule parsimony, gain, se or "
-                          f"min_cv, not {opts.select_cv!r} / {opts.select_rule!r}")
+        raise ConfigError(
+            f"train.select_cv must be nested or refit and train.select_rule parsimony, gain, se or "
+            f"min_cv, not {opts.select_cv!r} / {opts.select_rule!r}"
+        )
     if opts.clip_margin is not None and not opts.clip_margin >= 0:
         raise ConfigError(f"train.clip_margin must be >= 0 (or null: unbounded formulas), not {opts.clip_margin}")
 
 
 @dataclass
 class Choice:
-    main: dict                        # the chosen JSON model
-    cv: np.ndarray                    # its out-of-fold predictions
+    main: dict  # the chosen JSON model
+    cv: np.ndarray  # its out-of-fold predictions
     table: pd.DataFrame | None = None
     chosen_id: int | None = None
     why: str = "the estimator's own model"
-    domain: list = field(default_factory=list)   # matrices a formula must stay finite on (audit points)
+    domain: list = field(default_factory=list)  # matrices a formula must stay finite on (audit points)
     linear: bool = False
 
 
@@ -389,26 +443,47 @@ def _choose_formula(final, rows: Rows, pert: dict, fitted: list, cv_proc: np.nda
 
     def physics_of(model):
         return physics_mod.audit(lambda Xp: predict_json(model, Xp), pert, opts.physics_min_fraction)
-    domain = [pert["base"]] + [m for c in pert["checks"].values() if c.get("applicable")
-                               for m in (c["base"], c["X"]) if m is not pert["base"]]
+
+    domain = [pert["base"]] + [
+        m for c in pert["checks"].values() if c.get("applicable") for m in (c["base"], c["X"]) if m is not pert["base"]
+    ]
     fold_fronts = [getattr(e, "front_", None) for e in fitted]
     if opts.select_cv != "nested" or not all(fold_fronts):
         fold_fronts = None
     progress.grow(len(front))
-    table = pareto_table(front, X, y, splits, physics_of, domain, fold_fronts, opts.clip_margin, rows.groups,
-                         progress.step(f"Pareto member scored (of {len(front)})"))
+    table = pareto_table(
+        front,
+        X,
+        y,
+        splits,
+        physics_of,
+        domain,
+        fold_fronts,
+        opts.clip_margin,
+        rows.groups,
+        progress.step(f"Pareto member scored (of {len(front)})"),
+    )
     chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
     fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
     refit = refit_constants(fixed, _cols(X), y, linear=linear)
     if table.loc[chosen_id, "domain_nonfinite"] == 0 and nonfinite_on(refit, [X, *domain]):
-        refit = fixed   # least squares walked the constants out of the expression's valid region
+        refit = fixed  # least squares walked the constants out of the expression's valid region
     main = {"kind": "expression", "features": list(X.columns), "expr": refit}
     cv_chosen = member_cv(front[chosen_id], X, y, splits, fold_fronts, opts.clip_margin)
     return Choice(main, cv_chosen, table, chosen_id, why, domain, linear)
 
 
-def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target, featuriser, make_estimator, opts,
-                       seed: int, rederive=None, progress=None) -> Fit:
+def fit_property_model(
+    cards: pd.DataFrame,
+    real_cards: pd.DataFrame,
+    target,
+    featuriser,
+    make_estimator,
+    opts,
+    seed: int,
+    rederive=None,
+    progress=None,
+) -> Fit:
     """The whole training procedure on `cards` (with `_cv_group`): featurise, grouped CV of the estimator and
     of the ridge/gbm baselines on the same folds, final fit, Pareto choice (symbolic engines), group-bootstrap
     ensemble, residual sd, applicability domain on the real train cards. `target`: a TargetConfig (name, unit,
@@ -421,16 +496,22 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target, fe
     X, y, groups, splits, feat = rows.X, rows.y, rows.groups, rows.splits, rows.featuriser
     names = list(X.columns)
     reg = make_estimator(names)
-    pert = physics_mod.perturbations(real_cards, dict(target.physics), (lambda c: feat.transform(rederive(c)))
-                                     if rederive else feat.transform, seed=seed)
-    if "physics" in reg.get_params():   # the engine keeps the audited signs while it fits
+    pert = physics_mod.perturbations(
+        real_cards,
+        dict(target.physics),
+        (lambda c: feat.transform(rederive(c))) if rederive else feat.transform,
+        seed=seed,
+    )
+    if "physics" in reg.get_params():  # the engine keeps the audited signs while it fits
         reg.set_params(physics=physics_mod.constraints(pert, names), physics_min_fraction=opts.physics_min_fraction)
-    baselines = {"ridge": RidgeModel(feature_names=names, random_state=seed),
-                 "gbm": GBMModel(feature_names=names, random_state=seed)}
+    baselines = {
+        "ridge": RidgeModel(feature_names=names, random_state=seed),
+        "gbm": GBMModel(feature_names=names, random_state=seed),
+    }
     n_members = opts.ensemble
     progress.grow(3 * len(splits) + 1 + n_members)
     fitted = []
-    cv_proc = oof(reg, X, y, splits, fitted, progress.step(f"grouped CV fold (of {len(splits)})"))   # whole procedure
+    cv_proc = oof(reg, X, y, splits, fitted, progress.step(f"grouped CV fold (of {len(splits)})"))  # whole procedure
     base_cv = {k: oof(b, X, y, splits, tick=progress.step(f"{k} baseline, fold")) for k, b in baselines.items()}
     progress.say(f"final fit on all {len(X)} rows")
     final = clone(reg).fit(X, y)
@@ -440,45 +521,103 @@ def fit_property_model(cards: pd.DataFrame, real_cards: pd.DataFrame, target, fe
     main, cv_chosen = pick.main, pick.cv
     symbolic = final.to_json()["kind"] == "expression" and not isinstance(final, RidgeModel)
     bounds = clip_range(y, opts.clip_margin) if pick.table is not None and opts.clip_margin is not None else None
-    if main["kind"] != "expression":   # tree / refit members cost a whole fit each
+    if main["kind"] != "expression":  # tree / refit members cost a whole fit each
         progress.grow(min(n_members, 5) - n_members)
         n_members = min(n_members, 5)
-    members = ensemble(main, None if symbolic else reg, X, y, groups, n_members, seed, pick.domain, pick.linear,
-                       bounds, progress.step(f"ensemble member (of {n_members})"))
+    members = ensemble(
+        main,
+        None if symbolic else reg,
+        X,
+        y,
+        groups,
+        n_members,
+        seed,
+        pick.domain,
+        pick.linear,
+        bounds,
+        progress.step(f"ensemble member (of {n_members})"),
+    )
     if bounds:
         main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
-    model, cv = _uncertainty(rows, real_cards, main, members, cv_chosen, cv_proc, base_cv, fitted_baselines,
-                             symbolic, target, opts, pick.why, [*fitted, final])
+    model, cv = _uncertainty(
+        rows,
+        real_cards,
+        main,
+        members,
+        cv_chosen,
+        cv_proc,
+        base_cv,
+        fitted_baselines,
+        symbolic,
+        target,
+        opts,
+        pick.why,
+        [*fitted, final],
+    )
     return Fit(model, fitted_baselines, cv, pick.table, pick.chosen_id, pick.why, pert, cv_chosen)
 
 
-def _uncertainty(rows: Rows, real_cards, main, members, cv_chosen, cv_proc, base_cv, fitted_baselines, symbolic,
-                 target, opts, why, estimators) -> tuple[Model, dict]:
+def _uncertainty(
+    rows: Rows,
+    real_cards,
+    main,
+    members,
+    cv_chosen,
+    cv_proc,
+    base_cv,
+    fitted_baselines,
+    symbolic,
+    target,
+    opts,
+    why,
+    estimators,
+) -> tuple[Model, dict]:
     """σ, the applicability domain and the CV figures, from the real cards only: a synthetic near-copy in a
     CV fold flatters the error it is scored on, so sigma taken from such folds says nothing about a new recipe."""
     X, y, groups, splits, real, feat = rows.X, rows.y, rows.groups, rows.splits, rows.real, rows.featuriser
     names = list(X.columns)
     ok = np.isfinite(cv_chosen) & real
     sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
-    use = [names.index(v) for v in expr.variables(main["expr"])] if symbolic else None   # the formula's inputs
-    domain = Domain.fit(feat.transform(real_cards).to_numpy(float), opts.domain_k, opts.domain_quantile, use,
-                        opts.domain_range_tol)
+    use = [names.index(v) for v in expr.variables(main["expr"])] if symbolic else None  # the formula's inputs
+    domain = Domain.fit(
+        feat.transform(real_cards).to_numpy(float), opts.domain_k, opts.domain_quantile, use, opts.domain_range_tol
+    )
     reference = fitted_baselines["gbm"].to_json() if symbolic and opts.agreement_sigma else None
     gap = cv_chosen - base_cv["gbm"] if reference is not None else np.zeros(len(y))
     dratio = oof_distance(domain, X.to_numpy(float), splits, real) / domain.threshold
     sigma = fit_sigma(cv_chosen - y, ok, gap, dratio, cv_chosen) if opts.sigma_model else None
     complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
     capped = sum(bool(getattr(e, "time_capped_", False)) for e in estimators)
-    info = {"n_train_rows": int(len(X)), "n_train_groups": int(len(np.unique(groups))), "complexity": complexity,
-            "selection": why, "n_real_rows": int(real.sum()), "sr_time_cap_fired": int(capped)}
-    cv = {"chosen": metrics(y[ok], cv_chosen[ok]),
-          "procedure": metrics(y[np.isfinite(cv_proc) & real], cv_proc[np.isfinite(cv_proc) & real]),
-          "rows": "real training cards (synthetic rows train the folds but are not scored)"}
+    info = {
+        "n_train_rows": int(len(X)),
+        "n_train_groups": int(len(np.unique(groups))),
+        "complexity": complexity,
+        "selection": why,
+        "n_real_rows": int(real.sum()),
+        "sr_time_cap_fired": int(capped),
+    }
+    cv = {
+        "chosen": metrics(y[ok], cv_chosen[ok]),
+        "procedure": metrics(y[np.isfinite(cv_proc) & real], cv_proc[np.isfinite(cv_proc) & real]),
+        "rows": "real training cards (synthetic rows train the folds but are not scored)",
+    }
     cv.update({f"baseline_{k}": metrics(y[real], p[real]) for k, p in base_cv.items()})
     if sigma is not None:
-        cv["sigma"] = {**sigma, **sigma_checks(cv_chosen[ok] - y[ok],
-                                                sigma_of(sigma, len(y), gap, dratio, cv_chosen)[ok])}
-    model = Model(target.name, target.unit, feat, main, members, sigma_resid, domain, info, reference,
-                  float(opts.agreement_sigma or 0.0) if reference is not None else 0.0,
-                  {k: sigma[k] for k in SIGMA_TERMS} if sigma is not None else None)
+        cv["sigma"] = {
+            **sigma,
+            **sigma_checks(cv_chosen[ok] - y[ok], sigma_of(sigma, len(y), gap, dratio, cv_chosen)[ok]),
+        }
+    model = Model(
+        target.name,
+        target.unit,
+        feat,
+        main,
+        members,
+        sigma_resid,
+        domain,
+        info,
+        reference,
+        float(opts.agreement_sigma or 0.0) if reference is not None else 0.0,
+        {k: sigma[k] for k in SIGMA_TERMS} if sigma is not None else None,
+    )
     return model, cv

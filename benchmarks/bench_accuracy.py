@@ -13,6 +13,7 @@ Besides R² on all rows it prints R² on the rows of named groups (alloy names) 
 --oof writes every row's out-of-fold predictions (with group, alloy and reference) for per-alloy analysis.
 Put overrides before --targets (argparse would take them as targets otherwise).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,10 @@ from sklearn.model_selection import GroupKFold
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = {"uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",     # the bar
-        "hu2021": ROOT.parent / "shared" / "data" / "hu2021_al_data.csv"}   # independent check (composition groups)
+DATA = {
+    "uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",  # the bar
+    "hu2021": ROOT.parent / "shared" / "data" / "hu2021_al_data.csv",
+}  # independent check (composition groups)
 
 
 from alloy_hydra.config import compose  # noqa: E402
@@ -35,6 +38,7 @@ from alloy_hydra.config import compose  # noqa: E402
 
 def synthetic_for(cfg, train_cards):
     from alloy_hydra import stages
+
     synth = stages.generate.synthesise(cfg, train_cards).synth_cards
     return synth.assign(_cv_group=synth["source_group"])
 
@@ -48,12 +52,23 @@ def main():
     ap.add_argument("--oof", help="write out-of-fold predictions of every model to this CSV")
     ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. regressor.generations=400")
     a = ap.parse_args()
-    from alloy_hydra import cards as cards_mod, clean, factory, schema, train
+    from alloy_hydra import cards as cards_mod
+    from alloy_hydra import clean, factory, schema, train
     from alloy_hydra.io import read_cards
+
     rows, oof, path = [], [], DATA[a.data]
     for target in a.targets:
-        cfg = compose([f"data={a.data}", f"data.path={path}", "chem_window=wrought", f"target={target}",
-                       f"generator={a.generator}", "summary=false", *a.overrides])
+        cfg = compose(
+            [
+                f"data={a.data}",
+                f"data.path={path}",
+                "chem_window=wrought",
+                f"target={target}",
+                f"generator={a.generator}",
+                "summary=false",
+                *a.overrides,
+            ]
+        )
         master = clean.clean(read_cards(path), cfg.data, cfg.chem_window, cfg.cleaning, path).master
         view, _ = clean.make_view(master, cfg.target)
         feat = factory.featuriser(cfg)
@@ -65,9 +80,16 @@ def main():
             cards = real.assign(_cv_group=real[schema.GROUP_COL])
             if a.generator != "none":
                 cards = pd.concat([cards, synthetic_for(cfg, real)], ignore_index=True)
-            fit = train.fit_property_model(cards, real, cfg.target, feat, lambda names: factory.regressor(cfg, names),
-                                           cfg.train, cfg.seed,
-                                           rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
+            fit = train.fit_property_model(
+                cards,
+                real,
+                cfg.target,
+                feat,
+                lambda names: factory.regressor(cfg, names),
+                cfg.train,
+                cfg.seed,
+                rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
+            )
             Xte = fit.model.featuriser.transform(view.iloc[te])
             preds["symbolic"][te] = fit.model.predict(X=Xte.to_numpy(float))[0]
             for k, b in fit.baselines.items():
@@ -76,15 +98,26 @@ def main():
         by_comp = view[schema.GROUP_COL].astype(str).str.startswith(schema.COMPOSITION_GROUP_PREFIX).to_numpy()
         for k, p in preds.items():
             m = train.metrics(y, p)
-            part = {f"R2_{name}": round(train.metrics(y[mask], p[mask])["r2"], 3) if mask.sum() > 1 else ""
-                    for name, mask in (("named", ~by_comp), ("by_comp", by_comp))}
-            rows.append({"data": a.data, "target": target, "generator": a.generator, "model": k if k != "symbolic" else
-                         cfg.regressor.name, "R2": round(m["r2"], 3), **part, "MAE": round(m["mae"], 2),
-                         "complexity": sizes if k == "symbolic" else "", "n": len(y),
-                         "seconds": round(time.perf_counter() - t0, 1) if k == "symbolic" else ""})
+            part = {
+                f"R2_{name}": round(train.metrics(y[mask], p[mask])["r2"], 3) if mask.sum() > 1 else ""
+                for name, mask in (("named", ~by_comp), ("by_comp", by_comp))
+            }
+            rows.append(
+                {
+                    "data": a.data,
+                    "target": target,
+                    "generator": a.generator,
+                    "model": k if k != "symbolic" else cfg.regressor.name,
+                    "R2": round(m["r2"], 3),
+                    **part,
+                    "MAE": round(m["mae"], 2),
+                    "complexity": sizes if k == "symbolic" else "",
+                    "n": len(y),
+                    "seconds": round(time.perf_counter() - t0, 1) if k == "symbolic" else "",
+                }
+            )
         print(pd.DataFrame(rows[-3:]).to_string(index=False), flush=True)
-        keep = [c for c in ("source_row", schema.GROUP_COL, *cfg.data.id_columns, *cfg.data.carry_columns)
-                if c in view]
+        keep = [c for c in ("source_row", schema.GROUP_COL, *cfg.data.id_columns, *cfg.data.carry_columns) if c in view]
         oof.append(view[keep].assign(target=target, y=y, **{f"pred_{k}": p for k, p in preds.items()}))
     print("\n" + pd.DataFrame(rows).to_string(index=False))
     if a.oof:

@@ -10,6 +10,7 @@ Prints min / median wall time and the mean and minimum hit rate. Measure on an i
 cores; `--repeat` reruns each seed for the time figures (the artifacts are identical: a run is a function of its
 config).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,18 +36,36 @@ def main():
         for rep in range(a.repeat):
             d = Path(a.out) / f"seed{seed}_{rep}"
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, str(ROOT / "run.py"), f"seed={seed}", "summary=false",
-                                   f"hydra.run.dir={d}", *a.overrides], cwd=ROOT, capture_output=True, text=True)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "run.py"),
+                    f"seed={seed}",
+                    "summary=false",
+                    f"hydra.run.dir={d}",
+                    *a.overrides,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
             wall = time.perf_counter() - t0
             if proc.returncode:
                 sys.exit(f"seed {seed} failed:\n{proc.stderr[-2000:]}")
             times.append(wall)
             m = json.loads((d / "metrics.json").read_text())
-            row = {"seed": seed, "wall_s": round(wall, 1), "hit_rate": m.get("design_hit_rate"),
-                   "generator_used": m.get("generator_used"), "holdout_r2": round(m["holdout_r2"], 3),
-                   "nodes": m.get("complexity"), "mae_in": round(m["holdout_mae_in_domain"] or float("nan"), 2),
-                   "mae_out": round(m["holdout_mae_out_domain"] or float("nan"), 2),
-                   "rho_sigma": round(m["sigma_error_spearman"], 2), "cov_1sigma": round(m["coverage_1sigma"], 2)}
+            row = {
+                "seed": seed,
+                "wall_s": round(wall, 1),
+                "hit_rate": m.get("design_hit_rate"),
+                "generator_used": m.get("generator_used"),
+                "holdout_r2": round(m["holdout_r2"], 3),
+                "nodes": m.get("complexity"),
+                "mae_in": round(m["holdout_mae_in_domain"] or float("nan"), 2),
+                "mae_out": round(m["holdout_mae_out_domain"] or float("nan"), 2),
+                "rho_sigma": round(m["sigma_error_spearman"], 2),
+                "cov_1sigma": round(m["coverage_1sigma"], 2),
+            }
             if rep == 0:
                 rows.append(row)
             print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)

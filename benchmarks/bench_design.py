@@ -6,6 +6,7 @@ MODELS_DIR holds run dirs with YS, UTS and FractureEL models (e.g. a sweep dir, 
 generator=none target=...` runs). Prints the optimisation time alone (models loaded, space built). The issue's
 goal is for three symbolic models (--combine best); a committee of K seeds costs about K times the model part.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,20 +25,23 @@ def main():
     ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
     import pandas as pd
-    from alloy_hydra.config import DesignConfig, load_run_config
+
     from alloy_hydra import design, selection
+    from alloy_hydra.config import DesignConfig, load_run_config
+
     models, source = selection.load_models(a.models, a.combine)
     cfg = load_run_config(source)
     master = pd.read_csv(source / "BASE_MASTER.csv", dtype={c: str for c in cfg.data.id_columns})
     targets = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}
     dc = DesignConfig(max_cost=2.0)
-    space = design.Space(master, cfg.data, cfg.chem_window, {"casting": "DC"}, {}, ["casting"],
-                         list(dc.outcomes))
+    space = design.Space(master, cfg.data, cfg.chem_window, {"casting": "DC"}, {}, ["casting"], list(dc.outcomes))
     ev = design.Evaluator(space, {t: models[t] for t in targets}, dc, cfg.cleaning, targets)
     for method in ("nsga2", "random"):
         t0 = time.perf_counter()
         if a.profile and method == "nsga2":
-            import cProfile, pstats
+            import cProfile
+            import pstats
+
             pr = cProfile.Profile()
             pr.enable()
         search = {"nsga2": design.NSGA2Search, "random": design.RandomSearch}[method](method, 100, 200, 0)
@@ -48,9 +52,11 @@ def main():
             pstats.Stats(pr).sort_stats("tottime").print_stats(25)
         t1 = time.perf_counter()
         ranked = design.rank(ev, X, master, list(cfg.data.id_columns))
-        print(f"{method:<7} 100 x 200: optimise {dt:5.2f} s, rank {time.perf_counter() - t1:5.2f} s, "
-              f"{len(X)} candidates, {len(ranked)} feasible, best distance "
-              f"{ranked['distance'].min() if len(ranked) else float('nan'):.3f}")
+        print(
+            f"{method:<7} 100 x 200: optimise {dt:5.2f} s, rank {time.perf_counter() - t1:5.2f} s, "
+            f"{len(X)} candidates, {len(ranked)} feasible, best distance "
+            f"{ranked['distance'].min() if len(ranked) else float('nan'):.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 Goals (issue 4): jitter 20 000 rows <= 0.5 s and QC statistics on them (all but utility) <= 2 s; peak RSS of a
 whole jitter run <= 500 MB; CTGAN whole run <= 3 min and <= 2 GB; Gaussian copula <= 20 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ from alloy_hydra.config import compose  # noqa: E402
 def jitter_figures(n_rows: int = 20_000) -> None:
     from alloy_hydra import cards, generate, qc, stages
     from alloy_hydra.schema import GROUP_COL
+
     cfg = compose(["summary=false"])
     train = stages.execute(cfg, Path(tempfile.mkdtemp()), ["clean", "split"])["split"].train
     schema = cards.schema_of(train, cfg.data)
@@ -41,11 +43,25 @@ def jitter_figures(n_rows: int = 20_000) -> None:
         t2 = time.perf_counter()
         synth_cards, _ = cards.decode(synth, schema, cfg.data, cfg.cleaning)
         t3 = time.perf_counter()
-        qc.evaluate(table, synth, synth_cards, schema, "YS", cfg.chem_window, cfg.thresholds, post,
-                    sorted(train[GROUP_COL].unique()))
+        qc.evaluate(
+            table,
+            synth,
+            synth_cards,
+            schema,
+            "YS",
+            cfg.chem_window,
+            cfg.thresholds,
+            post,
+            sorted(train[GROUP_COL].unique()),
+        )
         t4 = time.perf_counter()
-        for k, v in {"fit+sample": t1 - t0, "postprocess": t2 - t1, "decode to cards": t3 - t2,
-                     "generate total": t3 - t0, "qc statistics": t4 - t3}.items():
+        for k, v in {
+            "fit+sample": t1 - t0,
+            "postprocess": t2 - t1,
+            "decode to cards": t3 - t2,
+            "generate total": t3 - t0,
+            "qc statistics": t4 - t3,
+        }.items():
             best[k] = min(best.get(k, 1e9), v)
     print(f"jitter, {len(synth)} rows after gates ({n_per_class} per class × {train[GROUP_COL].nunique()} classes)")
     for k, v in best.items():

@@ -12,6 +12,7 @@ scored by the ground truth, noise off) and the mean. One model set is a single d
 rate, vary a lot between seeds, so judge a change by the mean over several groups. `--reuse` keeps model sets
 already in --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DESIGN = ["design.targets.YS=260", "design.targets.UTS=320", "design.targets.FractureEL=12", "design.casting=DC",
-          "design.max_cost=2.0"]
+DESIGN = [
+    "design.targets.YS=260",
+    "design.targets.UTS=320",
+    "design.targets.FractureEL=12",
+    "design.casting=DC",
+    "design.max_cost=2.0",
+]
 
 
 def run(args: list[str]) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args, "summary=false"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args, "summary=false"], cwd=ROOT, capture_output=True, text=True
+    )
     if proc.returncode:
         sys.exit(f"run.py {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
 
@@ -44,32 +51,55 @@ def main():
     a = ap.parse_args()
     out = Path(a.out)
     rows = []
-    groups = [a.seeds[i: i + a.committee] for i in range(0, len(a.seeds), a.committee)]
+    groups = [a.seeds[i : i + a.committee] for i in range(0, len(a.seeds), a.committee)]
     for group in groups:
         seed, label = group[0], "_".join(map(str, group))
         models = out / f"models_{label}"
         t0 = time.perf_counter()
         if not (a.reuse and list(models.glob("**/model.json"))):
-            run(["-m", "target=YS,UTS,FractureEL", "stages=[clean,split,generate,qc,train,audit]",
-                 f"seed={','.join(map(str, group))}", f"hydra.sweep.dir={models}", *a.train])
+            run(
+                [
+                    "-m",
+                    "target=YS,UTS,FractureEL",
+                    "stages=[clean,split,generate,qc,train,audit]",
+                    f"seed={','.join(map(str, group))}",
+                    f"hydra.sweep.dir={models}",
+                    *a.train,
+                ]
+            )
         t_train = time.perf_counter() - t0
         row = {"seed": label, "train_s": t_train}
         for method in ("nsga2", "random"):
             d = out / f"design_{label}_{method}"
-            run(["stages=[design]", f"design.models={models}", *DESIGN, f"optimizer={method}", f"seed={seed}",
-                 f"hydra.run.dir={d}", *a.design])
+            run(
+                [
+                    "stages=[design]",
+                    f"design.models={models}",
+                    *DESIGN,
+                    f"optimizer={method}",
+                    f"seed={seed}",
+                    f"hydra.run.dir={d}",
+                    *a.design,
+                ]
+            )
             m = json.loads((d / "metrics.json").read_text())
             row[method] = m.get("design_hit_rate")
             row[f"{method}_feasible"] = m.get("n_feasible")
             row[f"{method}_s"] = m.get("time_design_s")
         rows.append(row)
-        print(f"seeds {label:>12}: NSGA-II {row['nsga2']}, random {row['random']} "
-              f"(feasible {row['nsga2_feasible']} / {row['random_feasible']}; models {t_train:.0f} s, "
-              f"design {row['nsga2_s']:.1f} / {row['random_s']:.1f} s)", flush=True)
+        print(
+            f"seeds {label:>12}: NSGA-II {row['nsga2']}, random {row['random']} "
+            f"(feasible {row['nsga2_feasible']} / {row['random_feasible']}; models {t_train:.0f} s, "
+            f"design {row['nsga2_s']:.1f} / {row['random_s']:.1f} s)",
+            flush=True,
+        )
     for method in ("nsga2", "random"):
         vals = [r[method] for r in rows if r[method] is not None]
-        print(f"mean {method}: {sum(vals) / len(vals):.2f} over {len(vals)} model sets" if vals else
-              f"mean {method}: no recommendations")
+        print(
+            f"mean {method}: {sum(vals) / len(vals):.2f} over {len(vals)} model sets"
+            if vals
+            else f"mean {method}: no recommendations"
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ real rows only, so each model gets its own applicability domain and sigma model)
 Formulas are scored with regressor=hinge by default (deterministic; the default operon front's chosen members on
 these files are hinge-path members, and operon costs ~3.5 min per fit here); pass --models operon to include it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,17 +31,29 @@ from sklearn.model_selection import GroupKFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-DATA = {"uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",
-        "hu2021": ROOT.parent / "shared" / "data" / "hu2021_al_data.csv", "demo": None}
+DATA = {
+    "uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",
+    "hu2021": ROOT.parent / "shared" / "data" / "hu2021_al_data.csv",
+    "demo": None,
+}
 
 
 def fit_predict(cfg, view, tr, te):
     """Train by the pipeline's procedure on view rows tr; (prediction, sigma, in_domain) on rows te."""
-    from alloy_hydra import cards as cards_mod, factory, schema, train
+    from alloy_hydra import cards as cards_mod
+    from alloy_hydra import factory, schema, train
+
     real = view.iloc[tr].reset_index(drop=True)
-    fit = train.fit_property_model(real.assign(_cv_group=real[schema.GROUP_COL], is_synthetic=0), real,
-                                   cfg.target, factory.featuriser(cfg), lambda names: factory.regressor(cfg, names),
-                                   cfg.train, cfg.seed, rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning))
+    fit = train.fit_property_model(
+        real.assign(_cv_group=real[schema.GROUP_COL], is_synthetic=0),
+        real,
+        cfg.target,
+        factory.featuriser(cfg),
+        lambda names: factory.regressor(cfg, names),
+        cfg.train,
+        cfg.seed,
+        rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
+    )
     test = view.iloc[te]
     mean, std, inside, _ = fit.model.predict(test)
     return mean, std, inside
@@ -48,14 +61,22 @@ def fit_predict(cfg, view, tr, te):
 
 def summary(y, mean, std, inside) -> dict:
     from alloy_hydra import train
+
     m = train.metrics(y, mean)
     s = train.sigma_checks(mean - y, std)
     d = train.domain_check(y, mean, inside)
-    r = (lambda v, k=2: None if v is None or not np.isfinite(v) else round(float(v), k))
-    return {"R2": r(m["r2"], 3), "MAE": r(m["mae"]), "MAE_in": r(d["mae_in_domain"]),
-            "MAE_out": r(d["mae_out_domain"]), "in_share": r(d["in_domain_share"]),
-            "cov1": r(s["coverage_1sigma"]), "cov2": r(s["coverage_2sigma"]),
-            "rho": r(s["spearman_sigma_abs_error"]), "bias": r(float(np.mean(mean - y)))}
+    r = lambda v, k=2: None if v is None or not np.isfinite(v) else round(float(v), k)
+    return {
+        "R2": r(m["r2"], 3),
+        "MAE": r(m["mae"]),
+        "MAE_in": r(d["mae_in_domain"]),
+        "MAE_out": r(d["mae_out_domain"]),
+        "in_share": r(d["in_domain_share"]),
+        "cov1": r(s["coverage_1sigma"]),
+        "cov2": r(s["coverage_2sigma"]),
+        "rho": r(s["spearman_sigma_abs_error"]),
+        "bias": r(float(np.mean(mean - y))),
+    }
 
 
 def main():
@@ -67,10 +88,11 @@ def main():
     ap.add_argument("--frontier", type=float, default=0.8)
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
-    from alloy_hydra.config import compose
     from alloy_hydra import clean, schema
+    from alloy_hydra.config import compose
     from alloy_hydra.demo import demo_path
     from alloy_hydra.io import read_cards
+
     rows = []
     for data in a.data:
         path = DATA[data] or demo_path()
@@ -93,14 +115,30 @@ def main():
                 mean, std, inside = (np.full(len(y), np.nan) for _ in range(3))
                 for tr, te in GroupKFold(n_splits=a.folds).split(view, groups=g):
                     mean[te], std[te], inside[te] = fit_predict(cfg, view, tr, te)
-                rows.append({"data": data, "target": target, "model": model, "split": "groups",
-                             **summary(y, mean, std, inside.astype(bool)), "n": len(y),
-                             "s": round(time.perf_counter() - t0)})
+                rows.append(
+                    {
+                        "data": data,
+                        "target": target,
+                        "model": model,
+                        "split": "groups",
+                        **summary(y, mean, std, inside.astype(bool)),
+                        "n": len(y),
+                        "s": round(time.perf_counter() - t0),
+                    }
+                )
                 t0 = time.perf_counter()
                 fm, fs, fi = fit_predict(cfg, view, front_tr, front_te)
-                rows.append({"data": data, "target": target, "model": model, "split": "frontier",
-                             **summary(y[front_te], fm, fs, fi), "n": len(front_te),
-                             "s": round(time.perf_counter() - t0)})
+                rows.append(
+                    {
+                        "data": data,
+                        "target": target,
+                        "model": model,
+                        "split": "frontier",
+                        **summary(y[front_te], fm, fs, fi),
+                        "n": len(front_te),
+                        "s": round(time.perf_counter() - t0),
+                    }
+                )
                 print(pd.DataFrame(rows[-2:]).to_string(index=False, header=len(rows) == 2), flush=True)
     table = pd.DataFrame(rows)
     print("\n" + table.to_string(index=False))

@@ -11,8 +11,7 @@ HU = SHARED_DATA / "hu2021_al_data.csv"
 
 sys.path.insert(0, str(ROOT))
 
-
-from alloy_hydra.config import compose  # noqa: E402  (the typed config, as run.py passes it to the stages)
+from alloy_hydra.config import compose  # noqa: E402, F401  (tests import it from here: the typed config run.py uses)
 
 
 @pytest.fixture
@@ -21,10 +20,17 @@ def needs_shared_data():
         pytest.skip(f"public datasets not found at {SHARED_DATA} (the repo's sibling shared/data folder)")
 
 
-def run_cli(args, cwd=ROOT, timeout=3600):   # generous: a busy machine must not fail a test
+def run_cli(args, cwd=ROOT, timeout=3600):  # generous: a busy machine must not fail a test
     import subprocess
+
     # two xdist workers share 2 cores: one BLAS/OpenMP thread per run avoids oversubscription
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )

@@ -3,22 +3,56 @@ import json
 
 import numpy as np
 import pytest
+from conftest import HU, UQ, compose
 
 from alloy_hydra import clean, demo, schedule, stages
 from alloy_hydra.errors import ConfigError, DataError
 from alloy_hydra.io import read_cards
-from conftest import HU, UQ, compose
 
-GOOD = dict(zip(demo.HEADER, ["f.xlsx", "C001", "AA5182", "1", "DC", "600 mm", "0.1", "0.25", "0.04", "0.35",
-                              "4.5", "0.05", "<0.01", "0.03", "0.02", "", "", "0.05", "bal.",
-                              "540C/5h + 490 °C / 24 h", "98.5", "60", "350/2h", "batch", "18.5", "140.0", "290.0",
-                              "24.0", "20.0", "1.5"]))
+GOOD = dict(
+    zip(
+        demo.HEADER,
+        [
+            "f.xlsx",
+            "C001",
+            "AA5182",
+            "1",
+            "DC",
+            "600 mm",
+            "0.1",
+            "0.25",
+            "0.04",
+            "0.35",
+            "4.5",
+            "0.05",
+            "<0.01",
+            "0.03",
+            "0.02",
+            "",
+            "",
+            "0.05",
+            "bal.",
+            "540C/5h + 490 °C / 24 h",
+            "98.5",
+            "60",
+            "350/2h",
+            "batch",
+            "18.5",
+            "140.0",
+            "290.0",
+            "24.0",
+            "20.0",
+            "1.5",
+        ],
+    )
+)
 
 
 def write(tmp_path, rows, header=None, name="cards.csv", sep=",", encoding="utf-8", bom=b""):
     header = header or demo.HEADER
-    lines = [sep.join(header)] + [sep.join(f'"{r.get(h, "")}"' if sep in r.get(h, "") else r.get(h, "")
-                                           for h in header) for r in rows]
+    lines = [sep.join(header)] + [
+        sep.join(f'"{r.get(h, "")}"' if sep in r.get(h, "") else r.get(h, "") for h in header) for r in rows
+    ]
     path = tmp_path / name
     path.write_bytes(bom + ("\n".join(lines) + "\n").encode(encoding))
     return path
@@ -38,7 +72,7 @@ def test_good_card_is_cleaned(tmp_path):
     assert m["homog_time_at_ge_520C_s"] == 18000 and m["adequate_homog"] == 1
     assert m["recryst_type"] == "batch" and m["adequate_recryst_batch"] == 1 and m["adequate_recryst"] == 1
     assert m["recryst_time_total_s"] == 7200 and m["recryst_temp_max_C"] == 350
-    assert m["Ni"] == 0.005 and m["Ni_RAW"] == "<0.01"   # detection limit -> half
+    assert m["Ni"] == 0.005 and m["Ni_RAW"] == "<0.01"  # detection limit -> half
     assert m["Zr"] == 0 and m["Al_RAW"] == "bal."
     elements = list(demo.ELEMENTS) + ["Al"]
     assert abs(m[elements].sum() - 100) < 1e-9 and (m[elements] >= 0).all()
@@ -46,8 +80,14 @@ def test_good_card_is_cleaned(tmp_path):
 
 
 def test_units_are_converted(tmp_path):
-    card = {**GOOD, "Ingot thickness": "23.6 in", "Grain size (um)": "0.02 mm", "Cold rolling reduction (%)": "60%",
-            "Homogenization": "1004F x 5hr", "Recrystallization annealing": "623.15K/120min"}
+    card = {
+        **GOOD,
+        "Ingot thickness": "23.6 in",
+        "Grain size (um)": "0.02 mm",
+        "Cold rolling reduction (%)": "60%",
+        "Homogenization": "1004F x 5hr",
+        "Recrystallization annealing": "623.15K/120min",
+    }
     m = run_clean(write(tmp_path, [card])).master.iloc[0]
     assert m["ingot_thickness_mm"] == pytest.approx(599.44)
     assert m["grain_size_um"] == pytest.approx(20) and m["cold_reduction_pct"] == 60
@@ -55,8 +95,10 @@ def test_units_are_converted(tmp_path):
 
 
 def test_recryst_type_inferred_when_blank(tmp_path):
-    rows = [{**GOOD, "card": f"C{i}", "Recryst type": "", "Recrystallization annealing": s}
-            for i, s in enumerate(["500/20", "350/2h", "300/1200", "none"])]
+    rows = [
+        {**GOOD, "card": f"C{i}", "Recryst type": "", "Recrystallization annealing": s}
+        for i, s in enumerate(["500/20", "350/2h", "300/1200", "none"])
+    ]
     m = run_clean(write(tmp_path, rows)).master
     assert list(m["recryst_type"]) == ["flash", "batch", "other", "none"]
     assert list(m["adequate_recryst_flash"]) == [1, 0, 0, 0]
@@ -66,22 +108,26 @@ def test_recrystallisation_adequacy_follows_kinetics(tmp_path):
     """Arrhenius-equivalent time at 340 °C x strain^2 >= 1 h: more cold work or a hotter / longer anneal
     recrystallises; a 4 h batch anneal at 300 °C does not (the plain 'time at >= 300 °C' rule said it did)."""
     cases = [("350/2h", "60"), ("350/2h", "10"), ("300/4h", "60"), ("500/20", "60"), ("500/20", "5")]
-    rows = [{**GOOD, "card": f"C{i}", "Recrystallization annealing": s, "Cold rolling reduction (%)": c,
-             "Recryst type": ""} for i, (s, c) in enumerate(cases)]
+    rows = [
+        {**GOOD, "card": f"C{i}", "Recrystallization annealing": s, "Cold rolling reduction (%)": c, "Recryst type": ""}
+        for i, (s, c) in enumerate(cases)
+    ]
     m = run_clean(write(tmp_path, rows)).master
     assert list(m["adequate_recryst"]) == [1, 0, 0, 1, 0]
-    dose = m["recryst_log_dose"].to_numpy()   # log10(t_eq / 1 h): the model input that sees partial anneals
+    dose = m["recryst_log_dose"].to_numpy()  # log10(t_eq / 1 h): the model input that sees partial anneals
     assert (dose[[0, 3]] > 0).all() and (dose[[1, 2, 4]] < 0).all() and dose[0] > dose[1]
     # 2 h at 350 °C on 60 % sheet: Arrhenius factor exp(-Q/R (1/623 - 1/613)) x strain^2
     eps = schedule.rolling_strain(60.0)
-    assert dose[0] == pytest.approx(np.log10(2 * np.exp(200e3 / 8.314 * (1 / 613.15 - 1 / 623.15)) * eps ** 2))
+    assert dose[0] == pytest.approx(np.log10(2 * np.exp(200e3 / 8.314 * (1 / 613.15 - 1 / 623.15)) * eps**2))
     # JMAK fraction, 95 % at the rule's minimum; the strain it leaves is what work-hardens the sheet
     x, kept = m["recryst_jmak_fraction"].to_numpy(), m["recryst_retained_strain"].to_numpy()
     assert (x[[0, 3]] > 0.95).all() and (x[[1, 2, 4]] < 0.95).all()
     assert x[0] == pytest.approx(1 - np.exp(-3 * (10 ** dose[0]) ** 1.5))
     assert kept[2] == pytest.approx(eps * (1 - x[2])) and kept[2] > kept[0] >= 0
-    plain = ["cleaning.recryst_batch={min_temp_C: 300, min_time_s: 1800, activation_kJ_mol: null}",   # as before
-             "cleaning.recryst_flash={min_temp_C: 450, min_time_s: 5, activation_kJ_mol: null}"]
+    plain = [
+        "cleaning.recryst_batch={min_temp_C: 300, min_time_s: 1800, activation_kJ_mol: null}",  # as before
+        "cleaning.recryst_flash={min_temp_C: 450, min_time_s: 5, activation_kJ_mol: null}",
+    ]
     assert list(run_clean(write(tmp_path, rows), plain).master["adequate_recryst"]) == [1, 1, 1, 1, 1]
     with pytest.raises(ConfigError, match="strain_from='thickness_strain' is not a numeric column"):
         run_clean(write(tmp_path, rows), ["cleaning.recryst_batch.strain_from=thickness_strain"])
@@ -90,8 +136,10 @@ def test_recrystallisation_adequacy_follows_kinetics(tmp_path):
 def test_the_recrystallisation_rule_agrees_with_the_demo_ground_truth():
     """On the demo cards the rule's verdict matches the ground truth's JMAK state (X > 0.95) on >= 90 % of the
     annealed cards (the plain rule, >= 30 min at >= 300 °C batch / 5 s at >= 450 °C flash: 68 %)."""
-    from alloy_hydra import ground_truth
     from importlib import resources
+
+    from alloy_hydra import ground_truth
+
     cfg = compose([])
     path = resources.files("alloy_hydra") / "data" / "demo_cards.csv"
     m = clean.clean(read_cards(path), cfg.data, cfg.chem_window, cfg.cleaning, path).master
@@ -102,13 +150,15 @@ def test_the_recrystallisation_rule_agrees_with_the_demo_ground_truth():
 
 
 def test_integrity_rules_fire(tmp_path):
-    rows = [GOOD,
-            {**GOOD, "card": "C002", "YS (MPa)": "300", "UTS (MPa)": "250"},              # YS > UTS: dropped
-            {**GOOD, "card": "C003", "Uniform EL (%)": "30", "Fracture EL (%)": "22"},   # clamped
-            {**GOOD, "card": "C004", "Cu": "0.4"},                                       # outside aa5xxx
-            {**GOOD, "card": "C001"},                                                    # exact duplicate
-            {**GOOD, "card": "C005", "Mg": "-1"},                                        # negative
-            {**GOOD, "card": "C006", "Mg": "99", "Si": "5"}]                              # additions > 100
+    rows = [
+        GOOD,
+        {**GOOD, "card": "C002", "YS (MPa)": "300", "UTS (MPa)": "250"},  # YS > UTS: dropped
+        {**GOOD, "card": "C003", "Uniform EL (%)": "30", "Fracture EL (%)": "22"},  # clamped
+        {**GOOD, "card": "C004", "Cu": "0.4"},  # outside aa5xxx
+        {**GOOD, "card": "C001"},  # exact duplicate
+        {**GOOD, "card": "C005", "Mg": "-1"},  # negative
+        {**GOOD, "card": "C006", "Mg": "99", "Si": "5"},
+    ]  # additions > 100
     res = run_clean(write(tmp_path, rows))
     r = res.report
     assert r["rows_in"] == 7 and r["rows_kept"] == 2 and r["rows_rejected"] == 5
@@ -134,22 +184,25 @@ def test_view_clips_gently(tmp_path):
     assert cov["YPE_labels"].sum() == 2 and set(cov["YPE_density"]) == {0.0, 1.0}
 
 
-@pytest.mark.parametrize("case,expect", [
-    ("missing_column", ("row 1", "'Mg'")),
-    ("bad_schedule", ("row 3", "'Homogenization'", "unparsable schedule")),
-    ("bad_composition", ("row 2", "'Mn'", "not a number", "'0,3x'")),
-    ("bad_number", ("row 2", "'Cold rolling reduction (%)'", "not a number")),
-    ("bad_unit", ("row 2", "'Ingot thickness'", "unknown unit")),
-    ("empty", ("file is empty",)),
-    ("header_only", ("no data rows",)),
-    ("semicolon", ("row 1", "semicolon-separated", 'data.delimiter=";"')),
-    ("duplicate_header", ("row 1", "duplicate header", "'Mg'")),
-    ("reserved_column", ("row 1", "'source_row'", "reserved")),
-    ("ragged", ("row 3", "fields")),
-    ("fractions", ("mass fractions", "composition_unit=fraction")),
-    ("latin1", ("not UTF-8", "row 2")),
-    ("bad_recryst_type", ("row 2", "'Recryst type'", "unknown recryst type")),
-])
+@pytest.mark.parametrize(
+    "case,expect",
+    [
+        ("missing_column", ("row 1", "'Mg'")),
+        ("bad_schedule", ("row 3", "'Homogenization'", "unparsable schedule")),
+        ("bad_composition", ("row 2", "'Mn'", "not a number", "'0,3x'")),
+        ("bad_number", ("row 2", "'Cold rolling reduction (%)'", "not a number")),
+        ("bad_unit", ("row 2", "'Ingot thickness'", "unknown unit")),
+        ("empty", ("file is empty",)),
+        ("header_only", ("no data rows",)),
+        ("semicolon", ("row 1", "semicolon-separated", 'data.delimiter=";"')),
+        ("duplicate_header", ("row 1", "duplicate header", "'Mg'")),
+        ("reserved_column", ("row 1", "'source_row'", "reserved")),
+        ("ragged", ("row 3", "fields")),
+        ("fractions", ("mass fractions", "composition_unit=fraction")),
+        ("latin1", ("not UTF-8", "row 2")),
+        ("bad_recryst_type", ("row 2", "'Recryst type'", "unknown recryst type")),
+    ],
+)
 def test_bad_files_give_named_errors(tmp_path, case, expect):
     rows = [GOOD, {**GOOD, "card": "C2"}]
     if case == "missing_column":
@@ -171,7 +224,7 @@ def test_bad_files_give_named_errors(tmp_path, case, expect):
         path = write(tmp_path, rows, sep=";")
     elif case == "duplicate_header":
         path = write(tmp_path, rows, header=demo.HEADER + ["Mg"])
-    elif case == "reserved_column":   # e.g. a run's view.csv fed back in
+    elif case == "reserved_column":  # e.g. a run's view.csv fed back in
         path = write(tmp_path, rows, header=demo.HEADER + ["source_row"])
     elif case == "ragged":
         path = write(tmp_path, rows)
@@ -222,10 +275,10 @@ def test_real_data_counts(needs_shared_data, which, override, min_kept):
     assert r["rows_kept"] >= min_kept and r["integrity"]["ys_gt_uts_dropped"] == 1
     elements = list(cfg.data.composition_columns) + ["Al"]
     assert np.allclose(res.master[elements].sum(axis=1), 100) and (res.master[elements] >= 0).all().all()
-    if which == "uq":   # unnamed alloys grouped by composition: ~160 groups, not one giant one
+    if which == "uq":  # unnamed alloys grouped by composition: ~160 groups, not one giant one
         assert 150 <= res.master["group"].nunique() <= 180
         assert not res.master["group"].eq("Unspecified").any()
-    else:               # 181 duplicate rows in the public file
+    else:  # 181 duplicate rows in the public file
         assert r["reject_reasons"]["duplicate"] == 181
 
 

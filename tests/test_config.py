@@ -1,9 +1,9 @@
 import pytest
+from conftest import ROOT, compose
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 
 from alloy_hydra import config
-from conftest import ROOT, compose
 
 GROUPS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir())
 OPTIONS = [(g, p.stem) for g in GROUPS if g != "sweeps" for p in sorted((ROOT / "conf" / g).glob("*.yaml"))]
@@ -19,27 +19,40 @@ def test_every_option_composes(group, option):
     cfg = compose([f"{group}={option}"], as_dict=True)
     OmegaConf.to_container(cfg, resolve=True)
     assert cfg[group].name == option
-    assert getattr(config.typed(cfg), group).name == option   # and it converts to the typed dataclasses
+    assert getattr(config.typed(cfg), group).name == option  # and it converts to the typed dataclasses
 
 
 def test_every_target_has_unit_range_and_physics():
     for _, name in [o for o in OPTIONS if o[0] == "target"]:
         t = compose([f"target={name}"]).target
         from alloy_hydra.physics import check_spec
+
         assert t.unit and t.clip[0] < t.clip[1] and t.n_per_class > 0
         assert t.physics and {check_spec(v)[0] for v in t.physics.values()} <= {-1, 1}
 
 
 def test_strict_and_sparse_presets_match_the_issue():
     strict, sparse = compose(["thresholds=strict"]).thresholds, compose(["thresholds=sparse"]).thresholds
-    assert (strict.ks_p_min, strict.balance_ratio_max, strict.corr_mae_max, strict.near_duplicates_max_pct,
-            strict.clip_rate_max_pct) == (0.01, 2.5, 0.12, 3, 5)
-    assert (sparse.ks_p_min, sparse.balance_ratio_max, sparse.corr_mae_max, sparse.near_duplicates_max_pct,
-            sparse.clip_rate_max_pct) == (0.001, 5, 0.20, 100, 75)
+    assert (
+        strict.ks_p_min,
+        strict.balance_ratio_max,
+        strict.corr_mae_max,
+        strict.near_duplicates_max_pct,
+        strict.clip_rate_max_pct,
+    ) == (0.01, 2.5, 0.12, 3, 5)
+    assert (
+        sparse.ks_p_min,
+        sparse.balance_ratio_max,
+        sparse.corr_mae_max,
+        sparse.near_duplicates_max_pct,
+        sparse.clip_rate_max_pct,
+    ) == (0.001, 5, 0.20, 100, 75)
 
 
-@pytest.mark.parametrize("override", ["data.pathh=x", "target.unitt=MPa", "sed=1",
-                                      "thresholds.ks_p_min=abc", "cleaning.homog.min_temp_C=hot"])
+@pytest.mark.parametrize(
+    "override",
+    ["data.pathh=x", "target.unitt=MPa", "sed=1", "thresholds.ks_p_min=abc", "cleaning.homog.min_temp_C=hot"],
+)
 def test_typos_fail_before_any_work(override):
     with pytest.raises(ConfigCompositionException):
         compose([override])
@@ -56,9 +69,12 @@ def test_help_is_the_apps_own_and_lists_every_option():
     option file without a help line fails here), and no internal schema names."""
     import subprocess
     import sys
+
     from conftest import ROOT
-    out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--help"], cwd=ROOT, capture_output=True,
-                         text=True).stdout
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--help"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     assert "alloy_hydra" in out and "base_" not in out and "python -m alloy_hydra.predict" in out
     for stage in ("clean", "split", "generate", "qc", "train", "audit", "design"):
         assert stage in out

@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
+from conftest import compose
 
 from alloy_hydra import clean, demo, ground_truth, stages
 from alloy_hydra.io import read_cards
-from conftest import compose
 
 
 def test_regeneration_reproduces_committed_file_byte_for_byte(tmp_path):
@@ -32,10 +32,10 @@ def test_handbook_magnitudes():
     o5052 = ground_truth.properties(card(AA5052, cold=60, recryst="345/7200")).iloc[0]
     o5083 = ground_truth.properties(card(AA5083, cold=60, recryst="345/7200")).iloc[0]
     h38 = ground_truth.properties(card(AA5052, cold=75, recryst="")).iloc[0]
-    assert 70 <= o5052.YS <= 110 and 170 <= o5052.UTS <= 215 and o5052.FractureEL >= 20   # 5052-O ≈ 90 / 195
-    assert 125 <= o5083.YS <= 165 and 270 <= o5083.UTS <= 320                           # 5083-O ≈ 145 / 290
-    assert h38.YS > 2.5 * o5052.YS and h38.FractureEL < 8 and h38.YPE < 0.05              # H38: strong, little EL
-    assert o5083.YPE > o5052.YPE > 0                                                      # Lüders grows with Mg
+    assert 70 <= o5052.YS <= 110 and 170 <= o5052.UTS <= 215 and o5052.FractureEL >= 20  # 5052-O ≈ 90 / 195
+    assert 125 <= o5083.YS <= 165 and 270 <= o5083.UTS <= 320  # 5083-O ≈ 145 / 290
+    assert h38.YS > 2.5 * o5052.YS and h38.FractureEL < 8 and h38.YPE < 0.05  # H38: strong, little EL
+    assert o5083.YPE > o5052.YPE > 0  # Lüders grows with Mg
 
 
 def test_physics_directions():
@@ -47,7 +47,7 @@ def test_physics_directions():
     cold = [ys(alloy_comp=base, cold=c, recryst="") for c in (10, 40, 70)]
     assert cold[0].YS < cold[1].YS < cold[2].YS and cold[0].FractureEL > cold[1].FractureEL > cold[2].FractureEL
     annealed = ys(alloy_comp=base, cold=70, recryst="350/7200")
-    assert annealed.YS < cold[2].YS - 100       # recrystallisation annealing undoes work hardening
+    assert annealed.YS < cold[2].YS - 100  # recrystallisation annealing undoes work hardening
     p = ground_truth.properties(pd.concat([card(base, cold=c) for c in (0, 30, 80)]), noise=True)
     assert (p.UniformEL <= p.FractureEL).all() and (p.YPE >= 0).all()
 

@@ -1,17 +1,26 @@
 """Phase 4: inverse design over recipes, checked against the demo ground truth."""
+
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import compose, run_cli
 
 from alloy_hydra import clean, design, selection, stages
 from alloy_hydra.io import read_cards
 from alloy_hydra.model import Model
-from conftest import compose, run_cli
 
-FAST_TRAIN = ["generator=none", "regressor.generations=30", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=5",
-              "stages=[clean,split,train,audit]", "qc.plots=false", "summary=false"]
+FAST_TRAIN = [
+    "generator=none",
+    "regressor.generations=30",
+    "regressor.n_threads=1",
+    "train.cv_folds=3",
+    "train.ensemble=5",
+    "stages=[clean,split,train,audit]",
+    "qc.plots=false",
+    "summary=false",
+]
 SMALL = ["optimizer.pop_size=40", "optimizer.n_gen=25"]
 
 
@@ -25,8 +34,18 @@ def models_dir(tmp_path_factory):
 
 
 def design_run(tmp_path, models_dir, *extra, name="d"):
-    proc = run_cli(["stages=[design]", f"design.models={models_dir}", "design.targets.YS=260",
-                    "design.targets.UTS=320", "summary=false", *SMALL, *extra, f"hydra.run.dir={tmp_path}/{name}"])
+    proc = run_cli(
+        [
+            "stages=[design]",
+            f"design.models={models_dir}",
+            "design.targets.YS=260",
+            "design.targets.UTS=320",
+            "summary=false",
+            *SMALL,
+            *extra,
+            f"hydra.run.dir={tmp_path}/{name}",
+        ]
+    )
     return proc, tmp_path / name
 
 
@@ -40,19 +59,42 @@ def test_recommendations_are_valid_cards_and_the_closed_loop_is_scored(models_di
     assert np.allclose(recs[elements].sum(axis=1), 100, atol=0.05)
     window = compose().chem_window
     assert (clean.window_violations(recs[elements], window) == "").all() and (recs[elements] >= 0).all().all()
-    for col in ("rank", "YS_pred", "YS_std", "YS_dev", "UTS_pred", "cost_index", "n_additions", "nearest_card",
-                "nearest_distance", "in_domain", "note", "homog_schedule", "recryst_schedule", "YS_truth"):
+    for col in (
+        "rank",
+        "YS_pred",
+        "YS_std",
+        "YS_dev",
+        "UTS_pred",
+        "cost_index",
+        "n_additions",
+        "nearest_card",
+        "nearest_distance",
+        "in_domain",
+        "note",
+        "homog_schedule",
+        "recryst_schedule",
+        "YS_truth",
+    ):
         assert col in recs, col
     assert (recs["YS_pred"] <= recs["UTS_pred"]).all()
-    assert recs["nearest_card"].str.contains(r" / row \d+$").all()        # names the row in the user's file
+    assert recs["nearest_card"].str.contains(r" / row \d+$").all()  # names the row in the user's file
     assert recs["homog_schedule_readable"].str.fullmatch(r"\d+ °C × [\d.]+ (s|min|h)( \+ .*)?").all()
     assert (recs["p_hit"] > 0).all() and recs["p_hit"].le(1).all()
     # distinct recipes: no two share composition (0.1 wt%), cold work (5 %), route and anneal peak (10 °C)
-    peak = recs["recryst_schedule"].fillna("").str.findall(r"(\d+(?:\.\d+)?)/").map(
-        lambda ts: round(max(map(float, ts)) / 10) if ts else -1)
-    key = recs[elements[:-1]].round(1).astype(str).agg("|".join, axis=1) + (recs["cold_reduction_pct"] / 5).round(
-        ).astype(str) + (recs["hot_reduction_pct"] / 5).round().astype(str) + recs["casting"].astype(str) \
-        + recs["recryst_type"].astype(str) + peak.astype(str)
+    peak = (
+        recs["recryst_schedule"]
+        .fillna("")
+        .str.findall(r"(\d+(?:\.\d+)?)/")
+        .map(lambda ts: round(max(map(float, ts)) / 10) if ts else -1)
+    )
+    key = (
+        recs[elements[:-1]].round(1).astype(str).agg("|".join, axis=1)
+        + (recs["cold_reduction_pct"] / 5).round().astype(str)
+        + (recs["hot_reduction_pct"] / 5).round().astype(str)
+        + recs["casting"].astype(str)
+        + recs["recryst_type"].astype(str)
+        + peak.astype(str)
+    )
     assert not key.duplicated().any()
     # the closed-loop hit rate is the share of the top 10 the ground truth (noise off) puts within tolerance
     hits = ((recs["YS_truth"] - 260).abs() <= 10) & ((recs["UTS_truth"] - 320).abs() <= 15)
@@ -70,7 +112,7 @@ def test_a_recipe_round_trips_through_card_and_featuriser(models_dir, tmp_path):
     assert len(cleaned) == len(recs)
     model = Model.load(models_dir / "YS" / "model.json")
     pred = model.predict(cleaned)[0]
-    assert np.allclose(pred, recs["YS_pred"], atol=1e-3)   # recommendations.csv rounds to 3 decimals
+    assert np.allclose(pred, recs["YS_pred"], atol=1e-3)  # recommendations.csv rounds to 3 decimals
     assert (cleaned["homog_schedule"].fillna("") == recs["homog_schedule"].fillna("")).all()
 
 
@@ -88,7 +130,7 @@ def test_out_of_domain_never_ranks_above_in_domain(models_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     recs = pd.read_csv(d / "recommendations.csv")
     flags = recs["in_domain"].astype(bool).to_numpy()
-    assert not (~flags[:-1] & flags[1:]).any()          # no in-domain row after an out-of-domain one
+    assert not (~flags[:-1] & flags[1:]).any()  # no in-domain row after an out-of-domain one
     proc, d = design_run(tmp_path, models_dir, name="exc")
     assert pd.read_csv(d / "recommendations.csv")["in_domain"].astype(bool).all()
 
@@ -117,7 +159,7 @@ def test_nsga2_beats_random_search_on_the_same_budget(models_dir):
     for method in ("nsga2", "random"):
         search = {"nsga2": design.NSGA2Search, "random": design.RandomSearch}[method](method, 40, 30, 0)
         ranked = design.rank(ev, search.minimise(ev), master, list(cfg.data.id_columns))
-        best[method] = ranked["distance"].min() if len(ranked) else np.inf   # random may find no in-domain one
+        best[method] = ranked["distance"].min() if len(ranked) else np.inf  # random may find no in-domain one
     assert np.isfinite(best["nsga2"]) and best["nsga2"] < best["random"]
     # the search loop reads dicts of arrays, the report frames: the same predictions and constraints
     X = space.xl + np.random.default_rng(1).random((50, len(space.vars))) * (space.xu - space.xl)
@@ -131,6 +173,7 @@ def test_the_seeds_of_a_target_design_as_one_committee(tmp_path):
     sigma from their own sigmas and their spread, in domain only where both are; combine=best takes one."""
     from alloy_hydra.errors import ConfigError
     from alloy_hydra.model import Committee
+
     runs = []
     for seed in (1, 2):
         cheap = [a for a in FAST_TRAIN if not a.startswith("regressor.")]
@@ -139,7 +182,7 @@ def test_the_seeds_of_a_target_design_as_one_committee(tmp_path):
         runs.append(tmp_path / f"s{seed}")
     physics = {json.loads((r / "metrics.json").read_text())["physics_pass"] for r in runs}
     models, _ = selection.load_models(runs)
-    if len(physics) == 1:   # a run that fails physics never joins one that passes
+    if len(physics) == 1:  # a run that fails physics never joins one that passes
         assert isinstance(models["YS"], Committee) and len(models["YS"].models) == 2
     assert isinstance(selection.load_models(runs, "best")[0]["YS"], Model)
     with pytest.raises(ConfigError, match="committee or best"):
@@ -150,7 +193,7 @@ def test_the_seeds_of_a_target_design_as_one_committee(tmp_path):
     (pa, sa, ra), (pb, sb, rb) = a.report(cards), b.report(cards)
     mean, std, ratio = Committee([a, b]).report(cards)
     assert np.allclose(mean, (pa + pb) / 2) and np.allclose(ratio, np.maximum(ra, rb))
-    assert np.allclose(std, np.sqrt((sa ** 2 + sb ** 2) / 2 + ((pa - pb) / 2) ** 2))
+    assert np.allclose(std, np.sqrt((sa**2 + sb**2) / 2 + ((pa - pb) / 2) ** 2))
     assert (std >= np.minimum(sa, sb) - 1e-9).all()
     fast = Committee([a, b]).search(cards)
     assert np.allclose(fast[0], mean) and np.allclose(fast[1], np.maximum(a.search(cards)[1], b.search(cards)[1]))
@@ -173,8 +216,18 @@ def test_grain_size_is_an_outcome_of_the_recipe_not_a_knob():
 
 
 def test_single_run_designs_for_its_own_target(tmp_path):
-    proc = run_cli(["generator=none", "regressor.generations=20", "regressor.n_threads=1", "train.cv_folds=3", "train.ensemble=3",
-                    "stages=[clean,split,train,audit,design]", *SMALL, f"hydra.run.dir={tmp_path}/run"])
+    proc = run_cli(
+        [
+            "generator=none",
+            "regressor.generations=20",
+            "regressor.n_threads=1",
+            "train.cv_folds=3",
+            "train.ensemble=3",
+            "stages=[clean,split,train,audit,design]",
+            *SMALL,
+            f"hydra.run.dir={tmp_path}/run",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["design_targets"] == "YS=260" and "design_hit_rate" in m and m["time_design_s"] > 0
@@ -184,22 +237,39 @@ def test_the_recommendation_table_reads_at_80_columns():
     """Keys as rows, recipes as columns, in blocks that fit: every element a recipe holds, the process, the
     prediction ± σ, p_hit and the ground truth appear in full at 80 columns (no '…')."""
     import io
+
     import pandas as pd
     from rich.console import Console
+
     from alloy_hydra import report
-    top = pd.DataFrame({"rank": [1, 2, 3, 4], "Mg": [4.51, 4.4, 3.2, 2.9], "Zn": [0.0, 0.01, 0.0, 0.02],
-                        "Cu": [0.0, 0.12, 0.0, 0.0], "casting": ["DC", "DC", "CC", "DC"],
-                        "cold_reduction_pct": [33.8, 32.9, 60.0, 41.5],
-                        "recryst_schedule": ["345/7200", "", "350/3600 + 200/7200", "340/10800"],
-                        "YS_pred": [261.2, 259.9, 258.1, 262.0], "YS_std": [6.1, 7.3, 5.5, 8.8],
-                        "YS_truth": [258.4, 263.0, 255.0, 270.4], "p_hit": [0.9, 0.85, 0.8, 0.7],
-                        "cost_index": [1.02, 1.03, 1.01, 1.02], "in_domain": [True] * 4})
+
+    top = pd.DataFrame(
+        {
+            "rank": [1, 2, 3, 4],
+            "Mg": [4.51, 4.4, 3.2, 2.9],
+            "Zn": [0.0, 0.01, 0.0, 0.02],
+            "Cu": [0.0, 0.12, 0.0, 0.0],
+            "casting": ["DC", "DC", "CC", "DC"],
+            "cold_reduction_pct": [33.8, 32.9, 60.0, 41.5],
+            "recryst_schedule": ["345/7200", "", "350/3600 + 200/7200", "340/10800"],
+            "YS_pred": [261.2, 259.9, 258.1, 262.0],
+            "YS_std": [6.1, 7.3, 5.5, 8.8],
+            "YS_truth": [258.4, 263.0, 255.0, 270.4],
+            "p_hit": [0.9, 0.85, 0.8, 0.7],
+            "cost_index": [1.02, 1.03, 1.01, 1.02],
+            "in_domain": [True] * 4,
+        }
+    )
     buf = io.StringIO()
-    report.print_recommendations(top, {"YS": 260.0}, ["Mg", "Zn", "Cu"], ["casting", "cold_reduction_pct",
-                                                                           "recryst_schedule"],
-                                 console=Console(file=buf, width=80))
+    report.print_recommendations(
+        top,
+        {"YS": 260.0},
+        ["Mg", "Zn", "Cu"],
+        ["casting", "cold_reduction_pct", "recryst_schedule"],
+        console=Console(file=buf, width=80),
+    )
     out = buf.getvalue()
     assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
     for text in ("Mg wt%", "4.51", "Cu wt%", "0.12", "CC", "350/3600", "200/7200", "261.2 ± 6.1", "270.4", "#4"):
-        assert text in out, text                                 # a long schedule folds inside its cell
-    assert "Zn wt%" not in out                                   # no recipe holds 0.05 wt% Zn
+        assert text in out, text  # a long schedule folds inside its cell
+    assert "Zn wt%" not in out  # no recipe holds 0.05 wt% Zn

@@ -1,16 +1,18 @@
 """Phase 2: generators, post-processing invariants, QC checks that can fail, and the holdout wall."""
+
 import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import UQ, compose, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alloy_hydra import cards, factory, generate, qc, stages
 from alloy_hydra.clean import window_violations
 from alloy_hydra.schema import GROUP_COL
-from conftest import UQ, compose, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,11 @@ GENERATORS = {
     "gaussiancopula": lambda: generate.SDVGenerator(name="gaussiancopula", kind="gaussiancopula", seed=3),
     "ctgan": lambda: generate.SDVGenerator(name="ctgan", kind="ctgan", epochs=3, batch_size=100, pac=2, seed=3),
     "none": lambda: generate.NoGenerator(seed=3),
-    "blend": lambda: generate.Blend(parts={"ctgan": GENERATORS["ctgan"](), "jitter": GENERATORS["jitter"]()},
-                                    shares={"ctgan": 0.7, "jitter": 0.3}, seed=3),
+    "blend": lambda: generate.Blend(
+        parts={"ctgan": GENERATORS["ctgan"](), "jitter": GENERATORS["jitter"]()},
+        shares={"ctgan": 0.7, "jitter": 0.3},
+        seed=3,
+    ),
 }
 
 
@@ -69,7 +74,7 @@ def test_postprocess_invariants_on_random_rows(demo_state, seed, scale):
     synth = table.sample(60, replace=True, random_state=seed).reset_index(drop=True)
     for col in schema.continuous:
         x = synth[col].to_numpy(float)
-        synth[col] = x + rng.normal(0, scale, len(x)) * (np.nanstd(table[col]) + 1)   # wild, negative, huge
+        synth[col] = x + rng.normal(0, scale, len(x)) * (np.nanstd(table[col]) + 1)  # wild, negative, huge
     synth.loc[rng.random(60) < 0.2, "homog_T2"] = np.nan
     synth[generate.SOURCE] = "g"
     check_invariants(cfg, schema, table, synth)
@@ -82,20 +87,26 @@ def test_jitter_keeps_schedules_consistent(demo_state):
     cards_, repairs = cards.decode(out, schema, cfg.data, cfg.cleaning)
     assert repairs == {"schedule_steps": 0, "recryst_type": 0}
     flash = cards_["recryst_type"] == "flash"
-    assert cards_.loc[flash, "recryst_time_total_s"].max() <= table.loc[table.recryst_type == "flash", "recryst_lt1"].pow(10).max() + 1e-6
+    assert (
+        cards_.loc[flash, "recryst_time_total_s"].max()
+        <= table.loc[table.recryst_type == "flash", "recryst_lt1"].pow(10).max() + 1e-6
+    )
     from alloy_hydra import schedule
+
     for s, total in zip(cards_["homog_schedule"], cards_["homog_time_total_s"]):
         assert math.isclose(sum(x.time_s for x in schedule.parse(s)), total, rel_tol=1e-9)
 
 
 def test_same_config_same_csv(tmp_path):
     for run in ("a", "b"):
-        proc = run_cli(["generator=jitter", "qc.plots=false", "stages=[clean,split,generate]",
-                        f"hydra.run.dir={tmp_path}/{run}"])
+        proc = run_cli(
+            ["generator=jitter", "qc.plots=false", "stages=[clean,split,generate]", f"hydra.run.dir={tmp_path}/{run}"]
+        )
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "a" / "synthetic.csv").read_bytes() == (tmp_path / "b" / "synthetic.csv").read_bytes()
-    proc = run_cli(["generator=jitter", "qc.plots=false", "stages=[clean,split,generate]", "seed=7",
-                    f"hydra.run.dir={tmp_path}/c"])
+    proc = run_cli(
+        ["generator=jitter", "qc.plots=false", "stages=[clean,split,generate]", "seed=7", f"hydra.run.dir={tmp_path}/c"]
+    )
     assert (tmp_path / "a" / "synthetic.csv").read_bytes() != (tmp_path / "c" / "synthetic.csv").read_bytes()
 
 
@@ -111,6 +122,7 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
             seen["fit_groups"] = set(groups)
             seen["fit_rows"] = len(table)
             return fit(table, groups, schema, coarse)
+
         gen.fit = spy_fit
         return gen, n
 
@@ -131,8 +143,17 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
     synth = pd.read_csv(tmp_path / "synthetic.csv")
     assert not set(synth["source_group"]) & hold and (synth["is_synthetic"] == 1).all()
     m = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("n_synthetic", "qc_pass", "ks_median_stat", "corr_mae", "dcr_ratio", "tstr_r2", "real_only_r2",
-                "time_generate_s", "time_qc_s"):
+    for key in (
+        "n_synthetic",
+        "qc_pass",
+        "ks_median_stat",
+        "corr_mae",
+        "dcr_ratio",
+        "tstr_r2",
+        "real_only_r2",
+        "time_generate_s",
+        "time_qc_s",
+    ):
         assert key in m, key
     report = json.loads((tmp_path / "generation_report.json").read_text())
     assert report["utility"]["n_holdout"] == split["n_holdout_rows"]
@@ -140,9 +161,17 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
 
 def test_cannot_fail_thresholds_are_reported_and_not_counted():
     sparse, strict = compose(["thresholds=sparse"]).thresholds, compose(["thresholds=strict"]).thresholds
-    values = {"composition_sum_max_dev": 0, "negatives": 0, "window_violations": 0, "target_in_range_pct": 100,
-              "ks_median_p": 0.5, "balance_ratio": 1.0, "corr_mae": 0.01, "near_duplicates_pct": 100.0,
-              "clip_rate_pct": 1.0}
+    values = {
+        "composition_sum_max_dev": 0,
+        "negatives": 0,
+        "window_violations": 0,
+        "target_in_range_pct": 100,
+        "ks_median_p": 0.5,
+        "balance_ratio": 1.0,
+        "corr_mae": 0.01,
+        "near_duplicates_pct": 100.0,
+        "clip_rate_pct": 1.0,
+    }
     acc = qc.acceptance(values, sparse)
     by = {c["check"]: c for c in acc["checks"]}
     assert by["near_duplicates_pct"]["cannot_fail"] and acc["cannot_fail"] == ["near_duplicates_pct"]
@@ -175,7 +204,7 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
 
     base = failing(evaluate(good))
     # exact copies of the real rows: near-duplicates (and nothing new among the counted checks)
-    copies = table.assign(**{generate.SOURCE: groups}).groupby(generate.SOURCE).head(1)   # one per class
+    copies = table.assign(**{generate.SOURCE: groups}).groupby(generate.SOURCE).head(1)  # one per class
     copies = pd.concat([copies] * 5, ignore_index=True)
     assert failing(evaluate(copies)) == {"near_duplicates_pct"}
     assert "near_duplicates_pct" not in base
@@ -197,9 +226,11 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
     for c in schema.continuous:
         bad[c] = rng.permutation(bad[c].to_numpy())
     assert "corr_mae" in failing(evaluate(bad)) and "corr_mae" not in base
+
     # a balance that no longer closes: composition sum
     def unbalance(c):
         c.loc[c.index[:10], "Al"] += 0.5
+
     assert failing(evaluate(good, tamper=unbalance)) - base == {"composition_sum_max_dev"}
     # every non-target feature shifted (monotone: correlations kept, window kept): KS
     bad = good.copy()
@@ -218,32 +249,48 @@ def test_blend_gives_each_part_its_share_of_every_class(demo_state):
     synth = gen.sample(10)
     per_class = synth.groupby([generate.SOURCE, generate.PART]).size().unstack(fill_value=0)
     assert set(per_class.columns) == {"ctgan", "jitter"}
-    assert (per_class["jitter"] == 3).all()                         # 30 % of 10, exactly (jitter never falls short)
+    assert (per_class["jitter"] == 3).all()  # 30 % of 10, exactly (jitter never falls short)
     assert per_class["ctgan"].max() == 7 and per_class["ctgan"].sum() == 7 * len(per_class) - sum(
-        gen.class_shortfall_.values())                              # 70 %, less the classes CTGAN left short
+        gen.class_shortfall_.values()
+    )  # 70 %, less the classes CTGAN left short
     check_invariants(cfg, schema, table, synth)
     with pytest.raises(ValueError, match="shares"):
-        generate.Blend(parts={"jitter": generate.Jitter()}, shares={"ctgan": 1.0}).fit(
-            table, train[GROUP_COL], schema)
+        generate.Blend(parts={"jitter": generate.Jitter()}, shares={"ctgan": 1.0}).fit(table, train[GROUP_COL], schema)
 
 
 def test_blend_run_end_to_end(tmp_path):
-    proc = run_cli(["generator=blend", "generator.parts.ctgan.epochs=3", "generator.parts.ctgan.batch_size=100",
-                    "target.n_per_class=10", "stages=[clean,split,generate,qc]", "qc.plots=false",
-                    "summary=false", f"hydra.run.dir={tmp_path}/run"])
+    proc = run_cli(
+        [
+            "generator=blend",
+            "generator.parts.ctgan.epochs=3",
+            "generator.parts.ctgan.batch_size=100",
+            "target.n_per_class=10",
+            "stages=[clean,split,generate,qc]",
+            "qc.plots=false",
+            "summary=false",
+            f"hydra.run.dir={tmp_path}/run",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     synth = pd.read_csv(tmp_path / "run" / "synthetic.csv")
     assert set(synth["source_generator"]) == {"ctgan", "jitter"}
     share = (synth["source_generator"] == "jitter").mean()
-    assert 0.3 <= share <= 0.5                 # 3 of 10 per class; more where CTGAN left a class short
+    assert 0.3 <= share <= 0.5  # 3 of 10 per class; more where CTGAN left a class short
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["generator"] == "blend" and "tstr_r2" in m
 
 
 def test_ctgan_run_end_to_end(tmp_path):
-    proc = run_cli(["generator=ctgan", "generator.epochs=3", "generator.batch_size=100", "target=UTS",
-                    "stages=[clean,split,generate,qc]",
-                    f"hydra.run.dir={tmp_path}/run"])
+    proc = run_cli(
+        [
+            "generator=ctgan",
+            "generator.epochs=3",
+            "generator.batch_size=100",
+            "target=UTS",
+            "stages=[clean,split,generate,qc]",
+            f"hydra.run.dir={tmp_path}/run",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((tmp_path / "run" / "generation_report.json").read_text())
     assert rep["generator"] == "ctgan" and rep["n_synthetic"] > 0 and "tstr_r2" in rep["utility"]
@@ -254,8 +301,18 @@ def test_ctgan_run_end_to_end(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("gen", ["jitter", "none", "gaussiancopula"])
 def test_uq_al_generators(needs_shared_data, tmp_path, gen):
-    proc = run_cli(["data=uq_al", f"data.path={UQ}", "chem_window=wrought", "target=UTS", f"generator={gen}",
-                    "qc.plots=false", "stages=[clean,split,generate,qc]", f"hydra.run.dir={tmp_path}/run"])
+    proc = run_cli(
+        [
+            "data=uq_al",
+            f"data.path={UQ}",
+            "chem_window=wrought",
+            "target=UTS",
+            f"generator={gen}",
+            "qc.plots=false",
+            "stages=[clean,split,generate,qc]",
+            f"hydra.run.dir={tmp_path}/run",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["real_only_r2"] > 0.5 and (gen == "none") == (m["n_synthetic"] == 0)

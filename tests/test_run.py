@@ -1,13 +1,23 @@
 """End-to-end: `python run.py ...` in a subprocess, run dir under tmp_path."""
+
 import json
 
 import pandas as pd
 import pytest
-
 from conftest import HU, UQ, run_cli
 
-RUN_FILES = ["BASE_MASTER.csv", "view.csv", "coverage.csv", "labels_needed.csv", "rejects.csv",
-             "cleaning_report.json", "metrics.json", "status.json", "run.log", ".hydra/config.yaml"]
+RUN_FILES = [
+    "BASE_MASTER.csv",
+    "view.csv",
+    "coverage.csv",
+    "labels_needed.csv",
+    "rejects.csv",
+    "cleaning_report.json",
+    "metrics.json",
+    "status.json",
+    "run.log",
+    ".hydra/config.yaml",
+]
 
 
 def check_run_dir(run_dir):
@@ -25,20 +35,33 @@ def check_run_dir(run_dir):
 
 
 def test_default_run(tmp_path):
-    proc = run_cli([f"hydra.run.dir={tmp_path}/run", "regressor.n_threads=1"])   # the default job, all stages
+    proc = run_cli([f"hydra.run.dir={tmp_path}/run", "regressor.n_threads=1"])  # the default job, all stages
     assert proc.returncode == 0, proc.stderr
     m = check_run_dir(tmp_path / "run")
     assert m["data"] == "demo" and m["target"] == "YS" and m["view_rows"] > 300
-    for f in ("split.json", "synthetic.csv", "generation_report.json", "model.json", "equation.txt",
-              "validation_report.json", "plots/parity.png", "recommendations.csv"):
+    for f in (
+        "split.json",
+        "synthetic.csv",
+        "generation_report.json",
+        "model.json",
+        "equation.txt",
+        "validation_report.json",
+        "plots/parity.png",
+        "recommendations.csv",
+    ):
         assert (tmp_path / "run" / f).exists(), f
     assert m["generator"] == "auto" and m["generator_used"] in ("jitter", "none") and m["regressor"] == "operon"
     assert m["holdout_r2"] > 0.5 and "design_hit_rate" in m and m.get("sr_time_cap_fired") == 0
     assert "rows_kept" in proc.stdout and str(tmp_path) in proc.stdout.replace("\n", "").replace("│", "")
 
 
-@pytest.mark.parametrize("args", [["data=uq_al", f"data.path={UQ}", "target=UTS"],
-                                  ["data=hu2021", f"data.path={HU}", "target=YS", "chem_window=wrought"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["data=uq_al", f"data.path={UQ}", "target=UTS"],
+        ["data=hu2021", f"data.path={HU}", "target=YS", "chem_window=wrought"],
+    ],
+)
 def test_real_data_runs(needs_shared_data, tmp_path, args):
     proc = run_cli([*args, "stages=[clean]", f"hydra.run.dir={tmp_path}/run"])
     assert proc.returncode == 0, proc.stderr
@@ -48,6 +71,7 @@ def test_real_data_runs(needs_shared_data, tmp_path, args):
 
 def test_relative_data_path_resolves_against_the_callers_directory(tmp_path):
     from alloy_hydra.demo import demo_path
+
     (tmp_path / "mine.csv").write_bytes(demo_path().read_bytes())
     proc = run_cli(["data.path=mine.csv", "stages=[clean]", "hydra.run.dir=out"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -56,10 +80,12 @@ def test_relative_data_path_resolves_against_the_callers_directory(tmp_path):
 
 def test_bad_data_gives_a_named_error_and_no_complete_run_dir(tmp_path):
     from alloy_hydra.demo import demo_path
+
     lines = demo_path().read_text().splitlines()
     from alloy_hydra.demo import HEADER
+
     cells = lines[5].split(",")
-    cells[HEADER.index("Mn")] = "0.3x5"                   # a typo in a composition cell of spreadsheet row 6
+    cells[HEADER.index("Mn")] = "0.3x5"  # a typo in a composition cell of spreadsheet row 6
     lines[5] = ",".join(cells)
     bad = tmp_path / "cards.csv"
     bad.write_text("\n".join(lines) + "\n")
@@ -75,7 +101,7 @@ def test_bad_data_gives_a_named_error_and_no_complete_run_dir(tmp_path):
 def test_missing_file_and_unknown_target(tmp_path):
     proc = run_cli(["data.path=nowhere.csv", f"hydra.run.dir={tmp_path}/a"])
     assert proc.returncode == 2 and "file not found" in proc.stdout + proc.stderr
-    assert not (tmp_path / "a").exists()                  # a config error leaves no run dir behind
+    assert not (tmp_path / "a").exists()  # a config error leaves no run dir behind
     proc = run_cli(["data=uq_al", f"hydra.run.dir={tmp_path}/c"])
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "needs data.path" in out and "Traceback" not in out

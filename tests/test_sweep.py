@@ -1,4 +1,5 @@
 """Sweeps, sweep-level reports, run comparison, launchers."""
+
 import json
 import os
 import subprocess
@@ -6,10 +7,10 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import ROOT, run_cli
 
 from alloy_hydra import selection
 from alloy_hydra.cli import compare
-from conftest import ROOT, run_cli
 
 CHEAP = ["stages=[clean,split,generate,qc]", "qc.plots=false", "target.n_per_class=5", "summary=false"]
 
@@ -18,21 +19,28 @@ def multirun(args):
     return run_cli(["-m", *args])
 
 
-@pytest.mark.parametrize("name,keys", [("generator_grid", {"target", "generator"}),
-                                       ("sr_grid", {"regressor.population_size", "regressor.max_length",
-                                                    "regressor.allowed_symbols"}),
-                                       ("pysr_grid", {"regressor.niterations", "regressor.parsimony",
-                                                      "regressor.populations"})])
+@pytest.mark.parametrize(
+    "name,keys",
+    [
+        ("generator_grid", {"target", "generator"}),
+        ("sr_grid", {"regressor.population_size", "regressor.max_length", "regressor.allowed_symbols"}),
+        ("pysr_grid", {"regressor.niterations", "regressor.parsimony", "regressor.populations"}),
+    ],
+)
 def test_sweep_files_compose(name, keys):
     from hydra import compose, initialize_config_dir
+
     from alloy_hydra import config
+
     config.register()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"sweeps={name}"], return_hydra_config=True)
     assert set(cfg.hydra.sweeper.params) == keys and cfg.hydra.launcher.n_jobs == 2
     assert "joblib" in cfg.hydra.launcher._target_.lower()
     if name == "generator_grid":
-        assert len(cfg.hydra.sweeper.params.target.split(",")) * len(cfg.hydra.sweeper.params.generator.split(",")) == 15
+        assert (
+            len(cfg.hydra.sweeper.params.target.split(",")) * len(cfg.hydra.sweeper.params.generator.split(",")) == 15
+        )
     if name == "pysr_grid":
         assert cfg.regressor.name == "pysr"
 
@@ -43,19 +51,26 @@ def test_two_job_joblib_sweep_writes_runs_and_reports(tmp_path):
     sw = tmp_path / "sw"
     runs = sorted(p.parent.parent for p in sw.glob("*/.hydra/config.yaml"))
     assert len(runs) == 2 and all((r / "metrics.json").exists() for r in runs)
-    assert any("generator=jitter" in r.name for r in runs)            # dirs name their overrides
+    assert any("generator=jitter" in r.name for r in runs)  # dirs name their overrides
     table = pd.read_csv(sw / "comparison.csv")
     assert list(table["status"]) == ["complete", "complete"] and {"tstr_r2", "real_only_r2"} <= set(table.columns)
     sel = json.loads((sw / "selected_datasets.json").read_text())
     assert sel["YS"]["chosen_method"] in ("jitter", "none") and sel["YS"]["reason"]
-    shown = proc.stdout[proc.stdout.index("sweep jobs"):]                # keys as rows, jobs as columns
+    shown = proc.stdout[proc.stdout.index("sweep jobs") :]  # keys as rows, jobs as columns
     assert "status" in shown and "real_only_r2" in shown and "job 1" in shown and "…" not in shown
     assert (sw / "model_comparison.csv").exists()
 
 
 def test_a_failing_job_does_not_take_the_others_down(tmp_path):
-    proc = multirun(["regressor=pysr,ridge", "generator=none", "stages=[clean,split,train,audit]",
-                     "summary=false", f"hydra.sweep.dir={tmp_path}/sw"])
+    proc = multirun(
+        [
+            "regressor=pysr,ridge",
+            "generator=none",
+            "stages=[clean,split,train,audit]",
+            "summary=false",
+            f"hydra.sweep.dir={tmp_path}/sw",
+        ]
+    )
     assert proc.returncode == 1
     table = pd.read_csv(tmp_path / "sw" / "comparison.csv").set_index("regressor")
     assert table.loc["pysr", "status"] == "failed" and "needs Julia" in table.loc["pysr", "error"]
@@ -63,8 +78,16 @@ def test_a_failing_job_does_not_take_the_others_down(tmp_path):
     models = pd.read_csv(tmp_path / "sw" / "model_comparison.csv")
     assert models.loc[models["chosen"], "method"].tolist() == ["ridge"]
     # resume: the complete job is skipped, the failed one runs again (and fails again)
-    proc = multirun(["regressor=pysr,ridge", "generator=none", "stages=[clean,split,train,audit]", "resume=true",
-                     "summary=false", f"hydra.sweep.dir={tmp_path}/sw"])
+    proc = multirun(
+        [
+            "regressor=pysr,ridge",
+            "generator=none",
+            "stages=[clean,split,train,audit]",
+            "resume=true",
+            "summary=false",
+            f"hydra.sweep.dir={tmp_path}/sw",
+        ]
+    )
     assert proc.returncode == 1
     ridge_dirs = [p for p in (tmp_path / "sw").iterdir() if "regressor=ridge" in p.name]
     assert len(ridge_dirs) == 1 and "is complete, skipped" in (ridge_dirs[0] / "run.log").read_text()
@@ -81,14 +104,27 @@ def test_compare_shows_exactly_the_differing_keys(tmp_path):
     assert config_cols == ["seed", "split.holdout_fraction"]
     assert table["metric:status"].tolist() == ["complete", "complete"]
     # a key only one run has shows as missing, not a crash
-    cfg = (tmp_path / "b" / ".hydra" / "config.yaml")
+    cfg = tmp_path / "b" / ".hydra" / "config.yaml"
     cfg.write_text(cfg.read_text() + "extra_key: 5\n")
     table = compare.compare([tmp_path / "a", tmp_path / "b"])
     assert table["extra_key"].tolist() == [compare.MISSING, 5]
     out = tmp_path / "t.csv"
-    proc = subprocess.run([sys.executable, "-m", "alloy_hydra.compare", str(tmp_path / "a"), str(tmp_path / "b"),
-                           "--csv", str(out), "--markdown", str(tmp_path / "t.md")], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alloy_hydra.compare",
+            str(tmp_path / "a"),
+            str(tmp_path / "b"),
+            "--csv",
+            str(out),
+            "--markdown",
+            str(tmp_path / "t.md"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0 and out.exists() and "seed" in (tmp_path / "t.md").read_text()
 
 
@@ -96,26 +132,46 @@ def test_compare_shows_a_changed_group_as_one_line_and_reads_at_80_columns(tmp_p
     runs = []
     for name, extra in (("ridge", ["regressor=ridge"]), ("gbm", ["regressor=gbm", "regressor.max_iter=50"])):
         runs.append(tmp_path / name)
-        proc = run_cli([*extra, "generator=none", "stages=[clean,split,train]", "train.ensemble=2",
-                        "summary=false", f"hydra.run.dir={runs[-1]}"])
+        proc = run_cli(
+            [
+                *extra,
+                "generator=none",
+                "stages=[clean,split,train]",
+                "train.ensemble=2",
+                "summary=false",
+                f"hydra.run.dir={runs[-1]}",
+            ]
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
     table = compare.compare(runs)
     config_cols = [c for c in table.columns if c != "run" and not c.startswith("metric:")]
-    assert config_cols == ["regressor", "regressor.max_iter"]          # not regressor._target_, .alphas, ...
+    assert config_cols == ["regressor", "regressor.max_iter"]  # not regressor._target_, .alphas, ...
     assert table["regressor"].tolist() == ["ridge", "gbm"]
     env = {**os.environ, "COLUMNS": "80"}
-    proc = subprocess.run([sys.executable, "-m", "alloy_hydra.compare", *map(str, runs)], capture_output=True,
-                          text=True, cwd=ROOT, env=env)                  # stdout is a pipe here
+    proc = subprocess.run(
+        [sys.executable, "-m", "alloy_hydra.compare", *map(str, runs)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )  # stdout is a pipe here
     assert proc.returncode == 0 and "regressor: ridge → gbm" in proc.stdout
-    assert "regressor.max_iter: — → 50" in proc.stdout and "holdout_r2" not in proc.stdout   # no audit stage
+    assert "regressor.max_iter: — → 50" in proc.stdout and "holdout_r2" not in proc.stdout  # no audit stage
     assert "cv_mae" in proc.stdout and "complete" in proc.stdout and "…" not in proc.stdout
     assert max(len(line) for line in proc.stdout.splitlines() if not line.startswith("run ")) <= 80
 
 
 @pytest.mark.slow
 def test_submitit_local_two_job_sweep(tmp_path):
-    proc = multirun(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "generator=jitter,none",
-                     *CHEAP, f"hydra.sweep.dir={tmp_path}/sw"])
+    proc = multirun(
+        [
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "generator=jitter,none",
+            *CHEAP,
+            f"hydra.sweep.dir={tmp_path}/sw",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = pd.read_csv(tmp_path / "sw" / "comparison.csv")
     assert len(table) == 2 and (table["status"] == "complete").all()
@@ -123,16 +179,20 @@ def test_submitit_local_two_job_sweep(tmp_path):
 
 def test_the_dataset_rule_considers_a_blend():
     from alloy_hydra import sweep
+
     job = {"status": "complete", "target": "YS", "qc_pass": True, "real_only_r2": 0.70}
-    table = pd.DataFrame([{**job, "run_dir": "0", "generator": "jitter", "tstr_r2": 0.60, "aug_r2": 0.72},
-                          {**job, "run_dir": "1", "generator": "blend", "tstr_r2": 0.80, "aug_r2": 0.75},
-                          {**job, "run_dir": "2", "generator": "ctgan", "tstr_r2": 0.90, "aug_r2": 0.80,
-                           "qc_pass": False},
-                          {**job, "run_dir": "3", "generator": "none", "tstr_r2": None, "aug_r2": None}])
+    table = pd.DataFrame(
+        [
+            {**job, "run_dir": "0", "generator": "jitter", "tstr_r2": 0.60, "aug_r2": 0.72},
+            {**job, "run_dir": "1", "generator": "blend", "tstr_r2": 0.80, "aug_r2": 0.75},
+            {**job, "run_dir": "2", "generator": "ctgan", "tstr_r2": 0.90, "aug_r2": 0.80, "qc_pass": False},
+            {**job, "run_dir": "3", "generator": "none", "tstr_r2": None, "aug_r2": None},
+        ]
+    )
     sel = sweep.select_datasets(table)["YS"]
-    assert sel["chosen_method"] == "blend" and sel["run_dir"] == "1"      # QC-failing ctgan is not eligible
+    assert sel["chosen_method"] == "blend" and sel["run_dir"] == "1"  # QC-failing ctgan is not eligible
     assert {c["generator"] for c in sel["candidates"]} == {"jitter", "blend", "ctgan"}
-    table.loc[1, "aug_r2"] = 0.69                                         # blend augmentation no longer helps
+    table.loc[1, "aug_r2"] = 0.69  # blend augmentation no longer helps
     sel = sweep.select_datasets(table)["YS"]
     assert sel["chosen_method"] == "none" and sel["best_generator"] == "blend"
 
@@ -141,22 +201,42 @@ def test_the_committee_is_the_chosen_configurations_seeds():
     """model_comparison.csv: `chosen` is one run per target; `committee` adds the runs of the same method and
     generator with the same physics verdict (the seeds design.combine=committee averages), nothing else."""
     from alloy_hydra import sweep
-    rows = [("operon", "none", True, 0.90), ("operon", "none", True, 0.80), ("operon", "none", False, 0.95),
-            ("ridge", "none", True, 0.85), ("operon", "jitter", True, 0.70)]
-    table = pd.DataFrame([{"status": "complete", "target": "YS", "regressor": m, "generator": g, "physics_pass": p,
-                           "holdout_r2": r, "run_dir": f"r{i}", "cv_mae": 1.0, "holdout_mae": 1.0,
-                           "complexity": 10} for i, (m, g, p, r) in enumerate(rows)])
+
+    rows = [
+        ("operon", "none", True, 0.90),
+        ("operon", "none", True, 0.80),
+        ("operon", "none", False, 0.95),
+        ("ridge", "none", True, 0.85),
+        ("operon", "jitter", True, 0.70),
+    ]
+    table = pd.DataFrame(
+        [
+            {
+                "status": "complete",
+                "target": "YS",
+                "regressor": m,
+                "generator": g,
+                "physics_pass": p,
+                "holdout_r2": r,
+                "run_dir": f"r{i}",
+                "cv_mae": 1.0,
+                "holdout_mae": 1.0,
+                "complexity": 10,
+            }
+            for i, (m, g, p, r) in enumerate(rows)
+        ]
+    )
     mt = sweep.model_table(table)
     mt = mt[~mt["baseline"]].set_index("run_dir")
     assert mt.index[mt["chosen"]].tolist() == ["r0"]
     assert mt.index[mt["committee"]].tolist() == ["r0", "r1"]
 
 
-
 def test_job_dirs_are_found_when_an_override_nests_them(tmp_path):
     """A list override holding '/' (data.interactions=['1/sqrt(d)']) nests the job dir; sweeps, compare and
     design.models still find it."""
     from alloy_hydra.io import job_dirs
+
     flat, nested = tmp_path / "0_seed=1", tmp_path / "1_data.interactions=['1" / "sqrt(d)']"
     for d in (flat, nested):
         (d / ".hydra").mkdir(parents=True)

@@ -8,6 +8,7 @@ A config group whose option differs (regressor=operon vs hinge) is one line, `re
 sub-keys show only where they were overridden on the command line. Keys are rows and runs are columns, so the
 table reads at 80 columns and in a pipe (runs that do not fit go to the next block).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,21 @@ from ..io import job_dirs, read_run
 from ..report import key_table
 
 MISSING = "—"
-KEY_METRICS = ["status", "generator_used", "qc_pass", "tstr_r2", "real_only_r2", "cv_mae", "holdout_r2", "holdout_mae",
-               "baseline_ridge_r2", "baseline_gbm_r2", "complexity", "physics_pass", "design_hit_rate"]
+KEY_METRICS = [
+    "status",
+    "generator_used",
+    "qc_pass",
+    "tstr_r2",
+    "real_only_r2",
+    "cv_mae",
+    "holdout_r2",
+    "holdout_mae",
+    "baseline_ridge_r2",
+    "baseline_gbm_r2",
+    "complexity",
+    "physics_pass",
+    "design_hit_rate",
+]
 
 
 def run_dirs(paths) -> list[Path]:
@@ -139,9 +153,12 @@ def render(table: pd.DataFrame, console: Console) -> None:
     if config:
         console.print("changed:", style="bold")
         for c in config:
-            values = [_cell(v) for v in table[c]]   # two runs: old → new; more: each run's value in order
-            console.print(f"  {c}: " + (" → ".join(values) if len(values) == 2 else " | ".join(values)),
-                          soft_wrap=True, highlight=False)
+            values = [_cell(v) for v in table[c]]  # two runs: old → new; more: each run's value in order
+            console.print(
+                f"  {c}: " + (" → ".join(values) if len(values) == 2 else " | ".join(values)),
+                soft_wrap=True,
+                highlight=False,
+            )
     else:
         console.print("changed: nothing (the runs share every config key)")
     rows = [(c.replace("metric:", ""), [_cell(v) for v in table[c]]) for c in config + metrics]
@@ -151,6 +168,7 @@ def render(table: pd.DataFrame, console: Console) -> None:
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
+
         return True
     except ImportError:
         return False

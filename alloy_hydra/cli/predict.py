@@ -7,6 +7,7 @@ as the training data, and scored with RUN_DIR/model.json (JSON, evaluated with n
 the output with its original columns (measured targets are carried through) plus `<target>_pred`,
 `<target>_std`, `in_domain`, `domain_distance`, and `rejected_reason` for rows cleaning rejects.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,8 @@ from ..config import load_run_config
 from ..errors import AlloyHydraError
 from ..expr import ModelFileError
 from ..io import read_cards
-from ..schema import ROW_COL
 from ..model import Model
+from ..schema import ROW_COL
 
 
 def predict_cards(run_dir, cards_path) -> pd.DataFrame:
@@ -35,8 +36,9 @@ def predict_cards(run_dir, cards_path) -> pd.DataFrame:
         raise AlloyHydraError(f"{run_dir} has no model.json (did the run include the train stage?)")
     model = Model.load(run_dir / "model.json")
     raw = read_cards(cards_path, delimiter=cfg.data.delimiter)
-    data = dataclasses.replace(cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns},
-                               drop_exact_duplicates=False)   # measured targets are optional on cards to predict
+    data = dataclasses.replace(
+        cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
+    )  # measured targets are optional on cards to predict
     result = clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source=cards_path)
     t = model.target
     out = raw.copy()

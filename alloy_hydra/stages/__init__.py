@@ -7,6 +7,7 @@ leaves out a needed stage is a ConfigError before any work. Hydra-free: `run(cfg
 config of alloy_hydra.config. `status.json` says running / complete / failed, and `metrics.json` is written
 only when every stage finished, so a failed run never looks complete.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -15,15 +16,15 @@ import time
 import traceback
 from pathlib import Path
 
+from ..config import STAGES as NAMES
 from ..errors import AlloyHydraError, ConfigError
 from ..io import write_json
-from ..config import STAGES as NAMES
 from . import audit, clean, design, generate, qc, split, train
 
 log = logging.getLogger(__name__)
 
 _MODULES = (clean, split, generate, qc, train, audit, design)
-STAGES = {name: module.run for name, module in zip(NAMES, _MODULES)}   # config.STAGES names them, in run order
+STAGES = {name: module.run for name, module in zip(NAMES, _MODULES)}  # config.STAGES names them, in run order
 assert all(m.__name__.endswith("." + n) for n, m in zip(NAMES, _MODULES)), "config.STAGES and stages/ disagree"
 _OWN = ("cfg", "run_dir", "metrics")
 
@@ -31,8 +32,10 @@ _OWN = ("cfg", "run_dir", "metrics")
 def needs(stage: str) -> tuple[list[str], list[str]]:
     """(required, optional) earlier stages of a stage, read from its signature."""
     params = [p for p in inspect.signature(STAGES[stage]).parameters.values() if p.name not in _OWN]
-    return ([p.name for p in params if p.default is inspect.Parameter.empty],
-            [p.name for p in params if p.default is not inspect.Parameter.empty])
+    return (
+        [p.name for p in params if p.default is inspect.Parameter.empty],
+        [p.name for p in params if p.default is not inspect.Parameter.empty],
+    )
 
 
 def check_stages(stages) -> list[str]:
@@ -56,8 +59,13 @@ def execute(cfg, run_dir, stages, metrics: dict | None = None) -> dict:
         required, optional = needs(name)
         t0 = time.perf_counter()
         log.info("stage %s", name)
-        results[name] = STAGES[name](cfg, run_dir, metrics, **{r: results[r] for r in required},
-                                     **{o: results[o] for o in optional if o in results})
+        results[name] = STAGES[name](
+            cfg,
+            run_dir,
+            metrics,
+            **{r: results[r] for r in required},
+            **{o: results[o] for o in optional if o in results},
+        )
         metrics[f"time_{name}_s"] = round(time.perf_counter() - t0, 3)
     return results
 
@@ -65,6 +73,7 @@ def execute(cfg, run_dir, stages, metrics: dict | None = None) -> dict:
 def run(cfg, run_dir) -> dict:
     """Run the configured stages into run_dir; returns the flat metrics dict (also metrics.json)."""
     from ..config import check_options
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").unlink(missing_ok=True)
@@ -77,8 +86,9 @@ def run(cfg, run_dir) -> dict:
         write_json(run_dir / "status.json", {"status": "failed", "error": str(err), "kind": type(err).__name__})
         raise
     except Exception as err:
-        write_json(run_dir / "status.json", {"status": "failed", "error": repr(err),
-                                             "traceback": traceback.format_exc()})
+        write_json(
+            run_dir / "status.json", {"status": "failed", "error": repr(err), "traceback": traceback.format_exc()}
+        )
         raise
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "status.json", {"status": "complete"})

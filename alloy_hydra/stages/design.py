@@ -1,5 +1,6 @@
 """Stage design: compositions and process recipes that hit the target properties, from this run's model or
 the models chosen among other runs (design.models), inside what the cards support."""
+
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import config as config_mod, design as design_mod, factory, ground_truth, plots, report, selection
+from .. import config as config_mod
+from .. import design as design_mod
+from .. import factory, ground_truth, plots, report, selection
 from ..errors import ConfigError
 from .clean import Cleaned
 from .train import Trained
@@ -19,9 +22,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Designed:
-    recommendations: pd.DataFrame    # the top recipes (recommendations.csv)
-    candidates: pd.DataFrame         # every feasible recipe, ranked (pareto_candidates.csv)
-    hit_rate: float | None           # demo: share of the top recipes the ground truth puts within tolerance
+    recommendations: pd.DataFrame  # the top recipes (recommendations.csv)
+    candidates: pd.DataFrame  # every feasible recipe, ranked (pareto_candidates.csv)
+    hit_rate: float | None  # demo: share of the top recipes the ground truth puts within tolerance
 
 
 def _models(cfg, clean: Cleaned | None, train: Trained | None) -> tuple[dict, object, object, pd.DataFrame]:
@@ -35,8 +38,9 @@ def _models(cfg, clean: Cleaned | None, train: Trained | None) -> tuple[dict, ob
         return models, src_cfg.data, src_cfg.cleaning, master
     if train is not None and clean is not None:
         return {cfg.target.name: train.model}, cfg.data, cfg.cleaning, clean.master
-    raise ConfigError("stage design needs a model: run the train stage before it or set design.models=<run or "
-                      "sweep dir>")
+    raise ConfigError(
+        "stage design needs a model: run the train stage before it or set design.models=<run or sweep dir>"
+    )
 
 
 def _space(cfg, master: pd.DataFrame, data) -> design_mod.Space:
@@ -46,15 +50,28 @@ def _space(cfg, master: pd.DataFrame, data) -> design_mod.Space:
     if d.casting:
         fixed["casting"] = d.casting
     try:
-        space = design_mod.Space(master, data, cfg.chem_window, fixed, dict(d.bounds), list(d.stratify_by),
-                                 list(d.outcomes), dict(d.support), list(d.allow), list(d.quantiles))
+        space = design_mod.Space(
+            master,
+            data,
+            cfg.chem_window,
+            fixed,
+            dict(d.bounds),
+            list(d.stratify_by),
+            list(d.outcomes),
+            dict(d.support),
+            list(d.allow),
+            list(d.quantiles),
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from None
     design_mod.check_prices(space, dict(d.cost_weights))
     if space.unsupported:
-        log.info("design: kept at the cards' typical value (held by < %g %% of %d cards; design.allow=[...] "
-                 "frees them): %s", 100 * d.support.get("min_share", 0), len(master),
-                 ", ".join(f"{el} ({100 * sh:.1f} %)" for el, sh in space.unsupported.items()))
+        log.info(
+            "design: kept at the cards' typical value (held by < %g %% of %d cards; design.allow=[...] frees them): %s",
+            100 * d.support.get("min_share", 0),
+            len(master),
+            ", ".join(f"{el} ({100 * sh:.1f} %)" for el, sh in space.unsupported.items()),
+        )
     return space
 
 
@@ -76,9 +93,11 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
     targets = {t: float(v) for t, v in d.targets.items() if v is not None} or {cfg.target.name: cfg.target.design_value}
     missing = [t for t in targets if t not in models]
     if missing:
-        raise ConfigError(f"design.targets has {missing} but no model for them (models for {sorted(models)}); "
-                          "train one per target (e.g. python run.py -m target=YS,UTS,FractureEL) and pass "
-                          "design.models=<sweep dir>")
+        raise ConfigError(
+            f"design.targets has {missing} but no model for them (models for {sorted(models)}); "
+            "train one per target (e.g. python run.py -m target=YS,UTS,FractureEL) and pass "
+            "design.models=<sweep dir>"
+        )
     master = design_mod.family_cards(master, d.family, d.families)
     space = _space(cfg, master, data)
     evaluator = design_mod.Evaluator(space, {t: models[t] for t in targets}, d, cleaning, targets)
@@ -87,12 +106,15 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
     top = ranked.head(d.top).copy()
     hit_rate = _closed_loop(top, targets, d) if data.ground_truth and len(top) else None
     if not len(top):
-        log.warning("no feasible recipe for targets %s under the constraints; recommendations.csv is empty",
-                    targets)
+        log.warning("no feasible recipe for targets %s under the constraints; recommendations.csv is empty", targets)
     _write(cfg, run_dir, top, ranked, data, space, targets)
-    metrics.update(n_recommendations=int(len(top)), n_feasible=int(len(ranked)),
-                   best_distance=float(ranked["distance"].min()) if len(ranked) else None,
-                   design_targets=",".join(f"{t}={v:g}" for t, v in targets.items()), optimizer=cfg.optimizer.name)
+    metrics.update(
+        n_recommendations=int(len(top)),
+        n_feasible=int(len(ranked)),
+        best_distance=float(ranked["distance"].min()) if len(ranked) else None,
+        design_targets=",".join(f"{t}={v:g}" for t, v in targets.items()),
+        optimizer=cfg.optimizer.name,
+    )
     if hit_rate is not None:
         metrics["design_hit_rate"] = hit_rate
     return Designed(top, ranked, hit_rate)
@@ -100,13 +122,16 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
 
 def _write(cfg, run_dir: Path, top: pd.DataFrame, ranked: pd.DataFrame, data, space, targets: dict) -> None:
     top.to_csv(run_dir / "recommendations.csv", index=False)
-    if not any(spec.temp_column for spec in data.schedules.values()):   # schedules as strings: cards can be written
+    if not any(spec.temp_column for spec in data.schedules.values()):  # schedules as strings: cards can be written
         design_mod.as_raw_cards(top, data).to_csv(run_dir / "recommended_cards.csv", index=False)
     ranked.to_csv(run_dir / "pareto_candidates.csv", index=False)
     if len(ranked):
         (run_dir / "plots").mkdir(exist_ok=True)
         plots.design_front(ranked, run_dir / "plots" / "design_pareto.png")
     if cfg.summary:
-        report.print_recommendations(top, targets, space.schema.elements,
-                                     [*data.categoricals, *space.schema.numeric,
-                                      *(f"{s}_schedule_readable" for s in space.schema.schedules)])
+        report.print_recommendations(
+            top,
+            targets,
+            space.schema.elements,
+            [*data.categoricals, *space.schema.numeric, *(f"{s}_schedule_readable" for s in space.schema.schedules)],
+        )

@@ -1,6 +1,7 @@
 """Stage generate: synthetic cards from the real train groups (the holdout never reaches here).
 
 generator=auto keeps the candidate generator's rows only where they help (choose_augmentation)."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import cards as cards_mod, factory, generate as gen_mod
+from .. import cards as cards_mod
+from .. import factory
+from .. import generate as gen_mod
 from ..schema import GROUP_COL
 from ..split import split_groups
 from .split import Split
@@ -22,15 +25,15 @@ NONE = {"_target_": "alloy_hydra.generate.NoGenerator", "name": "none"}
 
 @dataclass
 class Generated:
-    schema: Any                  # cards.Schema of the recipe table
-    train_table: pd.DataFrame    # the real train cards as the generator's table
-    synth_table: pd.DataFrame    # the generator's rows, post-processed
-    synth_cards: pd.DataFrame    # ... decoded into cards (is_synthetic=1, source_generator, source_group)
-    post: dict                   # post-processing report
-    classes: list                # the train groups
+    schema: Any  # cards.Schema of the recipe table
+    train_table: pd.DataFrame  # the real train cards as the generator's table
+    synth_table: pd.DataFrame  # the generator's rows, post-processed
+    synth_cards: pd.DataFrame  # ... decoded into cards (is_synthetic=1, source_generator, source_group)
+    post: dict  # post-processing report
+    classes: list  # the train groups
     n_per_class: int
-    used: str                    # the generator whose rows these are (generator=auto: its decision)
-    augmentation: dict | None = None   # generator=auto: the decision and its scores
+    used: str  # the generator whose rows these are (generator=auto: its decision)
+    augmentation: dict | None = None  # generator=auto: the decision and its scores
 
 
 def synthesise(cfg, train: pd.DataFrame, node=None) -> Generated:
@@ -51,8 +54,9 @@ def synthesise(cfg, train: pd.DataFrame, node=None) -> Generated:
         post["classes_short"] = len(generator.class_shortfall_)
     synth_cards[GROUP_COL] = synth[gen_mod.SOURCE].to_numpy()
     made_by = synth[gen_mod.PART].to_numpy() if gen_mod.PART in synth else generator.name
-    synth_cards = synth_cards.assign(is_synthetic=1, source_generator=made_by,
-                                     source_group=synth[gen_mod.SOURCE].to_numpy())
+    synth_cards = synth_cards.assign(
+        is_synthetic=1, source_generator=made_by, source_group=synth[gen_mod.SOURCE].to_numpy()
+    )
     return Generated(schema, table, synth, synth_cards, post, sorted(groups.unique()), n_per_class, generator.name)
 
 
@@ -62,6 +66,7 @@ def choose_augmentation(cfg, train: pd.DataFrame) -> dict:
     (deterministic, the default engine's own path) is fitted on the inner-train cards with and without its rows
     and scored on the inner-validation groups. The rows are kept only if they lower that MAE by min_gain."""
     from ..regress import HingeRegressor
+
     g = cfg.generator
     inner, val, _ = split_groups(train, g.inner_holdout, cfg.seed)
     synth = synthesise(cfg, inner, g.candidate).synth_cards
@@ -74,15 +79,22 @@ def choose_augmentation(cfg, train: pd.DataFrame) -> dict:
         pred = est.predict(feat.transform(val))
         scores[name] = float(np.mean(np.abs(pred - val[target].to_numpy(float))))
     keep = scores["augmented"] < (1.0 - g.min_gain) * scores["real"]
-    return {"candidate": g.candidate.name, "chosen": g.candidate.name if keep else "none",
-            "inner_mae_real": scores["real"], "inner_mae_augmented": scores["augmented"],
-            "n_inner_train_groups": int(inner[GROUP_COL].nunique()),
-            "n_inner_val_groups": int(val[GROUP_COL].nunique()), "min_gain": float(g.min_gain),
-            "scored_by": "hinge formula, MAE on the inner-validation groups of the real train cards",
-            "reason": (f"{g.candidate.name} rows lower the inner-validation MAE {scores['real']:.4g} -> "
-                       f"{scores['augmented']:.4g}" if keep else
-                       f"{g.candidate.name} rows do not lower the inner-validation MAE by {100 * g.min_gain:g} % "
-                       f"({scores['real']:.4g} real only, {scores['augmented']:.4g} augmented): real rows only")}
+    return {
+        "candidate": g.candidate.name,
+        "chosen": g.candidate.name if keep else "none",
+        "inner_mae_real": scores["real"],
+        "inner_mae_augmented": scores["augmented"],
+        "n_inner_train_groups": int(inner[GROUP_COL].nunique()),
+        "n_inner_val_groups": int(val[GROUP_COL].nunique()),
+        "min_gain": float(g.min_gain),
+        "scored_by": "hinge formula, MAE on the inner-validation groups of the real train cards",
+        "reason": (
+            f"{g.candidate.name} rows lower the inner-validation MAE {scores['real']:.4g} -> {scores['augmented']:.4g}"
+            if keep
+            else f"{g.candidate.name} rows do not lower the inner-validation MAE by {100 * g.min_gain:g} % "
+            f"({scores['real']:.4g} real only, {scores['augmented']:.4g} augmented): real rows only"
+        ),
+    }
 
 
 def run(cfg, run_dir: Path, metrics: dict, split: Split) -> Generated:
@@ -91,12 +103,17 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split) -> Generated:
         decision = choose_augmentation(cfg, split.train)
         node = cfg.generator.candidate if decision["chosen"] != "none" else NONE
         log.info("generator=auto: %s", decision["reason"])
-        metrics.update(auto_inner_mae_real=decision["inner_mae_real"],
-                       auto_inner_mae_augmented=decision["inner_mae_augmented"])
+        metrics.update(
+            auto_inner_mae_real=decision["inner_mae_real"], auto_inner_mae_augmented=decision["inner_mae_augmented"]
+        )
     out = synthesise(cfg, split.train, node)
     out.augmentation = decision
     out.used = decision["chosen"] if decision else cfg.generator.name
     out.synth_cards.to_csv(run_dir / "synthetic.csv", index=False)
-    metrics.update(generator=cfg.generator.name, generator_used=out.used,
-                   n_synthetic=int(len(out.synth_cards)), n_per_class=out.n_per_class)
+    metrics.update(
+        generator=cfg.generator.name,
+        generator_used=out.used,
+        n_synthetic=int(len(out.synth_cards)),
+        n_per_class=out.n_per_class,
+    )
     return out

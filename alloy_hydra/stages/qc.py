@@ -1,5 +1,6 @@
 """Stage qc: are the synthetic rows fit to train on? Acceptance checks, utility on the holdout (reported,
 never deciding) and the qc.on_fail policy (a failed QC never feeds training silently)."""
+
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import factory, qc as qc_mod, report
+from .. import factory, report
+from .. import qc as qc_mod
 from ..errors import QCFailed
 from ..io import write_json
 from .generate import Generated
@@ -19,9 +21,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Checked:
-    synth_cards: pd.DataFrame   # the synthetic cards training may use (none after a fallback)
-    used: str                   # the generator whose rows training gets ("none" after a fallback)
-    report: dict                # generation_report.json
+    synth_cards: pd.DataFrame  # the synthetic cards training may use (none after a fallback)
+    used: str  # the generator whose rows training gets ("none" after a fallback)
+    report: dict  # generation_report.json
 
 
 def _key_features(train: pd.DataFrame, schema, target: str, n: int = 5) -> list[str]:
@@ -35,31 +37,58 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated) ->
     synth_cards, used = gen.synth_cards, gen.used
     with report.steps(f"QC {target}", 3 if len(synth_cards) else 1) as doing:
         doing("utility: gbm on real / synthetic / both, scored on the holdout")
-        util = qc_mod.utility(factory.card_featuriser(cfg.data), target, split.train, synth_cards, split.holdout,
-                              cfg.seed)
+        util = qc_mod.utility(
+            factory.card_featuriser(cfg.data), target, split.train, synth_cards, split.holdout, cfg.seed
+        )
         ev = None
         if len(synth_cards):
             doing("acceptance checks: composition, KS, correlations, memorisation")
-            ev, corr_diff = qc_mod.evaluate(gen.train_table, gen.synth_table, synth_cards, gen.schema, target,
-                                            cfg.chem_window, cfg.thresholds, gen.post, gen.classes,
-                                            cfg.qc.near_dup_fraction, cfg.cleaning.composition_sum_tol)
+            ev, corr_diff = qc_mod.evaluate(
+                gen.train_table,
+                gen.synth_table,
+                synth_cards,
+                gen.schema,
+                target,
+                cfg.chem_window,
+                cfg.thresholds,
+                gen.post,
+                gen.classes,
+                cfg.qc.near_dup_fraction,
+                cfg.cleaning.composition_sum_tol,
+            )
             if cfg.qc.plots:
                 doing("plots")
-                qc_mod.plots(gen.train_table, gen.synth_table, target, corr_diff, run_dir / "plots",
-                             _key_features(gen.train_table, gen.schema, target))
-    result = {"generator": cfg.generator.name, "generator_used": used, "target": target,
-              "thresholds": cfg.thresholds.name, "holdout_used_for": "utility only (reported, never decides)",
-              "utility": util}
+                qc_mod.plots(
+                    gen.train_table,
+                    gen.synth_table,
+                    target,
+                    corr_diff,
+                    run_dir / "plots",
+                    _key_features(gen.train_table, gen.schema, target),
+                )
+    result = {
+        "generator": cfg.generator.name,
+        "generator_used": used,
+        "target": target,
+        "thresholds": cfg.thresholds.name,
+        "holdout_used_for": "utility only (reported, never decides)",
+        "utility": util,
+    }
     if gen.augmentation is not None:
         result["augmentation"] = gen.augmentation
     if ev is not None:
         result.update(ev)
         acc = ev["acceptance"]
-        metrics.update(qc_pass=acc["overall_pass"], ks_median_stat=ev["ks_median_stat"],
-                       ks_median_p=ev["ks_median_p"], corr_mae=ev["corr_mae"],
-                       dcr_ratio=ev["memorisation"]["dcr_ratio"],
-                       near_duplicates_pct=ev["memorisation"]["near_duplicates_pct"],
-                       clip_rate_pct=ev["postprocess"]["clip_rate_pct"], balance_ratio=ev["classes"]["balance_ratio"])
+        metrics.update(
+            qc_pass=acc["overall_pass"],
+            ks_median_stat=ev["ks_median_stat"],
+            ks_median_p=ev["ks_median_p"],
+            corr_mae=ev["corr_mae"],
+            dcr_ratio=ev["memorisation"]["dcr_ratio"],
+            near_duplicates_pct=ev["memorisation"]["near_duplicates_pct"],
+            clip_rate_pct=ev["postprocess"]["clip_rate_pct"],
+            balance_ratio=ev["classes"]["balance_ratio"],
+        )
         if cfg.summary:
             report.print_acceptance(acc, f"QC · {used} · {target} · thresholds={cfg.thresholds.name}")
         if acc["overall_pass"] is False:
@@ -70,8 +99,9 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated) ->
         result["acceptance"] = {"checks": [], "overall_pass": None, "note": "generator=none: no synthetic rows"}
         metrics.update(qc_pass=None)
     write_json(run_dir / "generation_report.json", result)
-    metrics.update({k: util.get(k) for k in ("tstr_r2", "tstr_mae", "aug_r2", "aug_mae", "real_only_r2",
-                                             "real_only_mae")})
+    metrics.update(
+        {k: util.get(k) for k in ("tstr_r2", "tstr_mae", "aug_r2", "aug_mae", "real_only_r2", "real_only_mae")}
+    )
     return Checked(synth_cards, used, result)
 
 

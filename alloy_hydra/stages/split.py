@@ -1,4 +1,5 @@
 """Stage split: hold out whole groups (alloys) that no generator or regressor sees."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from .clean import Cleaned
 
 @dataclass
 class Split:
-    train: pd.DataFrame      # real cards of the train groups
-    holdout: pd.DataFrame    # real cards of the held-out groups
+    train: pd.DataFrame  # real cards of the train groups
+    holdout: pd.DataFrame  # real cards of the held-out groups
 
 
 def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned) -> Split:
@@ -28,6 +29,7 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned) -> Split:
     write_json(run_dir / "split.json", info)
     hold = set(info["holdout_groups"])
     view.assign(split=np.where(view[GROUP_COL].isin(hold), "holdout", "train")).to_csv(
-        run_dir / "view.csv", index=False)
+        run_dir / "view.csv", index=False
+    )
     metrics.update({k: info[k] for k in ("n_train_rows", "n_holdout_rows", "n_train_groups", "n_holdout_groups")})
     return Split(train, holdout)

@@ -1,5 +1,6 @@
 """Stage train: a readable formula (or the configured engine's model) per property, with its ensemble, σ model
 and applicability domain, saved as model.json; equation.txt says it in words."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import cards as cards_mod, expr, factory, plots, report, train as train_mod
+from .. import cards as cards_mod
+from .. import expr, factory, plots, report
+from .. import train as train_mod
 from ..errors import ConfigError
 from ..features import describe
 from ..model import Model
@@ -20,9 +23,9 @@ from .split import Split
 @dataclass
 class Trained:
     model: Model
-    baselines: dict          # ridge / gbm fitted on the same rows (the audit scores them on the holdout)
-    cv: dict                 # grouped CV figures of the chosen model and of the whole procedure
-    pert: dict               # the physics checks' finite differences (physics.perturbations)
+    baselines: dict  # ridge / gbm fitted on the same rows (the audit scores them on the holdout)
+    cv: dict  # grouped CV figures of the chosen model and of the whole procedure
+    pert: dict  # the physics checks' finite differences (physics.perturbations)
 
 
 def unit_of(name: str, data) -> str:
@@ -48,29 +51,39 @@ def training_cards(cfg, train: pd.DataFrame, synth: pd.DataFrame | None = None) 
     return out[out[cfg.target.name].notna()].reset_index(drop=True)
 
 
-def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated | None = None,
-        qc: Checked | None = None) -> Trained:
-    target = cfg.target.name
+def run(
+    cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated | None = None, qc: Checked | None = None
+) -> Trained:
     synth = qc.synth_cards if qc else generate.synth_cards if generate else None
     used = qc.used if qc else generate.used if generate else cfg.generator.name
     cards = training_cards(cfg, split.train, synth)
     with report.TrainingProgress(f"{cfg.regressor.name} on {len(cards)} rows") as progress:
-        fit = train_mod.fit_property_model(cards, split.train, cfg.target, factory.featuriser(cfg),
-                                           lambda names: factory.regressor(cfg, names), cfg.train, cfg.seed,
-                                           rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
-                                           progress=progress)
+        fit = train_mod.fit_property_model(
+            cards,
+            split.train,
+            cfg.target,
+            factory.featuriser(cfg),
+            lambda names: factory.regressor(cfg, names),
+            cfg.train,
+            cfg.seed,
+            rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
+            progress=progress,
+        )
     model, table = fit.model, fit.table
-    model.info.update(regressor=cfg.regressor.name, generator=used, train_data=cfg.train.data,
-                      data=cfg.data.name)
+    model.info.update(regressor=cfg.regressor.name, generator=used, train_data=cfg.train.data, data=cfg.data.name)
     model.save(run_dir / "model.json")
     write_equation(cfg, run_dir, model, fit, used)
     if table is not None:
         table.assign(chosen=table["id"] == fit.chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
         (run_dir / "plots").mkdir(exist_ok=True)
         plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png")
-    metrics.update(cv_mae=fit.cv["chosen"]["mae"], cv_mae_procedure=fit.cv["procedure"]["mae"],
-                   complexity=model.info["complexity"], n_train_model_rows=model.info["n_train_rows"],
-                   regressor=cfg.regressor.name)
+    metrics.update(
+        cv_mae=fit.cv["chosen"]["mae"],
+        cv_mae_procedure=fit.cv["procedure"]["mae"],
+        complexity=model.info["complexity"],
+        n_train_model_rows=model.info["n_train_rows"],
+        regressor=cfg.regressor.name,
+    )
     return Trained(model, fit.baselines, fit.cv, fit.pert)
 
 
@@ -82,19 +95,30 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str) -> None:
     if main["kind"] == "expression":
         text = expr.to_lines(main["expr"], 5, units)
         n_real = model.info["n_real_rows"]
-        rows = (f"{n_real} real rows" if n_real == model.info["n_train_rows"] else
-                f"{n_real} real + {model.info['n_train_rows'] - n_real} synthetic rows ({used})")
+        rows = (
+            f"{n_real} real rows"
+            if n_real == model.info["n_train_rows"]
+            else f"{n_real} real + {model.info['n_train_rows'] - n_real} synthetic rows ({used})"
+        )
         sm, u = model.sigma_model, cfg.target.unit
-        sigma = (f"σ = {sm['b0']:.3g} {u} + {sm['b_gap']:.3g}·|S − gbm reference| + {sm['b_dist']:.3g} {u}·distance "
-                 f"ratio + {sm['b_level']:.3g}·|S| (combined with the ensemble spread), fitted on the real cards' "
-                 f"out-of-fold errors" if sm else f"σ = sqrt(ensemble sd² + {model.sigma_resid:.3g}²)")
+        sigma = (
+            f"σ = {sm['b0']:.3g} {u} + {sm['b_gap']:.3g}·|S − gbm reference| + {sm['b_dist']:.3g} {u}·distance "
+            f"ratio + {sm['b_level']:.3g}·|S| (combined with the ensemble spread), fitted on the real cards' "
+            f"out-of-fold errors"
+            if sm
+            else f"σ = sqrt(ensemble sd² + {model.sigma_resid:.3g}²)"
+        )
         elements = [*cfg.data.composition_columns, cfg.data.balance_element]
-        glossary = "\n".join(f"  {v}: {describe(v, model.featuriser.categorical, elements)}"
-                              for v in sorted(expr.variables(main["expr"])))
+        glossary = "\n".join(
+            f"  {v}: {describe(v, model.featuriser.categorical, elements)}"
+            for v in sorted(expr.variables(main["expr"]))
+        )
         (run_dir / "equation.txt").write_text(
             f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
             f"regressor: {cfg.regressor.name}; trained on {rows}; grouped {cfg.train.cv_folds}-fold CV MAE on "
-            f"the real cards {fit.cv['chosen']['mae']:.4g} {u}\nuncertainty: {sigma}\n\ninputs:\n{glossary}\n")
+            f"the real cards {fit.cv['chosen']['mae']:.4g} {u}\nuncertainty: {sigma}\n\ninputs:\n{glossary}\n"
+        )
     else:
-        (run_dir / "equation.txt").write_text(f"{target}: {cfg.regressor.name} is a tree ensemble "
-                                              f"({len(main['trees'])} trees); no closed-form formula.\n")
+        (run_dir / "equation.txt").write_text(
+            f"{target}: {cfg.regressor.name} is a tree ensemble ({len(main['trees'])} trees); no closed-form formula.\n"
+        )
