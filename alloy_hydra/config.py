@@ -71,7 +71,7 @@ class TargetConfig:
     unit: str = MISSING
     clip: list[float] = field(default_factory=lambda: [0.0, 1e9])  # physical range; values outside are clipped
     n_per_class: int = 60  # synthetic rows per class (group) the generator makes for this target
-    # feature -> expected sign of d target/d feature, or {sign: s, where: {column: [values]}} (alloy_hydra/audit.py)
+    # feature -> expected sign of d target/d feature, or {sign: s, where: {column: [values]}} (alloy_hydra/physics.py)
     physics: dict[str, Any] = field(default_factory=dict)
     design_value: float | None = None  # the design stage's default target for a single-target run
 
@@ -160,7 +160,7 @@ class SDVConfig(GeneratorConfig):
 
 @dataclass
 class AutoConfig(GeneratorConfig):
-    """Synthetic rows only where they help (pipeline.choose_augmentation): decided on an inner split of the
+    """Synthetic rows only where they help (stages/generate.py choose_augmentation): decided on an inner split of the
     real train groups, never the holdout."""
 
     candidate: Any = MISSING  # a generator config (composed from its own file)

@@ -364,7 +364,7 @@ class PySRAdaptor(_JSONPredictor):
         parsimony=PySRConfig.parsimony,
         binary_operators=tuple(_PYSR.binary_operators),
         unary_operators=tuple(_PYSR.unary_operators),
-        constraints=None,
+        constraints=_PYSR.constraints,
         loss=PySRConfig.loss,
         procs=PySRConfig.procs,
         multithreading=PySRConfig.multithreading,

@@ -1,0 +1,152 @@
+"""The seams of issue 20: stage dependencies come from the stage signatures, one model-selection rule, every
+default in the config schema, the config typed once at the edge."""
+
+import dataclasses
+import inspect
+import json
+
+import pandas as pd
+import pytest
+from conftest import ROOT, compose
+
+from alloy_hydra import config, design, factory, generate, regress, selection, stages
+from alloy_hydra.errors import ConfigError
+
+
+def test_stage_dependencies_are_read_from_the_stage_signatures():
+    assert list(stages.STAGES) == list(config.STAGES)
+    assert stages.needs("train") == (["split"], ["generate", "qc"])
+    assert stages.needs("design") == ([], ["clean", "train"])
+    with pytest.raises(ConfigError, match=r"stage 'qc' needs \['split', 'generate'\]"):
+        stages.check_stages(["clean", "qc"])
+    assert stages.check_stages(["clean", "split", "train", "audit"]) == ["clean", "split", "train", "audit"]
+
+
+def test_stages_hand_on_typed_results(tmp_path):
+    cfg = compose(["generator=jitter", "target.n_per_class=3", "summary=false", "qc.plots=false"])
+    done = stages.execute(cfg, tmp_path, ["clean", "split", "generate"])
+    assert isinstance(done["split"], stages.split.Split) and isinstance(done["generate"], stages.generate.Generated)
+    assert done["generate"].used == "jitter" and len(done["generate"].synth_cards) > 0
+    assert not set(done["generate"].synth_cards["source_group"]) & set(done["split"].holdout["group"])
+
+
+def test_the_config_is_typed_once_and_objects_come_from_their_target():
+    cfg = compose(["optimizer=random"])
+    assert isinstance(cfg, config.Config) and isinstance(cfg.design, config.DesignConfig)
+    assert isinstance(factory.optimizer(cfg), design.RandomSearch)
+    assert isinstance(factory.optimizer(compose()), design.NSGA2Search)
+    assert isinstance(factory.regressor(compose(["regressor=hinge"]), ["a"]), regress.HingeRegressor)
+    gen, n = factory.generator(compose(["generator=jitter", "target=UniformEL"]))
+    assert isinstance(gen, generate.Jitter) and n == 40  # rows per class: the target's (UniformEL: 40)
+
+
+@pytest.mark.parametrize(
+    "estimator,schema",
+    [
+        (regress.OperonRegressor, config.OperonConfig),
+        (regress.HingeRegressor, config.HingeConfig),
+        (regress.PySRAdaptor, config.PySRConfig),
+        (regress.RidgeModel, config.RidgeConfig),
+        (regress.GBMModel, config.GBMConfig),
+        (generate.Jitter, config.JitterConfig),
+        (generate.SDVGenerator, config.SDVConfig),
+        (generate.Blend, config.BlendConfig),
+    ],
+)
+def test_an_estimator_built_in_code_has_the_configs_defaults(estimator, schema):
+    params = inspect.signature(estimator).parameters
+    # (a blend's parts and shares have no default: empty in the schema, None in code)
+    skip = ("parts", "shares")
+    shared = [f for f in dataclasses.fields(schema) if f.name in params and f.default != "???" and f.name not in skip]
+    assert shared, estimator
+    for f in shared:
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        got = params[f.name].default
+        assert (list(got) if isinstance(got, tuple) else got) == default, f"{estimator.__name__}.{f.name}"
+
+
+def test_one_selection_rule_physics_first_then_r2_committee_is_the_same_configuration():
+    runs = pd.DataFrame(
+        [
+            {
+                "target": "YS",
+                "method": "operon",
+                "generator": "auto",
+                "train_data": "real",
+                "physics_pass": True,
+                "holdout_r2": 0.80,
+            },
+            {
+                "target": "YS",
+                "method": "gbm",
+                "generator": "auto",
+                "train_data": "real",
+                "physics_pass": False,
+                "holdout_r2": 0.95,
+            },
+            {
+                "target": "YS",
+                "method": "operon",
+                "generator": "auto",
+                "train_data": "real",
+                "physics_pass": True,
+                "holdout_r2": 0.78,
+            },
+            {
+                "target": "YS",
+                "method": "operon",
+                "generator": "auto",
+                "train_data": "synthetic",
+                "physics_pass": True,
+                "holdout_r2": 0.70,
+            },
+            {
+                "target": "UTS",
+                "method": "ridge",
+                "generator": "none",
+                "train_data": "real",
+                "physics_pass": None,
+                "holdout_r2": 0.9,
+            },
+        ]
+    )
+    out = selection.choose(runs)
+    assert out["chosen"].tolist() == [True, False, False, False, True]  # a physics pass beats a better R²
+    assert out["committee"].tolist() == [True, False, True, False, True]  # other training data: not the seeds
+
+
+def test_a_run_dir_from_an_older_version_still_loads(tmp_path):
+    cfg = compose(as_dict=True)
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    raw["target"]["retired_key"] = 1  # a key this version no longer has
+    raw["generator"]["n_per_class"] = None  # generator.n_per_class moved to the target (issue 20)
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(raw))
+    loaded = config.load_run_config(tmp_path)
+    assert isinstance(loaded.data, config.DataConfig) and loaded.target.name == "YS"
+    with pytest.raises(ConfigError, match="not a run dir"):
+        config.load_run_config(tmp_path / "nowhere")
+
+
+def test_conf_files_do_not_restate_the_schema():
+    """A value in a conf/ file that equals the schema's default is a second copy of that fact."""
+    import yaml
+
+    schemas = {
+        "thresholds": config.ThresholdsConfig,
+        "target": config.TargetConfig,
+        "optimizer": config.OptimizerConfig,
+        "generator/jitter": config.JitterConfig,
+        "generator/ctgan": config.SDVConfig,
+        "generator/gaussiancopula": config.SDVConfig,
+    }
+    for where, schema in schemas.items():
+        files = [ROOT / "conf" / f"{where}.yaml"] if "/" in where else sorted((ROOT / "conf" / where).glob("*.yaml"))
+        defaults = {f.name: f.default for f in dataclasses.fields(schema) if f.default is not dataclasses.MISSING}
+        for path in files:
+            node = yaml.safe_load(path.read_text())
+            restated = {k: v for k, v in node.items() if k in defaults and defaults[k] == v and k != "name"}
+            assert not restated, f"{path.relative_to(ROOT)} restates the schema: {restated}"
+    assert "stages" not in json.dumps(yaml.safe_load((ROOT / "conf" / "config.yaml").read_text()))
