@@ -17,6 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .config import TrainConfig
+
 
 def check_spec(spec) -> tuple[int, dict]:
     """(sign, where) of a physics entry: `1` / `-1`, or a mapping with `sign` and optional `where`."""
@@ -86,7 +88,7 @@ def sign_fraction(delta, sign: float, tol: float = 1e-9) -> float:
     return float((np.isfinite(d) & (d >= -tol)).mean())
 
 
-def audit(predict, pert: dict, min_fraction: float = 0.9, tol: float = 1e-9) -> dict:
+def audit(predict, pert: dict, min_fraction: float = TrainConfig.physics_min_fraction, tol: float = 1e-9) -> dict:
     """Per check: fraction of points with the expected sign; pass when >= min_fraction."""
     y0 = predict(pert["base"])
     checks = []

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import expr, physics
-from .config import GBMConfig, HingeConfig, OperonConfig, PySRConfig, RidgeConfig
+from .config import GBMConfig, HingeConfig, OperonConfig, PySRConfig, RidgeConfig, TrainConfig
 from .model import predict_json
 
 # list-valued defaults, read once (the schema in alloy_hydra.config is where every default lives)
@@ -115,7 +115,7 @@ class OperonRegressor(_JSONPredictor):
         n_threads=OperonConfig.n_threads,
         hinge_terms=OperonConfig.hinge_terms,
         physics=None,
-        physics_min_fraction=0.9,
+        physics_min_fraction=TrainConfig.physics_min_fraction,
         feature_names=None,
         random_state=0,
     ):
@@ -213,7 +213,7 @@ class HingeRegressor(_JSONPredictor):
         min_distinct=HingeConfig.min_distinct,
         paths=tuple(_HINGE.paths),
         physics=None,
-        physics_min_fraction=0.9,
+        physics_min_fraction=TrainConfig.physics_min_fraction,
         tries=HingeConfig.tries,
         feature_names=None,
         random_state=0,

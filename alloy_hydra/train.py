@@ -539,85 +539,79 @@ def fit_property_model(
     )
     if bounds:
         main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
-    model, cv = _uncertainty(
-        rows,
-        real_cards,
-        main,
-        members,
-        cv_chosen,
-        cv_proc,
-        base_cv,
-        fitted_baselines,
-        symbolic,
-        target,
-        opts,
-        pick.why,
-        [*fitted, final],
-    )
-    return Fit(model, fitted_baselines, cv, pick.table, pick.chosen_id, pick.why, pert, cv_chosen)
-
-
-def _uncertainty(
-    rows: Rows,
-    real_cards,
-    main,
-    members,
-    cv_chosen,
-    cv_proc,
-    base_cv,
-    fitted_baselines,
-    symbolic,
-    target,
-    opts,
-    why,
-    estimators,
-) -> tuple[Model, dict]:
-    """σ, the applicability domain and the CV figures, from the real cards only: a synthetic near-copy in a
-    CV fold flatters the error it is scored on, so sigma taken from such folds says nothing about a new recipe."""
-    X, y, groups, splits, real, feat = rows.X, rows.y, rows.groups, rows.splits, rows.real, rows.featuriser
-    names = list(X.columns)
-    ok = np.isfinite(cv_chosen) & real
-    sigma_resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
-    use = [names.index(v) for v in expr.variables(main["expr"])] if symbolic else None  # the formula's inputs
-    domain = Domain.fit(
-        feat.transform(real_cards).to_numpy(float), opts.domain_k, opts.domain_quantile, use, opts.domain_range_tol
-    )
     reference = fitted_baselines["gbm"].to_json() if symbolic and opts.agreement_sigma else None
-    gap = cv_chosen - base_cv["gbm"] if reference is not None else np.zeros(len(y))
-    dratio = oof_distance(domain, X.to_numpy(float), splits, real) / domain.threshold
-    sigma = fit_sigma(cv_chosen - y, ok, gap, dratio, cv_chosen) if opts.sigma_model else None
-    complexity = expr.length(main["expr"]) if main["kind"] == "expression" else None
-    capped = sum(bool(getattr(e, "time_capped_", False)) for e in estimators)
+    unc = _uncertainty(
+        rows, real_cards, main, pick.cv, base_cv["gbm"] if reference is not None else None, symbolic, opts
+    )
+    cv = _cv_figures(rows, pick.cv, cv_proc, base_cv, unc)
+    capped = sum(bool(getattr(e, "time_capped_", False)) for e in [*fitted, final])
     info = {
         "n_train_rows": int(len(X)),
         "n_train_groups": int(len(np.unique(groups))),
-        "complexity": complexity,
-        "selection": why,
-        "n_real_rows": int(real.sum()),
+        "complexity": expr.length(main["expr"]) if main["kind"] == "expression" else None,
+        "selection": pick.why,
+        "n_real_rows": int(rows.real.sum()),
         "sr_time_cap_fired": int(capped),
     }
-    cv = {
-        "chosen": metrics(y[ok], cv_chosen[ok]),
-        "procedure": metrics(y[np.isfinite(cv_proc) & real], cv_proc[np.isfinite(cv_proc) & real]),
-        "rows": "real training cards (synthetic rows train the folds but are not scored)",
-    }
-    cv.update({f"baseline_{k}": metrics(y[real], p[real]) for k, p in base_cv.items()})
-    if sigma is not None:
-        cv["sigma"] = {
-            **sigma,
-            **sigma_checks(cv_chosen[ok] - y[ok], sigma_of(sigma, len(y), gap, dratio, cv_chosen)[ok]),
-        }
+    sigma = unc.sigma
     model = Model(
         target.name,
         target.unit,
         feat,
         main,
         members,
-        sigma_resid,
-        domain,
+        unc.resid,
+        unc.domain,
         info,
         reference,
         float(opts.agreement_sigma or 0.0) if reference is not None else 0.0,
         {k: sigma[k] for k in SIGMA_TERMS} if sigma is not None else None,
     )
-    return model, cv
+    return Fit(model, fitted_baselines, cv, pick.table, pick.chosen_id, pick.why, pert, cv_chosen)
+
+
+@dataclass
+class Uncertainty:
+    resid: float  # RMS out-of-fold error of the real cards
+    domain: Domain
+    gap: np.ndarray  # out-of-fold |formula - gbm reference| (0 without a reference)
+    dratio: np.ndarray  # out-of-fold distance / domain threshold
+    ok: np.ndarray  # real cards with a finite out-of-fold prediction
+    sigma: dict | None  # the fitted σ model (train.sigma_model)
+
+
+def _uncertainty(rows: Rows, real_cards, main: dict, cv_chosen, reference_oof, symbolic: bool, opts) -> Uncertainty:
+    """σ and the applicability domain, from the real cards only: a synthetic near-copy in a CV fold flatters
+    the error it is scored on, so sigma taken from such folds says nothing about a new recipe."""
+    X, y, real = rows.X, rows.y, rows.real
+    names = list(X.columns)
+    ok = np.isfinite(cv_chosen) & real
+    resid = float(np.sqrt(np.mean((cv_chosen[ok] - y[ok]) ** 2)))
+    use = [names.index(v) for v in expr.variables(main["expr"])] if symbolic else None  # the formula's inputs
+    domain = Domain.fit(
+        rows.featuriser.transform(real_cards).to_numpy(float),
+        opts.domain_k,
+        opts.domain_quantile,
+        use,
+        opts.domain_range_tol,
+    )
+    gap = cv_chosen - reference_oof if reference_oof is not None else np.zeros(len(y))
+    dratio = oof_distance(domain, X.to_numpy(float), rows.splits, real) / domain.threshold
+    sigma = fit_sigma(cv_chosen - y, ok, gap, dratio, cv_chosen) if opts.sigma_model else None
+    return Uncertainty(resid, domain, gap, dratio, ok, sigma)
+
+
+def _cv_figures(rows: Rows, cv_chosen, cv_proc, base_cv: dict, unc: Uncertainty) -> dict:
+    """Grouped-CV figures on the real training cards: the chosen model, the whole procedure, the baselines,
+    and how well σ covered the out-of-fold errors."""
+    y, real, ok = rows.y, rows.real, unc.ok
+    cv = {
+        "chosen": metrics(y[ok], cv_chosen[ok]),
+        "procedure": metrics(y[np.isfinite(cv_proc) & real], cv_proc[np.isfinite(cv_proc) & real]),
+        "rows": "real training cards (synthetic rows train the folds but are not scored)",
+    }
+    cv.update({f"baseline_{k}": metrics(y[real], p[real]) for k, p in base_cv.items()})
+    if unc.sigma is not None:
+        sig = sigma_of(unc.sigma, len(y), unc.gap, unc.dratio, cv_chosen)
+        cv["sigma"] = {**unc.sigma, **sigma_checks(cv_chosen[ok] - y[ok], sig[ok])}
+    return cv

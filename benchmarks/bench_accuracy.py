@@ -52,8 +52,7 @@ def main():
     ap.add_argument("--oof", help="write out-of-fold predictions of every model to this CSV")
     ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. regressor.generations=400")
     a = ap.parse_args()
-    from alloy_hydra import cards as cards_mod
-    from alloy_hydra import clean, factory, schema, train
+    from alloy_hydra import clean, schema, stages, train
     from alloy_hydra.io import read_cards
 
     rows, oof, path = [], [], DATA[a.data]
@@ -71,7 +70,6 @@ def main():
         )
         master = clean.clean(read_cards(path), cfg.data, cfg.chem_window, cfg.cleaning, path).master
         view, _ = clean.make_view(master, cfg.target)
-        feat = factory.featuriser(cfg)
         y = view[target].to_numpy(float)
         preds = {k: np.full(len(view), np.nan) for k in ("symbolic", "ridge", "gbm")}
         sizes, t0 = [], time.perf_counter()
@@ -80,16 +78,7 @@ def main():
             cards = real.assign(_cv_group=real[schema.GROUP_COL])
             if a.generator != "none":
                 cards = pd.concat([cards, synthetic_for(cfg, real)], ignore_index=True)
-            fit = train.fit_property_model(
-                cards,
-                real,
-                cfg.target,
-                feat,
-                lambda names: factory.regressor(cfg, names),
-                cfg.train,
-                cfg.seed,
-                rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
-            )
+            fit = stages.train.fit_model(cfg, cards, real)
             Xte = fit.model.featuriser.transform(view.iloc[te])
             preds["symbolic"][te] = fit.model.predict(X=Xte.to_numpy(float))[0]
             for k, b in fit.baselines.items():

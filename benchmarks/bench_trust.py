@@ -40,20 +40,10 @@ DATA = {
 
 def fit_predict(cfg, view, tr, te):
     """Train by the pipeline's procedure on view rows tr; (prediction, sigma, in_domain) on rows te."""
-    from alloy_hydra import cards as cards_mod
-    from alloy_hydra import factory, schema, train
+    from alloy_hydra import schema, stages
 
     real = view.iloc[tr].reset_index(drop=True)
-    fit = train.fit_property_model(
-        real.assign(_cv_group=real[schema.GROUP_COL], is_synthetic=0),
-        real,
-        cfg.target,
-        factory.featuriser(cfg),
-        lambda names: factory.regressor(cfg, names),
-        cfg.train,
-        cfg.seed,
-        rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
-    )
+    fit = stages.train.fit_model(cfg, real.assign(_cv_group=real[schema.GROUP_COL], is_synthetic=0), real)
     test = view.iloc[te]
     mean, std, inside, _ = fit.model.predict(test)
     return mean, std, inside

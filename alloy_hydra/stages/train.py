@@ -11,7 +11,6 @@ import pandas as pd
 from .. import cards as cards_mod
 from .. import expr, factory, plots, report
 from .. import train as train_mod
-from ..errors import ConfigError
 from ..features import describe
 from ..model import Model
 from ..schema import GROUP_COL
@@ -45,10 +44,24 @@ def training_cards(cfg, train: pd.DataFrame, synth: pd.DataFrame | None = None) 
         parts.append(real)
     if cfg.train.data in ("synthetic", "synthetic+real") and synth is not None and len(synth):
         parts.append(synth.assign(_cv_group=synth["source_group"]))
-    if cfg.train.data not in ("real", "synthetic", "synthetic+real"):
-        raise ConfigError(f"train.data must be real, synthetic or synthetic+real, not {cfg.train.data!r}")
     out = pd.concat(parts, ignore_index=True)
     return out[out[cfg.target.name].notna()].reset_index(drop=True)
+
+
+def fit_model(cfg, cards: pd.DataFrame, real: pd.DataFrame, progress=None) -> train_mod.Fit:
+    """The run's training procedure (train.fit_property_model with this config's featuriser, regressor and
+    options) on `cards` (with `_cv_group`); `real`: the real train cards (physics checks, domain)."""
+    return train_mod.fit_property_model(
+        cards,
+        real,
+        cfg.target,
+        factory.featuriser(cfg),
+        lambda names: factory.regressor(cfg, names),
+        cfg.train,
+        cfg.seed,
+        rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
+        progress=progress,
+    )
 
 
 def run(
@@ -58,17 +71,7 @@ def run(
     used = qc.used if qc else generate.used if generate else cfg.generator.name
     cards = training_cards(cfg, split.train, synth)
     with report.TrainingProgress(f"{cfg.regressor.name} on {len(cards)} rows") as progress:
-        fit = train_mod.fit_property_model(
-            cards,
-            split.train,
-            cfg.target,
-            factory.featuriser(cfg),
-            lambda names: factory.regressor(cfg, names),
-            cfg.train,
-            cfg.seed,
-            rederive=lambda c: cards_mod.rederive(c, cfg.data, cfg.cleaning),
-            progress=progress,
-        )
+        fit = fit_model(cfg, cards, split.train, progress)
     model, table = fit.model, fit.table
     model.info.update(regressor=cfg.regressor.name, generator=used, train_data=cfg.train.data, data=cfg.data.name)
     model.save(run_dir / "model.json")
