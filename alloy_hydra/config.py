@@ -474,17 +474,17 @@ def typed(cfg) -> Config:
     return cfg if isinstance(cfg, Config) else OmegaConf.to_object(cfg)
 
 
-def compose(overrides=(), config_dir=None, as_dict: bool = False):
+def compose(overrides=(), config_dir=None, as_dict: bool = False, hydra: bool = False):
     """The app's config exactly as run.py composes it (schemas registered, conf/ as the primary path), typed
-    unless as_dict. For tests, benchmarks and notebooks."""
+    unless as_dict (hydra=True: with the `hydra` node, as a DictConfig). For tests, benchmarks and notebooks."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     register()
     conf = Path(config_dir) if config_dir else Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    return cfg if as_dict else typed(cfg)
+        cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+    return cfg if as_dict or hydra else typed(cfg)
 
 
 def _known(schema, node: dict) -> dict:

@@ -3,36 +3,15 @@ and the run's featuriser. Config nodes are the typed dataclasses of alloy_hydra.
 
 from __future__ import annotations
 
-import dataclasses
-
 from .features import Featuriser, default_columns
 
 
-def params(node) -> dict:
-    """A config node (dataclass, DictConfig or dict) as a plain dict."""
-    if dataclasses.is_dataclass(node):
-        return {f.name: _plain(getattr(node, f.name)) for f in dataclasses.fields(node)}
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
-
-
-def _plain(value):
-    if dataclasses.is_dataclass(value):
-        return params(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def instantiate(node, drop=(), **kwargs):
-    """hydra.utils.instantiate on a node's `_target_` (keys in `drop` label the node and are not arguments)."""
+def instantiate(node, **kwargs):
+    """hydra.utils.instantiate on a config node's `_target_` (a dataclass of alloy_hydra.config or a dict),
+    lists and dicts as plain Python."""
     from hydra.utils import instantiate as hydra_instantiate
 
-    p = {k: v for k, v in params(node).items() if k not in drop}
-    return hydra_instantiate(p, **kwargs, _convert_="all")
+    return hydra_instantiate(node, **kwargs, _convert_="all")
 
 
 def featuriser(cfg) -> Featuriser:
@@ -48,7 +27,7 @@ def card_featuriser(data) -> Featuriser:
 
 
 def regressor(cfg, feature_names):
-    return instantiate(cfg.regressor, drop=("name",), feature_names=list(feature_names), random_state=cfg.seed)
+    return instantiate(cfg.regressor, feature_names=list(feature_names), random_state=cfg.seed)
 
 
 def generator(cfg, node=None):

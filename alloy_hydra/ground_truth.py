@@ -31,10 +31,10 @@ import pandas as pd
 from scipy.special import ndtri
 
 from . import schedule
+from .schedule import R_GAS
+from .schema import TARGETS
 
-R_GAS = 8.314
 NOISE_SD = {"YS": 4.0, "UTS": 5.0, "FractureEL": 1.0, "UniformEL": 0.8, "YPE": 0.08}
-PROPERTIES = ("YS", "UTS", "FractureEL", "UniformEL", "YPE")
 
 
 def _col(cards: pd.DataFrame, name: str, default=0.0) -> np.ndarray:
@@ -137,7 +137,7 @@ def properties(cards: pd.DataFrame, noise: bool = False, rng: np.random.Generato
     out = pd.DataFrame({"YS": ys, "UTS": uts, "FractureEL": fel, "UniformEL": uel, "YPE": ype}, index=cards.index)
     if noise:
         rng = rng or np.random.default_rng(0)
-        for name in PROPERTIES:
+        for name in TARGETS:
             sd = NOISE_SD[name] + (0.08 * out[name] if name == "YPE" else 0.0)
             out[name] = out[name] + sd * normal(rng, len(out))
         out["YPE"] = out["YPE"].clip(lower=0.0)

@@ -104,6 +104,7 @@ class OperonRegressor(_JSONPredictor):
 
     def __init__(
         self,
+        name="operon",
         generations=OperonConfig.generations,
         population_size=OperonConfig.population_size,
         max_length=OperonConfig.max_length,
@@ -119,6 +120,7 @@ class OperonRegressor(_JSONPredictor):
         feature_names=None,
         random_state=0,
     ):
+        self.name = name
         self.generations = generations
         self.population_size = population_size
         self.max_length = max_length
@@ -208,6 +210,7 @@ class HingeRegressor(_JSONPredictor):
 
     def __init__(
         self,
+        name="hinge",
         max_terms=HingeConfig.max_terms,
         knots=tuple(_HINGE.knots),
         min_distinct=HingeConfig.min_distinct,
@@ -218,6 +221,7 @@ class HingeRegressor(_JSONPredictor):
         feature_names=None,
         random_state=0,
     ):
+        self.name = name
         self.max_terms = max_terms
         self.knots = knots
         self.min_distinct = min_distinct
@@ -358,6 +362,7 @@ class PySRAdaptor(_JSONPredictor):
 
     def __init__(
         self,
+        name="pysr",
         niterations=PySRConfig.niterations,
         populations=PySRConfig.populations,
         population_size=PySRConfig.population_size,
@@ -372,6 +377,7 @@ class PySRAdaptor(_JSONPredictor):
         feature_names=None,
         random_state=0,
     ):
+        self.name = name
         self.niterations = niterations
         self.populations = populations
         self.population_size = population_size
@@ -455,7 +461,8 @@ class PySRAdaptor(_JSONPredictor):
 class RidgeModel(_JSONPredictor):
     """Standardised ridge (alpha by internal CV), exported as a linear formula in the original units."""
 
-    def __init__(self, alphas=tuple(_RIDGE.alphas), feature_names=None, random_state=0):
+    def __init__(self, name="ridge", alphas=tuple(_RIDGE.alphas), feature_names=None, random_state=0):
+        self.name = name
         self.alphas = alphas
         self.feature_names = feature_names
         self.random_state = random_state
@@ -486,12 +493,14 @@ class GBMModel(_JSONPredictor):
 
     def __init__(
         self,
+        name="gbm",
         max_iter=GBMConfig.max_iter,
         learning_rate=GBMConfig.learning_rate,
         max_leaf_nodes=GBMConfig.max_leaf_nodes,
         feature_names=None,
         random_state=0,
     ):
+        self.name = name
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes

@@ -452,10 +452,10 @@ def test_regressors_work_with_clone_and_cross_validate(est):
 
 def test_pysr_adaptor_maps_config_and_fails_clearly_without_julia(monkeypatch):
     cfg = compose(["regressor=pysr"]).regressor
-    from alloy_hydra.factory import params as params_of
+    import dataclasses
 
-    params = params_of(cfg)
-    params.pop("_target_"), params.pop("name")
+    params = dataclasses.asdict(cfg)
+    params.pop("_target_")
     a = regress.PySRAdaptor(**params)
     kw = a.pysr_kwargs()
     assert kw["niterations"] == 100 and kw["populations"] == 30 and kw["population_size"] == 100

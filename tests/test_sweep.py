@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run_cli
 
-from alloy_hydra import selection
+from alloy_hydra import config, selection
 from alloy_hydra.cli import compare
 
 CHEAP = ["stages=[clean,split,generate,qc]", "qc.plots=false", "target.n_per_class=5", "summary=false"]
@@ -28,13 +28,7 @@ def multirun(args):
     ],
 )
 def test_sweep_files_compose(name, keys):
-    from hydra import compose, initialize_config_dir
-
-    from alloy_hydra import config
-
-    config.register()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"sweeps={name}"], return_hydra_config=True)
+    cfg = config.compose([f"sweeps={name}"], as_dict=True, hydra=True)
     assert set(cfg.hydra.sweeper.params) == keys and cfg.hydra.launcher.n_jobs == 2
     assert "joblib" in cfg.hydra.launcher._target_.lower()
     if name == "generator_grid":
