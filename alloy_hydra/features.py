@@ -76,6 +76,17 @@ _GLOSSARY = [
 ]
 
 
+def unit_of(name: str, data) -> str:
+    """The unit of a card column or model input, from its name (the schema's suffixes) or the data config."""
+    if name in data.composition_columns or name == data.balance_element:
+        return "wt%"
+    for suffix, unit in (("_C", "°C"), ("_s", "s"), ("_pct", "%"), ("_um", "µm"), ("_mm", "mm")):
+        if name.endswith(suffix):
+            return unit
+    step = re.search(r"_(T|lt)\d+$", name)  # a recipe table's schedule step: temperature, log10 of its time
+    return {"T": "°C", "lt": "log10 s"}[step.group(1)] if step else ""
+
+
 def describe(name: str, categorical=(), elements=()) -> str:
     """A model input in words (for equation.txt): element, one-hot level, derived feature or interaction."""
     if name in elements:

@@ -220,7 +220,12 @@ def evaluate(
     return report, corr_diff
 
 
-def plots(real: pd.DataFrame, synth: pd.DataFrame, target: str, corr_diff: pd.DataFrame, out_dir, key_features=()):
+def plots(
+    real: pd.DataFrame, synth: pd.DataFrame, target: str, corr_diff: pd.DataFrame, out_dir, key_features=(), units=None
+):
+    """real_vs_synthetic.png (the target and the inputs most correlated with it; `units`: column -> unit) and
+    correlation_difference.png."""
+    units = dict(units or {})
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,8 +239,10 @@ def plots(real: pd.DataFrame, synth: pd.DataFrame, target: str, corr_diff: pd.Da
         bins = np.histogram_bin_edges(pd.concat([a, b]), bins=25)
         ax.hist(a, bins, density=True, alpha=0.5, label="real train")
         ax.hist(b, bins, density=True, alpha=0.5, label="synthetic")
-        ax.set_title(c)
+        ax.set_title(f"{c} [{units[c]}]" if units.get(c) else c, fontsize=10)
+        ax.set_ylabel("density (share per unit)", fontsize=8)
     axes.ravel()[0].legend()
+    fig.suptitle(f"real train cards vs synthetic rows: {target} and the inputs most related to it")
     for ax in axes.ravel()[len(cols) :]:
         ax.axis("off")
     fig.tight_layout()
@@ -245,7 +252,7 @@ def plots(real: pd.DataFrame, synth: pd.DataFrame, target: str, corr_diff: pd.Da
     im = ax.imshow(corr_diff.to_numpy(float), cmap="coolwarm", vmin=-1, vmax=1)
     ax.set_xticks(range(len(corr_diff)), corr_diff.columns, rotation=90, fontsize=6)
     ax.set_yticks(range(len(corr_diff)), corr_diff.index, fontsize=6)
-    ax.set_title("Spearman correlation: real train − synthetic")
+    ax.set_title("Spearman rank correlation, real train minus synthetic (0 = the same relation)")
     fig.colorbar(im)
     fig.tight_layout()
     fig.savefig(out_dir / "correlation_difference.png", dpi=90)

@@ -107,7 +107,7 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
     hit_rate = _closed_loop(top, targets, d) if data.ground_truth and len(top) else None
     if not len(top):
         log.warning("no feasible recipe for targets %s under the constraints; recommendations.csv is empty", targets)
-    _write(cfg, run_dir, top, ranked, data, space, targets)
+    _write(cfg, run_dir, top, ranked, data, space, targets, {t: models[t].unit for t in targets})
     metrics.update(
         n_recommendations=int(len(top)),
         n_feasible=int(len(ranked)),
@@ -120,14 +120,18 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
     return Designed(top, ranked, hit_rate)
 
 
-def _write(cfg, run_dir: Path, top: pd.DataFrame, ranked: pd.DataFrame, data, space, targets: dict) -> None:
+def _write(
+    cfg, run_dir: Path, top: pd.DataFrame, ranked: pd.DataFrame, data, space, targets: dict, units: dict
+) -> None:
     top.to_csv(run_dir / "recommendations.csv", index=False)
     if not any(spec.temp_column for spec in data.schedules.values()):  # schedules as strings: cards can be written
         design_mod.as_raw_cards(top, data).to_csv(run_dir / "recommended_cards.csv", index=False)
     ranked.to_csv(run_dir / "pareto_candidates.csv", index=False)
     if len(ranked):
         (run_dir / "plots").mkdir(exist_ok=True)
-        plots.design_front(ranked, run_dir / "plots" / "design_pareto.png")
+        plots.design_front(
+            ranked, run_dir / "plots" / "design_pareto.png", targets, dict(cfg.design.tolerance), len(top), units
+        )
     if cfg.summary:
         report.print_recommendations(
             top,

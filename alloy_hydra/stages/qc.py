@@ -12,6 +12,7 @@ import pandas as pd
 from .. import factory, report
 from .. import qc as qc_mod
 from ..errors import QCFailed
+from ..features import unit_of
 from ..io import write_json
 from .generate import Generated
 from .split import Split
@@ -65,6 +66,7 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated) ->
                     corr_diff,
                     run_dir / "plots",
                     _key_features(gen.train_table, gen.schema, target),
+                    {c: unit_of(c, cfg.data) for c in gen.train_table.columns} | {target: cfg.target.unit},
                 )
     result = {
         "generator": cfg.generator.name,

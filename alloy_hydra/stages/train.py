@@ -11,7 +11,7 @@ import pandas as pd
 from .. import cards as cards_mod
 from .. import expr, factory, plots, report
 from .. import train as train_mod
-from ..features import describe
+from ..features import describe, unit_of
 from ..model import Model
 from ..schema import GROUP_COL
 from .generate import Generated
@@ -25,15 +25,6 @@ class Trained:
     baselines: dict  # ridge / gbm fitted on the same rows (the audit scores them on the holdout)
     cv: dict  # grouped CV figures of the chosen model and of the whole procedure
     pert: dict  # the physics checks' finite differences (physics.perturbations)
-
-
-def unit_of(name: str, data) -> str:
-    if name in data.composition_columns or name == data.balance_element:
-        return "wt%"
-    for suffix, unit in (("_C", "°C"), ("_s", "s"), ("_pct", "%"), ("_um", "µm"), ("_mm", "mm")):
-        if name.endswith(suffix):
-            return unit
-    return ""
 
 
 def training_cards(cfg, train: pd.DataFrame, synth: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -79,7 +70,7 @@ def run(
     if table is not None:
         table.assign(chosen=table["id"] == fit.chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
         (run_dir / "plots").mkdir(exist_ok=True)
-        plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png")
+        plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png", cfg.target.name, cfg.target.unit)
     metrics.update(
         cv_mae=fit.cv["chosen"]["mae"],
         cv_mae_procedure=fit.cv["procedure"]["mae"],
