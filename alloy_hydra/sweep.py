@@ -15,6 +15,7 @@ applies to a list of runs).
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -241,11 +242,51 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
     plt.close("all")
 
 
+TOTAL_FILE = ".jobs_total"  # in the sweep dir: how many jobs the sweep has (for "k of N done" in the jobs)
+
+
+def n_jobs(config) -> int:
+    """Jobs in a multirun: the product of the sweep values per key, from hydra.sweeper.params and the command
+    line's comma / choice / range overrides (the command line wins for a key in both)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    sizes = {}
+    for o in OverridesParser.create().parse_overrides([*overrides, *config.hydra.overrides.task]):
+        sizes[o.key_or_group] = len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1
+    return int(np.prod(list(sizes.values()))) if sizes else 1
+
+
+def jobs_done(sweep_dir: Path) -> int:
+    """Jobs of the sweep that have ended (complete or failed)."""
+    ended = 0
+    for status in sweep_dir.glob("*/status.json"):
+        try:
+            ended += json.loads(status.read_text()).get("status") in ("complete", "failed")
+        except (OSError, ValueError):  # being written by a running job
+            continue
+    return ended
+
+
 class SweepReport(Callback):
-    """Hydra callback: sweep reports at multirun end; exits non-zero when any job failed."""
+    """Hydra callback: progress while a multirun runs (jobs done of total, on screen and in each job's log) and
+    the sweep reports at its end; exits non-zero when any job failed."""
 
     def __init__(self, exit_on_failure: bool = True):
         self.exit_on_failure = exit_on_failure
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        total = n_jobs(config)
+        (sweep_dir / TOTAL_FILE).write_text(str(total))
+        log.info("sweep: %d jobs into %s", total, sweep_dir)
+
+    def on_job_end(self, config, job_return=None, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        total_file = sweep_dir / TOTAL_FILE
+        if total_file.exists():
+            log.info("sweep: %d of %s jobs done", jobs_done(sweep_dir), total_file.read_text().strip())
 
     def on_multirun_end(self, config, **kwargs) -> None:
         failed = write_reports(Path(config.hydra.sweep.dir))

@@ -239,3 +239,24 @@ def test_job_dirs_are_found_when_an_override_nests_them(tmp_path):
     assert job_dirs(tmp_path) == sorted([flat, nested])
     assert job_dirs(tmp_path, "model.json") == [nested]
     assert compare.run_dirs([tmp_path]) == sorted([flat, nested])
+
+
+def test_a_sweep_knows_its_job_count_and_counts_jobs_done(tmp_path):
+    from alloy_hydra import sweep
+
+    assert sweep.n_jobs(config.compose(["sweeps=generator_grid"], hydra=True)) == 15  # 5 targets x 3 generators
+    from omegaconf import OmegaConf
+
+    cli = OmegaConf.create(
+        {
+            "hydra": {
+                "sweeper": {"params": {"target": "YS,UTS", "seed": "1,2,3"}},
+                "overrides": {"task": ["seed=1,2", "regressor=hinge", "x=range(0,4)"]},
+            }
+        }
+    )
+    assert sweep.n_jobs(cli) == 2 * 2 * 4  # the command line's seed=1,2 wins over the file's three seeds
+    for i, status in enumerate(["complete", "failed", "running"]):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "status.json").write_text(json.dumps({"status": status}))
+    assert sweep.jobs_done(tmp_path) == 2

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import cards as cards_mod
-from .. import factory
+from .. import factory, report
 from .. import generate as gen_mod
 from ..schema import GROUP_COL
 from ..split import split_groups
@@ -45,10 +45,15 @@ def synthesise(cfg, train: pd.DataFrame, node=None) -> Generated:
     coarse_col = cfg.data.coarse_group_column
     coarse = train[coarse_col] if coarse_col and coarse_col in train else None
     generator, n_per_class = factory.generator(cfg, node)
-    generator.fit(table, groups, schema, coarse=coarse)
-    raw_synth = generator.sample(n_per_class)
-    synth, post = gen_mod.postprocess(raw_synth, table, schema, cfg.chem_window)
-    synth_cards, repairs = cards_mod.decode(synth, schema, cfg.data, cfg.cleaning)
+    epochs = f", {generator.epochs} epochs" if getattr(generator, "kind", "") == "ctgan" else ""
+    with report.steps(f"generate {generator.name}", 3) as doing:
+        doing(f"fitting on {len(table)} real train cards{epochs}")
+        generator.fit(table, groups, schema, coarse=coarse)
+        doing(f"sampling {n_per_class} rows per class ({groups.nunique()} classes)")
+        raw_synth = generator.sample(n_per_class)
+        doing("post-processing, decoding into cards")
+        synth, post = gen_mod.postprocess(raw_synth, table, schema, cfg.chem_window)
+        synth_cards, repairs = cards_mod.decode(synth, schema, cfg.data, cfg.cleaning)
     post["repairs"] = repairs
     if hasattr(generator, "class_shortfall_"):
         post["classes_short"] = len(generator.class_shortfall_)
