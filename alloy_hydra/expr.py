@@ -229,27 +229,73 @@ def terms(node) -> list[tuple[int, dict]]:
     return [(1, node)]
 
 
-def to_lines(node, precision: int = 4, units: dict | None = None) -> str:
-    """A sum written one term per line (how a metallurgist reads an additive strength model); a bounded formula
+def merge_terms(parts: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+    """Identical terms of a sum joined (3·x + 2·x -> 5·x, constants summed), terms that cancel dropped; the
+    order of first appearance kept. Display only: the model file keeps its tree."""
+    import json
+
+    coef, body = {}, {}
+    for sign, t in parts:
+        if "const" in t:
+            c, f = sign * float(t["const"]), None
+        elif t.get("op") == "mul" and "const" in t["args"][0]:
+            c, f = sign * float(t["args"][0]["const"]), t["args"][1]
+        else:
+            c, f = float(sign), t
+        key = "" if f is None else json.dumps(f, sort_keys=True)
+        coef[key] = coef.get(key, 0.0) + c
+        body.setdefault(key, f)
+    out = []
+    for key, c in coef.items():
+        if abs(c) <= 1e-12 * max(1.0, *(abs(v) for v in coef.values())):
+            continue
+        f = body[key]
+        t = {"const": abs(c)} if f is None else (f if abs(c) == 1.0 else {"op": "mul", "args": [{"const": abs(c)}, f]})
+        out.append((1 if c > 0 else -1, t))
+    return out
+
+
+def _unit_of_term(f: dict, units: dict) -> str | None:
+    """The unit of a term that carries one input's unit: x, min(x, k), max(x - k, 0) (None otherwise)."""
+    if "var" in f:
+        return units.get(f["var"]) or None
+    if f.get("op") in ("min", "max"):
+        inner = [a for a in f["args"] if "const" not in a]
+        if len(inner) == 1:
+            a = inner[0]
+            if a.get("op") == "sub" and "var" in a["args"][0] and "const" in a["args"][1]:
+                a = a["args"][0]
+            return _unit_of_term(a, units) if "var" in a else None
+    return None
+
+
+def to_lines(node, precision: int = 4, units: dict | None = None, unit: str = "") -> str:
+    """A sum written one term per line (how a metallurgist reads an additive strength model), identical terms
+    merged and each coefficient with its unit (`unit` per unit of the input, e.g. MPa/wt%); a bounded formula
     as its sum S and the bounds."""
     inner, bounds = unbound(node)
     if bounds is not None:
         return (
             f"min(max(S, {bounds[0]:.{precision}g}), {bounds[1]:.{precision}g})   "
-            f"(S bounded to the training range), where\n    S = {to_lines(inner, precision, units).lstrip()}"
+            f"(S bounded to the training range), where\n    S = {to_lines(inner, precision, units, unit).lstrip()}"
         )
-    parts = terms(node)
+    parts = merge_terms(terms(node))
     if len(parts) < 4:
         return to_string(node, precision, units)
     lines = []
     for i, (sign, t) in enumerate(parts):
         text = to_string(t, precision, units)
-        if t.get("op") == "mul" and "const" in t["args"][0] and t["args"][0]["const"] < 0:  # + -3·x -> - 3·x
-            sign, text = (
-                -sign,
-                to_string({"op": "mul", "args": [{"const": -t["args"][0]["const"]}, t["args"][1]]}, precision, units),
-            )
-        if t.get("op") in _INFIX:
+        if t.get("op") == "mul" and "const" in t["args"][0]:
+            f = t["args"][1]
+            factor = _unit_of_term(f, units or {})
+            if unit and not factor and "var" in f and (f["var"].startswith("adequate_") or "=" in f["var"]):
+                text = f"{to_string(t['args'][0], precision, units)} {unit} · {to_string(f, precision, units)}"  # a 0/1
+            elif unit and factor:
+                c = to_string(t["args"][0], precision, units)
+                text = f"{c} {unit}/{factor} · {to_string(t['args'][1], precision, units)}"
+        elif "const" in t and unit:
+            text = f"{text} {unit}"
+        if t.get("op") in _INFIX and text.startswith("("):
             text = text[1:-1]  # the term's own outer brackets
         lines.append(("  " if i == 0 and sign > 0 else "+ " if sign > 0 else "- ") + text)
     return "\n    ".join([""] + lines)

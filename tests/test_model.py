@@ -704,3 +704,31 @@ def test_equation_txt_explains_every_input_it_uses(run_dir):
     assert "trained on" in text and "generator none)" not in text
     assert features.describe("recryst_retained_strain").startswith("cold strain left after the recryst anneal")
     assert "[quench=Furnace] = 1 if quench is Furnace" in features.describe("Zn*Mg*[quench=Furnace]", ["quench"])
+
+
+def test_equation_text_merges_terms_and_gives_coefficient_units():
+    x, mg, flag = {"var": "x"}, {"var": "Mg"}, {"var": "adequate_homog"}
+    cap = {"op": "min", "args": [mg, {"const": 4.0}]}
+    parts = [
+        (1, {"const": 10.0}),
+        (1, {"op": "mul", "args": [{"const": 3.0}, x]}),
+        (1, {"op": "mul", "args": [{"const": 2.0}, mg]}),
+        (-1, {"op": "mul", "args": [{"const": 1.0}, x]}),
+        (1, {"op": "mul", "args": [{"const": 5.0}, cap]}),
+        (-1, {"op": "mul", "args": [{"const": 2.0}, mg]}),
+        (1, {"op": "mul", "args": [{"const": 7.0}, flag]}),
+        (1, {"const": 2.0}),
+    ]
+    merged = expr.merge_terms(parts)
+    assert len(merged) == 4  # 12 + 2·x + 5·min(Mg, 4) + 7·flag: the Mg terms cancel, x and constants merge
+    tree = parts[0][1]
+    for sign, t in parts[1:]:
+        tree = {"op": "add" if sign > 0 else "sub", "args": [tree, t]}
+    text = expr.to_lines(tree, 4, {"x": "°C", "Mg": "wt%", "adequate_homog": ""}, "MPa")
+    assert "12 MPa" in text and "2 MPa/°C · x" in text and "5 MPa/wt% · min(Mg" in text
+    assert "7 MPa · adequate_homog" in text and text.count("Mg") == 1
+    cols = {"x": np.array([1.0, 2.0]), "Mg": np.array([3.0, 5.0]), "adequate_homog": np.array([0.0, 1.0])}
+    merged_tree = merged[0][1]
+    for sign, t in merged[1:]:
+        merged_tree = {"op": "add" if sign > 0 else "sub", "args": [merged_tree, t]}
+    assert np.allclose(expr.evaluate(merged_tree, cols), expr.evaluate(tree, cols))  # the same formula

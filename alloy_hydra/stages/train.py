@@ -87,7 +87,13 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str) -> None:
     main, complexity = model.main, model.info["complexity"]
     units = {c: unit_of(c, cfg.data) for c in model.features}
     if main["kind"] == "expression":
-        text = expr.to_lines(main["expr"], 5, units)
+        text = expr.to_lines(main["expr"], 5, units, cfg.target.unit)
+        inner, bounds = expr.unbound(main["expr"])
+        size = (
+            f"{expr.length(inner)} nodes in S (as in pareto_front.csv), {complexity} with the output bounds"
+            if bounds is not None
+            else f"{complexity} nodes"
+        )
         n_real = model.info["n_real_rows"]
         rows = (
             f"{n_real} real rows"
@@ -103,12 +109,16 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str) -> None:
             else f"σ = sqrt(ensemble sd² + {model.sigma_resid:.3g}²)"
         )
         elements = [*cfg.data.composition_columns, cfg.data.balance_element]
+        balance = cfg.data.balance_element
+        solute = (  # the balance element carries the solute effect with the opposite sign
+            f" = 100 − the other elements: a term c·{balance} means −c {u} per wt% of total solute"
+        )
         glossary = "\n".join(
-            f"  {v}: {describe(v, model.featuriser.categorical, elements)}"
+            f"  {v}: {describe(v, model.featuriser.categorical, elements)}{solute if v == balance else ''}"
             for v in sorted(expr.variables(main["expr"]))
         )
         (run_dir / "equation.txt").write_text(
-            f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {complexity} nodes\nchosen: {why}\n"
+            f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {size}\nchosen: {why}\n"
             f"regressor: {cfg.regressor.name}; trained on {rows}; grouped {cfg.train.cv_folds}-fold CV MAE on "
             f"the real cards {fit.cv['chosen']['mae']:.4g} {u}\nuncertainty: {sigma}\n\ninputs:\n{glossary}\n"
         )
