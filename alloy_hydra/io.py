@@ -145,7 +145,8 @@ def read_run(run: Path) -> tuple[dict, dict, dict]:
     """A run dir's config (unresolved, as a dict), metrics.json and status.json ({} where absent)."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"), resolve=False)
+    path = run / ".hydra" / "config.yaml"
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.exists() else {}
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
     status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
     return cfg, metrics, status

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .io import job_dirs
+from .io import job_dirs, read_run
 
 CONFIGURATION = ("method", "generator", "train_data")  # runs that differ only in other keys (seed) are a committee
 
@@ -54,12 +54,15 @@ def _r2(value) -> float:
 
 def choose(runs: pd.DataFrame) -> pd.DataFrame:
     """runs: one row per model (columns target, physics_pass, holdout_r2 and the CONFIGURATION keys present).
-    Returns the rows with boolean `chosen` (one per target) and `committee` columns."""
-    out = runs.assign(chosen=False, committee=False)
+    Returns the rows with boolean `chosen` (one per target) and `committee` columns, and `order`: the rank
+    within the target (0 = chosen)."""
+    out = runs.assign(chosen=False, committee=False, order=0)
     for _, part in out.groupby("target", sort=False):
         rank = part["physics_pass"].map(physics_rank)
         key = pd.DataFrame({"p": rank, "r2": part["holdout_r2"].map(_r2)})
-        best = key.sort_values(["p", "r2"], ascending=False, kind="stable").index[0]
+        ranked = key.sort_values(["p", "r2"], ascending=False, kind="stable").index
+        best = ranked[0]
+        out.loc[ranked, "order"] = np.arange(len(ranked))
         same = rank == rank[best]
         for col in (c for c in CONFIGURATION if c in part):
             same &= part[col].astype(str) == str(part.at[best, col])
@@ -99,10 +102,6 @@ def load_models(paths, combine: str = "committee") -> tuple[dict, Path]:
     """Per target, the model `choose` picks among the runs under `paths`; combine=committee: with the rest of
     its committee as one Committee, combine=best: alone. Returns ({target: Model | Committee}, the chosen run
     of the first target)."""
-    import json
-
-    from omegaconf import OmegaConf
-
     from .model import Committee, Model
 
     if combine not in ("committee", "best"):
@@ -110,13 +109,7 @@ def load_models(paths, combine: str = "committee") -> tuple[dict, Path]:
     rows, models = [], []
     for run in model_runs(paths, "committee" if combine == "committee" else "chosen"):
         model = Model.load(run / "model.json")
-        files = {name: run / name for name in (".hydra/config.yaml", "metrics.json")}
-        cfg = (
-            OmegaConf.to_container(OmegaConf.load(files[".hydra/config.yaml"]))
-            if files[".hydra/config.yaml"].exists()
-            else {}
-        )
-        metrics = json.loads(files["metrics.json"].read_text()) if files["metrics.json"].exists() else {}
+        cfg, metrics, _ = read_run(run)
         rows.append({**describe(cfg, metrics, model.info), "target": model.target, "run": run})
         models.append(model)
     picked = choose(pd.DataFrame(rows))
@@ -124,12 +117,6 @@ def load_models(paths, combine: str = "committee") -> tuple[dict, Path]:
     for target, part in picked.groupby("target", sort=False):
         best = part.index[part["chosen"]][0]
         first = first or part.at[best, "run"]
-        members = part[part["committee"]]  # best first, as `choose` ranks them
-        order = sorted(
-            members.index,
-            key=lambda i: (physics_rank(members.at[i, "physics_pass"]), _r2(members.at[i, "holdout_r2"])),
-            reverse=True,
-        )
-        same = [models[i] for i in order]
+        same = [models[i] for i in part[part["committee"]].sort_values("order").index]  # best first
         out[target] = Committee(same) if combine == "committee" and len(same) > 1 else models[best]
     return out, first

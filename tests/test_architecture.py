@@ -113,6 +113,7 @@ def test_one_selection_rule_physics_first_then_r2_committee_is_the_same_configur
     out = selection.choose(runs)
     assert out["chosen"].tolist() == [True, False, False, False, True]  # a physics pass beats a better R²
     assert out["committee"].tolist() == [True, False, True, False, True]  # other training data: not the seeds
+    assert out["order"].tolist() == [0, 3, 1, 2, 0]  # the committee is loaded best first
 
 
 def test_a_run_dir_from_an_older_version_still_loads(tmp_path):
