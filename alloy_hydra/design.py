@@ -621,3 +621,33 @@ def as_raw_cards(recs: pd.DataFrame, data, prefix: str = "design") -> pd.DataFra
     for col in data.targets.values():
         rows[col] = [""] * n
     return pd.DataFrame(rows)
+
+
+_PER_TARGET = ("target", "pred", "std", "dev", "truth")  # the columns of a target that carry its unit
+
+
+def with_units(table: pd.DataFrame, units: dict, elements) -> pd.DataFrame:
+    """The ranked table as written to recommendations.csv / pareto_candidates.csv: every column that has a unit
+    says it in its name (YS_pred_MPa, FractureEL_std_pct, Mg_wt_pct); the in-memory table keeps the short
+    names the code uses. p_hit, cost_index (relative to the cheapest base), domain_ratio are unitless."""
+    safe = {"%": "pct", "°C": "C", "µm": "um"}
+    names = {el: f"{el}_wt_pct" for el in elements if el in table}
+    for t, unit in units.items():
+        u = safe.get(unit, unit)
+        if u:
+            names.update({f"{t}_{k}": f"{t}_{k}_{u}" for k in _PER_TARGET if f"{t}_{k}" in table})
+    return table.rename(columns=names)
+
+
+def without_units(table: pd.DataFrame) -> pd.DataFrame:
+    """recommendations.csv read back with the code's short names (the inverse of with_units)."""
+    names = {}
+    for col in table.columns:
+        if col.endswith("_wt_pct"):
+            names[col] = col[: -len("_wt_pct")]
+        else:
+            head, _, unit = col.rpartition("_")
+            stem = head.rpartition("_")[2]
+            if stem in _PER_TARGET and unit in ("MPa", "pct", "C", "um"):
+                names[col] = head
+    return table.rename(columns=names)

@@ -52,10 +52,15 @@ def design_run(tmp_path, models_dir, *extra, name="d"):
 def test_recommendations_are_valid_cards_and_the_closed_loop_is_scored(models_dir, tmp_path):
     proc, d = design_run(tmp_path, models_dir)
     assert proc.returncode == 0, proc.stderr
-    recs = pd.read_csv(d / "recommendations.csv")
+    written = pd.read_csv(d / "recommendations.csv")
+    # units in the column names a metallurgist reads; without_units gives back the code's names
+    assert {"YS_pred_MPa", "YS_std_MPa", "UTS_target_MPa", "Mg_wt_pct", "Al_wt_pct", "p_hit"} <= set(written)
+    assert "YS_pred" not in written and "Mg" not in written
+    recs = design.without_units(written)
+    elements = ["Si", "Fe", "Cu", "Mn", "Mg", "Cr", "Ni", "Zn", "Ti", "Zr", "Sc", "Other", "Al"]
+    assert list(design.with_units(recs, {"YS": "MPa", "UTS": "MPa"}, elements)) == list(written)
     m = json.loads((d / "metrics.json").read_text())
     assert 0 < len(recs) <= 20 and m["n_recommendations"] == len(recs)
-    elements = ["Si", "Fe", "Cu", "Mn", "Mg", "Cr", "Ni", "Zn", "Ti", "Zr", "Sc", "Other", "Al"]
     assert np.allclose(recs[elements].sum(axis=1), 100, atol=0.05)
     window = compose().chem_window
     assert (clean.window_violations(recs[elements], window) == "").all() and (recs[elements] >= 0).all().all()
@@ -105,7 +110,7 @@ def test_recommendations_are_valid_cards_and_the_closed_loop_is_scored(models_di
 def test_a_recipe_round_trips_through_card_and_featuriser(models_dir, tmp_path):
     proc, d = design_run(tmp_path, models_dir)
     assert proc.returncode == 0, proc.stderr
-    recs = pd.read_csv(d / "recommendations.csv")
+    recs = design.without_units(pd.read_csv(d / "recommendations.csv"))
     cfg = compose()
     raw = read_cards(d / "recommended_cards.csv")
     cleaned = clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, "cards").master
@@ -120,7 +125,7 @@ def test_infeasible_targets_give_an_empty_well_formed_file(models_dir, tmp_path)
     proc, d = design_run(tmp_path, models_dir, "design.targets.YS=2000", "design.min.YS=1900")
     assert proc.returncode == 0, proc.stderr
     assert "no feasible recipe" in proc.stdout + proc.stderr
-    recs = pd.read_csv(d / "recommendations.csv")
+    recs = design.without_units(pd.read_csv(d / "recommendations.csv"))
     assert len(recs) == 0 and {"rank", "YS_pred", "Mg"} <= set(recs.columns)
     assert json.loads((d / "metrics.json").read_text())["n_recommendations"] == 0
 
@@ -128,11 +133,11 @@ def test_infeasible_targets_give_an_empty_well_formed_file(models_dir, tmp_path)
 def test_out_of_domain_never_ranks_above_in_domain(models_dir, tmp_path):
     proc, d = design_run(tmp_path, models_dir, "design.domain=penalise", "design.top=200", name="pen")
     assert proc.returncode == 0, proc.stderr
-    recs = pd.read_csv(d / "recommendations.csv")
+    recs = design.without_units(pd.read_csv(d / "recommendations.csv"))
     flags = recs["in_domain"].astype(bool).to_numpy()
     assert not (~flags[:-1] & flags[1:]).any()  # no in-domain row after an out-of-domain one
     proc, d = design_run(tmp_path, models_dir, name="exc")
-    assert pd.read_csv(d / "recommendations.csv")["in_domain"].astype(bool).all()
+    assert design.without_units(pd.read_csv(d / "recommendations.csv"))["in_domain"].astype(bool).all()
 
 
 def test_a_target_without_a_model_is_a_clear_error(models_dir, tmp_path):

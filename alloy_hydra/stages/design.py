@@ -123,10 +123,11 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
 def _write(
     cfg, run_dir: Path, top: pd.DataFrame, ranked: pd.DataFrame, data, space, targets: dict, units: dict
 ) -> None:
-    top.to_csv(run_dir / "recommendations.csv", index=False)
+    elements = [*space.schema.elements, space.schema.balance]
+    design_mod.with_units(top, units, elements).to_csv(run_dir / "recommendations.csv", index=False)
     if not any(spec.temp_column for spec in data.schedules.values()):  # schedules as strings: cards can be written
         design_mod.as_raw_cards(top, data).to_csv(run_dir / "recommended_cards.csv", index=False)
-    ranked.to_csv(run_dir / "pareto_candidates.csv", index=False)
+    design_mod.with_units(ranked, units, elements).to_csv(run_dir / "pareto_candidates.csv", index=False)
     if len(ranked):
         (run_dir / "plots").mkdir(exist_ok=True)
         plots.design_front(
