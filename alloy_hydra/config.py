@@ -370,6 +370,13 @@ class QCConfig:
 
 
 @dataclass
+class RegistryConfig:
+    # the model registry (python -m alloy_hydra.registry; design.models=registry:champion); relative to the
+    # directory the command runs in
+    path: str = "models"
+
+
+@dataclass
 class Config:
     data: DataConfig = MISSING
     target: TargetConfig = MISSING
@@ -383,6 +390,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     optimizer: OptimizerConfig = MISSING
     design: DesignConfig = field(default_factory=DesignConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     seed: int = 42
     summary: bool = True  # print the rich summary
@@ -496,13 +504,18 @@ def _known(schema, node: dict) -> dict:
 def load_run_config(run_dir) -> Config:
     """A run dir's .hydra/config.yaml as the typed config its stages saw (keys this version no longer has are
     dropped; generator and regressor stay plain dicts)."""
-    from omegaconf import OmegaConf
-
     from .errors import ConfigError
 
     path = Path(run_dir) / ".hydra" / "config.yaml"
     if not path.exists():
         raise ConfigError(f"{run_dir} is not a run dir (no .hydra/config.yaml)")
+    return load_config_file(path)
+
+
+def load_config_file(path) -> Config:
+    """A saved run config (a run dir's .hydra/config.yaml, a registry version's config.yaml), typed."""
+    from omegaconf import OmegaConf
+
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     nodes = {name: _known(schema, raw[name]) for name, schema in _SCHEMAS.items() if name in raw}
     rest = {k: v for k, v in _known(Config, raw).items() if k not in nodes}
@@ -521,4 +534,5 @@ _SCHEMAS = {
     "train": TrainConfig,
     "optimizer": OptimizerConfig,
     "design": DesignConfig,
+    "registry": RegistryConfig,
 }

@@ -416,6 +416,15 @@ class Committee:
         out = [m.search(cards) for m in self.models]
         return np.mean([p for p, _ in out], axis=0), np.max([r for _, r in out], axis=0)
 
+    def predict(self, cards: pd.DataFrame):
+        """(mean, std, in_domain, distance) as Model.predict: in domain where every member is, the largest
+        member distance."""
+        out = [m.predict(cards) for m in self.models]
+        P = np.array([p for p, _, _, _ in out])
+        std = np.sqrt(np.mean([s**2 for _, s, _, _ in out], axis=0) + P.var(axis=0))
+        in_dom = np.all([d for _, _, d, _ in out], axis=0)
+        return P.mean(axis=0), std, in_dom, np.max([x for _, _, _, x in out], axis=0)
+
     def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = [m.report(cards) for m in self.models]
         P = np.array([p for p, _, _ in out])

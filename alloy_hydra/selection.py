@@ -98,25 +98,38 @@ def model_runs(paths, column: str = "chosen") -> list[Path]:
     return runs
 
 
+def pick_runs(paths, combine: str = "committee") -> dict[str, list[Path]]:
+    """Per target, the run dirs `choose` picks among the runs under `paths`, best first: combine=committee the
+    chosen run and the rest of its committee, combine=best the chosen run alone."""
+    from .model import Model
+
+    if combine not in ("committee", "best"):
+        raise ConfigError(f"design.combine must be committee or best, not {combine!r}")
+    rows = []
+    for run in model_runs(paths, "committee" if combine == "committee" else "chosen"):
+        info = Model.load(run / "model.json")
+        cfg, metrics, _ = read_run(run)
+        rows.append({**describe(cfg, metrics, info.info), "target": info.target, "run": run})
+    picked = choose(pd.DataFrame(rows))
+    out = {}
+    for target, part in picked.groupby("target", sort=False):
+        members = part[part["committee"]] if combine == "committee" else part[part["chosen"]]
+        out[target] = list(members.sort_values("order")["run"])
+    return out
+
+
+def as_model(model_files: list):
+    """One Model for one file, a Committee of several (the first is the chosen run)."""
+    from .model import Committee, Model
+
+    models = [Model.load(f) for f in model_files]
+    return models[0] if len(models) == 1 else Committee(models)
+
+
 def load_models(paths, combine: str = "committee") -> tuple[dict, Path]:
     """Per target, the model `choose` picks among the runs under `paths`; combine=committee: with the rest of
     its committee as one Committee, combine=best: alone. Returns ({target: Model | Committee}, the chosen run
     of the first target)."""
-    from .model import Committee, Model
-
-    if combine not in ("committee", "best"):
-        raise ConfigError(f"design.combine must be committee or best, not {combine!r}")
-    rows, models = [], []
-    for run in model_runs(paths, "committee" if combine == "committee" else "chosen"):
-        model = Model.load(run / "model.json")
-        cfg, metrics, _ = read_run(run)
-        rows.append({**describe(cfg, metrics, model.info), "target": model.target, "run": run})
-        models.append(model)
-    picked = choose(pd.DataFrame(rows))
-    out, first = {}, None
-    for target, part in picked.groupby("target", sort=False):
-        best = part.index[part["chosen"]][0]
-        first = first or part.at[best, "run"]
-        same = [models[i] for i in part[part["committee"]].sort_values("order").index]  # best first
-        out[target] = Committee(same) if combine == "committee" and len(same) > 1 else models[best]
-    return out, first
+    runs = pick_runs(paths, combine)
+    models = {t: as_model([r / "model.json" for r in rs]) for t, rs in runs.items()}
+    return models, next(iter(runs.values()))[0]

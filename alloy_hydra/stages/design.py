@@ -3,6 +3,7 @@ the models chosen among other runs (design.models), inside what the cards suppor
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,19 +26,35 @@ class Designed:
     recommendations: pd.DataFrame  # the top recipes (recommendations.csv)
     candidates: pd.DataFrame  # every feasible recipe, ranked (pareto_candidates.csv)
     hit_rate: float | None  # demo: share of the top recipes the ground truth puts within tolerance
+    space: design_mod.Space | None = None  # what was searched
+    targets: dict | None = None  # {target: value}
+    units: dict | None = None  # {target: unit}
 
 
-def _models(cfg, clean: Cleaned | None, train: Trained | None) -> tuple[dict, object, object, pd.DataFrame]:
-    """(models by target, the data and cleaning configs they were trained with, the cards to design from):
-    this run's model, or those selection.load_models picks under design.models."""
+REGISTRY = "registry:"  # design.models=registry:champion (an alias or a version number, for every target)
+
+
+def _models(cfg, clean: Cleaned | None, train: Trained | None):
+    """(models by target, the data and cleaning configs they were trained with, the cards to design from, the
+    config to design with): this run's model, those selection.load_models picks under design.models, or the
+    registry's versions (design.models=registry:<alias | version>; their chem window, since it bounds the cards
+    they were trained on)."""
     d = cfg.design
+    if isinstance(d.models, str) and d.models.startswith(REGISTRY):
+        from .. import registry
+
+        ref = d.models[len(REGISTRY) :]
+        versions = registry.Registry(cfg.registry.path).load_many({t: ref for t in targets_of(cfg)})
+        first = next(iter(versions.values()))
+        cfg = dataclasses.replace(cfg, chem_window=first.config.chem_window)
+        return {t: v.model for t, v in versions.items()}, first.config.data, first.config.cleaning, first.master, cfg
     if d.models:
         models, source = selection.load_models(d.models, d.combine)
         src_cfg = config_mod.load_run_config(source)
         master = pd.read_csv(source / "BASE_MASTER.csv", dtype={c: str for c in src_cfg.data.id_columns})
-        return models, src_cfg.data, src_cfg.cleaning, master
+        return models, src_cfg.data, src_cfg.cleaning, master, cfg
     if train is not None and clean is not None:
-        return {cfg.target.name: train.model}, cfg.data, cfg.cleaning, clean.master
+        return {cfg.target.name: train.model}, cfg.data, cfg.cleaning, clean.master, cfg
     raise ConfigError(
         "stage design needs a model: run the train stage before it or set design.models=<run or sweep dir>"
     )
@@ -87,10 +104,19 @@ def _closed_loop(top: pd.DataFrame, targets: dict, design) -> float:
     return float(hits[: design.hit_top].mean())
 
 
-def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: Trained | None = None) -> Designed:
+def targets_of(cfg) -> dict[str, float]:
+    """The design targets: design.targets that are set, else the run's own target at its design value."""
+    return {t: float(v) for t, v in cfg.design.targets.items() if v is not None} or {
+        cfg.target.name: cfg.target.design_value
+    }
+
+
+def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame) -> Designed:
+    """The one design path (run.py's design stage, the service, the web page): the recipes that hit
+    targets_of(cfg) under cfg.design's constraints, searched by cfg.optimizer over what `master`'s cards (of
+    design.family) support, scored by `models` ({target: Model | Committee})."""
     d = cfg.design
-    models, data, cleaning, master = _models(cfg, clean, train)
-    targets = {t: float(v) for t, v in d.targets.items() if v is not None} or {cfg.target.name: cfg.target.design_value}
+    targets = targets_of(cfg)
     missing = [t for t in targets if t not in models]
     if missing:
         raise ConfigError(
@@ -105,9 +131,16 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
     ranked = design_mod.rank(evaluator, X, master, list(data.id_columns))
     top = ranked.head(d.top).copy()
     hit_rate = _closed_loop(top, targets, d) if data.ground_truth and len(top) else None
+    return Designed(top, ranked, hit_rate, space, targets, {t: models[t].unit for t in targets})
+
+
+def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: Trained | None = None) -> Designed:
+    models, data, cleaning, master, cfg = _models(cfg, clean, train)
+    out = recommend(cfg, models, data, cleaning, master)
+    top, ranked, targets = out.recommendations, out.candidates, out.targets
     if not len(top):
         log.warning("no feasible recipe for targets %s under the constraints; recommendations.csv is empty", targets)
-    _write(cfg, run_dir, top, ranked, data, space, targets, {t: models[t].unit for t in targets})
+    _write(cfg, run_dir, top, ranked, data, out.space, targets, out.units)
     metrics.update(
         n_recommendations=int(len(top)),
         n_feasible=int(len(ranked)),
@@ -115,9 +148,9 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
         design_targets=",".join(f"{t}={v:g}" for t, v in targets.items()),
         optimizer=cfg.optimizer.name,
     )
-    if hit_rate is not None:
-        metrics["design_hit_rate"] = hit_rate
-    return Designed(top, ranked, hit_rate)
+    if out.hit_rate is not None:
+        metrics["design_hit_rate"] = out.hit_rate
+    return out
 
 
 def _write(
