@@ -217,7 +217,7 @@ class Registry:
         if not source.exists():
             raise RegistryError(f"{source} does not exist")
         runs = pick_runs(source, combine)
-        for target, members in runs.items():
+        for members in runs.values():
             for run in members:
                 status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
                 if status.get("status") != "complete":

@@ -11,16 +11,14 @@ the output with its original columns (measured targets are carried through) plus
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from .. import clean
+from .. import assistant
 from ..config import load_run_config
 from ..errors import AlloyHydraError
 from ..expr import ModelFileError
@@ -36,29 +34,7 @@ def predict_cards(run_dir, cards_path) -> pd.DataFrame:
         raise AlloyHydraError(f"{run_dir} has no model.json (did the run include the train stage?)")
     model = Model.load(run_dir / "model.json")
     raw = read_cards(cards_path, delimiter=cfg.data.delimiter)
-    data = dataclasses.replace(
-        cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
-    )  # measured targets are optional on cards to predict
-    result = clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source=cards_path)
-    t = model.target
-    out = raw.copy()
-    for col in (f"{t}_pred", f"{t}_std", "domain_distance"):
-        out[col] = np.nan
-    out["in_domain"] = pd.NA
-    out["rejected_reason"] = ""
-    if len(result.master):
-        mean, std, in_dom, dist = model.predict(result.master)
-        pos = out.index[out[ROW_COL].isin(result.master[ROW_COL])]
-        order = pd.Series(range(len(result.master)), index=result.master[ROW_COL].to_numpy())
-        idx = order.loc[out.loc[pos, ROW_COL].to_numpy()].to_numpy()
-        out.loc[pos, f"{t}_pred"] = mean[idx]
-        out.loc[pos, f"{t}_std"] = std[idx]
-        out.loc[pos, "in_domain"] = in_dom[idx]
-        out.loc[pos, "domain_distance"] = dist[idx]
-    if len(result.rejects):
-        reasons = dict(zip(result.rejects[ROW_COL], result.rejects["reason"]))
-        out["rejected_reason"] = out[ROW_COL].map(reasons).fillna("")
-    return out
+    return assistant.predict_cards(raw, cfg, model, source=cards_path)
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,231 @@
+"""The design assistant over a model registry: the action plan's question (targets, alloy family, casting, max
+cost) -> ranked recipes, and data cards -> predictions. The service and the web page both call this; it calls
+the functions run.py uses (stages.design.recommend, clean.clean, Model.predict), so for the same model versions
+and inputs the answers are run.py's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import clean
+from . import design as design_mod
+from .errors import AlloyHydraError
+from .registry import Registry, RegistryError, Version
+from .schema import ROW_COL
+
+# the action plan's request names -> the properties they mean (elongation = elongation at fracture)
+REQUEST_TARGETS = {"target_YS": "YS", "target_UTS": "UTS", "target_EL": "FractureEL"}
+DEFAULT_ALIAS = "champion"
+
+
+class RequestError(AlloyHydraError):
+    """A request the models cannot answer; `field` names the offending input."""
+
+    def __init__(self, field: str, message: str, status: int = 422):
+        self.field, self.status = field, status
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass
+class DesignRequest:
+    targets: dict[str, float]  # {YS: 260, UTS: 320, FractureEL: 12}
+    family: str | None = None  # a key of design.families (AA5xxx)
+    casting: str | None = None  # a casting route the cards hold (DC)
+    max_cost: float | None = None
+    top: int = 10
+    minimum: dict[str, float] = field(default_factory=dict)
+    fixed: dict[str, str] = field(default_factory=dict)  # other categoricals
+    pop_size: int | None = None  # optimiser budget (default: the optimizer config's)
+    n_gen: int | None = None
+    models: dict[str, str] = field(default_factory=dict)  # {target: version | alias}; default champion
+
+
+def cards_from_records(records: list[dict]) -> pd.DataFrame:
+    """JSON records as raw cards (cells as strings, as read from a CSV; card k is row k + 1, header = row 1)."""
+    df = pd.DataFrame(records, dtype=object)
+    df = df.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    df.insert(0, ROW_COL, np.arange(2, len(df) + 2))
+    return df
+
+
+def predict_cards(raw: pd.DataFrame, cfg, model, source="cards") -> pd.DataFrame:
+    """Every raw card with `<t>_pred`, `<t>_std`, `in_domain`, `domain_distance` (cleaned and featurised with the
+    model's own data schema and rules) or the cleaning's `rejected_reason`; rows in = rows out."""
+    data = dataclasses.replace(
+        cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
+    )  # measured targets are optional on cards to predict
+    result = clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source=source)
+    t = model.target
+    out = raw.copy()
+    for col in (f"{t}_pred", f"{t}_std", "domain_distance"):
+        out[col] = np.nan
+    out["in_domain"] = pd.NA
+    out["rejected_reason"] = ""
+    if len(result.master):
+        mean, std, in_dom, dist = model.predict(result.master)
+        pos = out.index[out[ROW_COL].isin(result.master[ROW_COL])]
+        order = pd.Series(range(len(result.master)), index=result.master[ROW_COL].to_numpy())
+        idx = order.loc[out.loc[pos, ROW_COL].to_numpy()].to_numpy()
+        out.loc[pos, f"{t}_pred"] = mean[idx]
+        out.loc[pos, f"{t}_std"] = std[idx]
+        out.loc[pos, "in_domain"] = in_dom[idx]
+        out.loc[pos, "domain_distance"] = dist[idx]
+    if len(result.rejects):
+        reasons = dict(zip(result.rejects[ROW_COL], result.rejects["reason"]))
+        out["rejected_reason"] = out[ROW_COL].map(reasons).fillna("")
+    return out
+
+
+class Assistant:
+    """Designs and predicts with a registry's versions (each target's `champion`, else its newest, unless a
+    request names one). Versions are immutable: each is checked and loaded once."""
+
+    def __init__(self, registry, base_cfg=None):
+        from . import config
+
+        self.registry = registry if isinstance(registry, Registry) else Registry(registry)
+        self.base = base_cfg if base_cfg is not None else config.compose()  # run.py's defaults
+        self._cache: dict[tuple[str, int], Version] = {}
+        self._lock = threading.Lock()
+
+    # --- what the registry holds --------------------------------------------------------------------------------
+    def ref(self, target: str, requested: str | None = None) -> str | None:
+        if requested:
+            return str(requested)
+        entry = self.registry.index()["targets"].get(target, {})
+        return DEFAULT_ALIAS if DEFAULT_ALIAS in entry.get("aliases", {}) else None
+
+    def version(self, target: str, requested: str | None = None) -> Version:
+        try:
+            number = self.registry.resolve(target, self.ref(target, requested))
+        except RegistryError as err:
+            raise RequestError(f"models.{target}" if requested else target, str(err), 404) from None
+        with self._lock:
+            if (target, number) not in self._cache:
+                self._cache[(target, number)] = self.registry.load(target, number)
+            return self._cache[(target, number)]
+
+    def in_use(self, targets=None, models: dict | None = None) -> dict[str, dict]:
+        """{target: {version, ref, method, holdout_r2, ...}} of the versions a request would use."""
+        out = {}
+        for t in targets or self.registry.targets():
+            v = self.version(t, (models or {}).get(t))
+            out[t] = {
+                "version": v.number,
+                "ref": v.ref,
+                "method": v.card.get("method"),
+                "members": len(v.card.get("members", [])),
+                "holdout_r2": v.card.get("metrics", {}).get("holdout_r2"),
+                "holdout_mae": v.card.get("metrics", {}).get("holdout_mae"),
+                "unit": v.card.get("unit"),
+                "created": v.card.get("created"),
+            }
+        return out
+
+    def options(self) -> dict:
+        """What a request may name: targets with a model, alloy families, casting routes in the cards."""
+        targets = self.registry.targets()
+        castings: list[str] = []
+        if targets:
+            v = self.version(targets[0])
+            if "casting" in v.master:
+                castings = sorted(v.master["casting"].dropna().astype(str).unique())
+        return {"targets": targets, "families": sorted(self.base.design.families), "castings": castings}
+
+    # --- design -------------------------------------------------------------------------------------------------
+    def design_config(self, req: DesignRequest, version: Version):
+        """run.py's config for `python run.py stages=[design] design.models=registry:... design.targets.X=...`."""
+        base = self.base
+        d = base.design
+        opt = base.optimizer
+        design = dataclasses.replace(
+            d,
+            targets={t: req.targets.get(t) for t in d.targets},
+            min={t: req.minimum.get(t, d.min.get(t)) for t in d.min},
+            casting=req.casting,
+            family=req.family,
+            max_cost=req.max_cost,
+            top=int(req.top),
+            fixed={**d.fixed, **req.fixed},
+        )
+        optimizer = dataclasses.replace(opt, pop_size=req.pop_size or opt.pop_size, n_gen=req.n_gen or opt.n_gen)
+        return dataclasses.replace(
+            base, design=design, optimizer=optimizer, chem_window=version.config.chem_window, summary=False
+        )
+
+    def check(self, req: DesignRequest) -> None:
+        if not req.targets:
+            raise RequestError("targets", "set at least one target (target_YS, target_UTS, target_EL)")
+        families = sorted(self.base.design.families)
+        if req.family is not None and req.family not in families:
+            raise RequestError("alloy_family", f"unknown family {req.family!r}; allowed: {', '.join(families)}")
+        opts = self.options()
+        if req.casting is not None and opts["castings"] and req.casting not in opts["castings"]:
+            raise RequestError("casting", f"unknown casting {req.casting!r}; allowed: {', '.join(opts['castings'])}")
+        for t in [*req.targets, *req.minimum]:
+            if t not in self.base.design.targets:
+                raise RequestError("targets", f"unknown property {t!r}")
+
+    def design(self, req: DesignRequest) -> dict:
+        """{'candidates': ranked top recipes (DataFrame, code names), 'recommended_cards': the recipes as raw
+        data cards, 'versions', 'targets', 'units', 'n_feasible', 'reason' (why none, when none)}."""
+        from .stages.design import recommend
+
+        self.check(req)
+        versions = {t: self.version(t, req.models.get(t)) for t in req.targets}
+        shas = {v.card["training"]["base_master_sha256"] for v in versions.values()}
+        if len(shas) > 1:
+            raise RequestError("models", "the versions were trained on different cards; pick versions of one dataset")
+        first = next(iter(versions.values()))
+        cfg = self.design_config(req, first)
+        models = {t: v.model for t, v in versions.items()}
+        try:
+            out = recommend(cfg, models, first.config.data, first.config.cleaning, first.master)
+        except AlloyHydraError as err:
+            raise RequestError("request", str(err)) from None
+        top = out.recommendations
+        reason = None
+        if not len(top):
+            reason = (
+                f"no feasible recipe for targets {out.targets} under the constraints (family {req.family}, casting "
+                f"{req.casting}, max cost {req.max_cost}, minimums {req.minimum or 'none'}); relax a target or "
+                "a constraint"
+            )
+        cards = design_mod.as_raw_cards(top, first.config.data) if len(top) else pd.DataFrame()
+        return {
+            "candidates": top,
+            "recommended_cards": cards,
+            "versions": {t: v.ref for t, v in versions.items()},
+            "targets": out.targets,
+            "units": out.units,
+            "elements": [*out.space.schema.elements, out.space.schema.balance],
+            "n_feasible": int(len(out.candidates)),
+            "reason": reason,
+            "data": first.config.data,
+        }
+
+    # --- predict ------------------------------------------------------------------------------------------------
+    def predict(self, raw: pd.DataFrame, targets=None, models: dict | None = None) -> tuple[pd.DataFrame, dict]:
+        """Raw cards -> one row per card with every target's prediction (each target cleans the cards with its
+        version's own rules; a card one version rejects keeps that reason), and the versions used."""
+        targets = list(targets or self.registry.targets())
+        if not targets:
+            raise RequestError("models", "the registry has no published model", 404)
+        out = raw.copy()
+        reasons = pd.Series("", index=raw.index)
+        used = {}
+        for t in targets:
+            v = self.version(t, (models or {}).get(t))
+            scored = predict_cards(raw, v.config, v.model)
+            out[f"{t}_pred"], out[f"{t}_std"] = scored[f"{t}_pred"], scored[f"{t}_std"]
+            out[f"{t}_in_domain"], out[f"{t}_domain_distance"] = scored["in_domain"], scored["domain_distance"]
+            reasons = reasons.where(reasons != "", scored["rejected_reason"])
+            used[t] = v.ref
+        out["rejected_reason"] = reasons
+        return out, used
