@@ -210,7 +210,7 @@ def create_app(
     app.state.assistant, app.state.queries = assistant, queries
     bearer = HTTPBearer(auto_error=False)
 
-    def authorised(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def authorised(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         if token is None:
             return
         if cred is None or not secrets.compare_digest(cred.credentials.encode(), token.encode()):
