@@ -38,7 +38,7 @@ class DesignRequest:
     family: str | None = None  # a key of design.families (AA5xxx)
     casting: str | None = None  # a casting route the cards hold (DC)
     max_cost: float | None = None
-    top: int = 10
+    top: int | None = None  # recipes returned (default: design.top)
     minimum: dict[str, float] = field(default_factory=dict)
     fixed: dict[str, str] = field(default_factory=dict)  # other categoricals
     pop_size: int | None = None  # optimiser budget (default: the optimizer config's)
@@ -151,7 +151,7 @@ class Assistant:
             casting=req.casting,
             family=req.family,
             max_cost=req.max_cost,
-            top=int(req.top),
+            top=int(req.top or d.top),
             fixed={**d.fixed, **req.fixed},
         )
         optimizer = dataclasses.replace(opt, pop_size=req.pop_size or opt.pop_size, n_gen=req.n_gen or opt.n_gen)

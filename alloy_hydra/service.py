@@ -54,7 +54,7 @@ class DesignBody(BaseModel):
     alloy_family: str | None = Field(None, max_length=20, examples=["AA5xxx"])
     casting: str | None = Field(None, max_length=20, examples=["DC"])
     max_cost: float | None = Field(None, gt=0, le=1e4, description="cost index relative to pure Al")
-    top: int = Field(10, ge=1, le=100)
+    top: int | None = Field(None, ge=1, le=100, description="recipes returned (default 20)")
     min_YS: float | None = Field(None, ge=0, le=1000)
     min_UTS: float | None = Field(None, ge=0, le=1000)
     min_EL: float | None = Field(None, ge=0, le=100)

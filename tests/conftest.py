@@ -34,3 +34,29 @@ def run_cli(args, cwd=ROOT, timeout=3600):  # generous: a busy machine must not 
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
+
+
+# a registry with YS, UTS and FractureEL (hinge formulas, two seeds each = a committee per target), built once per
+# test worker from a sweep through run.py; the sweep dir is kept beside it so tests can compare with run.py
+REGISTRY_SWEEP = [
+    "-m",
+    "regressor=hinge",
+    "target=YS,UTS,FractureEL",
+    "seed=1,2",
+    "generator=none",
+    "stages=[clean,split,train,audit]",
+    "qc.plots=false",
+    "summary=false",
+]
+
+
+@pytest.fixture(scope="session")
+def demo_registry(tmp_path_factory):
+    from alloy_hydra.registry import Registry
+
+    root = tmp_path_factory.mktemp("registry")
+    proc = run_cli([*REGISTRY_SWEEP, f"hydra.sweep.dir={root}/sweep"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reg = Registry(root / "models")
+    reg.publish(root / "sweep", alias="champion")
+    return reg
