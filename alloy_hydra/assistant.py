@@ -172,7 +172,7 @@ class Assistant:
             if t not in self.base.design.targets:
                 raise RequestError("targets", f"unknown property {t!r}")
 
-    def design(self, req: DesignRequest) -> dict:
+    def design(self, req: DesignRequest, progress=None) -> dict:
         """{'candidates': ranked top recipes (DataFrame, code names), 'recommended_cards': the recipes as raw
         data cards, 'versions', 'targets', 'units', 'n_feasible', 'reason' (why none, when none)}."""
         from .stages.design import recommend
@@ -186,7 +186,8 @@ class Assistant:
         cfg = self.design_config(req, first)
         models = {t: v.model for t, v in versions.items()}
         try:
-            out = recommend(cfg, models, first.config.data, first.config.cleaning, first.master)
+            tick = progress or (lambda done, total: None)
+            out = recommend(cfg, models, first.config.data, first.config.cleaning, first.master, tick)
         except AlloyHydraError as err:
             raise RequestError("request", str(err)) from None
         top = out.recommendations

@@ -428,10 +428,16 @@ class _Search:
         self.n_gen = n_gen
         self.seed = seed
 
-    def minimise(self, evaluator: Evaluator) -> np.ndarray:
+    def minimise(self, evaluator: Evaluator, progress=None) -> np.ndarray:
+        """progress: None = a progress bar on the terminal; else called as progress(generations done, total)
+        (a service or a web page shows its own, and a terminal bar allows one search at a time)."""
+        problem = DesignProblem(evaluator)
+        if progress is not None:
+            done = iter(range(1, self.n_gen + 1))
+            self._search(problem, lambda: progress(next(done), self.n_gen))
+            return np.vstack(problem.archive_X)
         from rich.progress import Progress
 
-        problem = DesignProblem(evaluator)
         with Progress(transient=True) as bar:
             task = bar.add_task(f"design: {self.name} {self.pop_size} x {self.n_gen}", total=self.n_gen)
             self._search(problem, lambda: bar.advance(task))

@@ -134,6 +134,17 @@ class QueryLog:
             return [dict(r) for r in db.execute("SELECT * FROM queries ORDER BY time")]
 
 
+BEARER = HTTPBearer(auto_error=False)  # reads the Authorization header (configuration only, no state)
+
+
+def authorised(request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
+    token = request.app.state.token
+    if token is None:
+        return
+    if cred is None or not secrets.compare_digest(cred.credentials.encode(), token.encode()):
+        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
 # --- the app ------------------------------------------------------------------------------------------------------
 def _records(df) -> list[dict]:
     return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
@@ -208,13 +219,7 @@ def create_app(
         "from the versions of a model registry.",
     )
     app.state.assistant, app.state.queries = assistant, queries
-    bearer = HTTPBearer(auto_error=False)
-
-    def authorised(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if token is None:
-            return
-        if cred is None or not secrets.compare_digest(cred.credentials.encode(), token.encode()):
-            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    app.state.token = token
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):

@@ -111,10 +111,11 @@ def targets_of(cfg) -> dict[str, float]:
     }
 
 
-def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame) -> Designed:
+def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame, progress=None) -> Designed:
     """The one design path (run.py's design stage, the service, the web page): the recipes that hit
     targets_of(cfg) under cfg.design's constraints, searched by cfg.optimizer over what `master`'s cards (of
-    design.family) support, scored by `models` ({target: Model | Committee})."""
+    design.family) support, scored by `models` ({target: Model | Committee}); progress: see
+    design._Search.minimise."""
     d = cfg.design
     targets = targets_of(cfg)
     missing = [t for t in targets if t not in models]
@@ -127,7 +128,7 @@ def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame) -> Design
     master = design_mod.family_cards(master, d.family, d.families)
     space = _space(cfg, master, data)
     evaluator = design_mod.Evaluator(space, {t: models[t] for t in targets}, d, cleaning, targets)
-    X = factory.optimizer(cfg).minimise(evaluator)
+    X = factory.optimizer(cfg).minimise(evaluator, progress)
     ranked = design_mod.rank(evaluator, X, master, list(data.id_columns))
     top = ranked.head(d.top).copy()
     hit_rate = _closed_loop(top, targets, d) if data.ground_truth and len(top) else None
