@@ -209,6 +209,7 @@ class Assistant:
             "n_feasible": int(len(out.candidates)),
             "reason": reason,
             "data": first.config.data,
+            "master": first.master,  # the tested cards the recipes were designed among
         }
 
     # --- predict ------------------------------------------------------------------------------------------------
@@ -230,3 +231,28 @@ class Assistant:
             used[t] = v.ref
         out["rejected_reason"] = reasons
         return out, used
+
+
+def summary_table(result: dict) -> pd.DataFrame:
+    """One row per recipe: what a metallurgist decides on (the elements that differ between recipes, route,
+    schedules in words, predictions ± σ, chance within tolerance, cost, domain, nearest card, note)."""
+    top = result["candidates"]
+    varied = [el for el in result["elements"][:-1] if top[el].max() >= 0.05]
+    out = pd.DataFrame({"rank": top["rank"]})
+    for t in result["targets"]:
+        unit = result["units"][t]
+        out[f"{t} ({unit})"] = [f"{p:.1f} ± {s:.1f}" for p, s in zip(top[f"{t}_pred"], top[f"{t}_std"])]
+    out["P(all within tol)"] = top["p_hit"].round(2)
+    out["in domain"] = top["in_domain"]
+    out["cost index"] = top["cost_index"].round(3)
+    for el in varied:
+        out[f"{el} wt%"] = top[el].round(2)
+    for c in top.columns:
+        if c in result["data"].categoricals or c.endswith("_schedule_readable") or c.endswith("_type"):
+            out[c.replace("_schedule_readable", "")] = top[c]
+    for c in ("cold_reduction_pct", "hot_reduction_pct", "grain_size_um"):
+        if c in top:
+            out[c] = top[c]
+    out["nearest card"] = top["nearest_card"]
+    out["note"] = top["note"]
+    return out

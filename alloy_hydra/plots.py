@@ -133,3 +133,48 @@ def design_front(
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def candidates_vs_cards(top, master, targets: dict, tolerance: dict, units: dict):
+    """The recommended recipes among the tested cards, in the first two targets' plane (or the target against
+    Mg): predicted ± σ for the recipes, measured for the cards, the target ± tolerance as a box. Returns the
+    figure (the web page shows it; nothing is written)."""
+    plt = _plt()
+    names = list(targets)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    x = names[0] if len(names) > 1 else "Mg"
+    y = names[1] if len(names) > 1 else names[0]
+
+    def col(table, name, suffix):
+        return table[f"{name}_{suffix}"] if name in targets else table[name]
+
+    cards = master[[c for c in (x, y) if c in master]].apply(lambda s: s.astype(float)).dropna()
+    if x in cards and y in cards:
+        ax.scatter(cards[x], cards[y], s=10, c="lightgrey", label=f"tested cards ({len(cards)})")
+    if len(top):
+        ax.errorbar(
+            col(top, x, "pred"),
+            col(top, y, "pred"),
+            xerr=top[f"{x}_std"] if x in targets else None,
+            yerr=top[f"{y}_std"],
+            fmt="*",
+            ms=10,
+            color="red",
+            ecolor="salmon",
+            label=f"recommended ({len(top)}), ±σ",
+        )
+        for r, (a, b) in enumerate(zip(col(top, x, "pred"), col(top, y, "pred")), start=1):
+            if r <= 5:
+                ax.annotate(str(r), (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ty, toly = float(targets[y]), float(tolerance.get(y, 0.0))
+    if x in targets:
+        tx, tolx = float(targets[x]), float(tolerance.get(x, 0.0))
+        ax.add_patch(plt.Rectangle((tx - tolx, ty - toly), 2 * tolx, 2 * toly, color="green", alpha=0.2))
+        ax.plot([tx], [ty], "g+", ms=14, label="target ± tolerance")
+    else:
+        ax.axhspan(ty - toly, ty + toly, color="green", alpha=0.2, label="target ± tolerance")
+    ax.set_xlabel(f"{x} [{units.get(x, 'wt%')}]")
+    ax.set_ylabel(f"{y} [{units.get(y, '')}]")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,34 @@
+"""Start the design assistant's web page.
+
+    python -m alloy_hydra.ui [--registry models] [--port 8501] [--host 127.0.0.1]
+
+Runs `streamlit run` on alloy_hydra/webapp.py (the page) with the registry in ALLOY_HYDRA_REGISTRY; open the URL
+it prints. Without published models the page says how to build the demo registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REGISTRY_ENV = "ALLOY_HYDRA_REGISTRY"  # the page reads its registry from here
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m alloy_hydra.ui", description=__doc__.splitlines()[0])
+    ap.add_argument("--registry", default="models")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8501)
+    args = ap.parse_args(argv)
+    page = Path(__file__).with_name("webapp.py")
+    env = {**os.environ, REGISTRY_ENV: str(Path(args.registry).resolve())}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(page), "--server.address", args.host]
+    cmd += ["--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    return subprocess.call(cmd, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The design assistant's web page (Streamlit): started by `python -m alloy_hydra.ui`, which runs
+`streamlit run` on this file. The registry comes from ALLOY_HYDRA_REGISTRY (default: models). The page calls
+alloy_hydra.assistant, the functions the service and run.py use."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from alloy_hydra import design as design_mod
+from alloy_hydra import plots
+from alloy_hydra.assistant import REQUEST_TARGETS, Assistant, DesignRequest, RequestError, summary_table
+from alloy_hydra.errors import AlloyHydraError
+from alloy_hydra.io import read_cards
+from alloy_hydra.ui import REGISTRY_ENV
+
+LABELS = {"YS": "Target YS (MPa)", "UTS": "Target UTS (MPa)", "FractureEL": "Target elongation (%)"}
+DEFAULTS = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}  # the action plan's question
+
+
+@st.cache_resource
+def get_assistant(path: str) -> Assistant:
+    return Assistant(path)
+
+
+def design_tab(assistant: Assistant, options: dict) -> None:
+    available = [t for t in REQUEST_TARGETS.values() if t in options["targets"]]
+    with st.form("design"):
+        cols = st.columns(len(available) or 1)
+        values = {}
+        for c, t in zip(cols, available):
+            use = c.checkbox(f"design for {t}", value=True, key=f"use_{t}")
+            v = c.number_input(LABELS[t], min_value=0.0, max_value=1000.0, value=DEFAULTS[t], step=5.0, key=f"t_{t}")
+            if use:
+                values[t] = v
+        a, b, c = st.columns(3)
+        families = ["any", *options["families"]]
+        family = a.selectbox(
+            "Alloy family", families, index=families.index("AA5xxx") if "AA5xxx" in families else 0, key="family"
+        )
+        castings = ["any", *options["castings"]]
+        casting = b.selectbox("Casting", castings, index=castings.index("DC") if "DC" in castings else 0, key="casting")
+        max_cost = c.number_input("Max cost index (price / price of Al)", 1.0, 100.0, 2.0, 0.1, key="max_cost")
+        top = st.slider("Recipes to show", 1, 50, 10, key="top")
+        submitted = st.form_submit_button("Find alloys")
+    if submitted:
+        req = DesignRequest(
+            targets=values,
+            family=None if family == "any" else family,
+            casting=None if casting == "any" else casting,
+            max_cost=max_cost,
+            top=top,
+        )
+        bar = st.progress(0.0, text="searching recipes ...")
+        try:
+            result = assistant.design(
+                req, progress=lambda done, total: bar.progress(done / total, text=f"NSGA-II generation {done}/{total}")
+            )
+        except RequestError as err:
+            bar.empty()
+            st.error(str(err))
+            return
+        bar.progress(1.0, text="done")
+        st.session_state["result"] = result
+    result = st.session_state.get("result")
+    if result is None:
+        return
+    if result["reason"]:
+        st.warning(result["reason"])
+        return
+    top = result["candidates"]
+    st.success(
+        f"{len(top)} recipes (of {result['n_feasible']} feasible) for "
+        + ", ".join(f"{t} {v:g} {result['units'][t]}" for t, v in result["targets"].items())
+        + " — models " + ", ".join(result["versions"].values())
+    )  # fmt: skip
+    st.dataframe(summary_table(result), hide_index=True, key="results")
+    tol = dict(assistant.base.design.tolerance)
+    figure, _ = st.columns([3, 2])
+    figure.pyplot(plots.candidates_vs_cards(top, result["master"], result["targets"], tol, result["units"]))
+    d1, d2 = st.columns(2)
+    written = design_mod.with_units(top, result["units"], result["elements"])
+    d1.download_button("Download recommendations (CSV)", written.to_csv(index=False), "recommendations.csv", "text/csv")
+    d2.download_button(
+        "Download recipe cards (CSV)",
+        result["recommended_cards"].to_csv(index=False),
+        "recommended_cards.csv",
+        "text/csv",
+    )
+
+
+def predict_tab(assistant: Assistant, options: dict) -> None:
+    upload = st.file_uploader("Data cards (CSV, in the models' data schema)", type=["csv"], key="cards")
+    if upload is None:
+        return
+    version = assistant.version(options["targets"][0])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / upload.name
+        path.write_bytes(upload.getvalue())
+        try:
+            raw = read_cards(path, delimiter=version.config.data.delimiter)
+            table, used = assistant.predict(raw)
+        except AlloyHydraError as err:
+            st.error(str(err).replace(str(path), upload.name))
+            return
+    ids = [c for c in version.config.data.id_columns if c in table][:3]
+    shown = table[["source_row", *ids]].rename(columns={"source_row": "row"})
+    for t in used:
+        shown[t] = ["—" if pd.isna(p) else f"{p:.1f} ± {s:.1f}" for p, s in zip(table[f"{t}_pred"], table[f"{t}_std"])]
+        shown[f"{t} in domain"] = table[f"{t}_in_domain"]
+    shown["rejected"] = table["rejected_reason"]
+    st.write(
+        f"{len(table)} cards, {int((table['rejected_reason'] == '').sum())} scored — models {', '.join(used.values())}"
+    )
+    st.dataframe(shown, hide_index=True)
+    st.download_button("Download predictions (CSV)", table.to_csv(index=False), "predictions.csv", "text/csv")
+
+
+def registry() -> str:
+    return os.environ.get(REGISTRY_ENV, "models")
+
+
+def main() -> None:
+    st.set_page_config(page_title="alloy_hydra design assistant", layout="wide")
+    st.title("Aluminium alloy design assistant")
+    assistant = get_assistant(registry())
+    try:
+        options = assistant.options()
+        in_use = assistant.in_use()
+    except AlloyHydraError as err:
+        st.error(str(err))
+        st.stop()
+    if not options["targets"]:
+        st.error(
+            f"No published models in {registry()!r}. Build the demo registry with "
+            "`python -m alloy_hydra.registry demo` (a few minutes), or publish your own runs."
+        )
+        st.stop()
+    with st.sidebar:
+        st.subheader("Models in use")
+        st.dataframe(
+            pd.DataFrame(in_use).T[["ref", "method", "members", "holdout_r2", "holdout_mae", "unit"]],
+            key="models",
+        )
+        st.caption(f"registry: {Path(registry()).resolve()}")
+    design, predict = st.tabs(["Design", "Predict"])
+    with design:
+        design_tab(assistant, options)
+    with predict:
+        predict_tab(assistant, options)
+
+
+main()

@@ -1,0 +1,159 @@
+"""The web page: its form and results under Streamlit's AppTest, and once in a real headless browser."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from alloy_hydra.ui import REGISTRY_ENV
+
+PAGE = str(ROOT / "alloy_hydra" / "webapp.py")
+DEMO = ROOT / "alloy_hydra" / "data" / "demo_cards.csv"
+
+
+def page(registry, monkeypatch) -> AppTest:
+    monkeypatch.setenv(REGISTRY_ENV, str(registry))
+    at = AppTest.from_file(PAGE, default_timeout=900)  # generous: a busy machine must not fail the test
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_form_finds_alloys_and_shows_them(demo_registry, monkeypatch):
+    at = page(demo_registry.path, monkeypatch)
+    assert [n.label for n in at.number_input][:3] == ["Target YS (MPa)", "Target UTS (MPa)", "Target elongation (%)"]
+    assert at.selectbox(key="family").value == "AA5xxx" and at.selectbox(key="casting").value == "DC"
+    models = at.sidebar.dataframe[0].value
+    assert set(models["ref"]) == {"YS:1", "UTS:1", "FractureEL:1"}  # the versions in use are on the page
+    at.number_input(key="t_YS").set_value(255.0)
+    at.slider(key="top").set_value(5)
+    at.button[0].click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "5 recipes" in at.success[0].value and "YS 255 MPa" in at.success[0].value
+    table = at.main.dataframe[0].value
+    assert len(table) == 5 and {"YS (MPa)", "UTS (MPa)", "FractureEL (%)", "in domain", "note"} <= set(table)
+    assert table["YS (MPa)"].str.fullmatch(r"[\d.]+ ± [\d.]+").all() and (table["casting"] == "DC").all()
+    assert {b.label for b in at.download_button} >= {"Download recommendations (CSV)", "Download recipe cards (CSV)"}
+
+
+def test_an_infeasible_question_is_said_plainly(demo_registry, monkeypatch):
+    at = page(demo_registry.path, monkeypatch)
+    at.number_input(key="max_cost").set_value(1.0)  # nothing but pure aluminium costs that little
+    at.button[0].click()
+    at.run()
+    assert not at.exception and "no feasible recipe" in at.warning[0].value
+
+
+def test_an_empty_registry_says_how_to_build_one(tmp_path, monkeypatch):
+    at = page(tmp_path / "empty", monkeypatch)
+    assert "python -m alloy_hydra.registry demo" in at.error[0].value
+
+
+def test_the_predict_tab_scores_uploaded_cards(demo_registry, monkeypatch):
+    at = page(demo_registry.path, monkeypatch)
+    text = DEMO.read_text().splitlines()
+    at.file_uploader(key="cards").set_value(("cards.csv", "\n".join(text[:8]).encode(), "text/csv"))
+    at.run()
+    assert not at.exception, at.exception
+    shown = at.main.dataframe[-1].value
+    assert len(shown) == 7 and {"YS", "UTS", "FractureEL", "rejected"} <= set(shown)
+    at.file_uploader(key="cards").set_value(("bad.csv", b"a;b\n1;2", "text/csv"))
+    at.run()
+    assert "bad.csv" in at.error[0].value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_in_a_real_browser(demo_registry, tmp_path):
+    chromium, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver_bin:
+        pytest.skip("no chromium / chromedriver here (apt-get install chromium chromium-driver; .ci/run does)")
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "alloy_hydra.ui", "--registry", str(demo_registry.path), "--port", str(port)]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2000"):
+        opts.add_argument(arg)
+    browser = webdriver.Chrome(service=webdriver.ChromeService(driver_bin), options=opts)
+    shot = Path(os.environ.get("ALLOY_HYDRA_SCREENSHOT", tmp_path / "design_page.png"))
+    try:
+        wait = WebDriverWait(browser, 900)  # generous: start-up and the search on a busy machine
+        for _ in range(120):
+            try:
+                browser.get(f"http://127.0.0.1:{port}")
+                break
+            except Exception:  # noqa: BLE001 - the server is still starting
+                assert server.poll() is None, server.stdout.read()
+                import time
+
+                time.sleep(1)
+        button = wait.until(lambda d: d.find_element(By.XPATH, "//button[.//p[text()='Find alloys']]"))
+        ys = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Target YS (MPa)']"))
+        ys.click()
+        ys.send_keys(Keys.CONTROL, "a")
+        ys.send_keys("265", Keys.TAB)  # the form takes a number when the field loses focus
+        wait.until(lambda d: ys.get_attribute("value") == "265.00")
+        button.click()
+        wait.until(lambda d: "recipes (of" in d.find_element(By.TAG_NAME, "body").text)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid='stDataFrame']")) >= 2)
+        wait.until(lambda d: "Download recipe cards (CSV)" in d.find_element(By.TAG_NAME, "body").text)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img, [data-testid='stPyplot']"))
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert "YS 265 MPa" in text and "YS:1" in text
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")
+    finally:
+        browser.quit()
+        server.terminate()
+        server.wait(60)
+
+
+def test_the_summary_table_shows_what_a_metallurgist_decides_on():
+    """The page's table: elements that differ, predictions ± σ, chance, cost, schedules in words."""
+    from alloy_hydra.assistant import summary_table
+    from alloy_hydra.config import compose
+
+    cfg = compose()
+    top = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "Mg": [4.5, 3.1],
+            "Zn": [0.0, 0.01],
+            "Al": [95.5, 96.89],
+            "YS_pred": [261.0, 255.5],
+            "YS_std": [6.2, 7.0],
+            "p_hit": [0.8, 0.6],
+            "in_domain": [True, True],
+            "cost_index": [1.02, 1.01],
+            "casting": ["DC", "DC"],
+            "homog_schedule_readable": ["520 °C × 6 h", "540 °C × 2 h"],
+            "nearest_card": ["a / row 3", "b / row 9"],
+            "note": ["", ""],
+        }
+    )
+    result = {"candidates": top, "elements": ["Mg", "Zn", "Al"], "targets": {"YS": 260.0}, "units": {"YS": "MPa"}}
+    table = summary_table({**result, "data": cfg.data})
+    assert list(table["YS (MPa)"]) == ["261.0 ± 6.2", "255.5 ± 7.0"]
+    assert "Mg wt%" in table and "Zn wt%" not in table and list(table["homog"]) == ["520 °C × 6 h", "540 °C × 2 h"]
