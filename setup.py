@@ -25,6 +25,21 @@ setup(
         "pymoo==0.6.2",
         "hydra-joblib-launcher==1.2.0",
         "hydra-submitit-launcher==1.2.0",
+        "filelock>=3.12",  # the model registry's publish lock
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5", "ruff==0.17.6"]},
+    extras_require={
+        # the design assistant as a service and a web page (python -m alloy_hydra.service | ui)
+        "app": ["fastapi>=0.115", "uvicorn>=0.30", "streamlit>=1.40", "httpx>=0.27"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "pytest-xdist>=3.5",
+            "ruff==0.17.6",
+            "fastapi>=0.115",
+            "uvicorn>=0.30",
+            "streamlit>=1.40",
+            "httpx>=0.27",
+            "selenium>=4.20",  # the browser test drives the system's chromium
+        ],
+    },
 )

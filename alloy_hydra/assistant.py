@@ -54,13 +54,19 @@ def cards_from_records(records: list[dict]) -> pd.DataFrame:
     return df
 
 
-def predict_cards(raw: pd.DataFrame, cfg, model, source="cards") -> pd.DataFrame:
-    """Every raw card with `<t>_pred`, `<t>_std`, `in_domain`, `domain_distance` (cleaned and featurised with the
-    model's own data schema and rules) or the cleaning's `rejected_reason`; rows in = rows out."""
+def clean_for_prediction(raw: pd.DataFrame, cfg, source="cards"):
+    """The cards cleaned with a model's own data schema and rules (measured targets optional)."""
     data = dataclasses.replace(
         cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
-    )  # measured targets are optional on cards to predict
-    result = clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source=source)
+    )
+    return clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source=source)
+
+
+def predict_cards(raw: pd.DataFrame, cfg, model, source="cards", cleaned=None) -> pd.DataFrame:
+    """Every raw card with `<t>_pred`, `<t>_std`, `in_domain`, `domain_distance` (cleaned and featurised with the
+    model's own data schema and rules) or the cleaning's `rejected_reason`; rows in = rows out. cleaned: the
+    cards already through clean_for_prediction with the same config."""
+    result = cleaned if cleaned is not None else clean_for_prediction(raw, cfg, source)
     t = model.target
     out = raw.copy()
     for col in (f"{t}_pred", f"{t}_std", "domain_distance"):
@@ -222,9 +228,13 @@ class Assistant:
         out = raw.copy()
         reasons = pd.Series("", index=raw.index)
         used = {}
+        cleaned = {}  # versions trained under one data schema and cleaning share one cleaning of the cards
         for t in targets:
             v = self.version(t, (models or {}).get(t))
-            scored = predict_cards(raw, v.config, v.model)
+            rules = repr((v.config.data, v.config.cleaning, v.config.chem_window))
+            if rules not in cleaned:
+                cleaned[rules] = clean_for_prediction(raw, v.config)
+            scored = predict_cards(raw, v.config, v.model, cleaned=cleaned[rules])
             out[f"{t}_pred"], out[f"{t}_std"] = scored[f"{t}_pred"], scored[f"{t}_std"]
             out[f"{t}_in_domain"], out[f"{t}_domain_distance"] = scored["in_domain"], scored["domain_distance"]
             reasons = reasons.where(reasons != "", scored["rejected_reason"])

@@ -396,7 +396,8 @@ class Evaluator:
 
 class DesignProblem(Problem):
     """Vectorised pymoo problem: the whole population is decoded, featurised and predicted at once. Every
-    evaluated candidate is kept (archive_X) for the ranking."""
+    evaluated candidate is kept (archive_X) for the ranking, with whether it met the constraints (and the
+    search's domain rule), so the ranking need not evaluate the archive again."""
 
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
@@ -408,7 +409,7 @@ class DesignProblem(Problem):
             xl=sp.xl,
             xu=sp.xu,
         )
-        self.archive_X = []
+        self.archive_X, self.archive_feasible = [], []
 
     def _evaluate(self, X, out, *args, **kwargs):
         ev = self.evaluator(X)
@@ -416,6 +417,7 @@ class DesignProblem(Problem):
         if ev.G.shape[1]:
             out["G"] = ev.G
         self.archive_X.append(np.array(X))
+        self.archive_feasible.append(feasible(self.evaluator, ev))
 
 
 class _Search:
@@ -435,12 +437,14 @@ class _Search:
         if progress is not None:
             done = iter(range(1, self.n_gen + 1))
             self._search(problem, lambda: progress(next(done), self.n_gen))
+            self.feasible_ = np.concatenate(problem.archive_feasible)
             return np.vstack(problem.archive_X)
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
             task = bar.add_task(f"design: {self.name} {self.pop_size} x {self.n_gen}", total=self.n_gen)
             self._search(problem, lambda: bar.advance(task))
+        self.feasible_ = np.concatenate(problem.archive_feasible)  # per returned candidate (rank(feasible=...))
         return np.vstack(problem.archive_X)
 
 
@@ -481,14 +485,17 @@ class RandomSearch(_Search):
             tick()
 
 
-def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns) -> pd.DataFrame:
+def feasible(evaluator: Evaluator, ev: Evaluation) -> np.ndarray:
+    """Candidates that meet every constraint (and are in domain, under design.domain=exclude)."""
+    ok = (ev.G <= 0).all(axis=1) if ev.G.shape[1] else np.ones(len(ev.F), bool)
+    return ok & ev.in_domain if evaluator.design.domain == "exclude" else ok
+
+
+def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, ok=None) -> pd.DataFrame:
     """Feasible candidates, scored (normalised distance to targets + cost + simplicity + confidence) and
-    de-duplicated; out-of-domain candidates never rank above in-domain ones unless configured."""
-    ev = evaluator(X)
-    feasible = (ev.G <= 0).all(axis=1) if ev.G.shape[1] else np.ones(len(X), bool)
-    if evaluator.design.domain == "exclude":
-        feasible &= ev.in_domain
-    idx = np.flatnonzero(feasible)
+    de-duplicated; out-of-domain candidates never rank above in-domain ones unless configured. ok: which rows
+    of X are feasible, when the search already knows (_Search.feasible_)."""
+    idx = np.flatnonzero(feasible(evaluator, evaluator(X)) if ok is None else ok)
     if not len(idx):  # a well-formed, empty table: the columns of a ranked candidate, no rows
         return _table(evaluator, X[:1], master, id_columns).iloc[:0]
     out = _table(evaluator, X[idx], master, id_columns)

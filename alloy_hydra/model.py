@@ -33,18 +33,25 @@ def predict_json(model: dict, X, names=None) -> np.ndarray:
     if model["kind"] == "trees":
         A = np.array(X, dtype=float)
         out = np.full(n, float(model["baseline"]))
+        flat, base = A.ravel(), np.arange(n) * A.shape[1] if A.ndim == 2 else np.zeros(n, int)
+        has_nan = bool(np.isnan(A).any())
         for t in model["trees"]:
-            node = np.zeros(n, dtype=int)
+            # a leaf points to itself (threshold +inf, both children itself), so every card takes depth + 1
+            # steps without a per-step "still active" test and ends on the same leaf as a step-by-step walk
             leaf = np.asarray(t["leaf"], bool)
-            feat, thr = np.asarray(t["feature"]), np.asarray(t["threshold"], float)
-            left, right, miss = np.asarray(t["left"]), np.asarray(t["right"]), np.asarray(t["missing_left"], bool)
+            own = np.arange(len(leaf))
+            feat = np.where(leaf, 0, np.asarray(t["feature"], int))
+            thr = np.where(leaf, np.inf, np.asarray(t["threshold"], float))
+            left = np.where(leaf, own, np.asarray(t["left"], int))
+            right = np.where(leaf, own, np.asarray(t["right"], int))
+            miss = np.asarray(t["missing_left"], bool)
+            node = np.zeros(n, dtype=int)
             for _ in range(int(t["depth"]) + 1):
-                active = ~leaf[node]
-                if not active.any():
-                    break
-                x = A[np.arange(n), feat[node]]
-                go_left = np.where(np.isnan(x), miss[node], x <= thr[node])
-                node = np.where(active, np.where(go_left, left[node], right[node]), node)
+                x = flat[base + feat[node]]
+                go_left = x <= thr[node]
+                if has_nan:
+                    go_left = np.where(np.isnan(x), miss[node] | leaf[node], go_left)
+                node = np.where(go_left, left[node], right[node])
             out += np.asarray(t["value"], float)[node]
         return out
     raise expr.ModelFileError(f"unknown model kind {model.get('kind')!r}")
@@ -251,7 +258,7 @@ class Model:
     # training cards (train.fit_sigma); None: sigma² = spread² + sigma_resid²
     sigma_model: dict | None = None
 
-    def domain_ratio(self, X: np.ndarray, mean: np.ndarray | None = None, dist: np.ndarray | None = None):
+    def domain_ratio(self, X: np.ndarray, mean=None, dist=None, ref=None):
         """Per card, how far out of the applicability domain it sits (<= 1 inside): the larger of the domain's
         ratio (Domain.ratio: distance and range) and, with a reference model, the formula's disagreement with it
         over agreement x sigma_resid — a recipe where two model families disagree is an extrapolation even when
@@ -259,7 +266,8 @@ class Model:
         ratio = self.domain.ratio(X, dist)
         if self.reference is not None and self.agreement > 0:
             mean = predict_json(self.main, X) if mean is None else mean
-            gap = np.abs(mean - predict_json(self.reference, X)) / (self.agreement * max(self.sigma_resid, 1e-12))
+            ref = predict_json(self.reference, X) if ref is None else ref
+            gap = np.abs(mean - ref) / (self.agreement * max(self.sigma_resid, 1e-12))
             ratio = np.maximum(ratio, np.where(np.isfinite(gap), gap, np.inf))
         return ratio
 
@@ -270,8 +278,9 @@ class Model:
     def X(self, cards: pd.DataFrame) -> np.ndarray:
         return self.featuriser.transform_array(cards)
 
-    def mean_std(self, X: np.ndarray, dist: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Prediction and its sigma for a feature matrix (sigma_model, or member spread + residual scatter)."""
+    def mean_std(self, X: np.ndarray, dist=None, ref=None) -> tuple[np.ndarray, np.ndarray]:
+        """Prediction and its sigma for a feature matrix (sigma_model, or member spread + residual scatter);
+        dist, ref: the domain distance and the reference model's prediction when already known."""
         mean = predict_json(self.main, X)
         if self.members:
             spread = np.std(np.vstack([predict_json(m, X) for m in self.members]), axis=0)
@@ -280,7 +289,10 @@ class Model:
         if not self.sigma_model:
             return mean, np.sqrt(spread**2 + self.sigma_resid**2)
         sm = self.sigma_model
-        gap = mean - predict_json(self.reference, X) if sm["b_gap"] and self.reference is not None else 0.0
+        if sm["b_gap"] and self.reference is not None:
+            gap = mean - (predict_json(self.reference, X) if ref is None else ref)
+        else:
+            gap = 0.0
         dist = self.domain.distance(X) if dist is None and sm["b_dist"] else dist
         sigma = sigma_of(sm, len(mean), gap, dist / self.domain.threshold if sm["b_dist"] else 0.0, mean)
         sigma = np.sqrt(sigma**2 + spread**2)
@@ -299,17 +311,21 @@ class Model:
     def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, sigma, whole domain ratio incl. agreement with the reference) for ranked candidates."""
         X = self.X(cards)
-        dist = self.domain.distance(X)
-        mean, std = self.mean_std(X, dist)
-        return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist))
+        dist, ref = self.domain.distance(X), self._reference(X)
+        mean, std = self.mean_std(X, dist, ref)
+        return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist, ref))
 
     def predict(self, cards: pd.DataFrame | None = None, X: np.ndarray | None = None):
         """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix: then an input the
         training cards never varied cannot be checked)."""
         X = self.X(cards) if X is None else X
-        dist = self.domain.distance(X)
-        mean, std = self.mean_std(X, dist)
-        return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist)) <= 1.0, dist
+        dist, ref = self.domain.distance(X), self._reference(X)
+        mean, std = self.mean_std(X, dist, ref)
+        return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist, ref)) <= 1.0, dist
+
+    def _reference(self, X: np.ndarray):
+        """The reference model's prediction (sigma and domain both read it: a tree ensemble is evaluated once)."""
+        return None if self.reference is None else predict_json(self.reference, X)
 
     def to_json(self) -> dict:
         return {

@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     p.add_argument("name")
     p = sub.add_parser("demo", help="train YS, UTS, FractureEL on the demo cards and publish them as champion")
     p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--force", action="store_true", help="train and publish again when champions exist")
     args = ap.parse_args(argv)
     console = Console()
     reg = Registry(args.registry)
@@ -105,6 +106,11 @@ def main(argv=None) -> int:
             for target, number in reg.publish(args.source, args.alias, args.combine):
                 console.print(f"published {target}:{number}" + (f" as {args.alias}" if args.alias else ""))
         elif args.command == "demo":
+            have = [t for t in DEMO_TARGETS if "champion" in reg.index()["targets"].get(t, {}).get("aliases", {})]
+            if len(have) == len(DEMO_TARGETS) and not args.force:
+                console.print(f"{reg.path} already has champions for {', '.join(have)} (--force trains new ones)")
+                console.print(_rows_table(reg.rows()))
+                return 0
             for target, number in build_demo(reg, args.seeds, extra):
                 console.print(f"published {target}:{number} as champion")
             console.print(_rows_table(reg.rows()))

@@ -128,8 +128,9 @@ def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame, progress=
     master = design_mod.family_cards(master, d.family, d.families)
     space = _space(cfg, master, data)
     evaluator = design_mod.Evaluator(space, {t: models[t] for t in targets}, d, cleaning, targets)
-    X = factory.optimizer(cfg).minimise(evaluator, progress)
-    ranked = design_mod.rank(evaluator, X, master, list(data.id_columns))
+    search = factory.optimizer(cfg)
+    X = search.minimise(evaluator, progress)
+    ranked = design_mod.rank(evaluator, X, master, list(data.id_columns), search.feasible_)
     top = ranked.head(d.top).copy()
     hit_rate = _closed_loop(top, targets, d) if data.ground_truth and len(top) else None
     return Designed(top, ranked, hit_rate, space, targets, {t: models[t].unit for t in targets})
