@@ -132,6 +132,17 @@ def test_run_py_designs_from_the_registry_as_from_the_sweep_and_as_the_service(d
     assert out["versions"] == {"YS": "YS:1", "UTS": "UTS:1", "FractureEL": "FractureEL:1"}
     for col in ("YS_pred", "UTS_pred", "FractureEL_pred", "Mg", "homog_schedule", "p_hit", "nearest_card"):
         assert out["candidates"][col].astype(str).tolist() == top[col].astype(str).tolist(), col
+    # ... and over HTTP: the action plan's request gives the same ranked recipes
+    from fastapi.testclient import TestClient
+
+    from alloy_hydra.service import create_app
+
+    body = {"target_YS": 260, "target_UTS": 320, "target_EL": 12, "alloy_family": "AA5xxx", "casting": "DC"}
+    with TestClient(create_app(demo_registry.path, query_log=tmp_path / "q.sqlite")) as client:
+        answer = client.post("/design", json={**body, "max_cost": 2.0, "pop_size": 30, "n_gen": 15}).json()
+    assert [c["predictions"]["YS"]["pred"] for c in answer["candidates"]] == top["YS_pred"].tolist()
+    assert [c["composition_wt_pct"]["Mg"] for c in answer["candidates"]] == top["Mg"].tolist()
+    assert [c["process"]["homog_schedule"] for c in answer["candidates"]] == top["homog_schedule"].tolist()
 
 
 def test_registry_commands(demo_registry, tmp_path):
