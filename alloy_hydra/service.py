@@ -150,6 +150,11 @@ def _records(df) -> list[dict]:
     return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
 
 
+def per_target(row: dict, targets, fields) -> dict:
+    """{target: {field: row[f"{target}_{field}"]}} for the fields the row has (truth: demo data only)."""
+    return {t: {f: row[f"{t}_{f}"] for f in fields if f"{t}_{f}" in row} for t in targets}
+
+
 def candidates_json(result: dict) -> list[dict]:
     """The ranked recipes as the API shows them: composition, process, the recipe as a raw data card,
     predictions ± σ with deviation and chance within tolerance per target, cost, domain, nearest card, note."""
@@ -165,19 +170,9 @@ def candidates_json(result: dict) -> list[dict]:
     rows = _records(top)
     cards = _records(result["recommended_cards"])
     for i, r in enumerate(rows):
-        preds = {
-            t: {
-                "target": r[f"{t}_target"],
-                "pred": r[f"{t}_pred"],
-                "std": r[f"{t}_std"],
-                "dev": r[f"{t}_dev"],
-                "within_tol": r[f"{t}_within_tol"],
-                "p_hit": r[f"{t}_p_hit"],
-                "unit": result["units"][t],
-                **({"truth": r[f"{t}_truth"]} if f"{t}_truth" in r else {}),
-            }
-            for t in result["targets"]
-        }
+        preds = per_target(r, result["targets"], ("target", "pred", "std", "dev", "within_tol", "p_hit", "truth"))
+        for t, p in preds.items():
+            p["unit"] = result["units"][t]
         out.append(
             {
                 "rank": r["rank"],
@@ -315,15 +310,7 @@ def create_app(
         targets = list(used)
         out = []
         for r in _records(table):
-            preds = {
-                t: {
-                    "pred": r[f"{t}_pred"],
-                    "std": r[f"{t}_std"],
-                    "in_domain": r[f"{t}_in_domain"],
-                    "domain_distance": r[f"{t}_domain_distance"],
-                }
-                for t in targets
-            }
+            preds = per_target(r, targets, ("pred", "std", "in_domain", "domain_distance"))
             out.append({"card": r["source_row"] - 1, "predictions": preds, "rejected_reason": r["rejected_reason"]})
         answer = {"query_id": qid, "versions": used, "n_cards": len(out), "results": out}
         queries.add(qid, "/predict", 200, inputs, used, answer)
