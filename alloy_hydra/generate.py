@@ -111,6 +111,32 @@ def _seed_everything(seed: int) -> None:
         pass
 
 
+@contextlib.contextmanager
+def _ctgan_epochs(advance):
+    """CTGAN reports its epochs only through a tqdm bar of its own; while it fits, that bar is replaced by one that
+    calls advance() after each epoch, so the run's progress bar shows epochs done and the time left."""
+    from ctgan.synthesizers import ctgan as ctgan_module
+
+    class Epochs:
+        def __init__(self, iterable, **_):
+            self.iterable = iterable
+
+        def __iter__(self):
+            for epoch in self.iterable:
+                yield epoch
+                advance()
+
+        def set_description(self, *_args, **_kwargs):
+            pass
+
+    real = ctgan_module.tqdm
+    ctgan_module.tqdm = Epochs
+    try:
+        yield
+    finally:
+        ctgan_module.tqdm = real
+
+
 class SDVGenerator(BaseEstimator):
     """CTGAN or Gaussian copula through SDV, on the recipe table without any id column.
 
@@ -169,7 +195,15 @@ class SDVGenerator(BaseEstimator):
 
     def fit(self, table: pd.DataFrame, groups: pd.Series, schema: Schema, coarse: pd.Series | None = None):
         import torch
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from sdv.metadata import Metadata
 
         torch.set_num_threads(max(1, int(self.threads)))
@@ -197,14 +231,17 @@ class SDVGenerator(BaseEstimator):
                     c, table_name="t", sdtype="categorical" if c in schema.categorical or c == "_key" else "numerical"
                 )
             self.synth_ = self._synthesizer(metadata)
+            epochs = self.epochs if self.kind == "ctgan" else None
             with Progress(
                 SpinnerColumn(),
                 TextColumn(f"fitting {self.name} on {len(data)} rows × {data.shape[1]} columns"),
+                *([BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeRemainingColumn()] if epochs else []),
                 TimeElapsedColumn(),
                 transient=True,
             ) as bar:
-                bar.add_task("fit", total=None)
-                self.synth_.fit({"t": data})
+                task = bar.add_task("fit", total=epochs)
+                with _ctgan_epochs(lambda: bar.advance(task)) if epochs else contextlib.nullcontext():
+                    self.synth_.fit({"t": data})
         self.use_key_ = use_key
         self._fit_assigner()
         return self

@@ -316,3 +316,19 @@ def test_uq_al_generators(needs_shared_data, tmp_path, gen):
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["real_only_r2"] > 0.5 and (gen == "none") == (m["n_synthetic"] == 0)
+
+
+def test_ctgan_epochs_reach_the_progress_bar():
+    """CTGAN fits report each epoch (the run's bar shows epochs done and time left), and its own tqdm is back
+    afterwards."""
+    import pandas as pd
+    from ctgan import CTGAN
+    from ctgan.synthesizers import ctgan as ctgan_module
+
+    from alloy_hydra.generate import _ctgan_epochs
+
+    real, done = ctgan_module.tqdm, []
+    table = pd.DataFrame({"a": [float(i % 7) for i in range(40)], "b": ["x", "y"] * 20})
+    with _ctgan_epochs(lambda: done.append(1)):
+        CTGAN(epochs=3, batch_size=20, pac=2, enable_gpu=False).fit(table, discrete_columns=["b"])
+    assert len(done) == 3 and ctgan_module.tqdm is real
