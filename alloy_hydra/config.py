@@ -377,6 +377,19 @@ class RegistryConfig:
 
 
 @dataclass
+class MonitorConfig:
+    # python -m alloy_hydra.monitor: when does a model need retraining, and when has a feature drifted
+    max_mae_increase: float = 0.15  # the action plan's rule: MAE on new cards > recorded MAE x 1.15 ...
+    min_cards: int = 10  # ... on at least this many labelled cards ...
+    confidence: float = 0.9  # ... with this bootstrap interval (over alloy groups) above the recorded MAE
+    bootstrap: int = 1000
+    p_value: float = 0.01  # a feature drifts when its test rejects at this level and the shift is large:
+    max_shift_sd: float = 0.5  # numbers: Wasserstein distance / training sd
+    max_js: float = 0.2  # categories: Jensen-Shannon distance of the level shares (base 2)
+    seed: int = 0
+
+
+@dataclass
 class Config:
     data: DataConfig = MISSING
     target: TargetConfig = MISSING
@@ -391,6 +404,7 @@ class Config:
     optimizer: OptimizerConfig = MISSING
     design: DesignConfig = field(default_factory=DesignConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     seed: int = 42
     summary: bool = True  # print the rich summary
@@ -535,4 +549,5 @@ _SCHEMAS = {
     "optimizer": OptimizerConfig,
     "design": DesignConfig,
     "registry": RegistryConfig,
+    "monitor": MonitorConfig,
 }
