@@ -149,3 +149,34 @@ def normal(rng: np.random.Generator, n: int) -> np.ndarray:
     """Standard normals from uniform doubles: the bit stream is stable across numpy versions, so the demo
     file regenerates byte-for-byte (Generator.normal's algorithm is not guaranteed stable)."""
     return ndtri(np.clip(rng.random(n), 1e-12, 1 - 1e-12))
+
+
+def cast(raw: pd.DataFrame, cfg, rng: np.random.Generator, noise: bool = True) -> pd.DataFrame:
+    """Demo only: "cast and test" recipe cards (raw, in the demo schema): each is cleaned as the lab's cards are,
+    its grain size and properties come from this ground truth (with measurement noise), and the measured values
+    are written into the card's grain-size and property columns, as a lab would fill them in."""
+    import dataclasses
+
+    from . import clean
+
+    raw = raw.copy()
+    if "source_row" not in raw:
+        raw.insert(0, "source_row", np.arange(2, len(raw) + 2))
+    data = dataclasses.replace(
+        cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
+    )
+    kept = clean.clean(raw.astype({c: str for c in raw.columns if c != "source_row"}), data, cfg.chem_window,
+                       cfg.cleaning, source="cast").master  # fmt: skip
+    cards = kept.drop(columns=["grain_size_um"], errors="ignore")
+    measured = properties(cards, noise=noise, rng=rng)
+    grain = state(cards)["grain_size_um"].to_numpy()
+    pos = raw.index[raw["source_row"].isin(kept["source_row"])]
+    order = pd.Series(range(len(kept)), index=kept["source_row"].to_numpy())
+    idx = order.loc[raw.loc[pos, "source_row"].to_numpy()].to_numpy()
+    for t, col in cfg.data.targets.items():
+        raw[col] = ""
+        raw.loc[pos, col] = [f"{v:.1f}" if t in ("YS", "UTS") else f"{v:.2f}" for v in measured[t].to_numpy()[idx]]
+    grain_col = cfg.data.numeric.get("grain_size_um")
+    if grain_col is not None:
+        raw.loc[pos, grain_col.column] = [f"{g:.1f} um" for g in grain[idx]]
+    return raw.drop(columns=["source_row"])

@@ -1,0 +1,360 @@
+"""An active-learning campaign: which experiments to run next to reach the target properties fastest.
+
+A campaign is a folder:
+
+    campaign.json      the state (targets, tolerances, constraints, the exploration dial, pending experiments,
+                       failed ones, the history of rounds); JSON that round-trips exactly
+    cards.csv          every measured card it has, in the lab's schema (the initial cards, then each round's)
+    rounds/rK/         round K: the models trained on the cards of that round (normal run dirs), batch.csv
+
+Verbs (Python and `python -m alloy_hydra.campaign`): `recommend(batch_size, pending)` trains the models on the
+cards (the normal pipeline, stages clean..audit, per target) and returns the next batch as raw data cards with
+why each was chosen; `add_measurements(cards)` takes measured cards (partial labels allowed; a `failed` column
+or no label at all records a failed experiment); `status()`.
+
+A batch mixes exploitation and exploration (`explore`, 0..1, the share of the batch that explores):
+- exploit: the design stage's own ranking (chance to land within tolerance under σ, then cost), in domain;
+- explore: recipes that could still hit (every target within 2σ of its prediction) and where the models know
+  least (largest Σ σ/tolerance: large ensemble spread, thin domain, formula and reference disagreeing).
+No two recipes of a batch, and no recipe and a pending experiment, are closer than `diversity` (RMS distance
+over the design variables in units of their spread among the candidates). Every recipe obeys the design
+stage's constraints (chem window, Σ = 100, adequate schedules, cost, family, casting).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import AlloyHydraError
+from .io import read_cards
+
+FORMAT = "alloy_hydra.campaign/1"
+DEFAULT_OVERRIDES = ["regressor=hinge", "generator=none", "qc.plots=false", "summary=false"]
+
+
+class CampaignError(AlloyHydraError):
+    pass
+
+
+def _truthy(v) -> bool:
+    return str(v).strip().lower() in ("1", "true", "yes", "y", "failed")
+
+
+class Campaign:
+    def __init__(self, path, state: dict):
+        self.path = Path(path)
+        self.state = state
+
+    # --- creating, saving, loading ----------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path,
+        targets: dict,
+        cards,
+        tolerance: dict | None = None,
+        family: str | None = None,
+        casting: str | None = None,
+        max_cost: float | None = None,
+        minimum: dict | None = None,
+        explore: float = 0.4,
+        diversity: float = 1.0,
+        overrides=DEFAULT_OVERRIDES,
+        seed: int = 0,
+        registry: str | None = None,
+    ) -> Campaign:
+        from .config import compose
+
+        path = Path(path)
+        if (path / "campaign.json").exists():
+            raise CampaignError(f"{path} already holds a campaign (campaign.json)")
+        if not 0 <= explore <= 1:
+            raise CampaignError(f"explore must be between 0 and 1, not {explore}")
+        cfg = compose(list(overrides))
+        unknown = [t for t in targets if t not in cfg.design.targets]
+        if unknown:
+            raise CampaignError(f"unknown target {unknown[0]!r}; properties: {', '.join(cfg.design.targets)}")
+        tol = {t: float((tolerance or {}).get(t, cfg.design.tolerance[t])) for t in targets}
+        path.mkdir(parents=True, exist_ok=True)
+        table = cards if isinstance(cards, pd.DataFrame) else read_cards(cards, delimiter=cfg.data.delimiter)
+        table.drop(columns=["source_row"], errors="ignore").to_csv(path / "cards.csv", index=False)
+        state = {
+            "format": FORMAT,
+            "targets": {t: float(v) for t, v in targets.items()},
+            "tolerance": tol,
+            "constraints": {"family": family, "casting": casting, "max_cost": max_cost, "min": dict(minimum or {})},
+            "explore": float(explore),
+            "diversity": float(diversity),
+            "overrides": list(overrides),
+            "seed": int(seed),
+            "registry": registry,
+            "round": 0,
+            "n_initial": int(len(table)),
+            "pending": [],
+            "failed": [],
+            "history": [],
+        }
+        camp = cls(path, state)
+        camp.save()
+        return camp
+
+    @classmethod
+    def load(cls, path) -> Campaign:
+        path = Path(path)
+        f = path / "campaign.json"
+        if not f.exists():
+            raise CampaignError(f"{path} is not a campaign (no campaign.json)")
+        state = json.loads(f.read_text())
+        if state.get("format") != FORMAT:
+            raise CampaignError(f"{f} is not an alloy_hydra campaign")
+        return cls(path, state)
+
+    def save(self) -> None:
+        tmp = self.path / ".campaign.json.tmp"
+        tmp.write_text(json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.path / "campaign.json")
+
+    # --- config and models ------------------------------------------------------------------------------------
+    def config(self, target: str | None = None, extra=()):
+        from .config import compose
+
+        s = self.state
+        c = s["constraints"]
+        over = [*s["overrides"], f"data.path={(self.path / 'cards.csv').resolve()}", f"seed={s['seed']}"]
+        if target:
+            over.append(f"target={target}")
+        over += [f"design.targets.{t}={v}" for t, v in s["targets"].items()]
+        over += [f"design.tolerance.{t}={v}" for t, v in s["tolerance"].items()]
+        over += [f"design.min.{t}={v}" for t, v in c["min"].items()]
+        for key in ("family", "casting", "max_cost"):
+            if c[key] is not None:
+                over.append(f"design.{key}={c[key]}")
+        return compose([*over, *extra])
+
+    def train(self) -> tuple[dict, object, pd.DataFrame]:
+        """Per target, the normal pipeline (clean, split, train, audit) on the campaign's cards into
+        rounds/rK/<target>; publishes each model to the registry when the campaign has one."""
+        from . import stages
+        from .model import Model
+
+        k = self.state["round"] + 1
+        models, cfg, master = {}, None, None
+        for t in self.state["targets"]:
+            run_dir = self.path / "rounds" / f"r{k}" / t
+            if not (run_dir / "model.json").exists():
+                cfg_t = self.config(t, ["stages=[clean,split,train,audit]"])
+                stages.run(cfg_t, run_dir)
+                _save_run_config(cfg_t, run_dir)
+            models[t] = Model.load(run_dir / "model.json")
+            if master is None:
+                cfg = self.config(t)
+                master = pd.read_csv(run_dir / "BASE_MASTER.csv", dtype={c: str for c in cfg.data.id_columns})
+        if self.state["registry"]:
+            from .registry import Registry
+
+            reg = Registry(self.state["registry"])
+            for t in self.state["targets"]:
+                reg.publish(self.path / "rounds" / f"r{k}" / t)
+        return models, cfg, master
+
+    # --- the verbs --------------------------------------------------------------------------------------------
+    def recommend(self, batch_size: int = 5, pending=None) -> pd.DataFrame:
+        """The next batch as raw data cards (ids c<round>-<n>), with `why` and the predictions beside them."""
+        from . import design as design_mod
+        from .stages.design import recommend
+
+        if batch_size < 1:
+            raise CampaignError("batch_size must be at least 1")
+        models, cfg, master = self.train()
+        cfg = _with_domain(cfg, "penalise")  # exploration may go where the domain is thin; exploitation stays in
+        out = recommend(cfg, models, cfg.data, cfg.cleaning, master, progress=lambda *_: None)
+        pool = out.candidates.reset_index(drop=True)
+        if not len(pool):
+            raise CampaignError(f"no feasible recipe under the campaign's constraints {self.state['constraints']}")
+        schema = out.space.schema
+        cols = [*schema.elements, *[c for c in schema.numeric if c in pool]]
+        Z = _standardise(pool, cols)
+        taken = list(self.state["pending"]) + [c for c in (pending or [])]
+        blocked = _near_pending(pool, taken, cols, Z, cfg, self.state["diversity"])
+        n_exploit = int(round(batch_size * (1 - self.state["explore"])))
+        tol = self.state["tolerance"]
+        picks, why = [], []
+        # the design score: chance within tolerance under σ (σ is larger out of domain), then cost and simplicity
+        exploit = pool.index[~blocked][np.argsort(pool.loc[~blocked, "score"].to_numpy(), kind="stable")]
+        for i in exploit:
+            if len(picks) >= n_exploit:
+                break
+            if _far(Z, i, picks, self.state["diversity"]):
+                picks.append(i)
+                why.append(
+                    f"exploit: rank {int(pool.at[i, 'rank'])}, P(all within tolerance) {pool.at[i, 'p_hit']:.2f}"
+                )
+        unc = sum(pool[f"{t}_std"] / tol[t] for t in tol) / len(tol)
+        could = np.all([(pool[f"{t}_dev"].abs() - 2 * pool[f"{t}_std"]) <= tol[t] for t in tol], axis=0)
+        order = list(pool.index[could & ~blocked][np.argsort(-unc[could & ~blocked].to_numpy(), kind="stable")])
+        order += [
+            i for i in pool.index[~could & ~blocked][np.argsort(-unc[~could & ~blocked].to_numpy(), kind="stable")]
+        ]
+        for i in order:
+            if len(picks) >= batch_size:
+                break
+            if i not in picks and _far(Z, i, picks, self.state["diversity"]):
+                picks.append(i)
+                kind = "could hit within 2σ" if could[i] else "no candidate left that could hit"
+                why.append(f"explore: {kind}; mean σ/tolerance {unc[i]:.2f} (where the models know least)")
+        if len(picks) < batch_size:  # a small space: fill with the best remaining, diversity relaxed
+            for i in pool.index[~blocked]:
+                if len(picks) >= batch_size:
+                    break
+                if i not in picks:
+                    picks.append(i)
+                    why.append("fill: the space holds no more recipes this far apart")
+        k = self.state["round"] + 1
+        chosen = pool.loc[picks].assign(rank=np.arange(1, len(picks) + 1))
+        cards = design_mod.as_raw_cards(chosen, cfg.data, prefix=f"c{k}")
+        cards["why"] = why
+        for t in self.state["targets"]:
+            cards[f"predicted_{t}"] = [f"{p:.1f} ± {s:.1f}" for p, s in zip(chosen[f"{t}_pred"], chosen[f"{t}_std"])]
+        cards["in_domain"] = chosen["in_domain"].to_numpy()
+        (self.path / "rounds" / f"r{k}").mkdir(parents=True, exist_ok=True)
+        cards.to_csv(self.path / "rounds" / f"r{k}" / "batch.csv", index=False)
+        id_col = cfg.data.id_columns[0]
+        extra = {"why", "in_domain", *(f"predicted_{t}" for t in self.state["targets"])}
+        self.state["pending"] += [
+            {c: str(v) for c, v in row.items() if c not in extra} for row in cards.to_dict("records")
+        ]
+        self.state["round"] = k
+        predicted = [{t: float(chosen[f"{t}_pred"].iat[j]) for t in self.state["targets"]} for j in range(len(cards))]
+        recommended = [{"id": str(cid), "why": w, "predicted": p} for cid, w, p in zip(cards[id_col], why, predicted)]
+        self.state["history"].append(
+            {"round": k, "recommended": recommended, "n_cards": int(len(master)), "n_feasible": int(len(pool))}
+        )
+        self.save()
+        return cards
+
+    def add_measurements(self, cards) -> dict:
+        """Measured cards (DataFrame or CSV path, the lab's schema): labelled ones join cards.csv, failed ones
+        (a truthy `failed` column, or no target label) are recorded; matching pending experiments are closed."""
+        cfg = self.config()
+        table = cards if isinstance(cards, pd.DataFrame) else read_cards(cards, delimiter=cfg.data.delimiter)
+        table = table.drop(columns=["source_row"], errors="ignore").astype(str)
+        id_col = cfg.data.id_columns[0]
+        labels = [cfg.data.targets[t] for t in self.state["targets"] if t in cfg.data.targets]
+        failed = table["failed"].map(_truthy) if "failed" in table else pd.Series(False, index=table.index)
+        unlabelled = ~table[[c for c in labels if c in table]].replace("", np.nan).notna().any(axis=1)
+        bad = failed | unlabelled
+        known = pd.read_csv(self.path / "cards.csv", dtype=str, keep_default_na=False)
+        good = table.loc[~bad, [c for c in known.columns if c in table]]
+        pd.concat([known, good], ignore_index=True).to_csv(self.path / "cards.csv", index=False)
+        closed = set(table[id_col]) if id_col in table else set()
+        self.state["pending"] = [p for p in self.state["pending"] if p.get(id_col) not in closed]
+        for _, row in table[bad].iterrows():
+            reason = "failed" if _truthy(row.get("failed", "")) else "no label"
+            self.state["failed"].append({"id": row.get(id_col, ""), "round": self.state["round"], "reason": reason})
+        added = {
+            "measured": int((~bad).sum()),
+            "failed": int(bad.sum()),
+            "closed": sorted(closed & {str(i) for i in closed}),
+        }
+        if self.state["history"]:
+            self.state["history"][-1].setdefault("measurements", []).append(added)
+        self.save()
+        return added
+
+    def status(self) -> dict:
+        """Round, cards, pending and failed experiments, and how close the measured campaign cards came."""
+        cfg = self.config()
+        cards = pd.read_csv(self.path / "cards.csv", dtype=str, keep_default_na=False)
+        new = cards.iloc[self.state["n_initial"] :]
+        dist = measured_distance(new, cfg, self.state["targets"], self.state["tolerance"])
+        return {
+            "round": self.state["round"],
+            "cards": int(len(cards)),
+            "measured_by_campaign": int(len(new)),
+            "pending": [p.get(cfg.data.id_columns[0]) for p in self.state["pending"]],
+            "failed": len(self.state["failed"]),
+            "hits": int((dist <= 1).sum()),
+            "best_distance": float(dist.min()) if len(dist) else None,
+            "targets": self.state["targets"],
+            "explore": self.state["explore"],
+        }
+
+
+def measured_distance(cards: pd.DataFrame, cfg, targets: dict, tolerance: dict) -> np.ndarray:
+    """Per measured card, the worst target's |measured - target| / tolerance (<= 1: a hit on every target)."""
+    out = []
+    for t, v in targets.items():
+        col = cfg.data.targets.get(t)
+        vals = pd.to_numeric(cards[col], errors="coerce") if col in cards else pd.Series(np.nan, index=cards.index)
+        out.append(np.abs(vals.to_numpy(float) - v) / tolerance[t])
+    if not out:
+        return np.array([])
+    d = np.max(np.vstack(out), axis=0)
+    return d[np.isfinite(d)]
+
+
+def _with_domain(cfg, domain: str):
+    import dataclasses
+
+    return dataclasses.replace(cfg, design=dataclasses.replace(cfg.design, domain=domain, top=10_000))
+
+
+def _standardise(pool: pd.DataFrame, cols) -> np.ndarray:
+    A = pool[cols].to_numpy(float)
+    sd = A.std(axis=0)
+    return np.nan_to_num((A - A.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
+
+
+def _far(Z: np.ndarray, i: int, picks: list, radius: float) -> bool:
+    if not picks:
+        return True
+    d = np.sqrt(np.mean((Z[picks] - Z[i]) ** 2, axis=1))
+    return bool(d.min() >= radius)
+
+
+def _near_pending(pool, pending: list, cols, Z, cfg, radius) -> np.ndarray:
+    """Candidates within `radius` of a pending experiment (pending: raw cards, as recommended)."""
+    blocked = np.zeros(len(pool), bool)
+    if not pending:
+        return blocked
+    from . import clean
+
+    raw = pd.DataFrame(pending).astype(str)
+    raw.insert(0, "source_row", np.arange(2, len(raw) + 2))
+    data = _without_targets(cfg.data, raw)
+    kept = clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source="pending").master
+    if not len(kept):
+        return blocked
+    A = pool[cols].to_numpy(float)
+    mu, sd = A.mean(axis=0), A.std(axis=0)
+    P = np.nan_to_num((kept.reindex(columns=cols).to_numpy(float) - mu) / np.where(sd > 0, sd, 1.0))
+    d = np.sqrt(((Z[:, None, :] - P[None, :, :]) ** 2).mean(axis=2))
+    return (d < radius).any(axis=1)
+
+
+def _without_targets(data, raw):
+    import dataclasses
+
+    return dataclasses.replace(
+        data, targets={k: v for k, v in data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
+    )
+
+
+def _save_run_config(cfg, run_dir: Path) -> None:
+    """A run dir made in-process gets the .hydra/config.yaml a run.py run has (predict, registry, monitor read it)."""
+    from omegaconf import OmegaConf
+
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.structured(cfg), run_dir / ".hydra" / "config.yaml")
+
+
+if __name__ == "__main__":  # python -m alloy_hydra.campaign: the commands live in cli/campaign.py
+    import sys
+
+    from alloy_hydra.cli.campaign import main
+
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The active-learning campaign: a tiny campaign end to end on the demo ground truth."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+from alloy_hydra import campaign, clean, demo, ground_truth
+from alloy_hydra.config import compose
+
+TINY = ["regressor=hinge", "generator=none", "qc.plots=false", "summary=false", "train.ensemble=5",
+        "train.cv_folds=3", "optimizer.pop_size=30", "optimizer.n_gen=10"]  # fmt: skip
+TARGETS = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}
+ELEMENTS = ["Si", "Fe", "Cu", "Mn", "Mg", "Cr", "Ni", "Zn", "Ti", "Zr", "Sc", "Other", "Al"]
+
+
+def biased_cards() -> pd.DataFrame:
+    """The demo cards without any near the targets (the campaign has to find the region)."""
+    cards = pd.read_csv(demo.demo_path(), dtype=str, keep_default_na=False)
+    ys, uts = (pd.to_numeric(cards[c], errors="coerce") for c in ("YS (MPa)", "UTS (MPa)"))
+    return cards[~(((ys - 260).abs() <= 40) | ((uts - 320).abs() <= 40))]
+
+
+def recipe_cols(batch):
+    return [c for c in batch.columns if c not in ("why", "in_domain") and not c.startswith("predicted_")]
+
+
+def cleaned(batch, cfg):
+    raw = batch[recipe_cols(batch)].astype(str).assign(source_row=np.arange(2, len(batch) + 2))
+    return clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, source="batch")
+
+
+def test_a_tiny_campaign_end_to_end(tmp_path):
+    cfg = compose()
+    camp = campaign.Campaign.create(tmp_path / "c", TARGETS, biased_cards(), casting="DC", max_cost=2.0,
+                                    explore=0.4, overrides=TINY)  # fmt: skip
+    first = camp.recommend(5)
+    assert len(first) == 5 and first["file_name"].tolist() == [f"c1-{i}" for i in range(1, 6)]
+    assert first["why"].str.startswith("exploit").sum() == 3 and first["why"].str.startswith("explore").sum() == 2
+    # every recommendation is a valid card: the cleaning keeps it, Σ = 100, DC, inside the chem window
+    result = cleaned(first, cfg)
+    assert len(result.master) == 5 and not len(result.rejects)
+    assert np.allclose(result.master[ELEMENTS].sum(axis=1), 100, atol=0.05) and (result.master["casting"] == "DC").all()
+    # the state round-trips exactly
+    again = campaign.Campaign.load(tmp_path / "c")
+    assert again.state == camp.state
+    text = (tmp_path / "c" / "campaign.json").read_text()
+    again.save()
+    assert (tmp_path / "c" / "campaign.json").read_text() == text
+    # pending experiments are not recommended again
+    second = again.recommend(5)
+    assert set(second["file_name"]).isdisjoint(first["file_name"]) and len(again.state["pending"]) == 10
+    key = lambda b: cleaned(b, cfg).master[ELEMENTS + ["cold_reduction_pct"]].round(2).astype(str).agg("|".join, axis=1)  # noqa: E731
+    assert set(key(second)).isdisjoint(set(key(first)))
+    # the ground truth "casts" them; one experiment failed; measurements close the pending ones
+    measured = ground_truth.cast(first[recipe_cols(first)], cfg, np.random.default_rng(0))
+    ys = pd.to_numeric(measured["YS (MPa)"])
+    assert ys.notna().all() and (ys > 30).all()
+    measured["failed"] = ["", "", "", "", "yes"]
+    added = again.add_measurements(measured)
+    assert added["measured"] == 4 and added["failed"] == 1
+    status = again.status()
+    assert status["measured_by_campaign"] == 4 and status["failed"] == 1 and status["round"] == 2
+    assert sorted(status["pending"]) == sorted(second["file_name"]) and status["best_distance"] > 0
+    assert (tmp_path / "c" / "rounds" / "r2" / "YS" / "model.json").exists()
+
+
+def test_the_campaign_commands(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "alloy_hydra.campaign", *map(str, args)], cwd=ROOT,
+                              capture_output=True, text=True)  # fmt: skip
+
+    biased_cards().to_csv(tmp_path / "cards.csv", index=False)
+    d = tmp_path / "c"
+    overrides = [a for o in TINY for a in ("--override", o)]
+    proc = cli("init", d, "--cards", tmp_path / "cards.csv", "--target", "YS=260", "--casting", "DC", *overrides)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = cli("recommend", d, "--batch", "3", "-o", tmp_path / "next.csv")
+    assert proc.returncode == 0 and "round 1: 3 recipes" in proc.stdout, proc.stdout + proc.stderr
+    batch = pd.read_csv(tmp_path / "next.csv", dtype=str, keep_default_na=False)
+    cast = ground_truth.cast(batch[recipe_cols(batch)], compose(), np.random.default_rng(1))
+    cast.to_csv(tmp_path / "measured.csv", index=False)
+    assert cli("add", d, tmp_path / "measured.csv").returncode == 0
+    status = json.loads(cli("status", d).stdout)
+    assert status["measured_by_campaign"] == 3 and status["pending"] == []
+    for args in (("status", tmp_path / "nowhere"), ("init", tmp_path / "x", "--cards", tmp_path / "cards.csv",
+                                                    "--target", "YS:260")):  # fmt: skip
+        proc = cli(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("explore", [-0.1, 1.5])
+def test_the_dial_is_checked(tmp_path, explore):
+    with pytest.raises(campaign.CampaignError, match="explore"):
+        campaign.Campaign.create(tmp_path / "c", {"YS": 260}, biased_cards(), explore=explore, overrides=TINY)
