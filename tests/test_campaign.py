@@ -37,7 +37,7 @@ def cleaned(batch, cfg):
 def test_a_tiny_campaign_end_to_end(tmp_path):
     cfg = compose()
     camp = campaign.Campaign.create(tmp_path / "c", TARGETS, biased_cards(), casting="DC", max_cost=2.0,
-                                    explore=0.4, overrides=TINY)  # fmt: skip
+                                    explore=0.4, overrides=TINY, registry=str(tmp_path / "models"))  # fmt: skip
     first = camp.recommend(5)
     assert len(first) == 5 and first["file_name"].tolist() == [f"c1-{i}" for i in range(1, 6)]
     assert first["why"].str.startswith("exploit").sum() == 3 and first["why"].str.startswith("explore").sum() == 2
@@ -67,6 +67,12 @@ def test_a_tiny_campaign_end_to_end(tmp_path):
     assert status["measured_by_campaign"] == 4 and status["failed"] == 1 and status["round"] == 2
     assert sorted(status["pending"]) == sorted(second["file_name"]) and status["best_distance"] > 0
     assert (tmp_path / "c" / "rounds" / "r2" / "YS" / "model.json").exists()
+    # each round's retrained models are published: the registry holds the models' history
+    from alloy_hydra.registry import Registry
+
+    reg = Registry(tmp_path / "models")
+    assert reg.targets() == sorted(TARGETS) and reg.resolve("YS") == 2
+    assert [reg.load("UTS", v).card["source"].split("/")[-2:] for v in (1, 2)] == [["r1", "UTS"], ["r2", "UTS"]]
 
 
 def test_the_campaign_commands(tmp_path):
