@@ -229,6 +229,31 @@ class Space:
                         out[col] = np.where(absent, np.nan, out[col])
         return self.fill_outcomes(pd.DataFrame(out))
 
+    def encode(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Recipe table (the space's own `table`, or cards encoded the same way) -> decision vectors, the inverse
+        of `recipes` up to its rounding, and which rows the space can hold (a categorical level it does not
+        have cannot be). Values outside a variable's range are clipped to it; a step a recipe lacks is 0.5."""
+        n = len(table)
+        X, ok = np.zeros((n, len(self.vars))), np.ones(n, bool)
+        for i, v in enumerate(self.vars):
+            if v.kind in ("element", "count"):
+                X[:, i] = table[v.name].to_numpy(float)
+            elif v.kind == "category":
+                idx = table[v.name].astype(str).map({lv: j for j, lv in enumerate(v.levels)})
+                ok &= idx.notna().to_numpy()
+                X[:, i] = idx.fillna(0).to_numpy(float)
+            else:
+                (glo, ghi), by = self._ranges[v.name]
+                lo, hi = np.full(n, glo), np.full(n, ghi)
+                if v.stratum and by:
+                    for r, key in enumerate(zip(*[table[s_].astype(str) for s_ in v.stratum])):
+                        if key in by:
+                            lo[r], hi[r] = by[key]
+                span = np.where(hi > lo, hi - lo, 1.0)
+                X[:, i] = np.where(hi > lo, (table[v.name].to_numpy(float) - lo) / span, 0.5)
+        X = np.where(np.isfinite(X), X, 0.5)
+        return np.clip(X, self.xl, self.xu), ok
+
     def fill_outcomes(self, table: pd.DataFrame) -> pd.DataFrame:
         """Each outcome column set to the distance-weighted mean of the 5 most similar tested recipes."""
         Z = self._outcome_space(table) if self._outcome else None

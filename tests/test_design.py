@@ -8,6 +8,7 @@ import pytest
 from conftest import compose, run_cli
 
 from alloy_hydra import clean, design, selection, stages
+from alloy_hydra.demo import demo_path
 from alloy_hydra.io import read_cards
 from alloy_hydra.model import Model
 
@@ -278,3 +279,26 @@ def test_the_recommendation_table_reads_at_80_columns():
     for text in ("Mg wt%", "4.51", "Cu wt%", "0.12", "CC", "350/3600", "200/7200", "261.2 ± 6.1", "270.4", "#4"):
         assert text in out, text  # a long schedule folds inside its cell
     assert "Zn wt%" not in out  # no recipe holds 0.05 wt% Zn
+
+
+def test_encode_inverts_the_recipe_decoding():
+    """Space.encode puts tested cards into the design variables (campaign baselines, BayBE): decoding them gives
+    the cards back up to the castable rounding, inside the variables' ranges."""
+    from alloy_hydra.stages.design import _space
+
+    cfg = compose(["design.casting=DC"])
+    master = clean.clean(read_cards(demo_path()), cfg.data, cfg.chem_window, cfg.cleaning).master
+    space = _space(cfg, master, cfg.data)
+    X, ok = space.encode(space.table)
+    assert ok.sum() == (space.table["casting"] == "DC").sum() and (X >= space.xl).all() and (X <= space.xu).all()
+    rec = space.recipes(X)
+    for v in space.vars:
+        if v.kind == "category":
+            assert (rec.loc[ok, v.name].astype(str) == space.table.loc[ok, v.name].astype(str)).all(), v.name
+            continue
+        a, b = space.table.loc[ok, v.name].to_numpy(float), rec.loc[ok, v.name].to_numpy(float)
+        inside = np.isfinite(a) & np.isfinite(b)
+        if v.kind == "element":  # the cards' 1-99 % quantiles bound an element: the outermost cards are clipped
+            inside &= (a >= v.lo - 1e-9) & (a <= v.hi + 1e-9)
+        step = {"element": 0.0051, "count": 0.0}.get(v.kind, 2.51 if "_T" in v.name else 0.06)
+        assert np.abs(a[inside] - b[inside]).max(initial=0) <= step, v.name
