@@ -4,6 +4,7 @@ botorch + gpytorch, so it runs in a separate venv and is never a dependency).
     python3 -m venv /work/baybe_venv && . /work/baybe_venv/bin/activate
     pip install torch==2.13.0 && pip install baybe && pip install -e .
     OMP_NUM_THREADS=1 python benchmarks/bench_campaign_baybe.py [--seeds 1 2 3 4 5] [--rounds 6] [--batch 5]
+        [--restarts 10] [--raw-samples 64] [--jobs 1]
 
 The same start cards, targets, tolerances, rounds, batch and ground truth (with noise) as bench_campaign.py, and
 the same variables: the design space of the start cards (design.Space, casting DC), its decision vectors given
@@ -50,10 +51,12 @@ def recipes_table(space, evaluator, X: np.ndarray) -> pd.DataFrame:
     return out, (ev.G <= 0).all(axis=1) if ev.G.shape[1] else np.ones(len(X), bool)
 
 
-def run_seed(seed: int, rounds: int, batch: int) -> dict:
+def run_seed(args) -> dict:
+    seed, rounds, batch, restarts, raw_samples = args
     from baybe import Campaign as BayBECampaign
     from baybe.objectives import DesirabilityObjective
     from baybe.parameters import CategoricalParameter, NumericalContinuousParameter, NumericalDiscreteParameter
+    from baybe.recommenders import BotorchRecommender
     from baybe.searchspace import SearchSpace
     from baybe.targets import NumericalTarget
 
@@ -84,7 +87,8 @@ def run_seed(seed: int, rounds: int, batch: int) -> dict:
     index = {v.name: i for i, v in enumerate(space.vars)}
     tol = {t: cfg.design.tolerance[t] for t in TARGETS}
     objective = DesirabilityObjective([NumericalTarget.match_bell(t, v, sigma=tol[t]) for t, v in TARGETS.items()])
-    bay = BayBECampaign(SearchSpace.from_product(params), objective)
+    recommender = BotorchRecommender(n_restarts=restarts, n_raw_samples=raw_samples)  # the start cards exist
+    bay = BayBECampaign(SearchSpace.from_product(params), objective, recommender=recommender)
 
     def as_frame(X: np.ndarray, y: pd.DataFrame) -> pd.DataFrame:
         df = pd.DataFrame({n: X[:, index[n]] for n in names})
@@ -125,12 +129,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--batch", type=int, default=5)
+    ap.add_argument("--restarts", type=int, default=10, help="Botorch's acquisition restarts (BayBE default 10)")
+    ap.add_argument("--raw-samples", type=int, default=64)
+    ap.add_argument("--jobs", type=int, default=1)
     a = ap.parse_args()
     n = a.rounds * a.batch
-    results = []
-    for s in a.seeds:
-        r = run_seed(s, a.rounds, a.batch)
-        results.append(r)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(a.jobs) as pool:
+        results = list(pool.map(run_seed, [(s, a.rounds, a.batch, a.restarts, a.raw_samples) for s in a.seeds]))
+    for s, r in zip(a.seeds, results):
         print(
             f"seed {s}: first hit {r['first_hit'] or f'>{n}'}, hits {r['hits']}, best by round "
             + " ".join(f"{b:.2f}" for b in r["best_by_round"])
