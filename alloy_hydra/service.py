@@ -24,6 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
+try:
+    import fastapi  # noqa: F401
+except ImportError:  # the base install has no web stack
+    raise SystemExit("the service needs the app extras: pip install -e '.[app]'") from None
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError

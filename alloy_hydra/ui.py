@@ -23,6 +23,11 @@ def main(argv=None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8501)
     args = ap.parse_args(argv)
+    import importlib.util
+
+    if importlib.util.find_spec("streamlit") is None:
+        print("the web page needs the app extras: pip install -e '.[app]'")
+        return 2
     page = Path(__file__).with_name("webapp.py")
     env = {**os.environ, REGISTRY_ENV: str(Path(args.registry).resolve())}
     cmd = [sys.executable, "-m", "streamlit", "run", str(page), "--server.address", args.host]
