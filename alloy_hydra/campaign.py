@@ -15,7 +15,8 @@ or no label at all records a failed experiment); `status()`.
 A batch mixes exploitation and exploration (`explore`, 0..1, the share of the batch that explores):
 - exploit: the design stage's own ranking (chance to land within tolerance under σ, then cost), in domain;
 - explore: recipes that could still hit (every target within 2σ of its prediction) and where the models know
-  least (largest Σ σ/tolerance: large ensemble spread, thin domain, formula and reference disagreeing).
+  least (largest Σ σ/tolerance: large ensemble spread, thin domain, formula and reference disagreeing); one
+  exploration slot re-tests the tested card nearest the targets that lacks a target's label (a label gap).
 No two recipes of a batch, and no recipe and a pending experiment, are closer than `diversity` (RMS distance
 over the design variables in units of their spread among the candidates). Every recipe obeys the design
 stage's constraints (chem window, Σ = 100, adequate schedules, cost, family, casting).
@@ -193,6 +194,10 @@ class Campaign:
                 why.append(
                     f"exploit: rank {int(pool.at[i, 'rank'])}, P(all within tolerance) {pool.at[i, 'p_hit']:.2f}"
                 )
+        gap = None
+        if self.state.get("gaps", True) and batch_size - len(picks) >= 1:
+            gap = self._label_gap(master, cfg, taken)
+        room = batch_size - (1 if gap is not None else 0)
         unc = sum(pool[f"{t}_std"] / tol[t] for t in tol) / len(tol)
         could = np.all([(pool[f"{t}_dev"].abs() - 2 * pool[f"{t}_std"]) <= tol[t] for t in tol], axis=0)
         order = list(pool.index[could & ~blocked][np.argsort(-unc[could & ~blocked].to_numpy(), kind="stable")])
@@ -200,15 +205,15 @@ class Campaign:
             i for i in pool.index[~could & ~blocked][np.argsort(-unc[~could & ~blocked].to_numpy(), kind="stable")]
         ]
         for i in order:
-            if len(picks) >= batch_size:
+            if len(picks) >= room:
                 break
             if i not in picks and _far(Z, i, picks, self.state["diversity"]):
                 picks.append(i)
                 kind = "could hit within 2σ" if could[i] else "no candidate left that could hit"
                 why.append(f"explore: {kind}; mean σ/tolerance {unc[i]:.2f} (where the models know least)")
-        if len(picks) < batch_size:  # a small space: fill with the best remaining, diversity relaxed
+        if len(picks) < room:  # a small space: fill with the best remaining, diversity relaxed
             for i in pool.index[~blocked]:
-                if len(picks) >= batch_size:
+                if len(picks) >= room:
                     break
                 if i not in picks:
                     picks.append(i)
@@ -220,6 +225,14 @@ class Campaign:
         for t in self.state["targets"]:
             cards[f"predicted_{t}"] = [f"{p:.1f} ± {s:.1f}" for p, s in zip(chosen[f"{t}_pred"], chosen[f"{t}_std"])]
         cards["in_domain"] = chosen["in_domain"].to_numpy()
+        if gap is not None:  # a tested recipe re-tested for the label it lacks
+            row, reason = gap
+            row[cfg.data.id_columns[0]] = f"c{k}-{len(cards) + 1}"
+            cards = pd.concat([cards, pd.DataFrame([{**row, "why": reason}])], ignore_index=True)
+            why.append(reason)
+            predicted_gap = True
+        else:
+            predicted_gap = False
         (self.path / "rounds" / f"r{k}").mkdir(parents=True, exist_ok=True)
         cards.to_csv(self.path / "rounds" / f"r{k}" / "batch.csv", index=False)
         id_col = cfg.data.id_columns[0]
@@ -228,13 +241,44 @@ class Campaign:
             {c: str(v) for c, v in row.items() if c not in extra} for row in cards.to_dict("records")
         ]
         self.state["round"] = k
-        predicted = [{t: float(chosen[f"{t}_pred"].iat[j]) for t in self.state["targets"]} for j in range(len(cards))]
+        predicted = [{t: float(chosen[f"{t}_pred"].iat[j]) for t in self.state["targets"]} for j in range(len(chosen))]
+        predicted += [{}] if predicted_gap else []
         recommended = [{"id": str(cid), "why": w, "predicted": p} for cid, w, p in zip(cards[id_col], why, predicted)]
         self.state["history"].append(
             {"round": k, "recommended": recommended, "n_cards": int(len(master)), "n_feasible": int(len(pool))}
         )
         self.save()
         return cards
+
+    def _label_gap(self, master: pd.DataFrame, cfg, pending: list):
+        """A tested card that lacks a label of a campaign target while its other labels put it nearest the targets
+        (the label gaps of labels_needed.csv): re-testing it costs no casting and tells about the target region.
+        Returns (its raw card with the targets blank, why) or None."""
+        targets, tol = self.state["targets"], self.state["tolerance"]
+        have = master[[t for t in targets if t in master]]
+        lacking = have.isna().any(axis=1) & have.notna().any(axis=1)
+        if not lacking.any():
+            return None
+        dist = pd.concat([(have[t] - v).abs() / tol[t] for t, v in targets.items() if t in have], axis=1).max(axis=1)
+        raw = pd.read_csv(self.path / "cards.csv", dtype=str, keep_default_na=False)
+        id_col = cfg.data.id_columns[0]
+        retests = {p.get("retest_of") for p in pending}
+        for i in dist[lacking].sort_values(kind="stable").index:
+            r = int(master.at[i, "source_row"]) - 2  # source_row: the row in cards.csv, header = row 1
+            if not 0 <= r < len(raw) or str(r) in retests:
+                continue
+            row = raw.iloc[r].to_dict()
+            missing = [t for t in targets if t in have and pd.isna(have.at[i, t])]
+            for t in targets:
+                row[cfg.data.targets[t]] = ""
+            known = ", ".join(t for t in targets if t in have and pd.notna(have.at[i, t]))
+            why = (
+                f"label gap: re-test card {row[id_col]} (row {r + 2} of cards.csv) for {', '.join(missing)}; "
+                f"its {known} put it {dist[i]:.1f} tolerances from the targets"
+            )
+            row["retest_of"] = str(r)
+            return row, why
+        return None
 
     def add_measurements(self, cards) -> dict:
         """Measured cards (DataFrame or CSV path, the lab's schema): labelled ones join cards.csv, failed ones
