@@ -230,19 +230,16 @@ class Campaign:
             row[cfg.data.id_columns[0]] = f"c{k}-{len(cards) + 1}"
             cards = pd.concat([cards, pd.DataFrame([{**row, "why": reason}])], ignore_index=True)
             why.append(reason)
-            predicted_gap = True
-        else:
-            predicted_gap = False
         (self.path / "rounds" / f"r{k}").mkdir(parents=True, exist_ok=True)
         cards.to_csv(self.path / "rounds" / f"r{k}" / "batch.csv", index=False)
         id_col = cfg.data.id_columns[0]
         extra = {"why", "in_domain", *(f"predicted_{t}" for t in self.state["targets"])}
         self.state["pending"] += [
-            {c: str(v) for c, v in row.items() if c not in extra} for row in cards.to_dict("records")
+            {c: str(v) for c, v in row.items() if c not in extra and not pd.isna(v)} for row in cards.to_dict("records")
         ]
         self.state["round"] = k
         predicted = [{t: float(chosen[f"{t}_pred"].iat[j]) for t in self.state["targets"]} for j in range(len(chosen))]
-        predicted += [{}] if predicted_gap else []
+        predicted += [{}] * (gap is not None)  # a re-test: its own card says what was measured
         recommended = [{"id": str(cid), "why": w, "predicted": p} for cid, w, p in zip(cards[id_col], why, predicted)]
         self.state["history"].append(
             {"round": k, "recommended": recommended, "n_cards": int(len(master)), "n_feasible": int(len(pool))}
