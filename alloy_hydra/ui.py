@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,7 +31,8 @@ def main(argv=None) -> int:
     env = {**os.environ, REGISTRY_ENV: str(Path(args.registry).resolve())}
     cmd = [sys.executable, "-m", "streamlit", "run", str(page), "--server.address", args.host]
     cmd += ["--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    return subprocess.call(cmd, env=env)
+    os.execvpe(cmd[0], cmd, env)  # streamlit replaces this process: stopping it stops the page, no orphan
+    return 0  # not reached
 
 
 if __name__ == "__main__":

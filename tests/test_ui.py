@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -89,7 +90,8 @@ def test_in_a_real_browser(demo_registry, tmp_path):
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "alloy_hydra.ui", "--registry", str(demo_registry.path), "--port", str(port)]
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)  # fmt: skip
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2000"):
@@ -126,7 +128,7 @@ def test_in_a_real_browser(demo_registry, tmp_path):
         print(f"screenshot: {shot}")
     finally:
         browser.quit()
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the page and anything it started
         server.wait(60)
 
 
