@@ -134,18 +134,21 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     a = ap.parse_args()
     n = a.rounds * a.batch
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    results = []
     with ProcessPoolExecutor(a.jobs) as pool:
-        results = list(pool.map(run_seed, [(s, a.rounds, a.batch, a.restarts, a.raw_samples) for s in a.seeds]))
-    for s, r in zip(a.seeds, results):
-        print(
-            f"seed {s}: first hit {r['first_hit'] or f'>{n}'}, hits {r['hits']}, best by round "
-            + " ".join(f"{b:.2f}" for b in r["best_by_round"])
-            + f"; {r['broke_constraints']} of {n} recipes break a design constraint; "
-            f"recommend median {r['recommend_s']:.1f} s; {r['start_measurements']} start cards",
-            flush=True,
-        )
+        jobs = {pool.submit(run_seed, (s, a.rounds, a.batch, a.restarts, a.raw_samples)): s for s in a.seeds}
+        for done in as_completed(jobs):  # each seed as it ends (a BayBE seed takes many minutes)
+            s, r = jobs[done], done.result()
+            results.append(r)
+            print(
+                f"seed {s}: first hit {r['first_hit'] or f'>{n}'}, hits {r['hits']}, best by round "
+                + " ".join(f"{b:.2f}" for b in r["best_by_round"])
+                + f"; {r['broke_constraints']} of {n} recipes break a design constraint; "
+                f"recommend median {r['recommend_s']:.1f} s; {r['start_measurements']} start cards",
+                flush=True,
+            )
     firsts = [r["first_hit"] or n + 1 for r in results]
     med = statistics.median(firsts)
     best = np.median([r["best_by_round"] for r in results], axis=0)
