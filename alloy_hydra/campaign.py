@@ -344,10 +344,12 @@ def _with_domain(cfg, domain: str):
     return dataclasses.replace(cfg, design=dataclasses.replace(cfg.design, domain=domain, top=10_000))
 
 
-def _standardise(pool: pd.DataFrame, cols) -> np.ndarray:
+def _standardise(pool: pd.DataFrame, cols, table: pd.DataFrame | None = None) -> np.ndarray:
+    """`table` (default: the pool itself) over `cols`, each in units of its spread among the pool's recipes."""
     A = pool[cols].to_numpy(float)
     sd = A.std(axis=0)
-    return np.nan_to_num((A - A.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
+    T = A if table is None else table.reindex(columns=cols).to_numpy(float)
+    return np.nan_to_num((T - A.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
 
 
 def _far(Z: np.ndarray, i: int, picks: list, radius: float) -> bool:
@@ -362,27 +364,16 @@ def _near_pending(pool, pending: list, cols, Z, cfg, radius) -> np.ndarray:
     blocked = np.zeros(len(pool), bool)
     if not pending:
         return blocked
-    from . import clean
+    from .assistant import clean_for_prediction
 
     raw = pd.DataFrame(pending).astype(str)
     raw.insert(0, "source_row", np.arange(2, len(raw) + 2))
-    data = _without_targets(cfg.data, raw)
-    kept = clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source="pending").master
+    kept = clean_for_prediction(raw, cfg, source="pending").master
     if not len(kept):
         return blocked
-    A = pool[cols].to_numpy(float)
-    mu, sd = A.mean(axis=0), A.std(axis=0)
-    P = np.nan_to_num((kept.reindex(columns=cols).to_numpy(float) - mu) / np.where(sd > 0, sd, 1.0))
+    P = _standardise(pool, cols, kept)
     d = np.sqrt(((Z[:, None, :] - P[None, :, :]) ** 2).mean(axis=2))
     return (d < radius).any(axis=1)
-
-
-def _without_targets(data, raw):
-    import dataclasses
-
-    return dataclasses.replace(
-        data, targets={k: v for k, v in data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
-    )
 
 
 def _save_run_config(cfg, run_dir: Path) -> None:

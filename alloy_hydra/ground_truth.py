@@ -155,18 +155,13 @@ def cast(raw: pd.DataFrame, cfg, rng: np.random.Generator, noise: bool = True) -
     """Demo only: "cast and test" recipe cards (raw, in the demo schema): each is cleaned as the lab's cards are,
     its grain size and properties come from this ground truth (with measurement noise), and the measured values
     are written into the card's grain-size and property columns, as a lab would fill them in."""
-    import dataclasses
-
-    from . import clean
+    from .assistant import clean_for_prediction
 
     raw = raw.copy()
     if "source_row" not in raw:
         raw.insert(0, "source_row", np.arange(2, len(raw) + 2))
-    data = dataclasses.replace(
-        cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
-    )
-    kept = clean.clean(raw.astype({c: str for c in raw.columns if c != "source_row"}), data, cfg.chem_window,
-                       cfg.cleaning, source="cast").master  # fmt: skip
+    text = raw.astype({c: str for c in raw.columns if c != "source_row"})
+    kept = clean_for_prediction(text, cfg, source="cast").master
     cards = kept.drop(columns=["grain_size_um"], errors="ignore")
     measured = properties(cards, noise=noise, rng=rng)
     grain = state(cards)["grain_size_um"].to_numpy()
