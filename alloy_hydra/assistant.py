@@ -16,7 +16,7 @@ import pandas as pd
 from . import clean
 from . import design as design_mod
 from .errors import AlloyHydraError
-from .registry import Registry, RegistryError, Version
+from .registry import Registry, RegistryError, Version, one_dataset
 from .schema import ROW_COL
 
 # the action plan's request names -> the properties they mean (elongation = elongation at fracture)
@@ -185,9 +185,10 @@ class Assistant:
 
         self.check(req)
         versions = {t: self.version(t, req.models.get(t)) for t in req.targets}
-        shas = {v.card["training"]["base_master_sha256"] for v in versions.values()}
-        if len(shas) > 1:
-            raise RequestError("models", "the versions were trained on different cards; pick versions of one dataset")
+        try:
+            one_dataset(versions)
+        except RegistryError as err:
+            raise RequestError("models", str(err)) from None
         first = next(iter(versions.values()))
         cfg = self.design_config(req, first)
         models = {t: v.model for t, v in versions.items()}

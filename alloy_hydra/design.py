@@ -462,14 +462,13 @@ class _Search:
         if progress is not None:
             done = iter(range(1, self.n_gen + 1))
             self._search(problem, lambda: progress(next(done), self.n_gen))
-            self.feasible_ = np.concatenate(problem.archive_feasible)
-            return np.vstack(problem.archive_X)
-        from rich.progress import Progress
+        else:
+            from rich.progress import Progress
 
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"design: {self.name} {self.pop_size} x {self.n_gen}", total=self.n_gen)
-            self._search(problem, lambda: bar.advance(task))
-        self.feasible_ = np.concatenate(problem.archive_feasible)  # per returned candidate (rank(feasible=...))
+            with Progress(transient=True) as bar:
+                task = bar.add_task(f"design: {self.name} {self.pop_size} x {self.n_gen}", total=self.n_gen)
+                self._search(problem, lambda: bar.advance(task))
+        self.feasible_ = np.concatenate(problem.archive_feasible)  # per returned candidate (rank(ok=...))
         return np.vstack(problem.archive_X)
 
 

@@ -65,6 +65,15 @@ class Version:
         return f"{self.target}:{self.number}"
 
 
+def one_dataset(versions: dict) -> None:
+    """Versions designed together must be trained on the same cards (one design space, one data schema)."""
+    if len({v.card["training"]["base_master_sha256"] for v in versions.values()}) > 1:
+        raise RegistryError(
+            "the versions " + ", ".join(v.ref for v in versions.values()) + " were trained on different cards; "
+            "design needs models of one dataset"
+        )
+
+
 def sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -165,12 +174,7 @@ class Registry:
     def load_many(self, refs: dict) -> dict[str, Version]:
         """{target: ref} -> {target: Version}; the versions must share their training data (one design space)."""
         out = {t: self.load(t, r) for t, r in refs.items()}
-        files = {v.card["training"]["base_master_sha256"] for v in out.values()}
-        if len(files) > 1:
-            raise RegistryError(
-                "the versions " + ", ".join(v.ref for v in out.values()) + " were trained on different cards; "
-                "design needs models of one dataset"
-            )
+        one_dataset(out)
         return out
 
     def rows(self) -> list[dict]:
