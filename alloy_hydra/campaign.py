@@ -254,6 +254,9 @@ class Campaign:
         targets, tol = self.state["targets"], self.state["tolerance"]
         have = master[[t for t in targets if t in master]]
         lacking = have.isna().any(axis=1) & have.notna().any(axis=1)
+        casting = self.state["constraints"].get("casting")
+        if casting and "casting" in master:  # a re-test is an experiment of this campaign: its route too
+            lacking &= master["casting"].astype(str).str.upper() == str(casting).upper()
         if not lacking.any():
             return None
         dist = pd.concat([(have[t] - v).abs() / tol[t] for t, v in targets.items() if t in have], axis=1).max(axis=1)

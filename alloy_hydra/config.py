@@ -42,6 +42,22 @@ class ScheduleSpec:
 
 
 @dataclass
+class FormsConfig:
+    """The library of metallurgical forms offered to every data config (alloy_hydra/forms.py; docs/methods.md):
+    candidate inputs the symbolic search chooses among by grouped CV. `data.interactions` adds to it."""
+
+    enabled: bool = True
+    hall_petch: bool = True  # d^-1/2 of every grain-size input
+    strain_exponents: list[float] = field(default_factory=lambda: [0.5, 0.25])  # Taylor sqrt(eps), Hollomon eps^n
+    solute_exponents: list[float] = field(default_factory=lambda: [0.667])  # Labusch c^(2/3); c is always an input
+    min_share: float = 0.05  # a solute enters when this share of the training cards holds >= min_wt of it
+    min_wt: float = 0.01
+    product_solutes: int = 3  # the most varied solutes times the Hall-Petch, sqrt(strain) and ageing terms
+    hollomon_jaffe_C: float = 20.0  # T_K (C + log10 t_h): C ~ 20 for Al alloys
+    activation_kJ_mol: float = 130.0  # Arrhenius time of each schedule: solute diffusion in Al, ~120-145 kJ/mol
+
+
+@dataclass
 class DataConfig:
     name: str = MISSING
     path: str | None = None  # null = the demo cards shipped in the package
@@ -63,6 +79,7 @@ class DataConfig:
     ground_truth: bool = False  # properties come from alloy_hydra.ground_truth (demo only)
     coarse_group_column: str | None = None  # a low-cardinality key SDV generators may condition on
     interactions: list[str] = field(default_factory=list)  # extra model inputs, formulas over card columns
+    forms: FormsConfig = field(default_factory=FormsConfig)  # the library of metallurgical forms (off: enabled=false)
 
 
 @dataclass

@@ -3,6 +3,7 @@ and the run's featuriser. Config nodes are the typed dataclasses of alloy_hydra.
 
 from __future__ import annotations
 
+from . import forms
 from .features import Featuriser, default_columns
 
 
@@ -15,9 +16,15 @@ def instantiate(node, **kwargs):
 
 
 def featuriser(cfg) -> Featuriser:
-    """The run's featuriser (unfitted): the data schema's columns minus train.exclude, plus its interactions."""
+    """The run's featuriser (unfitted): the data schema's columns minus train.exclude, plus its interactions and
+    the library of metallurgical forms (expanded on the training cards when it is fitted)."""
     numeric, categorical = default_columns(cfg.data)
-    return Featuriser([c for c in numeric if c not in cfg.train.exclude], categorical, list(cfg.data.interactions))
+    return Featuriser(
+        [c for c in numeric if c not in cfg.train.exclude],
+        categorical,
+        list(cfg.data.interactions),
+        forms=forms.spec(cfg.data, cfg.data.forms, cfg.train.exclude),
+    )
 
 
 def card_featuriser(data) -> Featuriser:

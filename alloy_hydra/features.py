@@ -13,13 +13,20 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from . import expr
+from . import expr, forms
 from .errors import ConfigError
 from .schedule import has_times
 
 # below the resolution recipes are written at (0.01 wt%): a constant 0.005 (half a detection limit) is 0
 UNSEEN_TOL = 0.01
 _INDICATOR = re.compile(r"\[\s*([^\]=]+?)\s*=\s*([^\]]*?)\s*\]")  # [quench=Furnace]: 1 on such cards, else 0
+_NAMED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*:=\s*(.+?)\s*$")  # "hall_petch_d := 1/sqrt(d)"
+
+
+def split_name(formula: str) -> tuple[str, str]:
+    """(column name, formula) of an interaction: "name := formula" is named, else the formula without spaces."""
+    m = _NAMED.match(formula)
+    return (m.group(1), m.group(2)) if m else (formula.replace(" ", ""), formula)
 
 
 def default_columns(data) -> tuple[list[str], list[str]]:
@@ -88,12 +95,25 @@ def unit_of(name: str, data) -> str:
 
 
 def describe(name: str, categorical=(), elements=()) -> str:
-    """A model input in words (for equation.txt): element, one-hot level, derived feature or interaction."""
+    """A model input in words (for equation.txt): element, one-hot level, derived feature, a form of the
+    library (forms.py) or an interaction."""
     if name in elements:
         return f"{name} content (wt%)"
     if "=" in name and name.split("=", 1)[0] in categorical:
         column, level = name.split("=", 1)
         return f"1 if {column} is {level}, else 0"
+    product = re.fullmatch(r"([A-Z][a-z]?)_x_(.+)", name)
+    if product:
+        return f"{product.group(1)} (wt%) × {describe(product.group(2), categorical, elements)}"
+    power = re.fullmatch(r"(.+)_pow(m?[0-9_]+)", name)
+    if power:
+        p = float(power.group(2).replace("_", ".").replace("m", "-"))
+        base = describe(power.group(1), categorical, elements)
+        return f"[{base}]^{p:g}{forms.power_label(power.group(1), p)}"
+    for pattern, text in forms.GLOSSARY:
+        m = re.fullmatch(pattern, name)
+        if m:
+            return text.format(*m.groups())
     for pattern, text in _GLOSSARY:
         m = re.fullmatch(pattern, name)
         if m:
@@ -115,15 +135,21 @@ def describe(name: str, categorical=(), elements=()) -> str:
 class Featuriser(BaseEstimator, TransformerMixin):
     """sklearn transformer: learns categorical levels and fill values on fit; transform gives a float frame."""
 
-    def __init__(self, numeric=(), categorical=(), interactions=(), drop_constant=True):
+    def __init__(self, numeric=(), categorical=(), interactions=(), drop_constant=True, forms=None):
         self.numeric = numeric
         self.categorical = categorical
         # formulas over card columns, e.g. "Mg*Mn", "1/sqrt(grain_size_um)"; [column=level] is a categorical's
-        # indicator, e.g. "Zn*Mg*[quench=Furnace]" (a level the training cards lack is 0 everywhere)
+        # indicator, e.g. "Zn*Mg*[quench=Furnace]" (a level the training cards lack is 0 everywhere);
+        # "name := formula" names the input
         self.interactions = interactions
         self.drop_constant = drop_constant
+        self.forms = forms  # forms.spec(...) of the library of metallurgical forms, or None
 
     def fit(self, cards: pd.DataFrame, y=None):
+        named = {}
+        for f in [*self.interactions, *forms.expand(self.forms, cards)]:  # a config's own form wins a name
+            named.setdefault(split_name(f)[0], f)
+        self.formulas_ = list(named.values())
         self.levels_ = {c: sorted(cards[c].astype(str).unique()) for c in self.categorical}
         self.fill_ = {
             c: float(np.nanmedian(cards[c].to_numpy(float))) if cards[c].notna().any() else 0.0 for c in self.numeric
@@ -152,14 +178,14 @@ class Featuriser(BaseEstimator, TransformerMixin):
         for formula, tree, levels in self._trees():  # parsed with ast into expression trees, evaluated by numpy
             cols = {**out, **{k: onehot[k] if k in onehot else np.zeros(n) for k in levels}} if levels else out
             value = np.broadcast_to(expr.evaluate(tree, cols), (n,)).astype(float)
-            out[formula.replace(" ", "")] = np.where(np.isfinite(value), value, 0.0)
+            out[split_name(formula)[0]] = np.where(np.isfinite(value), value, 0.0)
         out.update(onehot)
         return out
 
     def _trees(self) -> list:
         """(formula, tree, indicator names) per interaction, parsed once per featuriser (the design loop
         featurises ~600 times)."""
-        key = tuple(self.interactions)
+        key = tuple(getattr(self, "formulas_", self.interactions))
         if getattr(self, "_parsed", (None,))[0] != key:
             self._parsed = (key, [(f, *self._parse(f)) for f in key])
         return self._parsed[1]
@@ -180,7 +206,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
             names[alias] = f"{column}={level}"
             return f" {alias} "
 
-        tree = expr.parse(_INDICATOR.sub(indicator, formula).replace("^", "**"), names)
+        tree = expr.parse(_INDICATOR.sub(indicator, split_name(formula)[1]).replace("^", "**"), names)
         return tree, sorted(set(names.values()))
 
     def transform(self, cards: pd.DataFrame) -> pd.DataFrame:
@@ -212,7 +238,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
         return {
             "numeric": list(self.numeric),
             "categorical": list(self.categorical),
-            "interactions": list(self.interactions),
+            "interactions": list(self.formulas_),  # the config's own and the library's, as fitted
             "levels": self.levels_,
             "fill": self.fill_,
             "columns": self.columns_,
@@ -222,6 +248,7 @@ class Featuriser(BaseEstimator, TransformerMixin):
     def from_json(cls, d: dict) -> Featuriser:
         f = cls(d["numeric"], d["categorical"], d["interactions"])
         f.levels_, f.fill_, f.columns_ = d["levels"], d["fill"], d["columns"]
+        f.formulas_ = list(d["interactions"])
         f._trees()  # parses every interaction now: a file with anything but plain formulas is rejected on load
         return f
 

@@ -76,10 +76,37 @@ def constraints(pert: dict, columns) -> list:
             "base": c["base"][list(columns)].to_numpy(float),
             "nudged": c["X"][list(columns)].to_numpy(float),
             "sign": c["sign"],
+            "everywhere": not c.get("where"),  # a `where` check holds on some cards only: no global sign
         }
         for c in pert["checks"].values()
         if c["applicable"]
     ]
+
+
+def directions(delta: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """Per column of a (points x columns) change matrix: +1 where the column never falls and somewhere rises,
+    -1 for the reverse, 0 where it does not move or moves both ways (no sign can be imposed on it)."""
+    d = np.asarray(delta, float)
+    up, down = (d > tol).any(axis=0), (d < -tol).any(axis=0)
+    return np.where(up & ~down, 1, np.where(down & ~up, -1, 0))
+
+
+def weight_signs(constraints: list, deltas=None) -> np.ndarray | None:
+    """The sign each column's weight must have in an additive model for every check that holds everywhere
+    (`constraints(...)`; `deltas` = per constraint the change of each model column, default nudged - base):
+    a column that only rises when a strengthening input rises gets a weight >= 0, and so on; 0 = free (the
+    column does not move, moves both ways, or two checks disagree). None without such checks."""
+    out = None
+    for k, c in enumerate(constraints or []):
+        if not c.get("everywhere", True):
+            continue
+        d = deltas[k] if deltas is not None else np.asarray(c["nudged"], float) - np.asarray(c["base"], float)
+        s = directions(d) * int(c["sign"])
+        if out is None:
+            out = s
+        else:
+            out = np.where(out == 0, s, np.where((s == 0) | (s == out), out, 0))
+    return out
 
 
 def sign_fraction(delta, sign: float, tol: float = 1e-9) -> float:

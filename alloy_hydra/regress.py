@@ -260,11 +260,22 @@ class HingeRegressor(_JSONPredictor):
             delta = np.column_stack(
                 [np.broadcast_to(expr.evaluate(t, nudged) - expr.evaluate(t, base), (n,)) for t in trees]
             )
-            out.append((float(c["sign"]), delta))
+            out.append((float(c["sign"]), delta, bool(c.get("everywhere", True))))
         return out
 
     def _passes(self, deltas, active, w) -> bool:
-        return all(physics.sign_fraction(d[:, active] @ w, sign) >= self.physics_min_fraction for sign, d in deltas)
+        return all(physics.sign_fraction(d[:, active] @ w, sign) >= self.physics_min_fraction for sign, d, _ in deltas)
+
+    def _lstsq(self, Z, r, cols):
+        """Least squares on the active columns, each weight kept to the sign the physics gives its basis function
+        (self.signs_: a term that only rises with Mg gets a weight >= 0, ...) by bounded least squares."""
+        s = self.signs_[cols] if getattr(self, "signs_", None) is not None else np.zeros(len(cols))
+        if not np.any(s):
+            return np.linalg.lstsq(Z[:, cols], r, rcond=None)[0]
+        from scipy.optimize import lsq_linear
+
+        lb, ub = np.where(s > 0, 0.0, -np.inf), np.where(s < 0, 0.0, np.inf)
+        return lsq_linear(Z[:, cols], r, bounds=(lb, ub), method="bvls").x
 
     def _path(self, rule, Z, r0, deltas, sd):
         """Active sets and standardised weights, one per step. omp scores a column by its correlation with the
@@ -288,7 +299,9 @@ class HingeRegressor(_JSONPredictor):
                 if score[j] <= 1e-12 * np.dot(resid, resid):
                     break
                 cols = active + [int(j)]
-                coef = np.linalg.lstsq(Z[:, cols], r0, rcond=None)[0]
+                coef = self._lstsq(Z, r0, cols)
+                if abs(coef[-1]) <= 1e-12:  # its physics sign holds it at zero: it adds nothing
+                    continue
                 if self._passes(deltas, cols, coef / sd[cols]):
                     step = (int(j), cols, coef)
                     break
@@ -324,7 +337,12 @@ class HingeRegressor(_JSONPredictor):
             if not active or tuple(active) in seen:
                 continue
             seen.add(tuple(active))
-            coef = np.linalg.lstsq(Z[:, active], r0, rcond=None)[0]
+            coef = self._lstsq(Z, r0, active)
+            keep = np.abs(coef) > 1e-12  # a term its physics sign holds at zero leaves the set
+            active, coef = [a for a, k in zip(active, keep) if k], coef[keep]
+            if not active or (tuple(active) in seen and not keep.all()):
+                continue
+            seen.add(tuple(active))
             if self._passes(deltas, active, coef / sd[active]):
                 steps.append((active, coef))
         return steps
@@ -338,6 +356,20 @@ class HingeRegressor(_JSONPredictor):
         live = sd > 1e-12 * (1 + np.abs(mu))
         B, trees, mu, sd = B[:, live], [t for t, ok in zip(trees, live) if ok], mu[live], sd[live]
         deltas = self._physics_deltas(trees, names)
+        self.signs_ = physics.weight_signs(
+            [{"sign": sign, "everywhere": everywhere} for sign, _, everywhere in deltas], [d for _, d, _ in deltas]
+        )
+        if self.signs_ is not None:  # where physics says the property keeps rising (or falling), nothing saturates:
+            # a cap min(x, k) of a signed input would stop the formula at the k-th quantile of the training cards
+            keep = ~((self.signs_ != 0) & np.array([t.get("op") == "min" for t in trees]))
+            B, trees, mu, sd, self.signs_ = (
+                B[:, keep],
+                [t for t, k in zip(trees, keep) if k],
+                mu[keep],
+                sd[keep],
+                self.signs_[keep],
+            )
+            deltas = [(sign, d[:, keep], everywhere) for sign, d, everywhere in deltas]
         Z, ym = (B - mu) / sd, yy.mean()
         front = [
             {"expr": {"const": float(ym)}, "length": 1, "mse": float(np.var(yy)), "linear": True, "source": "hinge"}
@@ -347,8 +379,16 @@ class HingeRegressor(_JSONPredictor):
                 w = coef / sd[active]
                 tree = expr.weighted_sum(ym - np.dot(w, mu[active]), w, [trees[k] for k in active])
                 mse = float(np.mean((yy - ym - Z[:, active] @ coef) ** 2))
+                signs = [int(v) for v in self.signs_[active]] if self.signs_ is not None else [0] * len(active)
                 front.append(
-                    {"expr": tree, "length": expr.length(tree), "mse": mse, "linear": True, "source": f"hinge-{rule}"}
+                    {
+                        "expr": tree,
+                        "length": expr.length(tree),
+                        "mse": mse,
+                        "linear": True,
+                        "signs": signs,  # per term: the sign physics holds its weight to (0 = free); refits keep it
+                        "source": f"hinge-{rule}",
+                    }
                 )
         front.sort(key=lambda f: f["length"])
         self.front_ = front
@@ -497,6 +537,7 @@ class GBMModel(_JSONPredictor):
         max_iter=GBMConfig.max_iter,
         learning_rate=GBMConfig.learning_rate,
         max_leaf_nodes=GBMConfig.max_leaf_nodes,
+        monotonic_cst=None,
         feature_names=None,
         random_state=0,
     ):
@@ -504,6 +545,8 @@ class GBMModel(_JSONPredictor):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
+        # per input column -1 / 0 / +1 (physics.weight_signs): the trees only fall / rise along it
+        self.monotonic_cst = monotonic_cst
         self.feature_names = feature_names
         self.random_state = random_state
 
@@ -515,6 +558,7 @@ class GBMModel(_JSONPredictor):
             max_iter=int(self.max_iter),
             learning_rate=float(self.learning_rate),
             max_leaf_nodes=int(self.max_leaf_nodes),
+            monotonic_cst=None if self.monotonic_cst is None else [int(v) for v in self.monotonic_cst],
             random_state=int(self.random_state),
         )
         m.fit(A, y)

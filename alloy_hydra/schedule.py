@@ -205,6 +205,9 @@ def _time_at_or_above(temp, time, limit) -> np.ndarray:
 
 
 R_GAS = 8.314
+# the cleaning rule's recrystallised fraction 1 - exp(-3·dose^JMAK_N): a literature Avrami exponent for Al-Mg
+# sheet, a prior a config's kinetic constants scale (config.recryst_rule), not any material's measured value
+JMAK_N = 1.5
 
 
 def rolling_strain(reduction_pct) -> np.ndarray:
@@ -310,9 +313,9 @@ def schedule_columns(
             ratio = dose(rule, temp, time, numbers or {}, "recryst_batch") / float(rule.min_time_s)
             with np.errstate(invalid="ignore"):  # unknown strain stays NaN (the featuriser fills it)
                 cols[f"{name}_log_dose"] = np.where(np.isfinite(ratio), np.log10(np.clip(ratio, 1e-3, None)), np.nan)
-            # JMAK (Avrami n = 1.5) recrystallised fraction, 95 % where the rule calls the anneal adequate, and
+            # JMAK (Avrami n = JMAK_N) recrystallised fraction, 95 % where the rule calls the anneal adequate, and
             # the cold strain it leaves: the retained work hardening that separates O, H2x and H1x tempers
-            fraction = 1.0 - np.exp(-3.0 * np.clip(ratio, 0.0, None) ** 1.5)
+            fraction = 1.0 - np.exp(-3.0 * np.clip(ratio, 0.0, None) ** JMAK_N)
             cols[f"{name}_jmak_fraction"] = fraction
             strain = (
                 rolling_strain(numbers[rule.strain_from])

@@ -85,9 +85,10 @@ def nested_cv(member: dict, fold_fronts: list, X: pd.DataFrame, splits, y=None, 
     return pred
 
 
-def _refit_weights(tree: dict, X: dict, y: np.ndarray) -> dict | None:
+def _refit_weights(tree: dict, X: dict, y: np.ndarray, signs=None) -> dict | None:
     """Linear least squares of the weights of a sum c0 + w1·b1 + ... (the bases b keep their constants), or
-    None when the tree is not such a sum or a basis is non-finite."""
+    None when the tree is not such a sum or a basis is non-finite. `signs` (per basis, -1 / 0 / +1): weights held
+    to the sign physics gives them (bounded least squares), so no refit flips a sign-constrained term."""
     bases = []
     for _, t in expr.terms(tree):
         if "const" in t:
@@ -99,14 +100,23 @@ def _refit_weights(tree: dict, X: dict, y: np.ndarray) -> dict | None:
         D = np.column_stack([np.ones(len(y))] + [np.broadcast_to(expr.evaluate(b, X), (len(y),)) for b in bases])
     if not np.isfinite(D).all():
         return None
-    w = np.linalg.lstsq(D, y, rcond=None)[0]
+    s = np.asarray(signs if signs is not None and len(signs) == len(bases) else np.zeros(len(bases)), float)
+    if np.any(s):
+        from scipy.optimize import lsq_linear
+
+        lb = np.r_[-np.inf, np.where(s > 0, 0.0, -np.inf)]
+        ub = np.r_[np.inf, np.where(s < 0, 0.0, np.inf)]
+        w = lsq_linear(D, y, bounds=(lb, ub), method="bvls").x
+    else:
+        w = np.linalg.lstsq(D, y, rcond=None)[0]
     return expr.weighted_sum(w[0], w[1:], bases)
 
 
-def refit_constants(tree: dict, X: dict, y: np.ndarray, max_nfev: int = 200, linear: bool = False) -> dict:
+def refit_constants(tree: dict, X: dict, y: np.ndarray, max_nfev: int = 200, linear: bool = False, signs=None) -> dict:
     """Least-squares refit of a fixed expression's constants (structure kept). linear: the tree is a weighted
-    sum of fixed bases (a hinge path member): only the weights are refitted, exactly, by linear least squares."""
-    if linear and (fitted := _refit_weights(tree, X, y)) is not None:
+    sum of fixed bases (a hinge path member): only the weights are refitted, exactly, by linear least squares,
+    each within the sign physics holds it to (`signs`, the member's own)."""
+    if linear and (fitted := _refit_weights(tree, X, y, signs)) is not None:
         return fitted
     c0 = np.asarray(expr.constants(tree), float)
     if len(c0) == 0:
@@ -128,11 +138,13 @@ def _cols(X: pd.DataFrame, idx=None) -> dict:
     return {c: A[:, i] for i, c in enumerate(X.columns)}
 
 
-def expression_cv(tree: dict, X: pd.DataFrame, y: np.ndarray, splits, linear: bool = False, clip=None) -> np.ndarray:
+def expression_cv(
+    tree: dict, X: pd.DataFrame, y: np.ndarray, splits, linear: bool = False, clip=None, signs=None
+) -> np.ndarray:
     """Out-of-fold predictions of a fixed structure with its constants refitted on each fold's train part."""
     pred = np.full(len(y), np.nan)
     for tr, te in splits:
-        fitted = refit_constants(tree, _cols(X, tr), y[tr], linear=linear)
+        fitted = refit_constants(tree, _cols(X, tr), y[tr], linear=linear, signs=signs)
         pred[te] = _clip(np.broadcast_to(expr.evaluate(fitted, _cols(X, te)), (len(te),)), y[tr], clip)
     return pred
 
@@ -149,7 +161,7 @@ def member_cv(f: dict, X: pd.DataFrame, y: np.ndarray, splits, fold_fronts=None,
     """A front member's out-of-fold predictions: nested (fold_fronts given) or its structure with refitted constants."""
     if fold_fronts is not None:
         return nested_cv(f, fold_fronts, X, splits, y, clip)
-    return expression_cv(f["expr"], X, y, splits, f.get("linear", False), clip)
+    return expression_cv(f["expr"], X, y, splits, f.get("linear", False), clip, f.get("signs"))
 
 
 def pareto_table(
@@ -184,6 +196,7 @@ def pareto_table(
                 "complexity": f["length"],
                 "train_mse": f["mse"],
                 "cv_mae": float(np.mean(err[ok])) if ok.any() else np.inf,
+                "cv_r2": float(1 - np.mean((pred[ok] - y[ok]) ** 2) / np.var(y[ok])) if ok.sum() > 1 else -np.inf,
                 "cv_nonfinite": int((~ok).sum()),
                 "domain_nonfinite": nonfinite_on(f["expr"], [X, *domain]),
                 "physics_pass": phys["pass"],
@@ -199,6 +212,23 @@ def pareto_table(
     if codes is not None:
         table.attrs.update(group_abs_error=np.array(per_group), group_rows=np.bincount(codes))
     return table
+
+
+SIZES = (20, 40, 80)  # the front is reported at these sizes (nodes): what a small formula gives up
+
+
+def by_size(table: pd.DataFrame, sizes=SIZES) -> dict:
+    """The best grouped-CV R² and MAE among the front's usable members (finite, physics not failed) of at most
+    each size: {"cv_r2_le_20": ..., "cv_mae_le_20": ..., ...}; None where no member is that small."""
+    ok = (table["cv_nonfinite"] == 0) & table["physics_pass"].ne(False)
+    if "domain_nonfinite" in table:
+        ok &= table["domain_nonfinite"] == 0
+    out = {}
+    for n in sizes:
+        t = table[ok & (table["complexity"] <= n)]
+        out[f"cv_r2_le_{n}"] = float(t["cv_r2"].max()) if len(t) else None
+        out[f"cv_mae_le_{n}"] = float(t["cv_mae"].min()) if len(t) else None
+    return out
 
 
 def paired_se(err: np.ndarray, rows: np.ndarray, best: int) -> np.ndarray:
@@ -278,6 +308,7 @@ def ensemble(
     linear: bool = False,
     bounds: tuple[float, float] | None = None,
     tick=None,
+    signs=None,
 ) -> list:
     """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept;
     a refit that is non-finite on the training rows or `domain` is dropped; the output `bounds` applied after the
@@ -287,7 +318,7 @@ def ensemble(
         if tick:
             tick(k)
         if main["kind"] == "expression" and estimator is None:
-            tree = refit_constants(main["expr"], _cols(X, idx), y[idx], linear=linear)
+            tree = refit_constants(main["expr"], _cols(X, idx), y[idx], linear=linear, signs=signs)
             if not nonfinite_on(tree, [X, *domain]):
                 tree = expr.bounded(tree, *bounds) if bounds else tree
                 members.append({"kind": "expression", "features": main["features"], "expr": tree})
@@ -431,6 +462,7 @@ class Choice:
     why: str = "the estimator's own model"
     domain: list = field(default_factory=list)  # matrices a formula must stay finite on (audit points)
     linear: bool = False
+    signs: list | None = None  # per term of a linear member: the sign physics holds its weight to
 
 
 def _choose_formula(final, rows: Rows, pert: dict, fitted: list, cv_proc: np.ndarray, opts, progress) -> Choice:
@@ -464,13 +496,17 @@ def _choose_formula(final, rows: Rows, pert: dict, fitted: list, cv_proc: np.nda
         progress.step(f"Pareto member scored (of {len(front)})"),
     )
     chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
-    fixed, linear = front[chosen_id]["expr"], front[chosen_id].get("linear", False)
-    refit = refit_constants(fixed, _cols(X), y, linear=linear)
+    fixed, linear, signs = (
+        front[chosen_id]["expr"],
+        front[chosen_id].get("linear", False),
+        front[chosen_id].get("signs"),
+    )
+    refit = refit_constants(fixed, _cols(X), y, linear=linear, signs=signs)
     if table.loc[chosen_id, "domain_nonfinite"] == 0 and nonfinite_on(refit, [X, *domain]):
         refit = fixed  # least squares walked the constants out of the expression's valid region
     main = {"kind": "expression", "features": list(X.columns), "expr": refit}
     cv_chosen = member_cv(front[chosen_id], X, y, splits, fold_fronts, opts.clip_margin)
-    return Choice(main, cv_chosen, table, chosen_id, why, domain, linear)
+    return Choice(main, cv_chosen, table, chosen_id, why, domain, linear, signs)
 
 
 def fit_property_model(
@@ -506,7 +542,8 @@ def fit_property_model(
         reg.set_params(physics=physics_mod.constraints(pert, names), physics_min_fraction=opts.physics_min_fraction)
     baselines = {
         "ridge": RidgeModel(feature_names=names, random_state=seed),
-        "gbm": GBMModel(feature_names=names, random_state=seed),
+        # the reference of the domain and sigma keeps the audited signs too (monotone trees)
+        "gbm": GBMModel(feature_names=names, random_state=seed, monotonic_cst=monotone(pert, names)),
     }
     n_members = opts.ensemble
     progress.grow(3 * len(splits) + 1 + n_members)
@@ -536,6 +573,7 @@ def fit_property_model(
         pick.linear,
         bounds,
         progress.step(f"ensemble member (of {n_members})"),
+        pick.signs,
     )
     if bounds:
         main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
@@ -568,6 +606,13 @@ def fit_property_model(
         {k: sigma[k] for k in SIGMA_TERMS} if sigma is not None else None,
     )
     return Fit(model, fitted_baselines, cv, pick.table, pick.chosen_id, pick.why, pert, cv_chosen)
+
+
+def monotone(pert: dict, names) -> list | None:
+    """Per model input -1 / 0 / +1 for gradient boosting: the direction every check that holds everywhere gives
+    the input (physics.weight_signs on the audit's nudges), None when there is none."""
+    signs = physics_mod.weight_signs(physics_mod.constraints(pert, names))
+    return None if signs is None or not np.any(signs) else [int(v) for v in signs]
 
 
 @dataclass

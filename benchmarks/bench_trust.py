@@ -76,6 +76,7 @@ def main():
     ap.add_argument("--models", nargs="+", default=["hinge", "ridge", "gbm"])
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--frontier", type=float, default=0.8)
+    ap.add_argument("--splits", nargs="+", default=["groups", "frontier"], choices=["groups", "frontier"])
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
     from alloy_hydra import clean, schema
@@ -101,35 +102,39 @@ def main():
             front_tr = np.flatnonzero(~np.isin(g, list(top)))
             for model in a.models:
                 cfg = compose([*base, f"regressor={model}", *a.overrides])
-                t0 = time.perf_counter()
-                mean, std, inside = (np.full(len(y), np.nan) for _ in range(3))
-                for tr, te in GroupKFold(n_splits=a.folds).split(view, groups=g):
-                    mean[te], std[te], inside[te] = fit_predict(cfg, view, tr, te)
-                rows.append(
-                    {
-                        "data": data,
-                        "target": target,
-                        "model": model,
-                        "split": "groups",
-                        **summary(y, mean, std, inside.astype(bool)),
-                        "n": len(y),
-                        "s": round(time.perf_counter() - t0),
-                    }
-                )
-                t0 = time.perf_counter()
-                fm, fs, fi = fit_predict(cfg, view, front_tr, front_te)
-                rows.append(
-                    {
-                        "data": data,
-                        "target": target,
-                        "model": model,
-                        "split": "frontier",
-                        **summary(y[front_te], fm, fs, fi),
-                        "n": len(front_te),
-                        "s": round(time.perf_counter() - t0),
-                    }
-                )
-                print(pd.DataFrame(rows[-2:]).to_string(index=False, header=len(rows) == 2), flush=True)
+                new = []
+                if "groups" in a.splits:
+                    t0 = time.perf_counter()
+                    mean, std, inside = (np.full(len(y), np.nan) for _ in range(3))
+                    for tr, te in GroupKFold(n_splits=a.folds).split(view, groups=g):
+                        mean[te], std[te], inside[te] = fit_predict(cfg, view, tr, te)
+                    new.append(
+                        {
+                            "data": data,
+                            "target": target,
+                            "model": model,
+                            "split": "groups",
+                            **summary(y, mean, std, inside.astype(bool)),
+                            "n": len(y),
+                            "s": round(time.perf_counter() - t0),
+                        }
+                    )
+                if "frontier" in a.splits:
+                    t0 = time.perf_counter()
+                    fm, fs, fi = fit_predict(cfg, view, front_tr, front_te)
+                    new.append(
+                        {
+                            "data": data,
+                            "target": target,
+                            "model": model,
+                            "split": "frontier",
+                            **summary(y[front_te], fm, fs, fi),
+                            "n": len(front_te),
+                            "s": round(time.perf_counter() - t0),
+                        }
+                    )
+                print(pd.DataFrame(new).to_string(index=False, header=not rows), flush=True)
+                rows += new
     table = pd.DataFrame(rows)
     print("\n" + table.to_string(index=False))
 

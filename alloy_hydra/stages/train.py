@@ -71,6 +71,8 @@ def run(
         table.assign(chosen=table["id"] == fit.chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
         (run_dir / "plots").mkdir(exist_ok=True)
         plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png", cfg.target.name, cfg.target.unit)
+    if table is not None:
+        metrics.update(train_mod.by_size(table))
     metrics.update(
         cv_mae=fit.cv["chosen"]["mae"],
         cv_mae_procedure=fit.cv["procedure"]["mae"],
@@ -117,6 +119,18 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str) -> None:
             f"  {v}: {describe(v, model.featuriser.categorical, elements)}{solute if v == balance else ''}"
             for v in sorted(expr.variables(main["expr"]))
         )
+        table = fit.table
+        if table is not None:
+            source = table.loc[fit.chosen_id, "source"]
+            sizes = train_mod.by_size(table)
+            front = ", ".join(
+                f"{sizes[f'cv_r2_le_{n}']:.3f} at ≤ {n} nodes" if sizes[f"cv_r2_le_{n}"] is not None else f"none ≤ {n}"
+                for n in train_mod.SIZES
+            )
+            why = (
+                f"{cfg.regressor.name} front → {source} member: {why}\n"
+                f"front: best grouped-CV R² {front}; chosen {table.loc[fit.chosen_id, 'cv_r2']:.3f}"
+            )
         (run_dir / "equation.txt").write_text(
             f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {size}\nchosen: {why}\n"
             f"regressor: {cfg.regressor.name}; trained on {rows}; grouped {cfg.train.cv_folds}-fold CV MAE on "
