@@ -260,6 +260,7 @@ class TrainConfig:
     select_rule: str = "parsimony"  # parsimony | gain | se | min_cv
     # parsimony: CV MAE <= (1+tol) x best; gain: <= best + tol x (const-best); se: <= best + tol paired group SEs
     select_tolerance: float = 0.02
+    max_complexity: int | None = None  # only front members of at most this many nodes are chosen (null = any size)
     select_cv: str = "nested"  # nested: the engine's own search per fold | refit: structure fixed, constants refit
     # formulas bounded to the training target range +- this x its width (null = off): a guard against run-away
     # expressions that still lets a formula predict above the strongest training card (0 caps it there)

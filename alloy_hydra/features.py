@@ -85,7 +85,7 @@ _GLOSSARY = [
 
 def unit_of(name: str, data) -> str:
     """The unit of a card column or model input, from its name (the schema's suffixes) or the data config."""
-    if name in data.composition_columns or name == data.balance_element:
+    if data is not None and (name in data.composition_columns or name == data.balance_element):
         return "wt%"
     for suffix, unit in (("_C", "°C"), ("_s", "s"), ("_pct", "%"), ("_um", "µm"), ("_mm", "mm")):
         if name.endswith(suffix):
@@ -94,9 +94,15 @@ def unit_of(name: str, data) -> str:
     return {"T": "°C", "lt": "log10 s"}[step.group(1)] if step else ""
 
 
-def describe(name: str, categorical=(), elements=()) -> str:
-    """A model input in words (for equation.txt): element, one-hot level, derived feature, a form of the
-    library (forms.py) or an interaction."""
+def describe(name: str, categorical=(), elements=(), columns=None) -> str:
+    """A model input in words (for equation.txt): element, one-hot level, the card column it comes from
+    (`columns`: model name -> the file's column), derived feature, a form of the library (forms.py) or an
+    interaction."""
+    if columns and name in columns:
+        unit = unit_of(name, None) if name not in elements else "wt%"
+        return f"the card's {columns[name]!r} column" + (
+            f" ({unit})" if unit and f"({unit})" not in columns[name] else ""
+        )
     if name in elements:
         return f"{name} content (wt%)"
     if "=" in name and name.split("=", 1)[0] in categorical:
@@ -104,11 +110,11 @@ def describe(name: str, categorical=(), elements=()) -> str:
         return f"1 if {column} is {level}, else 0"
     product = re.fullmatch(r"([A-Z][a-z]?)_x_(.+)", name)
     if product:
-        return f"{product.group(1)} (wt%) × {describe(product.group(2), categorical, elements)}"
+        return f"{product.group(1)} (wt%) × {describe(product.group(2), categorical, elements, columns)}"
     power = re.fullmatch(r"(.+)_pow(m?[0-9_]+)", name)
     if power:
         p = float(power.group(2).replace("_", ".").replace("m", "-"))
-        base = describe(power.group(1), categorical, elements)
+        base = describe(power.group(1), categorical, elements, columns)
         return f"[{base}]^{p:g}{forms.power_label(power.group(1), p)}"
     for pattern, text in forms.GLOSSARY:
         m = re.fullmatch(pattern, name)
@@ -125,7 +131,7 @@ def describe(name: str, categorical=(), elements=()) -> str:
             if n not in ("sqrt", "log", "exp", "abs", "min", "max")
         ]
         inner = "; ".join(
-            [f"{n} = {describe(n, categorical, elements)}" for n in parts]
+            [f"{n} = {describe(n, categorical, elements, columns)}" for n in parts]
             + [f"[{c}={v}] = 1 if {c} is {v}, else 0" for c, v in _INDICATOR.findall(name)]
         )
         return f"interaction (data.interactions) of {inner}" if inner else "interaction (data.interactions)"

@@ -359,16 +359,13 @@ class HingeRegressor(_JSONPredictor):
         self.signs_ = physics.weight_signs(
             [{"sign": sign, "everywhere": everywhere} for sign, _, everywhere in deltas], [d for _, d, _ in deltas]
         )
-        if self.signs_ is not None:  # where physics says the property keeps rising (or falling), nothing saturates:
-            # a cap min(x, k) of a signed input would stop the formula at the k-th quantile of the training cards
-            keep = ~((self.signs_ != 0) & np.array([t.get("op") == "min" for t in trees]))
-            B, trees, mu, sd, self.signs_ = (
-                B[:, keep],
-                [t for t, k in zip(trees, keep) if k],
-                mu[keep],
-                sd[keep],
-                self.signs_[keep],
-            )
+        rising = physics.weight_signs([{"sign": sign} for sign, _, _ in deltas], [d for _, d, _ in deltas])
+        if rising is not None:  # where physics says the property keeps rising (or falling), nothing saturates: a
+            # cap min(x, k) of such an input would stop the formula at the k-th quantile of the training cards (on
+            # the cards a `where` check selects too, although only the checks that hold everywhere fix a weight)
+            keep = ~((rising != 0) & np.array([t.get("op") == "min" for t in trees]))
+            B, trees, mu, sd = B[:, keep], [t for t, k in zip(trees, keep) if k], mu[keep], sd[keep]
+            self.signs_ = self.signs_[keep] if self.signs_ is not None else None
             deltas = [(sign, d[:, keep], everywhere) for sign, d, everywhere in deltas]
         Z, ym = (B - mu) / sd, yy.mean()
         front = [

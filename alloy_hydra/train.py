@@ -242,7 +242,11 @@ def paired_se(err: np.ndarray, rows: np.ndarray, best: int) -> np.ndarray:
 
 
 def choose(
-    table: pd.DataFrame, rule: str = "parsimony", tolerance: float = 0.02, require_physics: bool = True
+    table: pd.DataFrame,
+    rule: str = "parsimony",
+    tolerance: float = 0.02,
+    require_physics: bool = True,
+    max_complexity: int | None = None,
 ) -> tuple[int, str]:
     """Pick a Pareto expression among those passing physics (all if none pass). parsimony: the smallest
     expression whose CV MAE is within `tolerance` of the best CV MAE; gain: the smallest whose CV MAE gives up at
@@ -250,7 +254,9 @@ def choose(
     scales with what the models learn, not with the noise (on a noisy target such as elongation 5 % of the MAE is
     most of the gain, and parsimony picks near-constant formulas); se: the smallest whose CV MAE is within
     `tolerance` paired, group-clustered standard errors of the best (paired_se; needs pareto_table's groups);
-    min_cv: the lowest CV MAE."""
+    min_cv: the lowest CV MAE. max_complexity: only members of at most this many nodes (the constant always is)."""
+    if max_complexity is not None:
+        table = table[table["complexity"] <= max(int(max_complexity), 1)]
     finite = table["cv_nonfinite"] == 0
     if "domain_nonfinite" in table:  # an expression that is NaN somewhere on real cards is not a model
         finite &= table["domain_nonfinite"] == 0
@@ -449,6 +455,8 @@ def _check_options(opts) -> None:
             f"train.select_cv must be nested or refit and train.select_rule parsimony, gain, se or "
             f"min_cv, not {opts.select_cv!r} / {opts.select_rule!r}"
         )
+    if opts.max_complexity is not None and opts.max_complexity < 1:
+        raise ConfigError(f"train.max_complexity must be >= 1 node (or null: any size), not {opts.max_complexity}")
     if opts.clip_margin is not None and not opts.clip_margin >= 0:
         raise ConfigError(f"train.clip_margin must be >= 0 (or null: unbounded formulas), not {opts.clip_margin}")
 
@@ -495,7 +503,7 @@ def _choose_formula(final, rows: Rows, pert: dict, fitted: list, cv_proc: np.nda
         rows.groups,
         progress.step(f"Pareto member scored (of {len(front)})"),
     )
-    chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics)
+    chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics, opts.max_complexity)
     fixed, linear, signs = (
         front[chosen_id]["expr"],
         front[chosen_id].get("linear", False),

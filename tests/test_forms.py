@@ -187,3 +187,19 @@ def test_the_front_is_reported_by_size():
     sizes = train_mod.by_size(table)
     assert sizes["cv_r2_le_20"] == 0.6 and sizes["cv_r2_le_40"] == 0.6  # the 35-node member fails physics
     assert sizes["cv_r2_le_80"] == 0.8 and sizes["cv_mae_le_80"] == 4.0
+
+
+def test_max_complexity_bounds_the_choice():
+    table = pd.DataFrame(
+        {
+            "id": range(4),
+            "complexity": [1, 15, 35, 60],
+            "cv_mae": [10.0, 6.0, 5.0, 4.0],
+            "cv_nonfinite": 0,
+            "domain_nonfinite": 0,
+            "physics_pass": [None, True, True, True],
+        }
+    )
+    assert train_mod.choose(table, "parsimony", 0.02)[0] == 3
+    assert train_mod.choose(table, "parsimony", 0.02, max_complexity=40)[0] == 2
+    assert train_mod.choose(table, "parsimony", 0.5, max_complexity=40)[0] == 1  # 6 <= 1.5 x 5: smallest within

@@ -115,8 +115,9 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str) -> None:
         solute = (  # the balance element carries the solute effect with the opposite sign
             f" = 100 − the other elements: a term c·{balance} means −c {u} per wt% of total solute"
         )
+        columns = {name: spec.column for name, spec in cfg.data.numeric.items()}
         glossary = "\n".join(
-            f"  {v}: {describe(v, model.featuriser.categorical, elements)}{solute if v == balance else ''}"
+            f"  {v}: {describe(v, model.featuriser.categorical, elements, columns)}{solute if v == balance else ''}"
             for v in sorted(expr.variables(main["expr"]))
         )
         table = fit.table
