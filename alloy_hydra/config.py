@@ -270,6 +270,7 @@ class TrainConfig:
     domain_k: int = 5
     domain_quantile: float = 0.95  # out of domain beyond this quantile of training distances
     agreement_sigma: float = 2.0  # ... or where the formula and gbm (same rows) differ by > this x CV RMSE; 0 = off
+    monotone: bool = True  # the gbm reference (domain, sigma) keeps the signs the physics audit states everywhere
     domain_range_tol: float = 0.1  # ... or where an input leaves the training range widened by this x its width
     sigma_model: bool = True  # sigma from |formula - gbm| and the distance, fitted on real out-of-fold errors
     exclude: list[str] = field(default_factory=list)  # card columns never used as features

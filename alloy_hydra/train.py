@@ -551,7 +551,9 @@ def fit_property_model(
     baselines = {
         "ridge": RidgeModel(feature_names=names, random_state=seed),
         # the reference of the domain and sigma keeps the audited signs too (monotone trees)
-        "gbm": GBMModel(feature_names=names, random_state=seed, monotonic_cst=monotone(pert, names)),
+        "gbm": GBMModel(
+            feature_names=names, random_state=seed, monotonic_cst=monotone(pert, names) if opts.monotone else None
+        ),
     }
     n_members = opts.ensemble
     progress.grow(3 * len(splits) + 1 + n_members)

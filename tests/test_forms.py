@@ -120,6 +120,9 @@ def test_a_sign_constrained_term_never_flips():
     assert (_mg_weights(free.front_) < 0).any()  # the data alone give Mg a negative weight: the check can fail
     signed = HingeRegressor(feature_names=["Mg", "x"], physics=cons, physics_min_fraction=0.0).fit(A, y)
     assert (_mg_weights(signed.front_) >= 0).all()
+    # ... and no term of Mg saturates (a cap min(Mg, k) would stop the formula at a training quantile)
+    caps = lambda front: [t for f in front for _, t in expr.terms(f["expr"]) if "min(Mg" in expr.to_string(t)]  # noqa: E731
+    assert caps(free.front_) and not caps(signed.front_)
     # refits (the chosen member on all rows, the ensemble's bootstraps) keep the member's signs
     member = max((f for f in signed.front_ if f["length"] > 1), key=lambda f: f["length"])
     cols = {"Mg": A[:, 0], "x": A[:, 1]}
