@@ -3,9 +3,15 @@
 A campaign is a folder:
 
     campaign.json      the state (targets, tolerances, constraints, the exploration dial, pending experiments,
-                       failed ones, the history of rounds); JSON that round-trips exactly
+                       failed ones, the history of rounds, the sha256 of cards.csv); JSON that round-trips exactly
     cards.csv          every measured card it has, in the lab's schema (the initial cards, then each round's)
     rounds/rK/         round K: the models trained on the cards of that round (normal run dirs), batch.csv
+    .commit/           a step being written (redo journal, see `commit`); .lock: one command at a time
+
+Every change of campaign.json and cards.csv is one step: both are written into .commit/ (fsync), a COMMITTED
+marker makes the step durable, then they replace the old files and .commit/ goes. A command killed before the
+marker leaves the old state (the journal is dropped on the next load), after it the new one (the next load
+finishes the step). Loading checks cards.csv against the sha256 the state recorded.
 
 Verbs (Python and `python -m alloy_hydra.campaign`): `recommend(batch_size, pending)` trains the models on the
 cards (the normal pipeline, stages clean..audit, per target) and returns the next batch as raw data cards with
@@ -24,7 +30,13 @@ stage's constraints (chem window, Σ = 100, adequate schedules, cost, family, ca
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +51,76 @@ DEFAULT_OVERRIDES = ["regressor=hinge", "generator=none", "qc.plots=false", "sum
 
 class CampaignError(AlloyHydraError):
     pass
+
+
+JOURNAL, MARKER, LOCK = ".commit", "COMMITTED", ".lock"
+STATE_FILES = ("cards.csv", "campaign.json")  # in the order a step replaces them
+
+
+def _pause(announce: str | None = None) -> None:
+    """Fault injection for the kill test: ALLOY_HYDRA_COMMIT_PAUSE seconds between the steps of a commit (and a
+    line on stderr where one starts), so kills land inside it. Unset in use."""
+    pause = float(os.environ.get("ALLOY_HYDRA_COMMIT_PAUSE", "0") or 0)
+    if pause > 0:
+        if announce:
+            print(announce, file=sys.stderr, flush=True)
+        time.sleep(pause)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durable(path: Path, text: str) -> None:
+    """The file's bytes on disk before it gets its name (temp file + fsync + rename + fsync of the folder)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def recover(path: Path) -> None:
+    """Finish a committed step (redo) or drop an uncommitted one, left by a command that was killed."""
+    journal = Path(path) / JOURNAL
+    if not journal.is_dir():
+        return
+    if (journal / MARKER).exists():
+        for name in STATE_FILES:
+            if (journal / name).exists():
+                os.replace(journal / name, Path(path) / name)
+                _pause()
+        _fsync_dir(Path(path))
+    shutil.rmtree(journal, ignore_errors=True)
+
+
+@contextmanager
+def locked(path):
+    """One campaign command at a time: a second one waits up to 10 s, then stops with a clear error."""
+    from filelock import FileLock, Timeout
+
+    Path(path).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(Path(path) / LOCK))
+    try:
+        lock.acquire(timeout=10)
+    except Timeout:
+        raise CampaignError(
+            f"{path}: another campaign command is running ({LOCK} is held); try again when it ends"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _truthy(v) -> bool:
@@ -80,9 +162,8 @@ class Campaign:
         if unknown:
             raise CampaignError(f"unknown target {unknown[0]!r}; properties: {', '.join(cfg.design.targets)}")
         tol = {t: float((tolerance or {}).get(t, cfg.design.tolerance[t])) for t in targets}
-        path.mkdir(parents=True, exist_ok=True)
         table = cards if isinstance(cards, pd.DataFrame) else read_cards(cards, delimiter=cfg.data.delimiter)
-        table.drop(columns=["source_row"], errors="ignore").to_csv(path / "cards.csv", index=False)
+        table = table.drop(columns=["source_row"], errors="ignore")
         state = {
             "format": FORMAT,
             "targets": {t: float(v) for t, v in targets.items()},
@@ -100,24 +181,51 @@ class Campaign:
             "history": [],
         }
         camp = cls(path, state)
-        camp.save()
+        with locked(path):
+            if (path / "campaign.json").exists():
+                raise CampaignError(f"{path} already holds a campaign (campaign.json)")
+            camp.commit(table)
         return camp
 
     @classmethod
     def load(cls, path) -> Campaign:
         path = Path(path)
-        f = path / "campaign.json"
-        if not f.exists():
-            raise CampaignError(f"{path} is not a campaign (no campaign.json)")
-        state = json.loads(f.read_text())
-        if state.get("format") != FORMAT:
-            raise CampaignError(f"{f} is not an alloy_hydra campaign")
-        return cls(path, state)
+        if (path / JOURNAL).is_dir():
+            with locked(path):
+                recover(path)
+        return cls(path, _read_state(path))
+
+    def _refresh(self) -> None:
+        """Under the lock: finish or drop a killed command's step and read the state as it is on disk now (another
+        command may have changed it since this object was loaded)."""
+        recover(self.path)
+        self.state = _read_state(self.path)
+
+    def commit(self, cards: pd.DataFrame | None = None) -> None:
+        """The state (and, when given, the cards) as one step: written to the journal, marked committed, then
+        moved into place (module doc). Callers hold the lock (`locked`)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        journal = self.path / JOURNAL
+        recover(self.path)
+        _pause("commit: start")
+        journal.mkdir()
+        if cards is not None:
+            text = cards.to_csv(index=False)
+            _write_durable(journal / "cards.csv", text)
+            _pause()
+        else:
+            text = (self.path / "cards.csv").read_text(encoding="utf-8")
+        self.state["cards_sha256"] = _sha256(text)
+        _write_durable(journal / "campaign.json", json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+        _pause()
+        _write_durable(journal / MARKER, "")  # the step is durable from here on
+        _pause()
+        recover(self.path)
 
     def save(self) -> None:
-        tmp = self.path / ".campaign.json.tmp"
-        tmp.write_text(json.dumps(self.state, indent=2, sort_keys=True) + "\n")
-        tmp.replace(self.path / "campaign.json")
+        """The state as one step (cards unchanged)."""
+        with locked(self.path):
+            self.commit()
 
     # --- config and models ------------------------------------------------------------------------------------
     def config(self, target: str | None = None, extra=()):
@@ -165,6 +273,11 @@ class Campaign:
     # --- the verbs --------------------------------------------------------------------------------------------
     def recommend(self, batch_size: int = 5, pending=None) -> pd.DataFrame:
         """The next batch as raw data cards (ids c<round>-<n>), with `why` and the predictions beside them."""
+        with locked(self.path):
+            self._refresh()
+            return self._recommend(batch_size, pending)
+
+    def _recommend(self, batch_size: int, pending) -> pd.DataFrame:
         from . import design as design_mod
         from .stages.design import recommend
 
@@ -244,7 +357,7 @@ class Campaign:
         self.state["history"].append(
             {"round": k, "recommended": recommended, "n_cards": int(len(master)), "n_feasible": int(len(pool))}
         )
-        self.save()
+        self.commit()
         return cards
 
     def _label_gap(self, master: pd.DataFrame, cfg, pending: list):
@@ -283,6 +396,11 @@ class Campaign:
     def add_measurements(self, cards) -> dict:
         """Measured cards (DataFrame or CSV path, the lab's schema): labelled ones join cards.csv, failed ones
         (a truthy `failed` column, or no target label) are recorded; matching pending experiments are closed."""
+        with locked(self.path):
+            self._refresh()
+            return self._add(cards)
+
+    def _add(self, cards) -> dict:
         cfg = self.config()
         table = cards if isinstance(cards, pd.DataFrame) else read_cards(cards, delimiter=cfg.data.delimiter)
         table = table.drop(columns=["source_row"], errors="ignore").astype(str)
@@ -293,7 +411,7 @@ class Campaign:
         bad = failed | unlabelled
         known = pd.read_csv(self.path / "cards.csv", dtype=str, keep_default_na=False)
         good = table.loc[~bad, [c for c in known.columns if c in table]]
-        pd.concat([known, good], ignore_index=True).to_csv(self.path / "cards.csv", index=False)
+        merged = pd.concat([known, good], ignore_index=True)
         closed = set(table[id_col]) if id_col in table else set()
         self.state["pending"] = [p for p in self.state["pending"] if p.get(id_col) not in closed]
         for _, row in table[bad].iterrows():
@@ -306,7 +424,7 @@ class Campaign:
         }
         if self.state["history"]:
             self.state["history"][-1].setdefault("measurements", []).append(added)
-        self.save()
+        self.commit(merged)
         return added
 
     def status(self) -> dict:
@@ -326,6 +444,29 @@ class Campaign:
             "targets": self.state["targets"],
             "explore": self.state["explore"],
         }
+
+
+def _read_state(path: Path) -> dict:
+    """campaign.json, checked: JSON, this format, and cards.csv the file it recorded."""
+    f = path / "campaign.json"
+    if not f.exists():
+        raise CampaignError(f"{path} is not a campaign (no campaign.json)")
+    try:
+        state = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CampaignError(f"{f} is damaged (not JSON: {err}); restore it from a backup") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CampaignError(f"{f} is not an alloy_hydra campaign")
+    cards = path / "cards.csv"
+    if not cards.exists():
+        raise CampaignError(f"{cards} is missing; the campaign's cards are gone (restore the file)")
+    want = state.get("cards_sha256")
+    if want is not None and _sha256(cards.read_text(encoding="utf-8")) != want:
+        raise CampaignError(
+            f"{cards} is not the file campaign.json recorded (sha256 differs): it was changed outside the "
+            f"campaign or damaged; restore it (commands change it only through `add`)"
+        )
+    return state
 
 
 def measured_distance(cards: pd.DataFrame, cfg, targets: dict, tolerance: dict) -> np.ndarray:
