@@ -379,6 +379,9 @@ class DesignConfig:
 @dataclass
 class SplitConfig:
     holdout_fraction: float = 0.2  # share of groups held out (never seen by generator or regressor)
+    # the holdout's own seed, apart from the run's `seed`: runs that differ only in their seed (a committee) hold
+    # out the same groups, so the committee is scored on groups none of its members trained on
+    seed: int = 0
 
 
 @dataclass

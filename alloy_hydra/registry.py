@@ -314,6 +314,9 @@ def model_card(target: str, members: list[Path]) -> dict:
     path = data_path(cfg.data)
     overrides = first / ".hydra" / "overrides.yaml"
     coverage = first / "coverage.csv"
+    from .selection import committee_holdout
+
+    committee = committee_holdout(members)
     member_rows = []
     for run in members:
         run_cfg, m, _ = read_run(run)
@@ -345,7 +348,10 @@ def model_card(target: str, members: list[Path]) -> dict:
             "file": str(path),
             "file_sha256": sha256(path) if Path(path).exists() else None,
         },
-        "metrics": {k: metrics.get(k) for k in CARD_METRICS},
+        # a committee's card holds the committee's own figures on the holdout its members share (its members'
+        # single figures stay under `members`): the monitor compares new error with what the service predicts
+        "metrics": {**{k: metrics.get(k) for k in CARD_METRICS}, **(committee or {})},
+        "metrics_of": "committee on the shared holdout" if committee else "the single model",
         "physics_pass": metrics.get("physics_pass"),
         "physics_checks_applicable": metrics.get("physics_checks_applicable"),
         "coverage": _coverage(coverage, target),

@@ -1,10 +1,12 @@
 """Which model a target uses, among several runs: the one rule behind the sweep report's `chosen` / `committee`
 columns and design.models (and anything that picks models later, such as a registry).
 
-Per target: physics pass first (pass > no applicable check > fail), then the best holdout R². The committee is
-the chosen run with every other run of the same configuration (regressor, configured generator, training data:
-in practice the seeds of a sweep) and the same physics verdict. Selecting on the holdout makes the chosen
-model's holdout figure optimistic; the CV figures are not.
+Per target: physics pass first (pass > no applicable check > fail), then the lowest grouped-CV MAE on the real
+train cards. The holdout never decides: it is reported once, after the choice (and for a committee, the
+committee's own figure on the holdout its members share: `committee_holdout`). The committee is the chosen run
+with every other run of the same configuration (regressor, configured generator, training data: in practice the
+seeds of a sweep) and the same physics verdict; `split.seed` is apart from the model seed, so they all hold out
+the same groups.
 """
 
 from __future__ import annotations
@@ -43,24 +45,26 @@ def describe(cfg: dict, metrics: dict, info: dict | None = None) -> dict:
         "generator": pick("generator", "generator"),
         "train_data": pick("train_data", "train", "data"),
         "physics_pass": metrics.get("physics_pass"),
+        "cv_mae": metrics.get("cv_mae"),
         "holdout_r2": metrics.get("holdout_r2"),
     }
 
 
-def _r2(value) -> float:
+def _neg(value) -> float:
+    """-value, for ranking a lower-is-better figure first (missing: last)."""
     value = pd.to_numeric(value, errors="coerce")
-    return float(value) if pd.notna(value) else -np.inf
+    return -float(value) if pd.notna(value) else -np.inf
 
 
 def choose(runs: pd.DataFrame) -> pd.DataFrame:
-    """runs: one row per model (columns target, physics_pass, holdout_r2 and the CONFIGURATION keys present).
+    """runs: one row per model (columns target, physics_pass, cv_mae and the CONFIGURATION keys present).
     Returns the rows with boolean `chosen` (one per target) and `committee` columns, and `order`: the rank
     within the target (0 = chosen)."""
     out = runs.assign(chosen=False, committee=False, order=0)
     for _, part in out.groupby("target", sort=False):
         rank = part["physics_pass"].map(physics_rank)
-        key = pd.DataFrame({"p": rank, "r2": part["holdout_r2"].map(_r2)})
-        ranked = key.sort_values(["p", "r2"], ascending=False, kind="stable").index
+        key = pd.DataFrame({"p": rank, "cv": part["cv_mae"].map(_neg) if "cv_mae" in part else -np.inf})
+        ranked = key.sort_values(["p", "cv"], ascending=False, kind="stable").index
         best = ranked[0]
         out.loc[ranked, "order"] = np.arange(len(ranked))
         same = rank == rank[best]
@@ -133,3 +137,41 @@ def load_models(paths, combine: str = "committee") -> tuple[dict, Path]:
     runs = pick_runs(paths, combine)
     models = {t: as_model([r / "model.json" for r in rs]) for t, rs in runs.items()}
     return models, next(iter(runs.values()))[0]
+
+
+def committee_holdout(runs: list[Path]) -> dict | None:
+    """A committee's own figures on the holdout its members share (R², MAE, RMSE, bias, σ coverage of the
+    committee's mean and σ), None for a single run. Members that do not hold out the same groups (runs of an
+    older version, which drew the holdout with the model seed) have no shared holdout: a ConfigError says so."""
+    import json
+
+    from . import train
+    from .model import Committee, Model
+
+    if len(runs) < 2:
+        return None
+    held = [sorted(json.loads((Path(r) / "split.json").read_text())["holdout_groups"]) for r in runs]
+    if any(h != held[0] for h in held[1:]):
+        raise ConfigError(
+            f"the committee of {runs[0]} holds out different groups per member (runs made before split.seed "
+            "existed): no shared holdout to score it on; retrain with one split.seed"
+        )
+    models = [Model.load(Path(r) / "model.json") for r in runs]
+    cfg, _, _ = read_run(runs[0])
+    id_cols = (cfg.get("data") or {}).get("id_columns") or []
+    view = pd.read_csv(Path(runs[0]) / "view.csv", dtype={c: str for c in id_cols}, keep_default_na=True)
+    hold = view[view["split"] == "holdout"].reset_index(drop=True)
+    y = hold[models[0].target].to_numpy(float)
+    mean, std, _, _ = Committee(models).predict(hold)
+    m = train.metrics(y, mean)
+    s = train.sigma_checks(mean - y, std)
+    return {
+        "holdout_r2": m["r2"],
+        "holdout_mae": m["mae"],
+        "holdout_rmse": m["rmse"],
+        "holdout_bias": float(np.mean(mean - y)),
+        "coverage_1sigma": s["coverage_1sigma"],
+        "coverage_2sigma": s["coverage_2sigma"],
+        "n_holdout_rows": int(len(y)),
+        "members": len(runs),
+    }

@@ -1,4 +1,6 @@
-"""The main job as a new user runs it (issue 18's bars): `python run.py seed=S` on the embedded demo cards.
+"""The main job as a new user runs it (issue 18's bars): `python run.py seed=S split.seed=S` on the embedded demo
+cards: each S a new holdout and new model seeds, i.e. a new draw of the data a lab might hold (the holdout's seed is
+apart from the model seed since issue 28; with `seed=S` alone every run would hold out the same groups).
 
     python benchmarks/bench_default_run.py [--seeds 1 2 3 4 5] [--repeat 1] [--out /tmp/alloy_hydra_default]
                                            [overrides ...]
@@ -41,6 +43,7 @@ def main():
                     sys.executable,
                     str(ROOT / "run.py"),
                     f"seed={seed}",
+                    f"split.seed={seed}",
                     "summary=false",
                     f"hydra.run.dir={d}",
                     *a.overrides,

@@ -65,7 +65,7 @@ def test_an_estimator_built_in_code_has_the_configs_defaults(estimator, schema):
         assert (list(got) if isinstance(got, tuple) else got) == default, f"{estimator.__name__}.{f.name}"
 
 
-def test_one_selection_rule_physics_first_then_r2_committee_is_the_same_configuration():
+def test_one_selection_rule_physics_first_then_cv_committee_is_the_same_configuration():
     runs = pd.DataFrame(
         [
             {
@@ -74,7 +74,7 @@ def test_one_selection_rule_physics_first_then_r2_committee_is_the_same_configur
                 "generator": "auto",
                 "train_data": "real",
                 "physics_pass": True,
-                "holdout_r2": 0.80,
+                "cv_mae": 20.0,
             },
             {
                 "target": "YS",
@@ -82,7 +82,7 @@ def test_one_selection_rule_physics_first_then_r2_committee_is_the_same_configur
                 "generator": "auto",
                 "train_data": "real",
                 "physics_pass": False,
-                "holdout_r2": 0.95,
+                "cv_mae": 10.0,
             },
             {
                 "target": "YS",
@@ -90,7 +90,7 @@ def test_one_selection_rule_physics_first_then_r2_committee_is_the_same_configur
                 "generator": "auto",
                 "train_data": "real",
                 "physics_pass": True,
-                "holdout_r2": 0.78,
+                "cv_mae": 22.0,
             },
             {
                 "target": "YS",
@@ -98,7 +98,7 @@ def test_one_selection_rule_physics_first_then_r2_committee_is_the_same_configur
                 "generator": "auto",
                 "train_data": "synthetic",
                 "physics_pass": True,
-                "holdout_r2": 0.70,
+                "cv_mae": 30.0,
             },
             {
                 "target": "UTS",
@@ -106,12 +106,12 @@ def test_one_selection_rule_physics_first_then_r2_committee_is_the_same_configur
                 "generator": "none",
                 "train_data": "real",
                 "physics_pass": None,
-                "holdout_r2": 0.9,
+                "cv_mae": 15.0,
             },
         ]
     )
     out = selection.choose(runs)
-    assert out["chosen"].tolist() == [True, False, False, False, True]  # a physics pass beats a better R²
+    assert out["chosen"].tolist() == [True, False, False, False, True]  # a physics pass beats a better CV MAE
     assert out["committee"].tolist() == [True, False, True, False, True]  # other training data: not the seeds
     assert out["order"].tolist() == [0, 3, 1, 2, 0]  # the committee is loaded best first
 

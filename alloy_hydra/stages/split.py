@@ -25,7 +25,7 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned) -> Split:
     view = clean.view
     if view[GROUP_COL].nunique() < 5:
         raise ConfigError(f"only {view[GROUP_COL].nunique()} groups in the view: too few to hold any out")
-    train, holdout, info = split_groups(view, cfg.split.holdout_fraction, cfg.seed)
+    train, holdout, info = split_groups(view, cfg.split.holdout_fraction, cfg.split.seed)
     write_json(run_dir / "split.json", info)
     hold = set(info["holdout_groups"])
     view.assign(split=np.where(view[GROUP_COL].isin(hold), "holdout", "train")).to_csv(
