@@ -302,3 +302,19 @@ def test_encode_inverts_the_recipe_decoding():
             inside &= (a >= v.lo - 1e-9) & (a <= v.hi + 1e-9)
         step = {"element": 0.0051, "count": 0.0}.get(v.kind, 2.51 if "_T" in v.name else 0.06)
         assert np.abs(a[inside] - b[inside]).max(initial=0) <= step, v.name
+
+
+def test_the_simulator_scores_only_the_packaged_demo_cards(tmp_path):
+    """A lab's own file under a config copied from the demo keeps ground_truth: true; the demo's simulated
+    metallurgy must not score its recipes (no truth column, no hit rate), and the log says why."""
+    import shutil
+
+    mine = tmp_path / "mine.csv"
+    shutil.copy(demo_path(), mine)
+    cheap = [a for a in FAST_TRAIN if not a.startswith(("regressor.", "stages="))]
+    proc = run_cli(["regressor=hinge", *cheap, *SMALL, f"data.path={mine}", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    recs = pd.read_csv(tmp_path / "run" / "recommendations.csv")
+    assert "design_hit_rate" not in m and not [c for c in recs if "truth" in c] and len(recs)
+    assert "scores only the packaged demo cards" in (tmp_path / "run" / "run.log").read_text()

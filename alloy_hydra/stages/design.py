@@ -132,12 +132,24 @@ def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame, progress=
     X = search.minimise(evaluator, progress)
     ranked = design_mod.rank(evaluator, X, master, list(data.id_columns), search.feasible_)
     top = ranked.head(d.top).copy()
-    hit_rate = _closed_loop(top, targets, d) if data.ground_truth and len(top) else None
+    hit_rate = _closed_loop(top, targets, d) if scored_by_simulator(data) and len(top) else None
     return Designed(top, ranked, hit_rate, space, targets, {t: models[t].unit for t in targets})
+
+
+def scored_by_simulator(data) -> bool:
+    """The demo simulator scores recipes only for the packaged demo cards (data.path null): a lab's own file under
+    a config copied from the demo's keeps `ground_truth: true`, and the simulator's metallurgy is not theirs."""
+    return bool(data.ground_truth) and data.path is None
 
 
 def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: Trained | None = None) -> Designed:
     models, data, cleaning, master, cfg = _models(cfg, clean, train)
+    if data.ground_truth and not scored_by_simulator(data):
+        log.warning(
+            "data.ground_truth is the demo simulator: it scores only the packaged demo cards, not data.path=%s; "
+            "no ground-truth column or design_hit_rate is written (set data.ground_truth=false to silence this)",
+            data.path,
+        )
     out = recommend(cfg, models, data, cleaning, master)
     top, ranked, targets = out.recommendations, out.candidates, out.targets
     if not len(top):
