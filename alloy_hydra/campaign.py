@@ -245,8 +245,9 @@ class Campaign:
         return compose([*over, *extra])
 
     def train(self) -> tuple[dict, object, pd.DataFrame]:
-        """Per target, the normal pipeline (clean, split, train, audit) on the campaign's cards into
-        rounds/rK/<target>; publishes each model to the registry when the campaign has one."""
+        """Per target, the normal pipeline (clean, split, train, audit) on all the campaign's cards (no holdout:
+        every experiment it paid for trains, grouped CV validates) into rounds/rK/<target>; publishes each model
+        to the registry when the campaign has one."""
         from . import stages
         from .model import Model
 
@@ -255,7 +256,7 @@ class Campaign:
         for t in self.state["targets"]:
             run_dir = self.path / "rounds" / f"r{k}" / t
             if not (run_dir / "model.json").exists():
-                cfg_t = self.config(t, ["stages=[clean,split,train,audit]"])
+                cfg_t = self.config(t, ["stages=[clean,split,train,audit]", "split.holdout_fraction=0"])
                 stages.run(cfg_t, run_dir)
                 _save_run_config(cfg_t, run_dir)
             models[t] = Model.load(run_dir / "model.json")

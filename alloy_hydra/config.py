@@ -378,7 +378,9 @@ class DesignConfig:
 
 @dataclass
 class SplitConfig:
-    holdout_fraction: float = 0.2  # share of groups held out (never seen by generator or regressor)
+    # share of groups held out (never seen by generator or regressor); 0 = every card trains and the model is
+    # validated by grouped CV only (the campaign: it learns from every experiment it paid for)
+    holdout_fraction: float = 0.2
     # the holdout's own seed, apart from the run's `seed`: runs that differ only in their seed (a committee) hold
     # out the same groups, so the committee is scored on groups none of its members trained on
     seed: int = 0
@@ -503,6 +505,8 @@ def check_options(cfg) -> None:
             raise ConfigError(f"{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {value!r}")
     if cfg.generator.name == "auto" and not 0 < cfg.generator.inner_holdout < 1:
         raise ConfigError(f"generator.inner_holdout must be between 0 and 1, not {cfg.generator.inner_holdout}")
+    if not 0 <= cfg.split.holdout_fraction < 1:
+        raise ConfigError(f"split.holdout_fraction must be in [0, 1), not {cfg.split.holdout_fraction}")
     q = list(cfg.design.quantiles)
     if len(q) != 2 or not 0 <= q[0] <= q[1] <= 1:
         raise ConfigError(f"design.quantiles must be [low, high] with 0 <= low <= high <= 1, not {q}")

@@ -34,7 +34,7 @@ class Subject:
     model: object  # Model | Committee
     config: object  # its typed run config
     master: pd.DataFrame  # the cleaned cards it was trained from
-    reference_mae: float | None  # the holdout MAE recorded when it was made
+    reference_mae: float | None  # the holdout MAE recorded when it was made (CV MAE without a holdout)
     history: Path  # where checks of this model are appended
 
 
@@ -53,7 +53,7 @@ def from_run(run_dir) -> Subject:
         Model.load(run_dir / "model.json"),
         cfg,
         master,
-        metrics.get("holdout_mae"),
+        _recorded(metrics),
         run_dir.parent / "monitor_history.csv",
     )
 
@@ -64,9 +64,14 @@ def from_registry(registry, spec: str) -> Subject:
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     target, ref = parse(spec)
     v = reg.load(target, ref)
-    return Subject(
-        v.ref, v.model, v.config, v.master, v.card["metrics"].get("holdout_mae"), reg.path / "monitor_history.csv"
-    )
+    return Subject(v.ref, v.model, v.config, v.master, _recorded(v.card["metrics"]), reg.path / "monitor_history.csv")
+
+
+def _recorded(metrics: dict) -> float | None:
+    """The error a model was made with: its holdout MAE, or its grouped-CV MAE where it had no holdout (a
+    campaign's models train on every card)."""
+    value = metrics.get("holdout_mae")
+    return value if value is not None else metrics.get("cv_mae")
 
 
 # --- error on new cards ---------------------------------------------------------------------------------------------

@@ -14,8 +14,11 @@ def split_groups(view: pd.DataFrame, holdout_fraction: float = 0.2, seed: int = 
     groups = view[GROUP_COL].to_numpy()
     if len(np.unique(groups)) < 2:
         raise ValueError("need at least two groups to split")
-    gss = GroupShuffleSplit(n_splits=1, test_size=holdout_fraction, random_state=seed)
-    train_idx, hold_idx = next(gss.split(view, groups=groups))
+    if holdout_fraction == 0:  # every card trains (a campaign: validation by grouped CV only)
+        train_idx, hold_idx = np.arange(len(view)), np.arange(0)
+    else:
+        gss = GroupShuffleSplit(n_splits=1, test_size=holdout_fraction, random_state=seed)
+        train_idx, hold_idx = next(gss.split(view, groups=groups))
     train, holdout = view.iloc[train_idx].reset_index(drop=True), view.iloc[hold_idx].reset_index(drop=True)
     info = {
         "seed": seed,

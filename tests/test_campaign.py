@@ -40,6 +40,9 @@ def test_a_tiny_campaign_end_to_end(tmp_path):
                                     explore=0.4, overrides=TINY, registry=str(tmp_path / "models"))  # fmt: skip
     first = camp.recommend(5)
     assert len(first) == 5 and first["file_name"].tolist() == [f"c1-{i}" for i in range(1, 6)]
+    # every card it has trains the round's models (no holdout; grouped CV validates)
+    split = json.loads((tmp_path / "c" / "rounds" / "r1" / "YS" / "split.json").read_text())
+    assert split["n_holdout_rows"] == 0 and split["n_train_rows"] > 50
     # 3 exploit, 2 explore: one of them re-tests the tested card nearest the targets that lacks a label
     assert first["why"].str.startswith("exploit").sum() == 3 and first["why"].str.startswith("explore").sum() == 1
     gap = first[first["why"].str.startswith("label gap")]

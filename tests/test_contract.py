@@ -58,3 +58,11 @@ def test_the_choice_is_made_on_cv_not_on_the_holdout():
         ]
     )
     assert selection.choose(runs)["chosen"].tolist() == [False, True]
+
+
+def test_no_holdout_means_every_card_trains(tmp_path):
+    from alloy_hydra import split as split_mod
+
+    view = pd.DataFrame({GROUP_COL: list("aabbccdd"), "y": range(8)})
+    train, hold, info = split_mod.split_groups(view, 0.0, 0)
+    assert len(train) == 8 and not len(hold) and info["holdout_groups"] == []

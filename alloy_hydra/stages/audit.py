@@ -23,6 +23,23 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, train: Trained) -> dict
     model, target = train.model, cfg.target.name
     physics_report = physics.audit(lambda Xp: predict_json(model.main, Xp), train.pert, cfg.train.physics_min_fraction)
     hold = split.holdout
+    if not len(hold):  # split.holdout_fraction=0: every card trained; grouped CV is the only validation
+        report_ = {
+            "target": target,
+            "unit": cfg.target.unit,
+            "holdout": None,
+            "cv": train.cv,
+            "physics": physics_report,
+            "model": model.info,
+            "note": "no holdout (split.holdout_fraction=0): every card trained; see cv for the validation",
+        }
+        write_json(run_dir / "validation_report.json", report_)
+        metrics.update(
+            physics_pass=physics_report["pass"],
+            physics_checks_applicable=physics_report["n_applicable"],
+            sr_time_cap_fired=model.info.get("sr_time_cap_fired", 0),
+        )
+        return report_
     Xh = model.featuriser.transform(hold)
     y = hold[target].to_numpy(float)
     mean, std, in_dom, dist = model.predict(hold, X=Xh.to_numpy(float))
