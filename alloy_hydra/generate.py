@@ -345,7 +345,8 @@ def postprocess(synth: pd.DataFrame, real: pd.DataFrame, schema: Schema, window)
     """The same for every generator: elements clamped to the chemistry window (no negatives; Al = balance
     follows in decode, so Σ = 100), process numbers and schedule steps clipped to the real train range,
     targets clipped to the real range, physics gates (YS <= UTS drops the row, UniformEL <= FractureEL clamps,
-    as cleaning does). Every fix is counted; `clipped_any` marks rows with at least one fix."""
+    as cleaning does, or unsets UniformEL where the clamp would leave the real range). Every fix is counted;
+    `clipped_any` marks rows with at least one fix."""
     out = synth.reset_index(drop=True).copy()
     n = len(out)
     touched = np.zeros(n, bool)
@@ -371,7 +372,7 @@ def postprocess(synth: pd.DataFrame, real: pd.DataFrame, schema: Schema, window)
         counts["target_clipped" if col in schema.targets else "range_clipped"] += int(bad.sum())
         touched |= bad
         out[col] = np.where(np.isfinite(x), np.clip(x, lo, hi), x)
-    gates = {"ys_gt_uts_dropped": 0, "uniform_el_clamped": 0}
+    gates = {"ys_gt_uts_dropped": 0, "uniform_el_clamped": 0, "uniform_el_unset": 0}
     keep = np.ones(n, bool)
     if {"YS", "UTS"} <= set(out.columns):
         bad = (out["YS"] > out["UTS"]).to_numpy()
@@ -382,6 +383,12 @@ def postprocess(synth: pd.DataFrame, real: pd.DataFrame, schema: Schema, window)
         gates["uniform_el_clamped"] = int(bad.sum())
         out.loc[bad, "UniformEL"] = out.loc[bad, "FractureEL"]
         touched |= bad
+        # a fracture elongation below every real uniform one leaves no uniform value that is both <= it and in
+        # the real range: that row's UniformEL label is left unset rather than made up
+        lo = np.nanmin(real["UniformEL"].to_numpy(float)) if real["UniformEL"].notna().any() else -np.inf
+        unset = bad & (out["UniformEL"].to_numpy(float) < lo)
+        gates["uniform_el_unset"] = int(unset.sum())
+        out.loc[unset, "UniformEL"] = np.nan
     counts.update(gates)
     counts["rows_clipped"] = int(touched[keep].sum())
     counts["rows_out"] = int(keep.sum())

@@ -62,14 +62,14 @@ def run_seed(args) -> dict:
 
     from alloy_hydra import design, ground_truth
     from alloy_hydra.campaign import Campaign
-    from alloy_hydra.stages.design import _space
+    from alloy_hydra.stages.design import space_for
 
     with tempfile.TemporaryDirectory() as tmp:
         camp = Campaign.create(Path(tmp) / "c", TARGETS, start_cards(seed), casting="DC", max_cost=2.0,
                                explore=0.0, overrides=SETTINGS, seed=seed)  # fmt: skip
         models, cfg, master = camp.train()
     master = design.family_cards(master, cfg.design.family, cfg.design.families)
-    space = _space(cfg, master, cfg.data)
+    space = space_for(cfg, master, cfg.data)
     evaluator = design.Evaluator(space, models, cfg.design, cfg.cleaning, dict(TARGETS))
     params, fixed = [], {}
     for i, v in enumerate(space.vars):

@@ -42,7 +42,7 @@ def check_invariants(cfg, schema, real_table, synth):
 GENERATORS = {
     "jitter": lambda: generate.Jitter(k=0.5, seed=3),
     "gaussiancopula": lambda: generate.SDVGenerator(name="gaussiancopula", kind="gaussiancopula", seed=3),
-    "ctgan": lambda: generate.SDVGenerator(name="ctgan", kind="ctgan", epochs=3, batch_size=100, pac=2, seed=3),
+    "ctgan": lambda: generate.SDVGenerator(name="ctgan", kind="ctgan", epochs=10, batch_size=100, pac=2, seed=3),
     "none": lambda: generate.NoGenerator(seed=3),
     "blend": lambda: generate.Blend(
         parts={"ctgan": GENERATORS["ctgan"](), "jitter": GENERATORS["jitter"]()},
@@ -63,7 +63,8 @@ def test_every_generator_respects_the_invariants(demo_state, name):
         return
     assert set(synth[generate.SOURCE]) <= set(train[GROUP_COL])
     cards_, post = check_invariants(cfg, schema, table, synth)
-    assert len(cards_) > 0.5 * 4 * train[GROUP_COL].nunique()
+    # postprocess fixes rather than discards: most of what the generator made survives (only YS > UTS rows go)
+    assert len(cards_) > 0.5 * len(synth) and len(synth) > 0.5 * 4 * train[GROUP_COL].nunique()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -546,7 +546,7 @@ def test_the_domain_watches_the_formulas_inputs_every_input_and_their_ranges(tmp
     X = feat.transform(cards).to_numpy(float)
     use = [feat.columns_.index("Mg"), feat.columns_.index("partial")]
     dom = Domain.fit(X, use=use)
-    assert dom.ratio(X).max() <= 1.0 + 1e-9 or np.quantile(dom.ratio(X), 0.9) <= 1.0  # training cards inside
+    assert np.quantile(dom.ratio(X), 0.9) <= 1.0  # the training cards are inside (the threshold: their 95 %)
     combo = X[:1].copy()
     combo[0, use] = [4.5, 1.0]  # high Mg with a partial anneal
     assert dom.distance(combo)[0] <= dom.threshold  # diluted in the distance over every column

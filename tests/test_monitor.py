@@ -67,7 +67,21 @@ def test_a_stricter_rule_and_too_few_cards(runs):
     proc = cli(runs / "all", runs / "fresh.csv", "--out", runs / "m_strict", "--max-mae-increase", "-0.9")
     report = json.loads((runs / "m_strict" / "monitor_report.json").read_text())
     assert report["settings"]["max_mae_increase"] == -0.9
-    assert proc.returncode == (monitor.RETRAIN_EXIT if report["error"]["drift"] else 0)
+    # a stricter share alone is no drift: the interval must also say the error rose (fresh cards: it did not)
+    assert report["error"]["change_ci_pct"][0] < 0 and not report["error"]["drift"] and proc.returncode == 0
+
+
+def test_the_drift_rule_needs_a_rise_the_interval_confirms():
+    settings = compose().monitor
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 3)
+    doubled = rng.normal(0, 1, len(groups)) * 2 * np.sqrt(np.pi / 2) * 5.0  # MAE ≈ 10 vs a recorded 5
+    check = monitor.error_check(np.zeros(len(groups)), doubled, groups, 5.0, settings)
+    assert check["drift"] and check["change_ci_pct"][0] > 0
+    same = rng.normal(0, 1, len(groups)) * np.sqrt(np.pi / 2) * 5.0  # MAE ≈ the recorded 5
+    assert not monitor.error_check(np.zeros(len(groups)), same, groups, 5.0, settings)["drift"]
+    few = monitor.error_check(np.zeros(5), doubled[:5], groups[:5], 5.0, settings)
+    assert not few["drift"] and "too few" in few["verdict"]
 
 
 def test_bad_input_is_exit_2_without_traceback(runs, tmp_path):

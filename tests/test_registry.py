@@ -45,7 +45,8 @@ def test_a_sweep_publishes_each_targets_committee_with_its_model_card(demo_regis
     demo = ROOT / "alloy_hydra" / "data" / "demo_cards.csv"
     assert card["training"]["file_sha256"] == sha256(demo)
     assert 0 < card["metrics"]["holdout_r2"] <= 1 and card["metrics"]["cv_mae"] > 0
-    assert card["physics_pass"] in (True, False, None) and card["coverage"]["classes"] > 0
+    # hinge formulas keep the audited signs while they fit, so the YS committee's checks apply and pass
+    assert card["physics_pass"] is True and card["physics_checks_applicable"] >= 1 and card["coverage"]["classes"] > 0
     assert "regressor=hinge" in card["config_diff"] and card["created"] and card["package_version"]
     # the version predicts without its run dir: same numbers as the run's own models
     runs = [m["run"] for m in card["members"]]

@@ -60,7 +60,7 @@ def _models(cfg, clean: Cleaned | None, train: Trained | None):
     )
 
 
-def _space(cfg, master: pd.DataFrame, data) -> design_mod.Space:
+def space_for(cfg, master: pd.DataFrame, data) -> design_mod.Space:
     """What the cards (of design.family) support, with design.fixed / casting / bounds applied."""
     d = cfg.design
     fixed = dict(d.fixed)
@@ -126,7 +126,7 @@ def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame, progress=
             "design.models=<sweep dir>"
         )
     master = design_mod.family_cards(master, d.family, d.families)
-    space = _space(cfg, master, data)
+    space = space_for(cfg, master, data)
     evaluator = design_mod.Evaluator(space, {t: models[t] for t in targets}, d, cleaning, targets)
     search = factory.optimizer(cfg)
     X = search.minimise(evaluator, progress)
