@@ -32,6 +32,9 @@ from .schema import GROUP_COL
 log = logging.getLogger(__name__)
 
 
+ORDERED = (("YS", "UTS"), ("UniformEL", "FractureEL"))  # a <= b for every recipe designed for both
+
+
 @dataclass
 class Var:
     name: str
@@ -364,8 +367,8 @@ class Evaluator:
     def _constraint_names(self) -> list[str]:
         """The constraints g <= 0 this design has, in the order of the G columns."""
         d, names = self.design, []
-        if "YS" in self.models and "UTS" in self.models:
-            names.append("YS<=UTS")
+        # physical orderings of the properties: yield before tensile strength, uniform before fracture elongation
+        names += [f"{a}<={b}" for a, b in ORDERED if a in self.models and b in self.models]
         names += [f"min:{t}" for t, v in (d.min or {}).items() if t in self.models and v is not None]
         adequacy = {
             f"adequate_{n}" for n, spec in self.space.data.schedules.items() if spec.kind in ("homog", "recryst")
@@ -380,8 +383,9 @@ class Evaluator:
 
     def _constraint(self, name: str, pred: dict, cards, cost, adds, ratio) -> np.ndarray:
         d = self.design
-        if name == "YS<=UTS":
-            return pred["YS"] - pred["UTS"]
+        if "<=" in name:
+            a, b = name.split("<=")
+            return pred[a] - pred[b]
         if name.startswith("min:"):
             return float(d.min[name[4:]]) - pred[name[4:]]
         if name == "adequate_homog":

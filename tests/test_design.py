@@ -332,3 +332,19 @@ def test_the_simulator_scores_only_the_packaged_demo_cards(tmp_path):
     recs = pd.read_csv(tmp_path / "run" / "recommendations.csv")
     assert "design_hit_rate" not in m and not [c for c in recs if "truth" in c] and len(recs)
     assert "scores only the packaged demo cards" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_uniform_elongation_stays_below_fracture_elongation_in_design(models_dir):
+    """The orderings a recipe's properties must keep are constraints of the search: YS <= UTS and, when both
+    elongations are designed for, UniformEL <= FractureEL (stand-in models: the YS and UTS formulas)."""
+    cfg = compose()
+    models, source = selection.load_models(models_dir)
+    master = pd.read_csv(source / "BASE_MASTER.csv")
+    space = stages.design.space_for(cfg, master, cfg.data)
+    pair = {"UniformEL": models["UTS"], "FractureEL": models["YS"]}  # UTS > YS: the ordering is violated
+    ev = design.Evaluator(space, pair, cfg.design, cfg.cleaning, {"UniformEL": 10.0, "FractureEL": 12.0})
+    assert "UniformEL<=FractureEL" in ev.constraints and "YS<=UTS" not in ev.constraints
+    X = space.xl + np.random.default_rng(2).random((40, len(space.vars))) * (space.xu - space.xl)
+    out = ev(X)
+    g = out.G[:, ev.constraints.index("UniformEL<=FractureEL")]
+    assert np.allclose(g, out.pred["UniformEL"] - out.pred["FractureEL"]) and (g > 0).mean() > 0.9
