@@ -394,23 +394,25 @@ class Campaign:
             return row, why
         return None
 
-    def add_measurements(self, cards) -> dict:
+    def add_measurements(self, cards, allow_new: bool = False) -> dict:
         """Measured cards (DataFrame or CSV path, the lab's schema): labelled ones join cards.csv, failed ones
         (a truthy `failed` column, or no target label) are recorded; matching pending experiments are closed."""
         with locked(self.path):
             self._refresh()
-            return self._add(cards)
+            return self._add(cards, allow_new)
 
-    def _add(self, cards) -> dict:
+    def _add(self, cards, allow_new: bool = False) -> dict:
         cfg = self.config()
+        source = "the measurements" if isinstance(cards, pd.DataFrame) else str(cards)
         table = cards if isinstance(cards, pd.DataFrame) else read_cards(cards, delimiter=cfg.data.delimiter)
-        table = table.drop(columns=["source_row"], errors="ignore").astype(str)
+        table = table.drop(columns=["source_row"], errors="ignore").astype(str).reset_index(drop=True)
         id_col = cfg.data.id_columns[0]
         labels = [cfg.data.targets[t] for t in self.state["targets"] if t in cfg.data.targets]
         failed = table["failed"].map(_truthy) if "failed" in table else pd.Series(False, index=table.index)
         unlabelled = ~table[[c for c in labels if c in table]].replace("", np.nan).notna().any(axis=1)
         bad = failed | unlabelled
         known = pd.read_csv(self.path / "cards.csv", dtype=str, keep_default_na=False)
+        self._check_measurements(table, known, ~bad, cfg, source, allow_new)
         good = table.loc[~bad, [c for c in known.columns if c in table]]
         merged = pd.concat([known, good], ignore_index=True)
         closed = set(table[id_col]) if id_col in table else set()
@@ -427,6 +429,50 @@ class Campaign:
             self.state["history"][-1].setdefault("measurements", []).append(added)
         self.commit(merged)
         return added
+
+    def _check_measurements(self, table, known, measured, cfg, source: str, allow_new: bool) -> None:
+        """Every problem of a measurement file at once, before anything is written (file, row, column, value):
+        the id column, ids that are duplicated, not pending (unless allow_new) or already measured, target
+        labels that are not numbers, and the cleaning's verdict on the measured cards (units, numbers, window)."""
+        from .assistant import clean_for_prediction
+
+        id_col = cfg.data.id_columns[0]
+        if id_col not in table:
+            raise CampaignError(f"{source}: no {id_col!r} column: each measured card must name its experiment")
+        problems = []
+        ids = table[id_col].str.strip()
+        pending = {str(p.get(id_col)) for p in self.state["pending"]}
+        already = set(known[id_col].astype(str)) if id_col in known else set()
+        for i, v in ids.items():
+            where = f"row {i + 2}, column {id_col!r}, value {v!r}"
+            if v == "":
+                problems.append(f"{where}: no id")
+            elif (ids == v).sum() > 1:
+                problems.append(f"{where}: the id appears more than once in the file")
+            elif v in already:
+                problems.append(f"{where}: this experiment is already in the campaign's cards")
+            elif v not in pending and not allow_new:
+                problems.append(f"{where}: not a pending experiment (add --allow-new for unplanned cards)")
+        for t in self.state["targets"]:
+            col = cfg.data.targets.get(t)
+            if col in table:
+                cells = table.loc[measured, col].str.strip()
+                for i, v in cells[(cells != "") & pd.to_numeric(cells, errors="coerce").isna()].items():
+                    problems.append(f"row {i + 2}, column {col!r}, value {v!r}: {t} must be a number")
+        if not problems and measured.any():
+            raw = table[measured].assign(source_row=np.flatnonzero(measured.to_numpy()) + 2)
+            try:
+                result = clean_for_prediction(raw, cfg, source=source)
+            except AlloyHydraError as err:
+                problems.append(str(err))
+            else:
+                for _, r in result.rejects.iterrows():
+                    problems.append(f"row {int(r['source_row'])}: rejected by the cleaning: {r.get('reason', '')}")
+        if problems:
+            shown = "\n  ".join(problems[:20]) + (
+                f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            )
+            raise CampaignError(f"{source}: nothing was added; fix these and add the file again:\n  {shown}")
 
     def status(self) -> dict:
         """Round, cards, pending and failed experiments, and how close the measured campaign cards came."""

@@ -22,18 +22,19 @@ def snapshot(d):
     return tuple((d / name).read_text() for name in campaign.STATE_FILES)
 
 
-def measured_file(tmp_path):
+def measured_file(tmp_path, k=0):
+    """Four measured cards of unplanned experiments with ids of their own (k-th file)."""
     cards = pd.read_csv(ROOT / "alloy_hydra" / "data" / "demo_cards.csv", dtype=str, keep_default_na=False)
-    rows = cards[cards["YS (MPa)"] != ""].head(4).assign(card=[f"m-{i}" for i in range(4)])
-    rows.to_csv(tmp_path / "measured.csv", index=False)
-    return tmp_path / "measured.csv"
+    rows = cards[cards["YS (MPa)"] != ""].tail(4).assign(file_name=[f"k{k}-{i}" for i in range(4)])
+    rows.to_csv(tmp_path / f"measured{k}.csv", index=False)
+    return tmp_path / f"measured{k}.csv"
 
 
 def expected_after_add(d, measured, scratch):
     """The new state: the same add, completed, on a copy of the old state."""
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(d, scratch)
-    campaign.Campaign.load(scratch).add_measurements(measured)
+    campaign.Campaign.load(scratch).add_measurements(measured, allow_new=True)
     return snapshot(scratch)
 
 
@@ -41,15 +42,15 @@ def expected_after_add(d, measured, scratch):
 def test_fifty_kills_of_add_leave_the_old_or_the_new_state(tmp_path):
     d = tmp_path / "c"
     campaign.Campaign.create(d, {"YS": 260.0}, biased_cards().head(40), overrides=TINY)
-    measured = measured_file(tmp_path)
     env = {**os.environ, "ALLOY_HYDRA_COMMIT_PAUSE": str(PAUSE), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "alloy_hydra.campaign", "add", str(d), str(measured)]
     rng = np.random.default_rng(0)
     outcomes = {"old": 0, "new": 0}
     in_commit = 0
     full = None  # how long a whole `add` takes here, for kills at random times over all of it
     for k in range(50):
         old = snapshot(d)
+        measured = measured_file(tmp_path, k)  # new ids each time: the same file twice is refused
+        cmd = [sys.executable, "-m", "alloy_hydra.campaign", "add", str(d), str(measured), "--allow-new"]
         new = expected_after_add(d, measured, tmp_path / "scratch")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         t0 = time.monotonic()
@@ -118,3 +119,36 @@ def test_one_command_at_a_time(tmp_path):
             text=True,
         )
     assert proc.returncode != 0 and "another campaign command is running" in proc.stderr
+
+
+def test_bad_measurements_are_refused_whole_and_name_every_cell(tmp_path):
+    d = tmp_path / "c"
+    camp = campaign.Campaign.create(d, {"YS": 260.0}, biased_cards().head(30), overrides=TINY)
+    camp.state["pending"] = [{"file_name": "p-1"}, {"file_name": "p-2"}]
+    with campaign.locked(d):
+        camp.commit()
+    before = snapshot(d)
+    rows = pd.read_csv(ROOT / "alloy_hydra" / "data" / "demo_cards.csv", dtype=str, keep_default_na=False)
+    rows = rows[rows["YS (MPa)"] != ""].head(4).reset_index(drop=True)
+    rows["file_name"] = ["p-1", "p-1", "zz-9", "p-2"]  # a duplicate, an unknown id, a pending one
+    rows.loc[3, "YS (MPa)"] = "abc"
+    rows.to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(campaign.CampaignError) as err:
+        campaign.Campaign.load(d).add_measurements(tmp_path / "m.csv")
+    text = str(err.value)
+    assert "row 2" in text and "row 3" in text and "more than once" in text  # both rows of the duplicate
+    assert "row 4, column 'file_name', value 'zz-9'" in text and "not a pending experiment" in text
+    assert "row 5, column 'YS (MPa)', value 'abc'" in text and "must be a number" in text
+    assert snapshot(d) == before  # nothing written
+    rows.drop(columns="file_name").to_csv(tmp_path / "noid.csv", index=False)
+    with pytest.raises(campaign.CampaignError, match="no 'file_name' column"):
+        campaign.Campaign.load(d).add_measurements(tmp_path / "noid.csv")
+    # a clean file of pending and (allowed) unplanned experiments goes in, and closes the pending ones
+    good = rows.iloc[[0, 2]].assign(file_name=["p-1", "new-1"])
+    good.to_csv(tmp_path / "good.csv", index=False)
+    with pytest.raises(campaign.CampaignError, match="new-1"):
+        campaign.Campaign.load(d).add_measurements(tmp_path / "good.csv")
+    added = campaign.Campaign.load(d).add_measurements(tmp_path / "good.csv", allow_new=True)
+    assert added["measured"] == 2 and [p["file_name"] for p in campaign.Campaign.load(d).state["pending"]] == ["p-2"]
+    with pytest.raises(campaign.CampaignError, match="already in the campaign"):  # the same file twice
+        campaign.Campaign.load(d).add_measurements(tmp_path / "good.csv", allow_new=True)

@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("add", help="measured cards back into the campaign")
     p.add_argument("dir")
     p.add_argument("cards")
+    p.add_argument("--allow-new", action="store_true", help="accept cards that are no pending experiment")
     p = sub.add_parser("status", help="where the campaign stands")
     p.add_argument("dir")
     args = ap.parse_args(argv)
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
             console.print(batch[cols].to_string(index=False))
             console.print(f"round {camp.state['round']}: {len(batch)} recipes -> {out}")
         elif args.command == "add":
-            added = Campaign.load(args.dir).add_measurements(args.cards)
+            added = Campaign.load(args.dir).add_measurements(args.cards, allow_new=args.allow_new)
             console.print(f"added {added['measured']} measured cards, {added['failed']} failed experiments")
         else:
             print(json.dumps(Campaign.load(args.dir).status(), indent=2))
