@@ -164,6 +164,7 @@ class Campaign:
         tol = {t: float((tolerance or {}).get(t, cfg.design.tolerance[t])) for t in targets}
         table = cards if isinstance(cards, pd.DataFrame) else read_cards(cards, delimiter=cfg.data.delimiter)
         table = table.drop(columns=["source_row"], errors="ignore")
+        _check_start_cards(table, cfg, targets, "the cards" if isinstance(cards, pd.DataFrame) else str(cards))
         state = {
             "format": FORMAT,
             "targets": {t: float(v) for t, v in targets.items()},
@@ -491,6 +492,26 @@ class Campaign:
             "targets": self.state["targets"],
             "explore": self.state["explore"],
         }
+
+
+def _check_start_cards(table: pd.DataFrame, cfg, targets: dict, source: str) -> None:
+    """A campaign starts only from cards the pipeline can use: they clean (run.py's cleaning: schema, units,
+    numbers) and some of them carry each target's label. Checked before anything is written."""
+    from .assistant import clean_for_prediction
+
+    raw = table.astype(str).assign(source_row=np.arange(2, len(table) + 2))
+    try:
+        kept = clean_for_prediction(raw, cfg, source=source).master
+    except AlloyHydraError as err:
+        raise CampaignError(f"{source}: cannot start a campaign from these cards: {err}") from None
+    if not len(kept):
+        raise CampaignError(f"{source}: the cleaning keeps none of the {len(table)} cards (see its rejects)")
+    unlabelled = [t for t in targets if t not in kept or not kept[t].notna().any()]
+    if unlabelled:
+        raise CampaignError(
+            f"{source}: no card carries a label of {', '.join(unlabelled)} "
+            f"(column {', '.join(repr(cfg.data.targets.get(t, t)) for t in unlabelled)})"
+        )
 
 
 def _read_state(path: Path) -> dict:

@@ -152,3 +152,13 @@ def test_bad_measurements_are_refused_whole_and_name_every_cell(tmp_path):
     assert added["measured"] == 2 and [p["file_name"] for p in campaign.Campaign.load(d).state["pending"]] == ["p-2"]
     with pytest.raises(campaign.CampaignError, match="already in the campaign"):  # the same file twice
         campaign.Campaign.load(d).add_measurements(tmp_path / "good.csv", allow_new=True)
+
+
+def test_init_refuses_unusable_cards_and_writes_nothing(tmp_path):
+    garbage = pd.DataFrame({"colour": ["red", "blue"], "mood": ["ok", "fine"]})
+    with pytest.raises(campaign.CampaignError, match="cannot start a campaign"):
+        campaign.Campaign.create(tmp_path / "c", {"YS": 260.0}, garbage, overrides=TINY)
+    unlabelled = biased_cards().head(20).assign(**{"YS (MPa)": ""})
+    with pytest.raises(campaign.CampaignError, match="no card carries a label of YS"):
+        campaign.Campaign.create(tmp_path / "c", {"YS": 260.0}, unlabelled, overrides=TINY)
+    assert not (tmp_path / "c").exists()
