@@ -109,6 +109,18 @@ def weight_signs(constraints: list, deltas=None) -> np.ndarray | None:
     return out
 
 
+def signed_lstsq(A: np.ndarray, y: np.ndarray, signs) -> np.ndarray:
+    """Least squares of y on the columns of A, each weight held to its sign (-1 / 0 = free / +1; bounded least
+    squares, BVLS) — the one fit behind a physics-signed term, on the hinge path and in every refit."""
+    s = np.asarray(signs, float)
+    if not np.any(s):
+        return np.linalg.lstsq(A, y, rcond=None)[0]
+    from scipy.optimize import lsq_linear
+
+    lb, ub = np.where(s > 0, 0.0, -np.inf), np.where(s < 0, 0.0, np.inf)
+    return lsq_linear(A, y, bounds=(lb, ub), method="bvls").x
+
+
 def sign_fraction(delta, sign: float, tol: float = 1e-9) -> float:
     """Share of points whose prediction change has the expected sign (a non-finite change never does)."""
     d = np.asarray(delta, float) * sign

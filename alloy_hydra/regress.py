@@ -270,12 +270,7 @@ class HingeRegressor(_JSONPredictor):
         """Least squares on the active columns, each weight kept to the sign the physics gives its basis function
         (self.signs_: a term that only rises with Mg gets a weight >= 0, ...) by bounded least squares."""
         s = self.signs_[cols] if getattr(self, "signs_", None) is not None else np.zeros(len(cols))
-        if not np.any(s):
-            return np.linalg.lstsq(Z[:, cols], r, rcond=None)[0]
-        from scipy.optimize import lsq_linear
-
-        lb, ub = np.where(s > 0, 0.0, -np.inf), np.where(s < 0, 0.0, np.inf)
-        return lsq_linear(Z[:, cols], r, bounds=(lb, ub), method="bvls").x
+        return physics.signed_lstsq(Z[:, cols], r, s)
 
     def _path(self, rule, Z, r0, deltas, sd):
         """Active sets and standardised weights, one per step. omp scores a column by its correlation with the
@@ -356,10 +351,9 @@ class HingeRegressor(_JSONPredictor):
         live = sd > 1e-12 * (1 + np.abs(mu))
         B, trees, mu, sd = B[:, live], [t for t, ok in zip(trees, live) if ok], mu[live], sd[live]
         deltas = self._physics_deltas(trees, names)
-        self.signs_ = physics.weight_signs(
-            [{"sign": sign, "everywhere": everywhere} for sign, _, everywhere in deltas], [d for _, d, _ in deltas]
-        )
-        rising = physics.weight_signs([{"sign": sign} for sign, _, _ in deltas], [d for _, d, _ in deltas])
+        moves = [d for _, d, _ in deltas]
+        self.signs_ = physics.weight_signs([{"sign": sg, "everywhere": every} for sg, _, every in deltas], moves)
+        rising = physics.weight_signs([{"sign": sg} for sg, _, _ in deltas], moves)
         if rising is not None:  # where physics says the property keeps rising (or falling), nothing saturates: a
             # cap min(x, k) of such an input would stop the formula at the k-th quantile of the training cards (on
             # the cards a `where` check selects too, although only the checks that hold everywhere fix a weight)

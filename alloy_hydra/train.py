@@ -100,15 +100,8 @@ def _refit_weights(tree: dict, X: dict, y: np.ndarray, signs=None) -> dict | Non
         D = np.column_stack([np.ones(len(y))] + [np.broadcast_to(expr.evaluate(b, X), (len(y),)) for b in bases])
     if not np.isfinite(D).all():
         return None
-    s = np.asarray(signs if signs is not None and len(signs) == len(bases) else np.zeros(len(bases)), float)
-    if np.any(s):
-        from scipy.optimize import lsq_linear
-
-        lb = np.r_[-np.inf, np.where(s > 0, 0.0, -np.inf)]
-        ub = np.r_[np.inf, np.where(s < 0, 0.0, np.inf)]
-        w = lsq_linear(D, y, bounds=(lb, ub), method="bvls").x
-    else:
-        w = np.linalg.lstsq(D, y, rcond=None)[0]
+    s = signs if signs is not None and len(signs) == len(bases) else np.zeros(len(bases))
+    w = physics_mod.signed_lstsq(D, y, np.r_[0.0, s])  # the intercept is free
     return expr.weighted_sum(w[0], w[1:], bases)
 
 

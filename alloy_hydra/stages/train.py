@@ -66,13 +66,14 @@ def run(
     model, table = fit.model, fit.table
     model.info.update(regressor=cfg.regressor.name, generator=used, train_data=cfg.train.data, data=cfg.data.name)
     model.save(run_dir / "model.json")
-    write_equation(cfg, run_dir, model, fit, used)
+    sizes = train_mod.by_size(table) if table is not None else {}
+    write_equation(cfg, run_dir, model, fit, used, sizes)
     if table is not None:
         table.assign(chosen=table["id"] == fit.chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
         (run_dir / "plots").mkdir(exist_ok=True)
         plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png", cfg.target.name, cfg.target.unit)
     if table is not None:
-        metrics.update(train_mod.by_size(table))
+        metrics.update(sizes)
     metrics.update(
         cv_mae=fit.cv["chosen"]["mae"],
         cv_mae_procedure=fit.cv["procedure"]["mae"],
@@ -83,8 +84,9 @@ def run(
     return Trained(model, fit.baselines, fit.cv, fit.pert)
 
 
-def write_equation(cfg, run_dir: Path, model: Model, fit, used: str) -> None:
-    """equation.txt: the formula with units, how it was chosen, its σ model and a glossary of its inputs."""
+def write_equation(cfg, run_dir: Path, model: Model, fit, used: str, sizes: dict) -> None:
+    """equation.txt: the formula with units, how it was chosen (with `sizes`, train.by_size of the front), its σ
+    model and a glossary of its inputs."""
     target, why = cfg.target.name, fit.why
     main, complexity = model.main, model.info["complexity"]
     units = {c: unit_of(c, cfg.data) for c in model.features}
@@ -123,7 +125,6 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str) -> None:
         table = fit.table
         if table is not None:
             source = table.loc[fit.chosen_id, "source"]
-            sizes = train_mod.by_size(table)
             front = ", ".join(
                 f"{sizes[f'cv_r2_le_{n}']:.3f} at ≤ {n} nodes" if sizes[f"cv_r2_le_{n}"] is not None else f"none ≤ {n}"
                 for n in train_mod.SIZES
