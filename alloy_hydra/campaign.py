@@ -440,6 +440,12 @@ class Campaign:
         id_col = cfg.data.id_columns[0]
         if id_col not in table:
             raise CampaignError(f"{source}: no {id_col!r} column: each measured card must name its experiment")
+        columns = [cfg.data.targets[t] for t in self.state["targets"] if t in cfg.data.targets]
+        if columns and not any(c in table for c in columns):  # a misspelt label column would read as "all failed"
+            raise CampaignError(
+                f"{source}: none of the campaign's label columns ({', '.join(map(repr, columns))}) is in the file "
+                f"(it has {', '.join(map(repr, table.columns))}); a failed experiment is marked in a `failed` column"
+            )
         problems = []
         ids = table[id_col].str.strip()
         pending = {str(p.get(id_col)) for p in self.state["pending"]}

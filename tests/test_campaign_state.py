@@ -143,6 +143,10 @@ def test_bad_measurements_are_refused_whole_and_name_every_cell(tmp_path):
     rows.drop(columns="file_name").to_csv(tmp_path / "noid.csv", index=False)
     with pytest.raises(campaign.CampaignError, match="no 'file_name' column"):
         campaign.Campaign.load(d).add_measurements(tmp_path / "noid.csv")
+    rows.rename(columns={"YS (MPa)": "YS (Mpa)"}).to_csv(tmp_path / "typo.csv", index=False)
+    with pytest.raises(campaign.CampaignError, match="none of the campaign's label columns"):
+        campaign.Campaign.load(d).add_measurements(tmp_path / "typo.csv")
+    assert snapshot(d) == before
     # a clean file of pending and (allowed) unplanned experiments goes in, and closes the pending ones
     good = rows.iloc[[0, 2]].assign(file_name=["p-1", "new-1"])
     good.to_csv(tmp_path / "good.csv", index=False)
