@@ -19,8 +19,12 @@ on the training cards (`expand`), so the featuriser expands the library in `fit`
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+
+from . import expr
 
 LN10 = 2.302585092994046
 R_GAS = 8.314
@@ -134,3 +138,70 @@ GLOSSARY = [
     (r"hollomon_jaffe_(.+)", "Hollomon–Jaffe parameter of the {0} schedule, T_K·(C + log10 t_h)/1000"),
     (r"arrhenius_(.+)", "log10 of the {0} schedule's Arrhenius time, log10 t − Q/(R ln10 T_K)"),
 ]
+
+
+# equation.txt's summary: a metallurgist reads an additive strength model as a handful of mechanisms (σ0 + solid
+# solution + grain boundaries + dislocations + precipitates), so each term of the sum is filed under one. A term
+# that multiplies a solute with a process form (Mg × √ε) goes under the process form: it is how much the solute
+# changes that mechanism.
+MECHANISMS = (
+    "grain size (Hall–Petch)",
+    "cold work and recovery",
+    "heat treatment (time–temperature)",
+    "process route",
+    "composition (solid solution)",
+    "other inputs",
+)
+
+
+def mechanism(name: str, data, categorical=()) -> str:
+    """The strengthening mechanism a model input stands for (one of MECHANISMS), from its name and the data
+    config's kinds of columns."""
+    product = re.fullmatch(r"([A-Z][a-z]?)_x_(.+)", name)
+    if product:
+        return mechanism(product.group(2), data, categorical)
+    power = re.fullmatch(r"(.+)_pow(m?[0-9_]+)", name)
+    if power:
+        return mechanism(power.group(1), data, categorical)
+    numeric = data.numeric.get(name)
+    if name.startswith("hall_petch_") or (numeric is not None and numeric.kind == "grain"):
+        return MECHANISMS[0]
+    reduction = numeric is not None and numeric.kind == "percent" and "reduction" in name.lower()
+    if reduction or "strain" in name or name.endswith(("_log_dose", "_jmak_fraction")):
+        return MECHANISMS[1]
+    schedules = tuple(f"{s}_" for s in data.schedules)  # incl. a schedule's categorical (ageing_type=...)
+    if name.startswith(("hollomon_jaffe_", "arrhenius_", "adequate_")) or name.startswith(schedules):
+        return MECHANISMS[2]
+    if "=" in name and name.split("=", 1)[0] in categorical:
+        return MECHANISMS[3]
+    if name in data.composition_columns or name == data.balance_element:
+        return MECHANISMS[4]
+    return MECHANISMS[5]
+
+
+def by_mechanism(node: dict, X: dict, data, categorical=()) -> list[dict]:
+    """The additive terms of expression `node` grouped by mechanism and evaluated on cards (X: input name ->
+    values): per mechanism its inputs, the 5–95 % range of its summed terms over the cards and its share of the
+    sum's variance (cov(group, S) / var(S); the shares add up to 1). Mechanisms in order of share."""
+    total = np.broadcast_to(expr.evaluate(node, X), (len(next(iter(X.values()))),)) if X else np.zeros(0)
+    groups: dict[str, dict] = {}
+    for sign, term in expr.terms(node):
+        names = expr.variables(term)
+        if not names:
+            continue
+        kinds = {mechanism(v, data, categorical) for v in names}
+        kind = min(kinds, key=MECHANISMS.index)
+        value = sign * np.broadcast_to(expr.evaluate(term, X), total.shape)
+        g = groups.setdefault(kind, {"mechanism": kind, "inputs": [], "value": np.zeros(total.shape)})
+        g["inputs"] += [v for v in sorted(names) if v not in g["inputs"]]
+        g["value"] = g["value"] + value
+    var = float(np.nanvar(total)) if len(total) > 1 else 0.0
+    out = []
+    for g in groups.values():
+        v = g.pop("value")
+        ok = np.isfinite(v) & np.isfinite(total)
+        lo, hi = np.percentile(v[ok], [5, 95]) if ok.any() else (np.nan, np.nan)
+        c = np.cov(v[ok], total[ok]) if ok.sum() > 1 else np.full((2, 2), np.nan)
+        share = float(c[0, 1] / c[1, 1]) if var > 0 and c[1, 1] > 0 else float("nan")
+        out.append({**g, "range": float(hi - lo), "share": share})
+    return sorted(out, key=lambda g: -abs(g["share"]) if np.isfinite(g["share"]) else 0.0)

@@ -206,3 +206,30 @@ def test_max_complexity_bounds_the_choice():
     assert train_mod.choose(table, "parsimony", 0.02)[0] == 3
     assert train_mod.choose(table, "parsimony", 0.02, max_complexity=40)[0] == 2
     assert train_mod.choose(table, "parsimony", 0.5, max_complexity=40)[0] == 1  # 6 <= 1.5 x 5: smallest within
+
+
+def test_equation_groups_the_formulas_terms_by_mechanism():
+    """equation.txt's summary: each term filed under the mechanism its input stands for (a solute × process form
+    under the process form), spreads from the cards, variance shares that add up to 1."""
+    data = compose().data
+    cat = ("casting", "recryst_type")
+    assert forms.mechanism("hall_petch_grain_size_um", data, cat) == forms.MECHANISMS[0]
+    assert forms.mechanism("grain_size_um", data, cat) == forms.MECHANISMS[0]
+    assert forms.mechanism("Mg_x_recryst_retained_strain_pow0_5", data, cat) == forms.MECHANISMS[1]
+    assert forms.mechanism("cold_reduction_pct", data, cat) == forms.MECHANISMS[1]
+    assert forms.mechanism("Fe_x_hollomon_jaffe_recryst", data, cat) == forms.MECHANISMS[2]
+    assert forms.mechanism("recryst_type=batch", data, cat) == forms.MECHANISMS[2]
+    assert forms.mechanism("casting=DC", data, cat) == forms.MECHANISMS[3]
+    assert forms.mechanism("Mg_pow0_667", data, cat) == forms.MECHANISMS[4]
+    assert forms.mechanism("Al", data, cat) == forms.MECHANISMS[4]
+    rng = np.random.default_rng(0)
+    X = {"Mg": rng.uniform(0, 5, 200), "hall_petch_grain_size_um": rng.uniform(0.05, 0.3, 200)}
+    X["Mg_pow0_667"] = X["Mg"] ** 0.667
+    node = expr.parse("50 + 20*Mg + 5*Mg_pow0_667 + 300*hall_petch_grain_size_um")
+    groups = forms.by_mechanism(node, X, data, cat)
+    assert [g["mechanism"] for g in groups] == [forms.MECHANISMS[4], forms.MECHANISMS[0]]  # larger share first
+    assert groups[0]["inputs"] == ["Mg", "Mg_pow0_667"]
+    assert sum(g["share"] for g in groups) == pytest.approx(1.0)
+    mg = 20 * X["Mg"] + 5 * X["Mg_pow0_667"]
+    assert groups[0]["range"] == pytest.approx(np.percentile(mg, 95) - np.percentile(mg, 5))
+

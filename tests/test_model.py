@@ -706,6 +706,19 @@ def test_equation_txt_explains_every_input_it_uses(run_dir):
     assert "[quench=Furnace] = 1 if quench is Furnace" in features.describe("Zn*Mg*[quench=Furnace]", ["quench"])
 
 
+def test_equation_txt_says_what_moves_the_target_by_mechanism(run_dir):
+    """Every term of the formula is in the by-mechanism summary, whose variance shares add up to 100 %."""
+    import re
+
+    model = Model.load(run_dir / "model.json")
+    text = (run_dir / "equation.txt").read_text()
+    block = text.split("by mechanism", 1)[1].split("\n\n", 1)[0]
+    shares = [float(s) for s in re.findall(r"([-\d.]+) % of its variance", block)]
+    assert shares and sum(shares) == pytest.approx(100, abs=0.5)
+    inner, _ = expr.unbound(model.main["expr"])
+    for v in expr.variables(inner):
+        assert v in block, v
+
 def test_equation_text_merges_terms_and_gives_coefficient_units():
     x, mg, flag = {"var": "x"}, {"var": "Mg"}, {"var": "adequate_homog"}
     cap = {"op": "min", "args": [mg, {"const": 4.0}]}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import cards as cards_mod
-from .. import expr, factory, plots, report
+from .. import expr, factory, forms, plots, report
 from .. import train as train_mod
 from ..features import describe, unit_of
 from ..model import Model
@@ -67,7 +67,7 @@ def run(
     model.info.update(regressor=cfg.regressor.name, generator=used, train_data=cfg.train.data, data=cfg.data.name)
     model.save(run_dir / "model.json")
     sizes = train_mod.by_size(table) if table is not None else {}
-    write_equation(cfg, run_dir, model, fit, used, sizes)
+    write_equation(cfg, run_dir, model, fit, used, sizes, split.train)
     if table is not None:
         table.assign(chosen=table["id"] == fit.chosen_id).to_csv(run_dir / "pareto_front.csv", index=False)
         (run_dir / "plots").mkdir(exist_ok=True)
@@ -84,9 +84,9 @@ def run(
     return Trained(model, fit.baselines, fit.cv, fit.pert)
 
 
-def write_equation(cfg, run_dir: Path, model: Model, fit, used: str, sizes: dict) -> None:
-    """equation.txt: the formula with units, how it was chosen (with `sizes`, train.by_size of the front), its σ
-    model and a glossary of its inputs."""
+def write_equation(cfg, run_dir: Path, model: Model, fit, used: str, sizes: dict, real=None) -> None:
+    """equation.txt: the formula with units, what it says mechanism by mechanism on the `real` training cards,
+    how it was chosen (with `sizes`, train.by_size of the front), its σ model and a glossary of its inputs."""
     target, why = cfg.target.name, fit.why
     main, complexity = model.main, model.info["complexity"]
     units = {c: unit_of(c, cfg.data) for c in model.features}
@@ -133,8 +133,9 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str, sizes: dict
                 f"{cfg.regressor.name} front → {source} member: {why}\n"
                 f"front: best grouped-CV R² {front}; chosen {table.loc[fit.chosen_id, 'cv_r2']:.3f}"
             )
+        summary = mechanisms(cfg, model, inner, real)
         (run_dir / "equation.txt").write_text(
-            f"{target} [{cfg.target.unit}] = {text}\n\ncomplexity: {size}\nchosen: {why}\n"
+            f"{target} [{cfg.target.unit}] = {text}\n\n{summary}complexity: {size}\nchosen: {why}\n"
             f"regressor: {cfg.regressor.name}; trained on {rows}; grouped {cfg.train.cv_folds}-fold CV MAE on "
             f"the real cards {fit.cv['chosen']['mae']:.4g} {u}\nuncertainty: {sigma}\n\ninputs:\n{glossary}\n"
         )
@@ -142,3 +143,26 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str, sizes: dict
         (run_dir / "equation.txt").write_text(
             f"{target}: {cfg.regressor.name} is a tree ensemble ({len(main['trees'])} trees); no closed-form formula.\n"
         )
+
+
+def mechanisms(cfg, model: Model, inner: dict, real) -> str:
+    """The formula's terms grouped by strengthening mechanism (forms.by_mechanism) on the real training cards:
+    how far each moves the prediction and its share of the prediction's variance, with the terms it holds."""
+    if real is None or not len(real) or len(expr.terms(inner)) < 2:
+        return ""
+    X = model.featuriser.transform_array(real)
+    cols = {n: X[:, i] for i, n in enumerate(model.features)}
+    groups = forms.by_mechanism(inner, cols, cfg.data, model.featuriser.categorical)
+    if not groups:
+        return ""
+    width = max(len(g["mechanism"]) for g in groups)
+    lines = [
+        f"  {g['mechanism']:<{width}}  moves it {g['range']:6.1f} {cfg.target.unit} (5–95 %), "
+        f"{100 * g['share']:5.1f} % of its variance: {', '.join(g['inputs'])}"
+        for g in groups
+    ]
+    return (
+        f"by mechanism (the terms of S summed per mechanism over the {len(real)} real training cards):\n"
+        + "\n".join(lines)
+        + "\n\n"
+    )
