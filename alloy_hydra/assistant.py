@@ -13,14 +13,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import clean
+from . import cards as cards_mod
+from . import clean, expr
 from . import design as design_mod
 from .errors import AlloyHydraError
-from .registry import Registry, RegistryError, Version, one_dataset
+from .features import split_name
+from .registry import Registry, RegistryDamaged, RegistryError, Version, one_dataset
 from .schema import ROW_COL
 
 # the action plan's request names -> the properties they mean (elongation = elongation at fracture)
 REQUEST_TARGETS = {"target_YS": "YS", "target_UTS": "UTS", "target_EL": "FractureEL"}
+# what a request may ask for, per property: (above, at most); the service's fields and the page use these
+TARGET_LIMITS = {"YS": (0.0, 1000.0), "UTS": (0.0, 1000.0), "FractureEL": (0.0, 100.0)}
 DEFAULT_ALIAS = "champion"
 
 
@@ -30,6 +34,13 @@ class RequestError(AlloyHydraError):
     def __init__(self, field: str, message: str, status: int = 422):
         self.field, self.status = field, status
         super().__init__(f"{field}: {message}")
+
+
+class ServiceFault(RequestError):
+    """The registry behind the answer fails its checks (503): the server's fault, named, never the client's."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(field, message, 503)
 
 
 @dataclass
@@ -54,34 +65,68 @@ def cards_from_records(records: list[dict]) -> pd.DataFrame:
     return df
 
 
-def clean_for_prediction(raw: pd.DataFrame, cfg, source="cards"):
-    """The cards cleaned with a model's own data schema and rules (measured targets optional)."""
-    data = dataclasses.replace(
-        cfg.data, targets={k: v for k, v in cfg.data.targets.items() if v in raw.columns}, drop_exact_duplicates=False
-    )
-    return clean.clean(raw, data, cfg.chem_window, cfg.cleaning, source=source)
+def clean_for_prediction(raw: pd.DataFrame, cfg, source="cards", labels: bool = True):
+    """The cards cleaned with a model's own data schema and rules, measured labels optional. labels=False (a
+    prediction): the label columns are left out, so a card is never refused over a label that plays no part in
+    predicting it (YS > UTS, a unit typo in a label); the monitor and the campaign keep them (True)."""
+    present = {k: v for k, v in cfg.data.targets.items() if v in raw.columns}
+    data = dataclasses.replace(cfg.data, targets=present if labels else {}, drop_exact_duplicates=False)
+    cards = raw if labels else raw.drop(columns=list(present.values()))
+    return clean.clean(cards, data, cfg.chem_window, cfg.cleaning, source=source)
+
+
+def missing_inputs(raw: pd.DataFrame, cfg, model) -> pd.Series:
+    """Per raw card, the blank cells the model reads as a stand-in value (text; "" when none): a number column
+    the model uses (filled with the training median), or an element most training cards hold (a blank element
+    reads as 0 wt%, the cards' convention for "not added", but where the training median is above 0 a blank is
+    more likely a value nobody wrote down)."""
+    feat = getattr(model, "models", [model])[0].featuriser
+    used = set(feat.columns_)
+    for formula, tree, _ in feat._trees():
+        if split_name(formula)[0] in used:
+            used |= expr.variables(tree)
+    checks = []
+    for el, col in cfg.data.composition_columns.items():
+        if el in used and col in raw and feat.fill_.get(el, 0.0) > 0:
+            checks.append((col, f"{col} blank: read as 0 wt%, but most training cards hold {el}"))
+    for name, spec in cfg.data.numeric.items():
+        if name in used and spec.column in raw:
+            checks.append((spec.column, f"{spec.column} blank: filled with the training median {feat.fill_[name]:.4g}"))
+    out = pd.Series("", index=raw.index)
+    for col, text in checks:
+        blank = raw[col].astype(str).str.strip().str.lower().isin(["", "nan", "none", "null", "na", "n/a", "-"])
+        out[blank] = out[blank].where(out[blank] == "", out[blank] + "; ") + text
+    return out
 
 
 def predict_cards(raw: pd.DataFrame, cfg, model, source="cards", cleaned=None) -> pd.DataFrame:
     """Every raw card with `<t>_pred`, `<t>_std`, `in_domain`, `domain_distance` (cleaned and featurised with the
     model's own data schema and rules) or the cleaning's `rejected_reason`; rows in = rows out. cleaned: the
     cards already through clean_for_prediction with the same config."""
-    result = cleaned if cleaned is not None else clean_for_prediction(raw, cfg, source)
+    result = cleaned if cleaned is not None else clean_for_prediction(raw, cfg, source, labels=False)
     t = model.target
     out = raw.copy()
     for col in (f"{t}_pred", f"{t}_std", "domain_distance"):
         out[col] = np.nan
     out["in_domain"] = pd.NA
+    out["domain_reason"] = ""
     out["rejected_reason"] = ""
     if len(result.master):
         mean, std, in_dom, dist = model.predict(result.master)
+        reasons = np.asarray(model.domain_reasons(result.master), dtype=object)
         pos = out.index[out[ROW_COL].isin(result.master[ROW_COL])]
         order = pd.Series(range(len(result.master)), index=result.master[ROW_COL].to_numpy())
         idx = order.loc[out.loc[pos, ROW_COL].to_numpy()].to_numpy()
+        missing = missing_inputs(raw, cfg, model).loc[pos].to_numpy()
         out.loc[pos, f"{t}_pred"] = mean[idx]
         out.loc[pos, f"{t}_std"] = std[idx]
-        out.loc[pos, "in_domain"] = in_dom[idx]
+        # a card with a stand-in input is not in domain: its prediction is for the stand-in, not the card
+        out.loc[pos, "in_domain"] = in_dom[idx] & (missing == "")
         out.loc[pos, "domain_distance"] = dist[idx]
+        both = [
+            "; ".join(x for x in (m, r if not ok else "") if x) for m, r, ok in zip(missing, reasons[idx], in_dom[idx])
+        ]
+        out.loc[pos, "domain_reason"] = both
     if len(result.rejects):
         reasons = dict(zip(result.rejects[ROW_COL], result.rejects["reason"]))
         out["rejected_reason"] = out[ROW_COL].map(reasons).fillna("")
@@ -110,12 +155,37 @@ class Assistant:
     def version(self, target: str, requested: str | None = None) -> Version:
         try:
             number = self.registry.resolve(target, self.ref(target, requested))
+            with self._lock:
+                if (target, number) not in self._cache:
+                    self._cache[(target, number)] = self.registry.load(target, number)
+                return self._cache[(target, number)]
+        except RegistryDamaged as err:
+            raise ServiceFault("registry", self.public(str(err))) from None
         except RegistryError as err:
-            raise RequestError(f"models.{target}" if requested else target, str(err), 404) from None
-        with self._lock:
-            if (target, number) not in self._cache:
-                self._cache[(target, number)] = self.registry.load(target, number)
-            return self._cache[(target, number)]
+            raise RequestError(f"models.{target}" if requested else target, self.public(str(err)), 404) from None
+
+    def public(self, text: str) -> str:
+        """A message without the server's paths: the registry's folder is "<registry>"."""
+        for root in {str(self.registry.path.resolve()), str(self.registry.path.absolute()), str(self.registry.path)}:
+            if root not in (".", ""):
+                text = text.replace(root, "<registry>")
+        return text
+
+    def ready(self) -> tuple[bool, str | None, dict]:
+        """(ready, why not, {target: ref}): every version a request would use resolves and its files pass their
+        checksums now (re-checked on every call, not only when first loaded)."""
+        try:
+            targets = self.registry.targets()
+            if not targets:
+                return False, "the registry has no published model", {}
+            used = {}
+            for t in targets:
+                number = self.registry.resolve(t, self.ref(t))
+                self.registry.verify(t, number)
+                used[t] = self.version(t).ref
+        except AlloyHydraError as err:
+            return False, self.public(str(err)), {}
+        return True, None, used
 
     def in_use(self, targets=None, models: dict | None = None) -> dict[str, dict]:
         """{target: {version, ref, method, holdout_r2, ...}} of the versions a request would use."""
@@ -177,6 +247,23 @@ class Assistant:
         for t in [*req.targets, *req.minimum]:
             if t not in self.base.design.targets:
                 raise RequestError("targets", f"unknown property {t!r}")
+        names = {t: k for k, t in REQUEST_TARGETS.items()}
+        for kind, values in (("target_", req.targets), ("min_", req.minimum)):
+            for t, v in values.items():
+                lo, hi = TARGET_LIMITS.get(t, (float("-inf"), float("inf")))
+                field = kind + names.get(t, t).removeprefix("target_")
+                if not (v > lo if kind == "target_" else v >= lo) or not v <= hi:
+                    raise RequestError(field, f"{v:g} is outside ({lo:g}, {hi:g}]")
+        for t, why in design_mod.contradictions(req.targets, req.minimum):
+            raise RequestError(names.get(t, t), why)
+        if req.casting is not None and "casting" in req.fixed and str(req.fixed["casting"]) != req.casting:
+            raise RequestError("fixed.casting", f"{req.fixed['casting']!r} conflicts with casting {req.casting!r}")
+        if req.fixed:
+            first = self.version(next(iter(req.targets)), req.models.get(next(iter(req.targets))))
+            data = first.config.data
+            cards = cards_mod.encode(first.master, cards_mod.schema_of(first.master, data), data)
+            for key, why in design_mod.fixed_problems(req.fixed, cards, first.config.data):
+                raise RequestError(f"fixed.{key}", why)
 
     def design(self, req: DesignRequest, progress=None) -> dict:
         """{'candidates': ranked top recipes (DataFrame, code names), 'recommended_cards': the recipes as raw
@@ -198,13 +285,10 @@ class Assistant:
         except AlloyHydraError as err:
             raise RequestError("request", str(err)) from None
         top = out.recommendations
-        reason = None
+        reason = out.reason
         if not len(top):
-            reason = (
-                f"no feasible recipe for targets {out.targets} under the constraints (family {req.family}, casting "
-                f"{req.casting}, max cost {req.max_cost}, minimums {req.minimum or 'none'}); relax a target or "
-                "a constraint"
-            )
+            wanted = ", ".join(f"{t} {v:g} {out.units[t]}" for t, v in out.targets.items())
+            reason = f"no feasible recipe for {wanted}: {out.reason}"
         cards = design_mod.as_raw_cards(top, first.config.data) if len(top) else pd.DataFrame()
         return {
             "candidates": top,
@@ -218,6 +302,10 @@ class Assistant:
             "data": first.config.data,
             "master": first.master,  # the tested cards the recipes were designed among
         }
+
+    def units(self, targets, models: dict | None = None) -> dict[str, str]:
+        """{target: unit} of the versions a request uses."""
+        return {t: self.version(t, (models or {}).get(t)).model.unit for t in targets}
 
     # --- predict ------------------------------------------------------------------------------------------------
     def predict(self, raw: pd.DataFrame, targets=None, models: dict | None = None) -> tuple[pd.DataFrame, dict]:
@@ -234,10 +322,11 @@ class Assistant:
             v = self.version(t, (models or {}).get(t))
             rules = repr((v.config.data, v.config.cleaning, v.config.chem_window))
             if rules not in cleaned:
-                cleaned[rules] = clean_for_prediction(raw, v.config)
+                cleaned[rules] = clean_for_prediction(raw, v.config, labels=False)
             scored = predict_cards(raw, v.config, v.model, cleaned=cleaned[rules])
             out[f"{t}_pred"], out[f"{t}_std"] = scored[f"{t}_pred"], scored[f"{t}_std"]
             out[f"{t}_in_domain"], out[f"{t}_domain_distance"] = scored["in_domain"], scored["domain_distance"]
+            out[f"{t}_domain_reason"] = scored["domain_reason"]
             reasons = reasons.where(reasons != "", scored["rejected_reason"])
             used[t] = v.ref
         out["rejected_reason"] = reasons

@@ -371,6 +371,9 @@ class DesignConfig:
     weights: DesignWeights = field(default_factory=DesignWeights)
     top: int = 20
     hit_top: int = 10  # closed loop on demo: top-N scored by the ground truth
+    # below this chance that a recipe lands within tolerance of every target, no recipe "hits": the run warns and
+    # says why, the service shows the closest recipes as such instead of a ranking
+    min_p_hit: float = 0.05
     stratify_by: list[str] = field(default_factory=lambda: ["casting"])
     # recorded numbers that follow from the recipe (not set by the caster): filled from the 5 most similar cards
     outcomes: list[str] = field(default_factory=lambda: ["grain_size_um"])

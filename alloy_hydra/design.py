@@ -35,6 +35,33 @@ log = logging.getLogger(__name__)
 ORDERED = (("YS", "UTS"), ("UniformEL", "FractureEL"))  # a <= b for every recipe designed for both
 
 
+def contradictions(targets: dict, minimum: dict | None = None) -> list[tuple[str, str]]:
+    """(property, why) for targets no alloy can meet together: a yield strength above the tensile strength (or a
+    uniform elongation above the fracture elongation), as targets or as a minimum against the other's target."""
+    out = []
+    for a, b in ORDERED:
+        lo = [(f"target {a}", targets.get(a)), (f"minimum {a}", (minimum or {}).get(a))]
+        for what, v in lo:
+            if v is not None and targets.get(b) is not None and v > targets[b]:
+                out.append((a, f"{what} {v:g} is above target {b} {targets[b]:g}: {a} <= {b} for every alloy"))
+    return out
+
+
+def fixed_problems(fixed: dict, cards: pd.DataFrame, data) -> list[tuple[str, str]]:
+    """(key, why) for each design.fixed entry the design space cannot take: a key that is no categorical of the
+    cards (nor a schedule's type), or a level no card has."""
+    keys = [c for c in data.categoricals if c in cards] + [f"{s}_type" for s in data.schedules if f"{s}_type" in cards]
+    out = []
+    for key, level in fixed.items():
+        if key not in keys:
+            out.append((key, f"not a categorical of the design space (it has: {', '.join(keys) or 'none'})"))
+            continue
+        levels = sorted(cards[key].dropna().astype(str).unique())
+        if str(level) not in levels:
+            out.append((key, f"{level!r} is not a level the cards hold ({', '.join(levels)})"))
+    return out
+
+
 @dataclass
 class Var:
     name: str
@@ -68,6 +95,9 @@ class Space:
         self.outcomes = [c for c in outcomes if c in self.schema.numeric]
         self.table = cards_mod.encode(master, self.schema, data).reset_index(drop=True)
         fixed, bounds = dict(fixed or {}), {k: list(v) for k, v in (bounds or {}).items()}
+        problems = fixed_problems(fixed, self.table, data)
+        if problems:
+            raise ValueError("; ".join(f"design.fixed.{k}: {why}" for k, why in problems))
         support = dict(support or {})
         min_share = float(support.get("min_share", 0.0))
         self.unsupported: dict[str, float] = {}  # element -> share of cards containing it (fixed at typical)
@@ -438,7 +468,7 @@ class DesignProblem(Problem):
             xl=sp.xl,
             xu=sp.xu,
         )
-        self.archive_X, self.archive_feasible = [], []
+        self.archive_X, self.archive_feasible, self.archive_broken = [], [], []
 
     def _evaluate(self, X, out, *args, **kwargs):
         ev = self.evaluator(X)
@@ -447,6 +477,7 @@ class DesignProblem(Problem):
             out["G"] = ev.G
         self.archive_X.append(np.array(X))
         self.archive_feasible.append(feasible(self.evaluator, ev))
+        self.archive_broken.append(ev.G > 0)  # which constraint each candidate breaks (why_infeasible)
 
 
 class _Search:
@@ -473,6 +504,7 @@ class _Search:
                 task = bar.add_task(f"design: {self.name} {self.pop_size} x {self.n_gen}", total=self.n_gen)
                 self._search(problem, lambda: bar.advance(task))
         self.feasible_ = np.concatenate(problem.archive_feasible)  # per returned candidate (rank(ok=...))
+        self.broken_ = np.concatenate(problem.archive_broken)  # candidates x evaluator.constraints
         return np.vstack(problem.archive_X)
 
 
@@ -511,6 +543,47 @@ class RandomSearch(_Search):
             X[:, discrete] = np.round(X[:, discrete])
             problem.evaluate(X)
             tick()
+
+
+def constraint_words(name: str, design) -> str:
+    """A constraint of Evaluator.constraints as a metallurgist would say it."""
+    if "<=" in name:
+        a, b = name.split("<=")
+        return f"{a} at most {b}"
+    if name.startswith("min:"):
+        return f"{name[4:]} at least {design.min[name[4:]]:g}"
+    if name == "max_additions":
+        return f"at most {design.max_additions} alloying additions"
+    if name == "max_cost":
+        return f"cost index at most {design.max_cost:g}"
+    return {
+        "adequate_homog": "a homogenisation the cleaning rule accepts (design.adequate_homog)",
+        "adequate_recryst": "a final anneal that recrystallises (design.adequate_recryst)",
+        "domain": "inside the applicability domain (near tested cards; design.domain=exclude)",
+    }.get(name, name)
+
+
+def why_infeasible(evaluator: Evaluator, broken: np.ndarray, n_searched_ok: int) -> str:
+    """Why no recipe is left, in words: which constraint blocks (the share of tried recipes breaking each, and
+    the one that alone rules out the most), or that every recipe meeting them sits outside the domain."""
+    d, names = evaluator.design, evaluator.constraints
+    n = len(broken)
+    if n_searched_ok:  # met every constraint in the search, then failed the report's whole domain rule
+        return (
+            f"all {n_searched_ok} recipes that meet the constraints lie outside the applicability domain (far from "
+            "tested cards, or the formula and its reference model disagree there); relax a target or a constraint"
+        )
+    if not names or not n:
+        return "no recipe was found"
+    share = broken.mean(axis=0)
+    alone = (broken & (broken.sum(axis=1) == 1)[:, None]).sum(axis=0)
+    order = np.argsort(-share)
+    parts = ", ".join(f"{constraint_words(names[j], d)} ({100 * share[j]:.0f} %)" for j in order if share[j] > 0)
+    text = f"none of the {n} recipes tried meets every constraint; broken: {parts}"
+    if alone.max() > 0:
+        text += f"; the one that alone rules out the most: {constraint_words(names[int(np.argmax(alone))], d)}"
+        return text + "; relax it, a target or the family"
+    return text + "; relax a constraint, a target or the family"
 
 
 def feasible(evaluator: Evaluator, ev: Evaluation) -> np.ndarray:
@@ -597,10 +670,12 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     for name in space.schema.schedules:
         if space.data.schedules[name].kind == "recryst" and f"{name}_temp_max_C" in c:
             key += "|" + (c[f"{name}_temp_max_C"].to_numpy() / 10).round().astype(str)
-    order = ["in_domain", "score"] if evaluator.design.domain != "ignore" else ["score"]
-    asc = [False, True] if evaluator.design.domain != "ignore" else [True]
-    out = out.assign(_key=key.to_numpy()).sort_values(order, ascending=asc, kind="stable")
-    out = out.loc[~out["_key"].duplicated()].drop(columns="_key").reset_index(drop=True)  # the best of each
+    # p_hit is the first key (to 0.01: cost, simplicity and depth in the domain break near-ties), as the README
+    # says; in-domain recipes before the others unless design.domain=ignore
+    order = ["in_domain", "_p", "score"] if evaluator.design.domain != "ignore" else ["_p", "score"]
+    asc = [False, False, True] if evaluator.design.domain != "ignore" else [False, True]
+    out = out.assign(_key=key.to_numpy(), _p=out["p_hit"].round(2)).sort_values(order, ascending=asc, kind="stable")
+    out = out.loc[~out["_key"].duplicated()].drop(columns=["_key", "_p"]).reset_index(drop=True)  # the best of each
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
 

@@ -323,6 +323,51 @@ class Model:
         mean, std = self.mean_std(X, dist, ref)
         return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist, ref)) <= 1.0, dist
 
+    def domain_reasons(self, cards: pd.DataFrame) -> list[str]:
+        """Per cleaned card, why it is out of the applicability domain in words ("" when inside): each rule of
+        domain_ratio that fails — an input no training card varied, an input beyond its widened training range,
+        far from the tested cards, the formula and its reference disagreeing."""
+        X = self.X(cards)
+        dist, ref = self.domain.distance(X), self._reference(X)
+        mean = predict_json(self.main, X)
+        d = self.domain
+        names = np.asarray(self.features if d.cols is None else [self.features[i] for i in d.cols])
+        Xd = X if d.cols is None else X[:, d.cols]
+        unseen = self.featuriser.unseen(cards)
+        fixed = [c for c in self.featuriser.numeric if c not in self.features and c in cards]
+        use = None
+        if d.use is not None and d.threshold_use is not None and d.cols is None:
+            Z = d.standardise(X)
+            use = knn_mean_distance(Z[:, d.use], d.points[:, d.use], d.k)
+        out = []
+        for i in range(len(X)):
+            why = []
+            if unseen[i]:
+                changed = [
+                    c for c in fixed if abs(float(np.nan_to_num(cards[c].iat[i])) - self.featuriser.fill_[c]) > 1e-9
+                ]
+                why.append(f"changes {', '.join(changed) or 'an input'}, which no training card varied")
+            if d.lo is not None and len(names):
+                width = np.where(d.hi - d.lo > 0, d.hi - d.lo, np.inf)
+                excess = np.maximum(np.maximum(d.lo - Xd[i], Xd[i] - d.hi), 0.0) / (d.range_tol * width)
+                for j in np.flatnonzero(excess > 1):
+                    why.append(f"{names[j]} = {Xd[i, j]:.4g} beyond the training range {d.lo[j]:.4g}–{d.hi[j]:.4g}")
+            if dist[i] > d.threshold:
+                why.append(f"far from the tested cards (distance {dist[i]:.2f} > {d.threshold:.2f})")
+            elif use is not None and use[i] > d.threshold_use:
+                why.append(
+                    f"far from the tested cards in the formula's own inputs ({use[i]:.2f} > {d.threshold_use:.2f})"
+                )
+            if self.reference is not None and self.agreement > 0:
+                gap = abs(mean[i] - ref[i])
+                if not gap <= self.agreement * self.sigma_resid:
+                    why.append(
+                        f"the formula and its reference model disagree by {gap:.3g} {self.unit} "
+                        f"(> {self.agreement * self.sigma_resid:.3g})"
+                    )
+            out.append("; ".join(why))
+        return out
+
     def _reference(self, X: np.ndarray):
         """The reference model's prediction (sigma and domain both read it: a tree ensemble is evaluated once)."""
         return None if self.reference is None else predict_json(self.reference, X)
@@ -440,6 +485,11 @@ class Committee:
         std = np.sqrt(np.mean([s**2 for _, s, _, _ in out], axis=0) + P.var(axis=0))
         in_dom = np.all([d for _, _, d, _ in out], axis=0)
         return P.mean(axis=0), std, in_dom, np.max([x for _, _, _, x in out], axis=0)
+
+    def domain_reasons(self, cards: pd.DataFrame) -> list[str]:
+        """Per card, the reasons of every member that finds it out of domain (Model.domain_reasons)."""
+        per = [m.domain_reasons(cards) for m in self.models]
+        return ["; ".join(dict.fromkeys(r for m in row for r in m.split("; ") if r)) for row in zip(*per)]
 
     def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = [m.report(cards) for m in self.models]

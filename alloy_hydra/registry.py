@@ -50,6 +50,11 @@ class RegistryError(AlloyHydraError):
     """A registry that does not hold what was asked for, or a version whose files do not match its checksums."""
 
 
+class RegistryDamaged(RegistryError):
+    """The registry's own files fail their checks (an index that does not parse, a version whose files do not
+    match its manifest): the server's fault, never the request's."""
+
+
 @dataclass
 class Version:
     target: str
@@ -113,9 +118,9 @@ class Registry:
         try:
             idx = json.loads(p.read_text())
         except json.JSONDecodeError as err:
-            raise RegistryError(f"{p} is not valid JSON ({err})") from None
-        if idx.get("format") != FORMAT:
-            raise RegistryError(f"{p} is not an alloy_hydra registry index")
+            raise RegistryDamaged(f"{p} is not valid JSON ({err})") from None
+        if not isinstance(idx, dict) or idx.get("format") != FORMAT or not isinstance(idx.get("targets"), dict):
+            raise RegistryDamaged(f"{p} is not an alloy_hydra registry index")
         return idx
 
     def targets(self) -> list[str]:
@@ -147,15 +152,15 @@ class Registry:
         folder = self.path / target / str(number)
         manifest = folder / "MANIFEST.json"
         if not manifest.exists():
-            raise RegistryError(f"{target}:{number}: {folder} is missing or half-written (no MANIFEST.json)")
+            raise RegistryDamaged(f"{target}:{number}: {folder} is missing or half-written (no MANIFEST.json)")
         if sha256(manifest) != entry["manifest_sha256"]:
-            raise RegistryError(f"{target}:{number}: MANIFEST.json does not match the index (tampered?)")
+            raise RegistryDamaged(f"{target}:{number}: MANIFEST.json does not match the index (tampered?)")
         for name, digest in json.loads(manifest.read_text())["files"].items():
             f = folder / name
             if not f.exists():
-                raise RegistryError(f"{target}:{number}: {name} is missing")
+                raise RegistryDamaged(f"{target}:{number}: {name} is missing")
             if sha256(f) != digest:
-                raise RegistryError(f"{target}:{number}: {name} does not match its sha256 (changed after publishing)")
+                raise RegistryDamaged(f"{target}:{number}: {name} does not match its sha256 (changed after publishing)")
         return folder
 
     def load(self, target: str, ref=None) -> Version:

@@ -11,16 +11,18 @@ service listens on 127.0.0.1 only. Every /predict and /design is appended to the
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import hashlib
 import json
 import logging
+import math
 import os
+import re
 import secrets
 import sqlite3
 import sys
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -34,12 +36,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .assistant import REQUEST_TARGETS, Assistant, DesignRequest, RequestError, cards_from_records
+from .assistant import (
+    REQUEST_TARGETS,
+    TARGET_LIMITS,
+    Assistant,
+    DesignRequest,
+    RequestError,
+    ServiceFault,
+    cards_from_records,
+)
 from .errors import AlloyHydraError
+from .registry import RegistryDamaged
+from .ui import TOKEN_ENV, is_loopback
 
 log = logging.getLogger("alloy_hydra.service")
-TOKEN_ENV = "ALLOY_HYDRA_TOKEN"
 NAME = r"^[A-Za-z0-9_.-]{1,40}$"  # a version number or an alias: never a path
 
 
@@ -52,16 +64,25 @@ class DesignBody(BaseModel):
     """The action plan's question; every target is optional but at least one is needed."""
 
     model_config = ConfigDict(extra="forbid")
-    target_YS: float | None = Field(None, gt=0, le=1000, description="yield strength, MPa")
-    target_UTS: float | None = Field(None, gt=0, le=1000, description="tensile strength, MPa")
-    target_EL: float | None = Field(None, gt=0, le=100, description="elongation at fracture, %")
+    target_YS: float | None = Field(
+        None, gt=TARGET_LIMITS["YS"][0], le=TARGET_LIMITS["YS"][1], description="yield strength, MPa"
+    )
+    target_UTS: float | None = Field(
+        None, gt=TARGET_LIMITS["UTS"][0], le=TARGET_LIMITS["UTS"][1], description="tensile strength, MPa"
+    )
+    target_EL: float | None = Field(
+        None,
+        gt=TARGET_LIMITS["FractureEL"][0],
+        le=TARGET_LIMITS["FractureEL"][1],
+        description="elongation at fracture, %",
+    )
     alloy_family: str | None = Field(None, max_length=20, examples=["AA5xxx"])
     casting: str | None = Field(None, max_length=20, examples=["DC"])
     max_cost: float | None = Field(None, gt=0, le=1e4, description="cost index relative to pure Al")
     top: int | None = Field(None, ge=1, le=100, description="recipes returned (default 20)")
-    min_YS: float | None = Field(None, ge=0, le=1000)
-    min_UTS: float | None = Field(None, ge=0, le=1000)
-    min_EL: float | None = Field(None, ge=0, le=100)
+    min_YS: float | None = Field(None, ge=TARGET_LIMITS["YS"][0], le=TARGET_LIMITS["YS"][1])
+    min_UTS: float | None = Field(None, ge=TARGET_LIMITS["UTS"][0], le=TARGET_LIMITS["UTS"][1])
+    min_EL: float | None = Field(None, ge=TARGET_LIMITS["FractureEL"][0], le=TARGET_LIMITS["FractureEL"][1])
     fixed: dict[Annotated[str, Field(pattern=NAME)], Annotated[str, Field(max_length=40)]] = Field(
         default_factory=dict, max_length=10, description="other categoricals, e.g. {'recryst_type': 'batch'}"
     )
@@ -103,34 +124,89 @@ class PredictBody(BaseModel):
 
 
 # --- the query log ------------------------------------------------------------------------------------------------
-class QueryLog:
-    """One row per /predict and /design: query id, time, endpoint, inputs, model versions, outputs (JSON)."""
+def strict(value):
+    """`value` with every non-finite float as None: the log and the answers are strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
 
-    def __init__(self, path):
+
+# an absolute path of two or more parts (/srv/lab/models/YS/1), not a unit (MPa/wt%) or an endpoint (/design)
+ABSOLUTE_PATH = re.compile(r"(?<![\w.%])(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\]+[/\\])+[^\s'\",;)/\\]*")
+
+
+def redact(value):
+    """`value` with every absolute path cut to its last part: a client learns no server folder."""
+    if isinstance(value, str):
+        return ABSOLUTE_PATH.sub(lambda m: re.split(r"[/\\]", m.group(0).rstrip("/\\"))[-1] or "<path>", value)
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def bounded(value, limit: int) -> str:
+    """`value` as strict JSON, or beyond `limit` bytes its digest (sha256, size and the first 200 characters):
+    a 5 MB request must not grow the log by 5 MB, and the digest still tells two requests apart."""
+    text = json.dumps(strict(value), default=str, allow_nan=False)
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    digest = {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw), "head": text[:200], "truncated": True}
+    return json.dumps(digest)
+
+
+class QueryLog:
+    """One row per request the log keeps (every /predict and /design, and every refused request): query id, time,
+    endpoint, status, inputs, model versions, outputs (strict JSON, each at most `max_bytes`, else a digest).
+    Rows older than `retention_days` (None = kept) are deleted when the log opens and every 100 rows."""
+
+    def __init__(self, path, max_bytes: int = 16_384, retention_days: float | None = 90):
         self.path = Path(path)
+        self.max_bytes, self.retention_days = int(max_bytes), retention_days
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._added = 0
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS queries (id TEXT PRIMARY KEY, time TEXT, endpoint TEXT, status INTEGER,"
                 " inputs TEXT, versions TEXT, outputs TEXT)"
             )
+        self.prune()
 
     def _connect(self):
         return sqlite3.connect(self.path, timeout=30)
+
+    def prune(self) -> int:
+        """Delete the rows older than the retention; how many went."""
+        if self.retention_days is None:
+            return 0
+        cutoff = datetime.now(timezone.utc) - timedelta(days=float(self.retention_days))
+        with self._lock, self._connect() as db:
+            cur = db.execute("DELETE FROM queries WHERE time < ?", (cutoff.isoformat(timespec="milliseconds"),))
+            return cur.rowcount
 
     def add(self, qid: str, endpoint: str, status: int, inputs, versions, outputs) -> None:
         row = (
             qid,
             datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             endpoint,
-            status,
-            json.dumps(inputs, default=str),
-            json.dumps(versions, default=str),
-            json.dumps(outputs, default=str),
+            int(status),
+            bounded(inputs, self.max_bytes),
+            bounded(versions, self.max_bytes),
+            bounded(outputs, self.max_bytes),
         )
         with self._lock, self._connect() as db:
             db.execute("INSERT INTO queries VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self._added += 1
+            due = self._added % 100 == 0
+        if due:
+            self.prune()
 
     def rows(self) -> list[dict]:
         with self._connect() as db:
@@ -205,11 +281,18 @@ def create_app(
     max_body_bytes: int = 8_000_000,
     query_log=None,
     base_cfg=None,
+    log_max_bytes: int = 16_384,
+    log_retention_days: float | None = 90,
 ) -> FastAPI:
     """The service over `registry`. token: required bearer token (None = open, for 127.0.0.1); workers: design
-    and predict requests running at once (default: the machine's cores), more get 503 with Retry-After."""
+    and predict requests running at once (default: the machine's cores), more get 503 with Retry-After;
+    log_max_bytes / log_retention_days: the query log's bounds (QueryLog)."""
     assistant = Assistant(registry, base_cfg)
-    queries = QueryLog(query_log or assistant.registry.path / "queries.sqlite")
+    queries = QueryLog(
+        query_log or assistant.registry.path / "queries.sqlite",
+        max_bytes=log_max_bytes,
+        retention_days=log_retention_days,
+    )
     slots = threading.BoundedSemaphore(max(1, min(workers or cores(), cores())))
     app = FastAPI(
         title="alloy_hydra design assistant",
@@ -220,14 +303,29 @@ def create_app(
     app.state.assistant, app.state.queries = assistant, queries
     app.state.token = token
 
+    def logged(request: Request, status: int, inputs, outputs, versions=None) -> None:
+        """A refused or failed request in the query log (the endpoints log their own answers), once."""
+        if getattr(request.state, "logged", False):
+            return
+        request.state.logged = True
+        queries.add(uuid.uuid4().hex, request.url.path, status, inputs, versions or {}, outputs)
+
+    def public(body):
+        """A response body as strict JSON with no server path in it."""
+        return redact(json.loads(assistant.public(json.dumps(strict(body), default=str, allow_nan=False))))
+
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         if request.method in ("POST", "PUT"):
             length = request.headers.get("content-length")
             if length is None:
-                return JSONResponse({"detail": "Content-Length is required"}, status_code=411)
+                detail = "Content-Length is required"
+                logged(request, 411, None, {"error": detail})
+                return JSONResponse({"detail": detail}, status_code=411)
             if not length.isdigit() or int(length) > max_body_bytes:
-                return JSONResponse({"detail": f"request body larger than {max_body_bytes} bytes"}, status_code=413)
+                detail = f"request body larger than {max_body_bytes} bytes"
+                logged(request, 413, {"content_length": length}, {"error": detail})
+                return JSONResponse({"detail": detail}, status_code=413)
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
@@ -235,38 +333,50 @@ def create_app(
         errors = [
             {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in exc.errors()
         ]
+        logged(request, 422, getattr(exc, "body", None), {"error": errors})
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException):
+        if exc.status_code >= 400:
+            logged(request, exc.status_code, None, {"error": exc.detail})
+        return JSONResponse({"detail": public(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RegistryDamaged)
+    async def damaged(request: Request, exc: RegistryDamaged):  # outside a version load (/models' index)
+        detail = {"field": "registry", "message": assistant.public(str(exc))}
+        logged(request, 503, None, {"error": detail})
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "60"})
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception):  # never a traceback to the client
         log.exception("request failed: %s", exc)
+        logged(request, 500, None, {"error": f"{type(exc).__name__}: {assistant.public(str(exc))}"})
         return JSONResponse({"detail": "internal error; the service log has the details"}, status_code=500)
 
     def busy() -> HTTPException:
         return HTTPException(503, "the design workers are all busy; retry shortly", headers={"Retry-After": "5"})
 
-    async def in_pool(qid: str, endpoint: str, inputs, fn, *args):
+    async def in_pool(request: Request, inputs, fn, *args):
         if not slots.acquire(blocking=False):
-            queries.add(qid, endpoint, 503, inputs, {}, {"error": "busy"})
+            logged(request, 503, inputs, {"error": "busy"})
             raise busy()
         try:
             return await run_in_threadpool(fn, *args)
         finally:
             slots.release()
 
-    def refuse(err: RequestError, qid: str, endpoint: str, inputs) -> HTTPException:
-        queries.add(qid, endpoint, err.status, inputs, {}, {"error": str(err)})
-        return HTTPException(err.status, {"field": err.field, "message": str(err), "query_id": qid})
+    def refuse(request: Request, err: RequestError, qid: str, inputs) -> HTTPException:
+        detail = {"field": err.field, "message": assistant.public(str(err)), "query_id": qid}
+        request.state.logged = True
+        queries.add(qid, request.url.path, err.status, inputs, {}, {"error": detail})
+        headers = {"Retry-After": "60"} if err.status == 503 else None
+        return HTTPException(err.status, detail, headers=headers)
 
     @app.get("/health")
     def health():
-        try:
-            targets = assistant.registry.targets()
-            versions = assistant.in_use(targets) if targets else {}
-            ready, reason = bool(targets), None if targets else "the registry has no published model"
-        except AlloyHydraError as err:
-            versions, ready, reason = {}, False, str(err)
-        return {"status": "ok", "ready": ready, "reason": reason, "models": {t: v["ref"] for t, v in versions.items()}}
+        ready, reason, versions = assistant.ready()
+        return public({"status": "ok", "ready": ready, "reason": reason, "models": versions})
 
     @app.get("/models", dependencies=[Depends(authorised)])
     def models():
@@ -276,60 +386,72 @@ def create_app(
             for v in entry["versions"]:
                 card = assistant.registry.path / target / v / "card.json"
                 cards.setdefault(target, {})[v] = json.loads(card.read_text()) if card.exists() else None
-        return {"targets": index["targets"], "cards": cards, "options": assistant.options()}
+        return public({"targets": index["targets"], "cards": cards, "options": assistant.options()})
 
     @app.post("/design", dependencies=[Depends(authorised)])
-    async def design(body: DesignBody):
+    async def design(request: Request, body: DesignBody):
         qid = uuid.uuid4().hex
         inputs = body.model_dump()
         try:
-            result = await in_pool(qid, "/design", inputs, assistant.design, body.request())
+            result = await in_pool(request, inputs, assistant.design, body.request())
         except RequestError as err:
-            raise refuse(err, qid, "/design", inputs) from None
+            raise refuse(request, err, qid, inputs) from None
         candidates = candidates_json(result)
-        answer = {
-            "query_id": qid,
-            "versions": result["versions"],
-            "targets": result["targets"],
-            "n_feasible": result["n_feasible"],
-            "reason": result["reason"],
-            "candidates": candidates,
+        reachable = result["reason"] is None
+        answer = public(
+            {
+                "query_id": qid,
+                "versions": result["versions"],
+                "targets": result["targets"],
+                "n_feasible": result["n_feasible"],
+                "reason": result["reason"],
+                # no pretend ranking: when no recipe has a real chance, the closest ones are shown as such
+                "candidates": candidates if reachable else [],
+                "closest": [] if reachable else candidates[:3],
+            }
+        )
+        # the log keeps what the monitor joins measured outcomes to (rank, predictions, p_hit, domain), not the
+        # whole answer: 20 recipes with their cards would be a digest beyond the log's row limit
+        record = {
+            **{k: answer[k] for k in ("query_id", "targets", "n_feasible", "reason")},
+            "candidates": [
+                {k: c[k] for k in ("rank", "p_hit", "in_domain", "predictions", "nearest_card")}
+                for c in answer["candidates"] or answer["closest"]
+            ],
         }
-        queries.add(qid, "/design", 200, inputs, result["versions"], answer)
+        request.state.logged = True
+        queries.add(qid, "/design", 200, inputs, result["versions"], record)
         return answer
 
     @app.post("/predict", dependencies=[Depends(authorised)])
-    async def predict(body: PredictBody):
+    async def predict(request: Request, body: PredictBody):
         qid = uuid.uuid4().hex
-        if len(body.cards) > max_cards:
-            raise HTTPException(413, {"field": "cards", "message": f"at most {max_cards} cards per request"})
         inputs = body.model_dump()
+        if len(body.cards) > max_cards:
+            raise refuse(request, RequestError("cards", f"at most {max_cards} cards per request", 413), qid, inputs)
         try:
             raw = cards_from_records(body.cards)
-            table, used = await in_pool(qid, "/predict", inputs, assistant.predict, raw, body.targets, body.models)
+            table, used = await in_pool(request, inputs, assistant.predict, raw, body.targets, body.models)
         except RequestError as err:
-            raise refuse(err, qid, "/predict", inputs) from None
+            raise refuse(request, err, qid, inputs) from None
+        except RegistryDamaged as err:
+            raise refuse(request, ServiceFault("registry", str(err)), qid, inputs) from None
         except AlloyHydraError as err:  # the cards themselves (a column the schema cannot read)
-            raise refuse(RequestError("cards", str(err)), qid, "/predict", inputs) from None
+            raise refuse(request, RequestError("cards", str(err)), qid, inputs) from None
         targets = list(used)
+        units = assistant.units(targets, body.models)
         out = []
         for r in _records(table):
-            preds = per_target(r, targets, ("pred", "std", "in_domain", "domain_distance"))
+            preds = per_target(r, targets, ("pred", "std", "in_domain", "domain_distance", "domain_reason"))
+            for t, p in preds.items():
+                p["unit"] = units[t]
             out.append({"card": r["source_row"] - 1, "predictions": preds, "rejected_reason": r["rejected_reason"]})
-        answer = {"query_id": qid, "versions": used, "n_cards": len(out), "results": out}
+        answer = public({"query_id": qid, "versions": used, "units": units, "n_cards": len(out), "results": out})
+        request.state.logged = True
         queries.add(qid, "/predict", 200, inputs, used, answer)
         return answer
 
     return app
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,8 @@
     python -m alloy_hydra.ui [--registry models] [--port 8501] [--host 127.0.0.1]
 
 Runs `streamlit run` on alloy_hydra/webapp.py (the page) with the registry in ALLOY_HYDRA_REGISTRY; open the URL
-it prints. Without published models the page says how to build the demo registry.
+it prints. Without published models the page says how to build the demo registry. As for the service, a host
+other than 127.0.0.1 needs ALLOY_HYDRA_TOKEN, which the page then asks for before it shows anything.
 """
 
 from __future__ import annotations
@@ -14,6 +15,18 @@ import sys
 from pathlib import Path
 
 REGISTRY_ENV = "ALLOY_HYDRA_REGISTRY"  # the page reads its registry from here
+TOKEN_ENV = "ALLOY_HYDRA_TOKEN"  # as the service: required beyond 127.0.0.1, asked for by the page
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv=None) -> int:
@@ -22,6 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8501)
     args = ap.parse_args(argv)
+    if not is_loopback(args.host) and not os.environ.get(TOKEN_ENV):
+        print(f"error: serving the page on {args.host} needs a token: set {TOKEN_ENV} (or use --host 127.0.0.1)")
+        return 2
     import importlib.util
 
     if importlib.util.find_spec("streamlit") is None:

@@ -5,6 +5,7 @@ alloy_hydra.assistant, the functions the service and run.py use."""
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -13,12 +14,39 @@ import streamlit as st
 
 from alloy_hydra import design as design_mod
 from alloy_hydra import plots
-from alloy_hydra.assistant import REQUEST_TARGETS, Assistant, DesignRequest, RequestError, summary_table
+from alloy_hydra.assistant import (
+    REQUEST_TARGETS,
+    TARGET_LIMITS,
+    Assistant,
+    DesignRequest,
+    RequestError,
+    summary_table,
+)
 from alloy_hydra.errors import AlloyHydraError
 from alloy_hydra.io import read_cards
-from alloy_hydra.ui import REGISTRY_ENV
+from alloy_hydra.ui import REGISTRY_ENV, TOKEN_ENV
 
 LABELS = {"YS": "Target YS (MPa)", "UTS": "Target UTS (MPa)", "FractureEL": "Target elongation (%)"}
+# the request's field names in the page's words (an error names what the user sees, not the API's field)
+WORDS = {
+    **{k: LABELS[t] for k, t in REQUEST_TARGETS.items()},
+    **{"min_" + k[7:]: f"Minimum {t}" for k, t in REQUEST_TARGETS.items()},
+    "alloy_family": "Alloy family",
+    "casting": "Casting",
+    "max_cost": "Max cost index",
+    "targets": "Targets",
+    "request": "Request",
+    "registry": "Model registry",
+}
+
+
+def in_words(err: RequestError) -> str:
+    """A refused request as the page says it: the field's label, then the reason without the field's name."""
+    message = str(err).removeprefix(f"{err.field}: ")
+    label = WORDS.get(err.field, WORDS.get(err.field.split(".")[0], err.field))
+    return f"{label}: {message}"
+
+
 DEFAULTS = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}  # the action plan's question
 
 
@@ -34,7 +62,9 @@ def design_tab(assistant: Assistant, options: dict) -> None:
         values = {}
         for c, t in zip(cols, available):
             use = c.checkbox(f"design for {t}", value=True, key=f"use_{t}")
-            v = c.number_input(LABELS[t], min_value=0.0, max_value=1000.0, value=DEFAULTS[t], step=5.0, key=f"t_{t}")
+            lo, hi = TARGET_LIMITS[t]  # the API's limits: a target above lo, at most hi
+            step = 5.0 if hi > 100 else 0.5
+            v = c.number_input(LABELS[t], min_value=lo + step, max_value=hi, value=DEFAULTS[t], step=step, key=f"t_{t}")
             if use:
                 values[t] = v
         a, b, c = st.columns(3)
@@ -62,15 +92,18 @@ def design_tab(assistant: Assistant, options: dict) -> None:
             )
         except RequestError as err:
             bar.empty()
-            st.error(str(err))
+            st.error(in_words(err))
             return
         bar.progress(1.0, text="done")
         st.session_state["result"] = result
     result = st.session_state.get("result")
     if result is None:
         return
-    if result["reason"]:
+    if result["reason"]:  # no pretend ranking: say why, show the closest recipes as such
         st.warning(result["reason"])
+        if len(result["candidates"]):
+            st.caption("The closest recipes found (not expected to hit the targets):")
+            st.dataframe(summary_table(result).head(3), hide_index=True, key="closest")
         return
     top = result["candidates"]
     st.success(
@@ -104,6 +137,9 @@ def predict_tab(assistant: Assistant, options: dict) -> None:
         try:
             raw = read_cards(path, delimiter=version.config.data.delimiter)
             table, used = assistant.predict(raw)
+        except RequestError as err:
+            st.error(in_words(err))
+            return
         except AlloyHydraError as err:
             st.error(str(err).replace(str(path), upload.name))
             return
@@ -112,6 +148,7 @@ def predict_tab(assistant: Assistant, options: dict) -> None:
     for t in used:
         shown[t] = ["—" if pd.isna(p) else f"{p:.1f} ± {s:.1f}" for p, s in zip(table[f"{t}_pred"], table[f"{t}_std"])]
         shown[f"{t} in domain"] = table[f"{t}_in_domain"]
+        shown[f"{t} why not"] = table[f"{t}_domain_reason"]
     shown["rejected"] = table["rejected_reason"]
     st.write(
         f"{len(table)} cards, {int((table['rejected_reason'] == '').sum())} scored — models {', '.join(used.values())}"
@@ -124,9 +161,24 @@ def registry() -> str:
     return os.environ.get(REGISTRY_ENV, "models")
 
 
+def signed_in() -> bool:
+    """With ALLOY_HYDRA_TOKEN set (required off loopback, as for the service), the page asks for it first."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        return True
+    given = st.text_input("Access token", type="password", key="token")
+    if given and secrets.compare_digest(given.encode(), token.encode()):
+        return True
+    if given:
+        st.error("That token is not valid.")
+    return False
+
+
 def main() -> None:
     st.set_page_config(page_title="alloy_hydra design assistant", layout="wide")
     st.title("Aluminium alloy design assistant")
+    if not signed_in():
+        st.stop()
     assistant = get_assistant(registry())
     try:
         options = assistant.options()
@@ -146,7 +198,7 @@ def main() -> None:
             pd.DataFrame(in_use).T[["ref", "method", "members", "holdout_r2", "holdout_mae", "unit"]],
             key="models",
         )
-        st.caption(f"registry: {Path(registry()).resolve()}")
+        st.caption(f"registry: {Path(registry()).name}")
     design, predict = st.tabs(["Design", "Predict"])
     with design:
         design_tab(assistant, options)

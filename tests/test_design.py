@@ -123,7 +123,9 @@ def test_a_recipe_round_trips_through_card_and_featuriser(models_dir, tmp_path):
 
 
 def test_infeasible_targets_give_an_empty_well_formed_file(models_dir, tmp_path):
-    proc, d = design_run(tmp_path, models_dir, "design.targets.YS=2000", "design.min.YS=1900")
+    proc, d = design_run(
+        tmp_path, models_dir, "design.targets.YS=2000", "design.targets.UTS=2100", "design.min.YS=1900"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no feasible recipe" in proc.stdout + proc.stderr
     recs = design.without_units(pd.read_csv(d / "recommendations.csv"))

@@ -232,4 +232,3 @@ def test_equation_groups_the_formulas_terms_by_mechanism():
     assert sum(g["share"] for g in groups) == pytest.approx(1.0)
     mg = 20 * X["Mg"] + 5 * X["Mg_pow0_667"]
     assert groups[0]["range"] == pytest.approx(np.percentile(mg, 95) - np.percentile(mg, 5))
-

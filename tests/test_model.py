@@ -719,6 +719,7 @@ def test_equation_txt_says_what_moves_the_target_by_mechanism(run_dir):
     for v in expr.variables(inner):
         assert v in block, v
 
+
 def test_equation_text_merges_terms_and_gives_coefficient_units():
     x, mg, flag = {"var": "x"}, {"var": "Mg"}, {"var": "adequate_homog"}
     cap = {"op": "min", "args": [mg, {"const": 4.0}]}

@@ -118,7 +118,7 @@ def test_the_service_query_log_joins_measured_outcomes(demo_registry, tmp_path):
 
     log = tmp_path / "queries.sqlite"
     with TestClient(create_app(demo_registry.path, query_log=log)) as c:
-        answer = c.post("/design", json={"target_YS": 260, "target_UTS": 320, "pop_size": 30, "n_gen": 15}).json()
+        answer = c.post("/design", json={"target_YS": 260, "target_UTS": 320, "pop_size": 60, "n_gen": 60}).json()
     assert len(answer["candidates"]) >= 4, answer
     cards = pd.DataFrame([cand["card"] for cand in answer["candidates"][:4]])
     cards["query_id"] = answer["query_id"]

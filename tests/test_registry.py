@@ -17,7 +17,7 @@ from alloy_hydra.registry import Registry, RegistryError, parse, sha256
 
 ACTION_PLAN = ["design.targets.YS=260", "design.targets.UTS=320", "design.targets.FractureEL=12"]
 ACTION_PLAN += ["design.family=AA5xxx", "design.casting=DC", "design.max_cost=2.0"]
-SMALL = ["optimizer.pop_size=30", "optimizer.n_gen=15"]
+SMALL = ["optimizer.pop_size=40", "optimizer.n_gen=40"]
 
 
 def copy_registry(reg: Registry, dest) -> Registry:
@@ -127,7 +127,7 @@ def test_run_py_designs_from_the_registry_as_from_the_sweep_and_as_the_service(d
     from_registry = pd.read_csv(tmp_path / "reg" / "recommendations.csv")
     assert len(from_registry) > 0
     pd.testing.assert_frame_equal(from_registry, pd.read_csv(tmp_path / "sweep" / "recommendations.csv"))
-    req = assistant.DesignRequest({"YS": 260, "UTS": 320, "FractureEL": 12}, "AA5xxx", "DC", 2.0, pop_size=30, n_gen=15)
+    req = assistant.DesignRequest({"YS": 260, "UTS": 320, "FractureEL": 12}, "AA5xxx", "DC", 2.0, pop_size=40, n_gen=40)
     out = assistant.Assistant(demo_registry).design(req)
     top = design.without_units(from_registry)
     assert out["versions"] == {"YS": "YS:1", "UTS": "UTS:1", "FractureEL": "FractureEL:1"}
@@ -140,7 +140,7 @@ def test_run_py_designs_from_the_registry_as_from_the_sweep_and_as_the_service(d
 
     body = {"target_YS": 260, "target_UTS": 320, "target_EL": 12, "alloy_family": "AA5xxx", "casting": "DC"}
     with TestClient(create_app(demo_registry.path, query_log=tmp_path / "q.sqlite")) as client:
-        answer = client.post("/design", json={**body, "max_cost": 2.0, "pop_size": 30, "n_gen": 15}).json()
+        answer = client.post("/design", json={**body, "max_cost": 2.0, "pop_size": 40, "n_gen": 40}).json()
     assert [c["predictions"]["YS"]["pred"] for c in answer["candidates"]] == top["YS_pred"].tolist()
     assert [c["composition_wt_pct"]["Mg"] for c in answer["candidates"]] == top["Mg"].tolist()
     assert [c["process"]["homog_schedule"] for c in answer["candidates"]] == top["homog_schedule"].tolist()

@@ -18,7 +18,7 @@ from alloy_hydra import service
 from alloy_hydra.registry import Registry
 
 ACTION_PLAN = {"target_YS": 260, "target_UTS": 320, "target_EL": 12, "alloy_family": "AA5xxx", "casting": "DC"}
-ACTION_PLAN |= {"max_cost": 2.0, "pop_size": 30, "n_gen": 15}
+ACTION_PLAN |= {"max_cost": 2.0, "pop_size": 40, "n_gen": 40}
 DEMO = ROOT / "alloy_hydra" / "data" / "demo_cards.csv"
 
 
@@ -233,3 +233,150 @@ def test_concurrent_designs_are_all_answered(client):
     assert sorted(r.status_code for r in out) in ([200, 200], [200, 503])
     ok = [r.json()["candidates"] for r in out if r.status_code == 200]
     assert all(c == ok[0] for c in ok)
+
+
+# --- faults are the server's; answers that cannot mislead (issue 29, items 4-5) ----------------------------------
+def copied_registry(demo_registry, tmp_path):
+    import shutil
+
+    shutil.copytree(demo_registry.path, tmp_path / "models")
+    return tmp_path / "models"
+
+
+def test_a_tampered_model_file_is_a_503_naming_the_version_and_health_is_not_ready(demo_registry, tmp_path):
+    root = copied_registry(demo_registry, tmp_path)
+    model = root / "YS" / "1" / "model_0.json"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 1  # one changed byte
+    model.write_bytes(bytes(data))
+    with TestClient(service.create_app(root, query_log=tmp_path / "q.sqlite")) as c:
+        h = c.get("/health").json()
+        assert h["ready"] is False and "YS:1" in h["reason"] and "model_0.json" in h["reason"]
+        for r in (
+            c.post("/design", json={"target_YS": 260, "pop_size": 10, "n_gen": 2}),
+            c.post("/predict", json={"cards": demo_records(2)}),
+        ):
+            assert r.status_code == 503, r.text
+            d = r.json()["detail"]
+            assert d["field"] == "registry" and "YS:1" in d["message"] and "sha256" in d["message"]
+            assert r.headers["Retry-After"]
+        assert str(tmp_path) not in c.get("/health").text
+        assert [q["status"] for q in c.app.state.queries.rows()] == [503, 503]
+
+
+def test_a_truncated_index_is_a_503_everywhere_and_no_answer_shows_a_server_path(demo_registry, tmp_path):
+    root = copied_registry(demo_registry, tmp_path)
+    with TestClient(service.create_app(root, query_log=tmp_path / "q.sqlite")) as c:
+        for r in (c.get("/health"), c.get("/models")):  # a healthy registry first: no absolute path in any answer
+            assert str(root) not in r.text and str(ROOT) not in r.text and "/tmp/" not in r.text, r.text[:500]
+        index = root / "index.json"
+        index.write_text(index.read_text()[:100])
+        h = c.get("/health").json()
+        assert h["ready"] is False and "index.json is not valid JSON" in h["reason"] and str(root) not in h["reason"]
+        for r in (
+            c.get("/models"),
+            c.post("/design", json={"target_YS": 260}),
+            c.post("/predict", json={"cards": demo_records(1)}),
+        ):
+            assert r.status_code == 503, r.text
+            assert r.json()["detail"]["field"] == "registry" and str(root) not in r.text
+
+
+def test_every_refused_request_is_logged_with_its_status_bounded_and_strict(demo_registry, tmp_path):
+    app = service.create_app(
+        demo_registry.path, token="s3cret", query_log=tmp_path / "q.sqlite", log_max_bytes=2000, max_body_bytes=50_000
+    )
+    auth = {"Authorization": "Bearer s3cret"}
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.get("/models").status_code == 401
+        assert c.post("/design", json={"target_YS": "strong"}, headers=auth).status_code == 422
+        r = c.post("/predict", content=b"{}", headers={**auth, "content-length": "999999"})
+        assert r.status_code in (400, 413)  # the declared length is refused before the body is read
+        long = {"cards": [{"Mg": "x" * 30_000}]}
+        assert c.post("/predict", json=long, headers=auth).status_code in (200, 422)
+        app.state.assistant.design = broken
+        assert c.post("/design", json={"target_YS": 260}, headers=auth).status_code == 500
+    rows = app.state.queries.rows()
+    statuses = [r["status"] for r in rows]
+    assert statuses[:2] == [401, 422] and 500 in statuses and (413 in statuses or 400 in statuses), statuses
+
+    def no_constants(x):
+        raise AssertionError(f"non-standard JSON constant {x}")
+
+    for r in rows:
+        for col in ("inputs", "versions", "outputs"):
+            assert len(r[col].encode()) <= 2000, (r["status"], col, len(r[col]))
+            json.loads(r[col], parse_constant=no_constants)
+    big = [r for r in rows if r["endpoint"] == "/predict" and '"truncated": true' in r["inputs"]]
+    assert big and len(json.loads(big[0]["inputs"])["sha256"]) == 64
+
+
+def test_the_query_log_keeps_rows_for_its_retention_only(tmp_path):
+    log = service.QueryLog(tmp_path / "q.sqlite", retention_days=30)
+    log.add("new", "/design", 200, {"x": float("nan")}, {}, {"y": float("inf")})
+    with log._connect() as db:
+        db.execute(
+            "INSERT INTO queries VALUES ('old', '2020-01-01T00:00:00.000+00:00', '/design', 200, '{}', '{}', '{}')"
+        )
+    assert log.prune() == 1 and [r["id"] for r in log.rows()] == ["new"]
+    assert json.loads(log.rows()[0]["inputs"]) == {"x": None}  # strict JSON: NaN stored as null
+    kept = service.QueryLog(tmp_path / "q2.sqlite", retention_days=None)
+    with kept._connect() as db:
+        db.execute(
+            "INSERT INTO queries VALUES ('old', '2020-01-01T00:00:00.000+00:00', '/design', 200, '{}', '{}', '{}')"
+        )
+    assert kept.prune() == 0 and len(kept.rows()) == 1
+
+
+@pytest.mark.parametrize(
+    "body, field, text",
+    [
+        ({"target_YS": 400, "target_UTS": 300}, "target_YS", "above target UTS"),
+        ({"target_UTS": 300, "min_YS": 350}, "target_YS", "minimum YS 350 is above target UTS"),
+        ({"target_YS": 260, "fixed": {"foo": "bar"}}, "fixed.foo", "not a categorical"),
+        ({"target_YS": 260, "fixed": {"recryst_type": "zzz"}}, "fixed.recryst_type", "batch"),
+        ({"target_YS": 260, "casting": "DC", "fixed": {"casting": "CC"}}, "fixed.casting", "conflicts"),
+    ],
+)
+def test_contradictory_targets_and_bad_fixed_values_are_refused_by_name(client, body, field, text):
+    r = client.post("/design", json=body)
+    assert r.status_code == 422, r.text
+    d = r.json()["detail"]
+    assert d["field"] == field and text in d["message"], d
+
+
+def test_unreachable_targets_get_a_reason_and_no_pretend_ranking(client):
+    r = client.post("/design", json={"target_YS": 990, "target_UTS": 995, "pop_size": 40, "n_gen": 20})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["candidates"] == [] and d["reason"], d
+    assert "unreachable" in d["reason"] or "no feasible recipe" in d["reason"]
+    assert all(c["p_hit"] < 0.05 for c in d["closest"])
+
+
+def test_recipes_are_ordered_by_p_hit(client):
+    d = client.post("/design", json={**ACTION_PLAN, "pop_size": 40, "n_gen": 30}).json()
+    p = [round(c["p_hit"], 2) for c in d["candidates"] if c["in_domain"]]
+    assert len(p) >= 2 and p == sorted(p, reverse=True), p
+
+
+def test_predict_gives_units_flags_missing_inputs_and_ignores_measured_labels(client):
+    cards = demo_records(4)
+    cards[1]["Mg"] = ""  # a blank element most training cards hold
+    cards[2]["YS (MPa)"], cards[2]["UTS (MPa)"] = "500", "100"  # measured labels that contradict: not an input
+    r = client.post("/predict", json={"cards": cards})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["units"] == {"YS": "MPa", "UTS": "MPa", "FractureEL": "%"}
+    assert d["results"][0]["predictions"]["YS"]["unit"] == "MPa"
+    blank = d["results"][1]["predictions"]["YS"]
+    assert blank["in_domain"] is False and "Mg blank" in blank["domain_reason"], blank
+    labelled = d["results"][2]
+    assert labelled["rejected_reason"] == "" and labelled["predictions"]["YS"]["pred"] is not None
+    for res in d["results"]:
+        for p in res["predictions"].values():
+            assert bool(p["in_domain"]) == (p["domain_reason"] == ""), p

@@ -53,6 +53,48 @@ def test_an_infeasible_question_is_said_plainly(demo_registry, monkeypatch):
     assert not at.exception and "no feasible recipe" in at.warning[0].value
 
 
+def test_an_infeasible_question_names_the_blocking_constraint_in_words(demo_registry, monkeypatch):
+    at = page(demo_registry.path, monkeypatch)
+    at.number_input(key="max_cost").set_value(1.0)
+    at.button[0].click()
+    at.run()
+    text = at.warning[0].value
+    assert "cost index at most 1" in text and "{" not in text and "target_" not in text, text
+
+
+def test_the_page_applies_the_apis_limits_and_speaks_in_labels(demo_registry, monkeypatch):
+    from alloy_hydra.assistant import TARGET_LIMITS
+
+    at = page(demo_registry.path, monkeypatch)
+    ys = at.number_input(key="t_YS")
+    assert ys.min > TARGET_LIMITS["YS"][0] and ys.max == TARGET_LIMITS["YS"][1]  # a YS target of 0 cannot be typed
+    at.number_input(key="t_YS").set_value(400.0)
+    at.number_input(key="t_UTS").set_value(300.0)
+    at.button[0].click()
+    at.run()
+    text = at.error[0].value
+    assert text.startswith("Target YS (MPa):") and "above target UTS" in text and "target_YS" not in text, text
+
+
+def test_the_page_needs_the_token_it_was_started_with(demo_registry, monkeypatch):
+    from alloy_hydra import ui
+
+    monkeypatch.setenv(ui.TOKEN_ENV, "s3cret")
+    at = page(demo_registry.path, monkeypatch)
+    assert not at.button and not at.sidebar.dataframe  # nothing but the token field
+    at.text_input(key="token").set_value("wrong").run()
+    assert "not valid" in at.error[0].value and not at.button
+    at.text_input(key="token").set_value("s3cret").run()
+    assert not at.exception and at.button
+
+
+def test_ui_refuses_a_non_loopback_host_without_a_token(monkeypatch, capsys):
+    from alloy_hydra import ui
+
+    monkeypatch.delenv(ui.TOKEN_ENV, raising=False)
+    assert ui.main(["--host", "0.0.0.0"]) == 2 and ui.TOKEN_ENV in capsys.readouterr().out
+
+
 def test_an_empty_registry_says_how_to_build_one(tmp_path, monkeypatch):
     at = page(tmp_path / "empty", monkeypatch)
     assert "python -m alloy_hydra.registry demo" in at.error[0].value

@@ -29,6 +29,7 @@ class Designed:
     space: design_mod.Space | None = None  # what was searched
     targets: dict | None = None  # {target: value}
     units: dict | None = None  # {target: unit}
+    reason: str | None = None  # why no recipe is left, or none has a real chance (design.min_p_hit); else None
 
 
 REGISTRY = "registry:"  # design.models=registry:champion (an alias or a version number, for every target)
@@ -65,6 +66,8 @@ def space_for(cfg, master: pd.DataFrame, data) -> design_mod.Space:
     d = cfg.design
     fixed = dict(d.fixed)
     if d.casting:
+        if "casting" in fixed and str(fixed["casting"]) != str(d.casting):
+            raise ConfigError(f"design.fixed.casting={fixed['casting']!r} conflicts with design.casting={d.casting!r}")
         fixed["casting"] = d.casting
     try:
         space = design_mod.Space(
@@ -118,6 +121,9 @@ def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame, progress=
     design._Search.minimise."""
     d = cfg.design
     targets = targets_of(cfg)
+    wrong = design_mod.contradictions(targets, {t: v for t, v in d.min.items() if v is not None})
+    if wrong:
+        raise ConfigError("design.targets: " + "; ".join(why for _, why in wrong))
     missing = [t for t in targets if t not in models]
     if missing:
         raise ConfigError(
@@ -133,7 +139,30 @@ def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame, progress=
     ranked = design_mod.rank(evaluator, X, master, list(data.id_columns), search.feasible_)
     top = ranked.head(d.top).copy()
     hit_rate = _closed_loop(top, targets, d) if scored_by_simulator(data) and len(top) else None
-    return Designed(top, ranked, hit_rate, space, targets, {t: models[t].unit for t in targets})
+    units = {t: models[t].unit for t in targets}
+    reason = (
+        unreachable(top, targets, units, d, len(X))
+        if len(top)
+        else design_mod.why_infeasible(evaluator, search.broken_, int(search.feasible_.sum()))
+    )
+    return Designed(top, ranked, hit_rate, space, targets, units, reason)
+
+
+def unreachable(top: pd.DataFrame, targets: dict, units: dict, design, searched: int) -> str | None:
+    """Why no recipe has a real chance (every p_hit below design.min_p_hit), in words with the closest predicted
+    values and the number of recipes `searched`; None when one has (or when there is no recipe at all: the
+    caller says that)."""
+    if not len(top) or top["p_hit"].max() >= design.min_p_hit:
+        return None
+    best = top.iloc[0]
+    near = ", ".join(
+        f"{t} {best[f'{t}_pred']:.4g} ± {best[f'{t}_std']:.2g} {units[t]} for {v:g}" for t, v in targets.items()
+    )
+    return (
+        f"the targets look unreachable with these models and constraints: none of the {searched} recipes searched "
+        f"has P(all targets within tolerance) >= {design.min_p_hit:g} (best {top['p_hit'].max():.2f}; the first "
+        f"predicts {near}); relax a target or a constraint, or search longer (optimizer pop_size x n_gen)"
+    )
 
 
 def scored_by_simulator(data) -> bool:
@@ -153,7 +182,11 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
     out = recommend(cfg, models, data, cleaning, master)
     top, ranked, targets = out.recommendations, out.candidates, out.targets
     if not len(top):
-        log.warning("no feasible recipe for targets %s under the constraints; recommendations.csv is empty", targets)
+        log.warning("no feasible recipe for targets %s: %s; recommendations.csv is empty", targets, out.reason)
+    elif out.reason:
+        log.warning("%s; recommendations.csv lists the closest recipes", out.reason)
+    if out.reason:
+        metrics["design_reason"] = out.reason
     _write(cfg, run_dir, top, ranked, data, out.space, targets, out.units)
     metrics.update(
         n_recommendations=int(len(top)),
