@@ -461,6 +461,8 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--workers", type=int, default=None, help="design requests at once (default: cores)")
     ap.add_argument("--max-cards", type=int, default=5000)
+    ap.add_argument("--log-max-bytes", type=int, default=16_384, help="query log: largest field kept whole")
+    ap.add_argument("--log-retention-days", type=float, default=90, help="query log: days kept (0 = all)")
     args = ap.parse_args(argv)
     token = os.environ.get(TOKEN_ENV) or None
     if not is_loopback(args.host) and token is None:
@@ -473,7 +475,14 @@ def main(argv=None) -> int:
         )
     import uvicorn
 
-    app = create_app(args.registry, token=token, workers=args.workers, max_cards=args.max_cards)
+    app = create_app(
+        args.registry,
+        token=token,
+        workers=args.workers,
+        max_cards=args.max_cards,
+        log_max_bytes=args.log_max_bytes,
+        log_retention_days=args.log_retention_days or None,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
