@@ -19,12 +19,16 @@ why each was chosen; `add_measurements(cards)` takes measured cards (partial lab
 or no label at all records a failed experiment); `status()`.
 
 A batch mixes exploitation and exploration (`explore`, 0..1, the share of the batch that explores):
-- exploit: the design stage's own ranking (chance to land within tolerance under σ, then cost), in domain;
+- exploit: the design stage's own ranking (chance to land within tolerance under σ, then cost), only recipes
+  with a real chance (in domain, P(all within tolerance) >= design.min_p_hit); a slot none can take explores
+  instead, and the batch's `why` and the log say so;
 - explore: recipes that could still hit (every target within 2σ of its prediction) and where the models know
   least (largest Σ σ/tolerance: large ensemble spread, thin domain, formula and reference disagreeing); one
   exploration slot re-tests the tested card nearest the targets that lacks a target's label (a label gap).
 No two recipes of a batch, and no recipe and a pending experiment, are closer than `diversity` (RMS distance
-over the design variables in units of their spread among the candidates). Every recipe obeys the design
+over the design variables in units of their spread among the candidates, a different casting or anneal type
+counting as 2 spreads), and no recipe comes within REPEAT x `diversity` of a card already tested (start cards
+and measurements): that is the same recipe again, however its numbers are written. Every recipe obeys the design
 stage's constraints (chem window, Σ = 100, adequate schedules, cost, family, casting).
 """
 
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -44,6 +49,10 @@ import pandas as pd
 
 from .errors import AlloyHydraError
 from .io import read_cards
+
+log = logging.getLogger("alloy_hydra.campaign")
+# a candidate within REPEAT x diversity of a tested card (design variables, _standardise) is that recipe again
+REPEAT = 0.25
 
 FORMAT = "alloy_hydra.campaign/1"
 DEFAULT_OVERRIDES = ["regressor=hinge", "generator=none", "qc.plots=false", "summary=false"]
@@ -293,22 +302,49 @@ class Campaign:
             raise CampaignError(f"no feasible recipe under the campaign's constraints {self.state['constraints']}")
         schema = out.space.schema
         cols = [*schema.elements, *[c for c in schema.numeric if c in pool]]
-        Z = _standardise(pool, cols)
+        cats = list(
+            dict.fromkeys(
+                c
+                for c in [*cfg.data.categoricals, *pool.columns]
+                if c in pool and (c in cfg.data.categoricals or c.endswith("_type"))
+            )
+        )
+        Z = _standardise(pool, cols, cats=cats)
+        radius = self.state["diversity"]
         taken = list(self.state["pending"]) + [c for c in (pending or [])]
-        blocked = _near_pending(pool, taken, cols, Z, cfg, self.state["diversity"])
+        blocked = _near_pending(pool, taken, cols, Z, cfg, radius, cats)
+        # a recipe the cards already hold (measured by the campaign or among the start cards) is not proposed
+        # again: within REPEAT x diversity of a tested card in the design variables is the same recipe
+        repeats = _near_cards(pool, master, cols, Z, REPEAT * radius, cats)
+        blocked |= repeats
         n_exploit = int(round(batch_size * (1 - self.state["explore"])))
         tol = self.state["tolerance"]
         picks, why = [], []
-        # the design score: chance within tolerance under σ (σ is larger out of domain), then cost and simplicity
-        exploit = pool.index[~blocked][np.argsort(pool.loc[~blocked, "score"].to_numpy(), kind="stable")]
+        # exploit: the design ranking (p_hit first, then cost and simplicity), only recipes with a real chance —
+        # in domain and P(all within tolerance) >= design.min_p_hit; a slot none can fill explores instead
+        real = (pool["p_hit"] >= cfg.design.min_p_hit).to_numpy() & pool["in_domain"].astype(bool).to_numpy()
+        ok = ~blocked & real
+        exploit = pool.index[ok][
+            np.lexsort((pool.loc[ok, "score"].to_numpy(), -pool.loc[ok, "p_hit"].round(2).to_numpy()))
+        ]
         for i in exploit:
             if len(picks) >= n_exploit:
                 break
-            if _far(Z, i, picks, self.state["diversity"]):
+            if _far(Z, i, picks, radius):
                 picks.append(i)
                 why.append(
                     f"exploit: rank {int(pool.at[i, 'rank'])}, P(all within tolerance) {pool.at[i, 'p_hit']:.2f}"
                 )
+        note = None
+        if len(picks) < n_exploit:
+            best = pool.loc[~blocked & pool["in_domain"].astype(bool).to_numpy(), "p_hit"]
+            best_text = f"best {best.max():.2f}" if len(best) else "none in domain"
+            note = (
+                f"{n_exploit - len(picks)} of {n_exploit} exploit slots spent on learning: no other recipe in domain "
+                f"has P(all within tolerance) >= {cfg.design.min_p_hit:g} ({best_text})"
+            )
+            log.warning("campaign round %d: %s", self.state["round"] + 1, note)
+        n_filled_exploit = len(picks)
         gap = None
         if self.state.get("gaps", True) and batch_size - len(picks) >= 1:
             gap = self._label_gap(master, cfg, taken)
@@ -319,20 +355,34 @@ class Campaign:
         order += [
             i for i in pool.index[~could & ~blocked][np.argsort(-unc[~could & ~blocked].to_numpy(), kind="stable")]
         ]
+        spare = n_exploit - n_filled_exploit  # exploit slots no recipe with a real chance could take
         for i in order:
             if len(picks) >= room:
                 break
-            if i not in picks and _far(Z, i, picks, self.state["diversity"]):
+            if i not in picks and _far(Z, i, picks, radius):
                 picks.append(i)
                 kind = "could hit within 2σ" if could[i] else "no candidate left that could hit"
-                why.append(f"explore: {kind}; mean σ/tolerance {unc[i]:.2f} (where the models know least)")
-        if len(picks) < room:  # a small space: fill with the best remaining, diversity relaxed
-            for i in pool.index[~blocked]:
-                if len(picks) >= room:
+                text = f"explore: {kind}; mean σ/tolerance {unc[i]:.2f} (where the models know least)"
+                if spare > 0:
+                    text += f" — in place of an exploit slot ({note})"
+                    spare -= 1
+                why.append(text)
+        if len(picks) < room:  # a small space: fill with the farthest remaining from the batch (never a repeat)
+            for _ in range(room - len(picks)):
+                rest = [i for i in pool.index[~blocked] if i not in picks]
+                if not rest:
                     break
-                if i not in picks:
-                    picks.append(i)
-                    why.append("fill: the space holds no more recipes this far apart")
+                d = [np.sqrt(np.mean((Z[picks] - Z[i]) ** 2, axis=1)).min() if picks else np.inf for i in rest]
+                i = rest[int(np.argmax(d))]
+                picks.append(i)
+                why.append(
+                    f"fill: the space holds no more recipes {radius:g} apart; this one is {np.max(d):.2f} from the rest"
+                )
+        if len(picks) < batch_size - (1 if gap is not None else 0):
+            log.warning(
+                "campaign: only %d recipes: the rest of the space is within reach of tested or pending recipes",
+                len(picks),
+            )
         k = self.state["round"] + 1
         chosen = pool.loc[picks].assign(rank=np.arange(1, len(picks) + 1))
         cards = design_mod.as_raw_cards(chosen, cfg.data, prefix=f"c{k}")
@@ -357,7 +407,14 @@ class Campaign:
         predicted += [{}] * (gap is not None)  # a re-test: its own card says what was measured
         recommended = [{"id": str(cid), "why": w, "predicted": p} for cid, w, p in zip(cards[id_col], why, predicted)]
         self.state["history"].append(
-            {"round": k, "recommended": recommended, "n_cards": int(len(master)), "n_feasible": int(len(pool))}
+            {
+                "round": k,
+                "recommended": recommended,
+                "n_cards": int(len(master)),
+                "n_feasible": int(len(pool)),
+                "n_repeats_skipped": int(repeats.sum()),
+                "note": note,
+            }
         )
         self.commit()
         return cards
@@ -562,12 +619,20 @@ def _with_domain(cfg, domain: str):
     return dataclasses.replace(cfg, design=dataclasses.replace(cfg.design, domain=domain, top=10_000))
 
 
-def _standardise(pool: pd.DataFrame, cols, table: pd.DataFrame | None = None) -> np.ndarray:
-    """`table` (default: the pool itself) over `cols`, each in units of its spread among the pool's recipes."""
+def _standardise(pool: pd.DataFrame, cols, table: pd.DataFrame | None = None, cats=()) -> np.ndarray:
+    """`table` (default: the pool itself) over the design variables: `cols`, each in units of its spread among
+    the pool's recipes, and per categorical in `cats` (casting, anneal type) one-hot columns scaled so that a
+    different level is as far as 2 spreads of a number: two recipes on different routes are never "the same"."""
     A = pool[cols].to_numpy(float)
     sd = A.std(axis=0)
-    T = A if table is None else table.reindex(columns=cols).to_numpy(float)
-    return np.nan_to_num((T - A.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
+    source = pool if table is None else table
+    T = A if table is None else source.reindex(columns=cols).to_numpy(float)
+    parts = [np.nan_to_num((T - A.mean(axis=0)) / np.where(sd > 0, sd, 1.0))]
+    for c in cats:
+        levels = sorted(pool[c].astype(str).unique())
+        values = source[c].astype(str).to_numpy() if c in source else np.full(len(source), "")
+        parts.append(np.column_stack([(values == lv) * np.sqrt(2.0) for lv in levels]))
+    return np.hstack(parts)
 
 
 def _far(Z: np.ndarray, i: int, picks: list, radius: float) -> bool:
@@ -577,7 +642,7 @@ def _far(Z: np.ndarray, i: int, picks: list, radius: float) -> bool:
     return bool(d.min() >= radius)
 
 
-def _near_pending(pool, pending: list, cols, Z, cfg, radius) -> np.ndarray:
+def _near_pending(pool, pending: list, cols, Z, cfg, radius, cats=()) -> np.ndarray:
     """Candidates within `radius` of a pending experiment (pending: raw cards, as recommended)."""
     blocked = np.zeros(len(pool), bool)
     if not pending:
@@ -587,11 +652,20 @@ def _near_pending(pool, pending: list, cols, Z, cfg, radius) -> np.ndarray:
     raw = pd.DataFrame(pending).astype(str)
     raw.insert(0, "source_row", np.arange(2, len(raw) + 2))
     kept = clean_for_prediction(raw, cfg, source="pending").master
-    if not len(kept):
-        return blocked
-    P = _standardise(pool, cols, kept)
-    d = np.sqrt(((Z[:, None, :] - P[None, :, :]) ** 2).mean(axis=2))
-    return (d < radius).any(axis=1)
+    return _near_cards(pool, kept, cols, Z, radius, cats)
+
+
+def _near_cards(pool, cards: pd.DataFrame, cols, Z, radius, cats=()) -> np.ndarray:
+    """Candidates within `radius` (RMS over the design variables, _standardise) of any of the cleaned `cards`."""
+    out = np.zeros(len(pool), bool)
+    if not len(cards):
+        return out
+    P = _standardise(pool, cols, cards, cats)
+    for start in range(0, len(P), 512):  # pool x cards distances in blocks: a few thousand x a few hundred
+        block = P[start : start + 512]
+        d = np.sqrt(((Z[:, None, :] - block[None, :, :]) ** 2).mean(axis=2))
+        out |= (d < radius).any(axis=1)
+    return out
 
 
 def _save_run_config(cfg, run_dir: Path) -> None:

@@ -43,8 +43,13 @@ def test_a_tiny_campaign_end_to_end(tmp_path):
     # every card it has trains the round's models (no holdout; grouped CV validates)
     split = json.loads((tmp_path / "c" / "rounds" / "r1" / "YS" / "split.json").read_text())
     assert split["n_holdout_rows"] == 0 and split["n_train_rows"] > 50
-    # 3 exploit, 2 explore: one of them re-tests the tested card nearest the targets that lacks a label
-    assert first["why"].str.startswith("exploit").sum() == 3 and first["why"].str.startswith("explore").sum() == 1
+    # 3 exploit, 2 explore: one of them re-tests the tested card nearest the targets that lacks a label; an exploit
+    # slot goes only to a recipe with a real chance (in domain, P >= design.min_p_hit), else it explores and says so
+    exploit = first[first["why"].str.startswith("exploit")]
+    explore = first[first["why"].str.startswith("explore")]
+    assert len(exploit) + len(explore) == 4 and exploit["in_domain"].astype(bool).all()
+    assert all(float(w.split("tolerance) ")[1]) >= cfg.design.min_p_hit for w in exploit["why"])
+    assert explore["why"].str.contains("in place of an exploit slot").sum() == 3 - len(exploit)
     gap = first[first["why"].str.startswith("label gap")]
     assert len(gap) == 1 and gap["retest_of"].notna().all()
     start = biased_cards().reset_index(drop=True)
@@ -113,3 +118,17 @@ def test_the_campaign_commands(tmp_path):
 def test_the_dial_is_checked(tmp_path, explore):
     with pytest.raises(campaign.CampaignError, match="explore"):
         campaign.Campaign.create(tmp_path / "c", {"YS": 260}, biased_cards(), explore=explore, overrides=TINY)
+
+
+def test_a_recipe_near_a_tested_or_pending_card_is_not_proposed_again():
+    """Distance in the design variables, not string equality: a candidate a hair away from a tested card is that
+    recipe again; the same composition on another casting route is a different recipe."""
+    rng = np.random.default_rng(0)
+    pool = pd.DataFrame({"Mg": rng.uniform(1, 6, 50), "Mn": rng.uniform(0, 1, 50), "casting": ["DC", "CC"] * 25})
+    cards = pool.iloc[[3, 10]].copy()
+    cards[["Mg", "Mn"]] += 1e-3  # a rounding apart: not string-equal, the same recipe
+    Z = campaign._standardise(pool, ["Mg", "Mn"], cats=["casting"])
+    near = campaign._near_cards(pool, cards, ["Mg", "Mn"], Z, campaign.REPEAT, ["casting"])
+    assert near[3] and near[10] and near.sum() < len(pool) / 4
+    other_route = cards.assign(casting=["CC" if c == "DC" else "DC" for c in cards["casting"]])
+    assert not campaign._near_cards(pool, other_route, ["Mg", "Mn"], Z, campaign.REPEAT, ["casting"])[[3, 10]].any()
