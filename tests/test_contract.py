@@ -66,3 +66,15 @@ def test_no_holdout_means_every_card_trains(tmp_path):
     view = pd.DataFrame({GROUP_COL: list("aabbccdd"), "y": range(8)})
     train, hold, info = split_mod.split_groups(view, 0.0, 0)
     assert len(train) == 8 and not len(hold) and info["holdout_groups"] == []
+
+
+def test_compare_reports_the_committee_on_its_shared_holdout(demo_registry):
+    from alloy_hydra.cli import compare
+
+    sweep = demo_registry.path.parent / "sweep"
+    ys = [r for r in selection.pick_runs(sweep)["YS"]]
+    table = compare.compare(ys)
+    assert len(table) == 3 and table["run"].iat[-1] == "committee of 2 (seed 1, 2)"
+    card = demo_registry.load("YS", "champion").card["metrics"]
+    assert abs(table["metric:holdout_mae"].iat[-1] - card["holdout_mae"]) < 1e-9  # the card's committee figure
+    assert table["metric:holdout_mae"].iat[-1] != table["metric:holdout_mae"].iat[0]  # not one member's

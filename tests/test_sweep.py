@@ -171,24 +171,39 @@ def test_submitit_local_two_job_sweep(tmp_path):
     assert len(table) == 2 and (table["status"] == "complete").all()
 
 
-def test_the_dataset_rule_considers_a_blend():
+def test_the_dataset_rule_considers_a_blend_and_decides_on_cv_never_the_holdout():
     from alloy_hydra import sweep
 
-    job = {"status": "complete", "target": "YS", "qc_pass": True, "real_only_r2": 0.70}
+    job = {"status": "complete", "target": "YS", "qc_pass": True, "real_only_r2": 0.70, "regressor": "hinge"}
     table = pd.DataFrame(
         [
-            {**job, "run_dir": "0", "generator": "jitter", "tstr_r2": 0.60, "aug_r2": 0.72},
-            {**job, "run_dir": "1", "generator": "blend", "tstr_r2": 0.80, "aug_r2": 0.75},
-            {**job, "run_dir": "2", "generator": "ctgan", "tstr_r2": 0.90, "aug_r2": 0.80, "qc_pass": False},
-            {**job, "run_dir": "3", "generator": "none", "tstr_r2": None, "aug_r2": None},
+            {**job, "run_dir": "0", "generator": "jitter", "cv_mae": 21.0, "tstr_r2": 0.60, "aug_r2": 0.72},
+            {**job, "run_dir": "1", "generator": "blend", "cv_mae": 19.0, "tstr_r2": 0.50, "aug_r2": 0.60},
+            {
+                **job,
+                "run_dir": "2",
+                "generator": "ctgan",
+                "cv_mae": 15.0,
+                "tstr_r2": 0.90,
+                "aug_r2": 0.80,
+                "qc_pass": False,
+            },
+            {**job, "run_dir": "3", "generator": "none", "cv_mae": 20.0, "tstr_r2": None, "aug_r2": None},
         ]
     )
     sel = sweep.select_datasets(table)["YS"]
+    # blend wins on CV although its holdout utility is the worst: the holdout is reported, never decides
     assert sel["chosen_method"] == "blend" and sel["run_dir"] == "1"  # QC-failing ctgan is not eligible
     assert {c["generator"] for c in sel["candidates"]} == {"jitter", "blend", "ctgan"}
-    table.loc[1, "aug_r2"] = 0.69  # blend augmentation no longer helps
+    assert sel["holdout_after_choice"]["aug_r2"] == 0.60
+    table.loc[1, "cv_mae"] = 20.5  # blend augmentation no longer beats real-only on CV
     sel = sweep.select_datasets(table)["YS"]
     assert sel["chosen_method"] == "none" and sel["best_generator"] == "blend"
+    table.loc[1, "aug_r2"] = 0.99  # a holdout figure cannot bring it back
+    assert sweep.select_datasets(table)["YS"]["chosen_method"] == "none"
+    no_real = table[table["generator"] != "none"].assign(cv_mae=[21.0, 19.0, 15.0])
+    sel = sweep.select_datasets(no_real)["YS"]
+    assert sel["chosen_method"] == "none" and "add generator=none" in sel["reason"]
 
 
 def test_the_committee_is_the_chosen_configurations_seeds():

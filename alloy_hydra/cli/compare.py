@@ -6,7 +6,8 @@ PATH is a run dir (it has .hydra/config.yaml) or a sweep dir (all its jobs). The
 keys whose values differ between the runs (a key a run does not have shows as "—"), beside each run's metrics.
 A config group whose option differs (regressor=operon vs hinge) is one line, `regressor: operon → hinge`; its
 sub-keys show only where they were overridden on the command line. Keys are rows and runs are columns, so the
-table reads at 80 columns and in a pipe (runs that do not fit go to the next block).
+table reads at 80 columns and in a pipe (runs that do not fit go to the next block). Runs that differ only in
+`seed` are a committee: one more column gives the committee's own figures on the holdout its members share.
 """
 
 from __future__ import annotations
@@ -115,7 +116,37 @@ def compare(paths, all_metrics: bool = False) -> pd.DataFrame:
         wanted = list(m) if all_metrics else [k for k in KEY_METRICS if k in m] + (["error"] if "error" in m else [])
         row.update({f"metric:{k}": m.get(k, MISSING) for k in wanted})
         rows.append(row)
+    rows += committee_rows(runs, records, differing)
     return pd.DataFrame(rows)
+
+
+def committee_rows(runs, records, differing) -> list[dict]:
+    """One more column per committee among the runs — complete runs whose configs differ in `seed` only (the
+    members design.combine=committee averages) — with the committee's own figures on the holdout its members share
+    (selection.committee_holdout), not one member's."""
+    from ..errors import AlloyHydraError
+    from ..selection import committee_holdout
+
+    teams: dict[str, list] = {}
+    for run, (c, m) in zip(runs, records):
+        if m.get("status") == "complete":
+            rest = {k: v for k, v in c.items() if k != "seed"}
+            teams.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append((run, c))
+    rows = []
+    for members in teams.values():
+        if len(members) < 2:
+            continue
+        try:
+            figures = committee_holdout([r for r, _ in members])
+        except AlloyHydraError:  # members without a shared holdout (runs made before split.seed): no figure
+            continue
+        seeds = ", ".join(str(c.get("seed")) for _, c in members)
+        first = members[0][1]
+        row = {"run": f"committee of {len(members)} (seed {seeds})"}
+        row.update({k: MISSING if k == "seed" else first.get(k, MISSING) for k in differing})
+        row.update({f"metric:{k}": v for k, v in (figures or {}).items() if k.startswith("holdout_")})
+        rows.append(row)
+    return rows
 
 
 def main(argv=None) -> int:
