@@ -393,6 +393,7 @@ class Evaluator:
         self.tol = {t: float(design.tolerance.get(t, 1.0)) for t in self.targets}
         self.n_objectives = len(self.targets) + 2  # distance per target, cost, additions
         self.constraints = self._constraint_names()
+        self.R: np.ndarray | None = None  # the targets' error correlation for p_hit (rank estimates it on the cards)
 
     def _constraint_names(self) -> list[str]:
         """The constraints g <= 0 this design has, in the order of the G columns."""
@@ -592,11 +593,57 @@ def feasible(evaluator: Evaluator, ev: Evaluation) -> np.ndarray:
     return ok & ev.in_domain if evaluator.design.domain == "exclude" else ok
 
 
+def error_correlation(models: dict, cards: pd.DataFrame, min_cards: int = 10) -> np.ndarray:
+    """The correlation of the targets' standardised errors (measured − predicted, over σ) on the cards that carry
+    every target's label: YS and UTS errors move together (the same alloy is under-predicted for both), so the
+    chance of hitting both is not the product of the two. Identity with one target or fewer than `min_cards`
+    such cards; off-diagonals clipped to ±0.95 so the matrix stays positive definite. In-sample errors of the
+    models on their own cards, as the registry's versions carry no out-of-fold predictions."""
+    names = list(models)
+    R = np.eye(len(names))
+    if len(names) < 2 or not all(t in cards for t in names):
+        return R
+    both = cards[cards[names].notna().all(axis=1)]
+    if len(both) < min_cards:
+        return R
+    Z = []
+    for t in names:
+        mean, std = models[t].predict(both)[:2]
+        Z.append((both[t].to_numpy(float) - mean) / np.maximum(std, 1e-9))
+    C = np.corrcoef(np.vstack(Z))
+    C = np.where(np.isfinite(C), C, 0.0)
+    return np.clip(C, -0.95, 0.95) * (1 - np.eye(len(names))) + np.eye(len(names))
+
+
+def joint_hit_probability(pred: dict, std: dict, targets: dict, tol: dict, R: np.ndarray, n: int = 4096):
+    """P(every target within tolerance) for errors Normal(0, σ) with correlation R (error_correlation): one
+    target exactly; several by randomised quasi-Monte Carlo (a fixed-seed scrambled Sobol sequence, so the same
+    recipe always gets the same chance; error ~1e-3)."""
+    names = list(targets)
+    if len(names) == 1:
+        t = names[0]
+        return hit_probability(pred[t], std[t], targets[t], tol[t])
+    from scipy.stats import norm, qmc
+
+    s = {t: np.maximum(np.asarray(std[t], float), 1e-9) for t in names}
+    lo = np.column_stack([(targets[t] - tol[t] - np.asarray(pred[t], float)) / s[t] for t in names])
+    hi = np.column_stack([(targets[t] + tol[t] - np.asarray(pred[t], float)) / s[t] for t in names])
+    U = qmc.Sobol(len(names), scramble=True, seed=0).random(n)
+    Z = norm.ppf(np.clip(U, 1e-12, 1 - 1e-12)) @ np.linalg.cholesky(R).T
+    out = np.empty(len(lo))
+    for a in range(0, len(lo), 256):  # candidates x samples x targets in blocks
+        b = slice(a, a + 256)
+        inside = (Z[None, :, :] >= lo[b, None, :]) & (Z[None, :, :] <= hi[b, None, :])
+        out[b] = inside.all(axis=2).mean(axis=1)
+    return out
+
+
 def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, ok=None) -> pd.DataFrame:
     """Feasible candidates, scored (normalised distance to targets + cost + simplicity + confidence) and
     de-duplicated; out-of-domain candidates never rank above in-domain ones unless configured. ok: which rows
     of X are feasible, when the search already knows (_Search.feasible_)."""
     idx = np.flatnonzero(feasible(evaluator, evaluator(X)) if ok is None else ok)
+    evaluator.R = error_correlation({t: evaluator.models[t] for t in evaluator.targets}, master)
     if not len(idx):  # a well-formed, empty table: the columns of a ranked candidate, no rows
         return _table(evaluator, X[:1], master, id_columns).iloc[:0]
     out = _table(evaluator, X[idx], master, id_columns)
@@ -611,7 +658,8 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     dev = {t: ev.pred[t] - v for t, v in targets.items()}
     dist = np.sqrt(np.mean([(dev[t] / evaluator.tol[t]) ** 2 for t in targets], axis=0))
     p_hit = {t: hit_probability(ev.pred[t], ev.std[t], v, evaluator.tol[t]) for t, v in targets.items()}
-    p_all = np.prod(list(p_hit.values()), axis=0)
+    R = np.eye(len(targets)) if evaluator.R is None else evaluator.R
+    p_all = joint_hit_probability(ev.pred, ev.std, targets, evaluator.tol, R)
     w = evaluator.design.weights
     # rank by the chance that the cast recipe lands within tolerance, not by the prediction alone: a search keeps
     # the recipes a model over-predicts (the optimiser's curse), and sigma (large where the formula and its

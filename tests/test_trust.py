@@ -63,6 +63,47 @@ def test_recipes_rank_by_the_chance_to_land_within_tolerance():
     assert p[0] > 0.98 and p[1] < 0.25 and p[2] < 0.01  # the same value, a wider sigma: worse
 
 
+def test_p_hit_of_several_targets_counts_their_error_correlation():
+    """YS and UTS errors move together: P(both within tolerance) is not the product of the two."""
+    from scipy.stats import multivariate_normal
+
+    pred = {"YS": np.array([100.0, 95.0, 120.0]), "UTS": np.array([200.0, 190.0, 170.0])}
+    std = {"YS": np.array([5.0, 8.0, 5.0]), "UTS": np.array([10.0, 16.0, 10.0])}
+    targets, tol = {"YS": 100.0, "UTS": 200.0}, {"YS": 5.0, "UTS": 10.0}
+    product = design.hit_probability(pred["YS"], std["YS"], 100, 5) * design.hit_probability(
+        pred["UTS"], std["UTS"], 200, 10
+    )
+    independent = design.joint_hit_probability(pred, std, targets, tol, np.eye(2))
+    assert np.allclose(independent, product, atol=3e-3)
+    R = np.array([[1.0, 0.8], [0.8, 1.0]])
+    joint = design.joint_hit_probability(pred, std, targets, tol, R)
+    mvn = multivariate_normal(np.zeros(2), R)
+    for i in range(3):  # the exact box probability of the standardised errors
+        lo = [(targets[t] - tol[t] - pred[t][i]) / std[t][i] for t in targets]
+        hi = [(targets[t] + tol[t] - pred[t][i]) / std[t][i] for t in targets]
+        exact = mvn.cdf(hi) - mvn.cdf([lo[0], hi[1]]) - mvn.cdf([hi[0], lo[1]]) + mvn.cdf(lo)
+        assert abs(joint[i] - exact) < 3e-3, (i, joint[i], exact)
+    assert joint[0] > product[0] + 0.05  # correlated errors: both land together more often
+    assert np.array_equal(joint, design.joint_hit_probability(pred, std, targets, tol, R))  # deterministic
+
+
+def test_the_error_correlation_is_estimated_from_the_cards():
+    class Fixed:
+        def __init__(self, pred):
+            self.pred = pred
+
+        def predict(self, cards):
+            return self.pred, np.full(len(cards), 1.0)
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=200)
+    cards = pd.DataFrame({"YS": shared + 0.3 * rng.normal(size=200), "UTS": shared + 0.3 * rng.normal(size=200)})
+    R = design.error_correlation({"YS": Fixed(np.zeros(200)), "UTS": Fixed(np.zeros(200))}, cards)
+    assert R.shape == (2, 2) and 0.8 < R[0, 1] < 0.95 and R[0, 0] == 1
+    few = design.error_correlation({"YS": Fixed(np.zeros(5)), "UTS": Fixed(np.zeros(5))}, cards.head(5))
+    assert np.array_equal(few, np.eye(2))  # too few cards with both labels: no correlation claimed
+
+
 # --- item 1: design space = what the cards support -------------------------------------------------------------
 
 

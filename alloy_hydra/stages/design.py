@@ -30,6 +30,7 @@ class Designed:
     targets: dict | None = None  # {target: value}
     units: dict | None = None  # {target: unit}
     reason: str | None = None  # why no recipe is left, or none has a real chance (design.min_p_hit); else None
+    error_correlation: dict | None = None  # {"YS~UTS": rho} behind the joint p_hit (design.error_correlation)
 
 
 REGISTRY = "registry:"  # design.models=registry:champion (an alias or a version number, for every target)
@@ -145,7 +146,14 @@ def recommend(cfg, models: dict, data, cleaning, master: pd.DataFrame, progress=
         if len(top)
         else design_mod.why_infeasible(evaluator, search.broken_, int(search.feasible_.sum()))
     )
-    return Designed(top, ranked, hit_rate, space, targets, units, reason)
+    names = list(evaluator.targets)
+    corr = {
+        f"{a}~{b}": round(float(evaluator.R[i, j]), 3)
+        for i, a in enumerate(names)
+        for j, b in enumerate(names)
+        if i < j and evaluator.R is not None
+    }
+    return Designed(top, ranked, hit_rate, space, targets, units, reason, corr)
 
 
 def unreachable(top: pd.DataFrame, targets: dict, units: dict, design, searched: int) -> str | None:
@@ -187,6 +195,8 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
         log.warning("%s; recommendations.csv lists the closest recipes", out.reason)
     if out.reason:
         metrics["design_reason"] = out.reason
+    if out.error_correlation:
+        metrics["p_hit_error_correlation"] = out.error_correlation
     _write(cfg, run_dir, top, ranked, data, out.space, targets, out.units)
     metrics.update(
         n_recommendations=int(len(top)),
