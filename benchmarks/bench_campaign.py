@@ -11,7 +11,8 @@ a hit is a measured card within tolerance of all three targets.
 Arms, the same number of experiments (rounds x batch):
   campaign  rounds of `batch` recipes, retrained between rounds, explore = 0.4 (2 of 5 explore)
   one-shot  the design ranking of the starting models, all experiments at once, no exploration (explore = 0)
-  random    random feasible recipes (NSGA-II's budget drawn at random, constraints applied), in random order
+  random    random feasible recipes (NSGA-II's budget drawn at random, constraints and the campaign's domain
+            rule applied), in random order
 Prints per arm: experiments until the first hit (median over seeds; a seed without a hit counts as more than
 all), hits after all rounds, and the median best distance (worst target's |measured - target| / tolerance)
 after each round.
@@ -21,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import intervals  # benchmarks/intervals.py
 import numpy as np
 import pandas as pd
 
@@ -109,10 +110,11 @@ def arm_random(seed, rounds, batch, workdir) -> dict:
     camp = Campaign.create(Path(workdir) / "random", TARGETS, start_cards(seed), casting="DC", max_cost=2.0,
                            explore=0.0, overrides=SETTINGS, seed=seed)  # fmt: skip
     models, cfg, master = camp.train()
+    # the same domain rule as the campaign's pool (design.domain=penalise): random among what the others choose from
     cfg = dataclasses.replace(
         cfg,
         optimizer=dataclasses.replace(cfg.optimizer, _target_="alloy_hydra.design.RandomSearch", name="random"),
-        design=dataclasses.replace(cfg.design, domain="ignore", top=100_000),
+        design=dataclasses.replace(cfg.design, domain="penalise", top=100_000),
     )
     out = recommend(cfg, models, cfg.data, cfg.cleaning, master, progress=lambda *_: None)
     pool = out.candidates
@@ -150,14 +152,17 @@ def main() -> None:
         cells = [f"{r[arm]['first_hit'] or f'>{n}'} / {r[arm]['hits']}" for arm in ("campaign", "one-shot", "random")]
         print(f"| {r['seed']} | " + " | ".join(cells) + " |")
     for arm in ("campaign", "one-shot", "random"):
-        firsts = [r[arm]["first_hit"] or n + 1 for r in results]
-        med = statistics.median(firsts)
+        firsts = [r[arm]["first_hit"] or n + 1 for r in results]  # no hit counts as n + 1
         best = np.median([r[arm]["best_by_round"] for r in results], axis=0)
         print(
-            f"{arm:<9} experiments to first hit: median {med if med <= n else f'>{n}'} (per seed {firsts}); "
-            f"hits after {a.rounds} rounds: median {statistics.median(r[arm]['hits'] for r in results)}; "
+            f"{arm:<9} experiments to first hit ({n + 1} = none): {intervals.text(firsts, np.median, 'median', '.1f')}"
+            f" (per seed {firsts}); hits after {a.rounds} rounds: "
+            f"{intervals.text([r[arm]['hits'] for r in results], np.mean, 'mean', '.1f')}; "
             f"median best distance by round: {' '.join(f'{b:.2f}' for b in best)}"
         )
+    for other in ("one-shot", "random"):  # paired by seed: the same start cards
+        diff = [r["campaign"]["hits"] - r[other]["hits"] for r in results]
+        print(f"hits, campaign - {other} (paired by seed): {intervals.text(diff, np.mean, 'mean', '.1f')}")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import intervals  # benchmarks/intervals.py
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,10 +75,14 @@ def main():
                 rows.append(row)
             print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     hits = [r["hit_rate"] for r in rows if r["hit_rate"] is not None]
-    print(f"wall time: min {min(times):.1f} s, median {statistics.median(times):.1f} s over {len(times)} runs")
+    print(
+        f"wall time: min {min(times):.1f} s, {intervals.text(times, np.median, 'median', '.1f')} s "
+        f"over {len(times)} runs"
+    )
     if hits:
-        print(f"design_hit_rate: mean {statistics.mean(hits):.2f}, min {min(hits):.2f} over seeds {a.seeds}")
-    print(f"Spearman rho(sigma, |error|) on the holdout: mean {statistics.mean(r['rho_sigma'] for r in rows):.2f}")
+        print(f"design_hit_rate: {intervals.text(hits)}, min {min(hits):.2f} over seeds {a.seeds}")
+    print(f"Spearman rho(sigma, |error|) on the holdout: {intervals.text([r['rho_sigma'] for r in rows])}")
+    print(f"1-sigma coverage on the holdout: {intervals.text([r['cov_1sigma'] for r in rows])}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 
 Per group of K seeds (K = 1 by default): `python run.py -m target=YS,UTS,FractureEL seed=S1,..,SK` (the README's
 model-building command; the default generator=auto decides per target whether synthetic rows help)
-up to the audit (each seed a new holdout split and new formulas), then the design assistant (YS 260 / UTS 320 /
+up to the audit (each group a new holdout split, split.seed = its first seed, and new formulas), then the
+design assistant (YS 260 / UTS 320 /
 FractureEL 12, DC, max_cost 2) on that sweep dir — with K > 1 each target's seeds form a committee
 (design.combine) — with NSGA-II and with random search on the same budget; prints each run's hit rate (top 10
 scored by the ground truth, noise off) and the mean. One model set is a single draw: the formulas, and so the hit
@@ -21,6 +22,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import intervals  # benchmarks/intervals.py
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN = [
@@ -63,6 +66,7 @@ def main():
                     "target=YS,UTS,FractureEL",
                     "stages=[clean,split,generate,qc,train,audit]",
                     f"seed={','.join(map(str, group))}",
+                    f"split.seed={group[0]}",  # a new draw of the data per model set; one holdout per committee
                     f"hydra.sweep.dir={models}",
                     *a.train,
                 ]
@@ -96,9 +100,9 @@ def main():
     for method in ("nsga2", "random"):
         vals = [r[method] for r in rows if r[method] is not None]
         print(
-            f"mean {method}: {sum(vals) / len(vals):.2f} over {len(vals)} model sets"
+            f"{method}: {intervals.text(vals)}, min {min(vals):.2f} over {len(vals)} model sets"
             if vals
-            else f"mean {method}: no recommendations"
+            else f"{method}: no recommendations"
         )
 
 
