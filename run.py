@@ -82,4 +82,8 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    problem = config.check_group_options(sys.argv[1:])
+    if problem:  # before Hydra: its own message would list the internal base_* schemas as options
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -485,12 +485,62 @@ def check_data(cfg) -> Path | None:
     and a target the dataset lacks."""
     from .errors import ConfigError
 
+    unknown = unknown_keys(cfg)
+    if unknown:
+        raise ConfigError(
+            "unknown config key" + ("s " if len(unknown) > 1 else " ") + "; ".join(unknown) + " (a '+' adds a key only "
+            "where the schema has a free-form dict, e.g. +design.fixed.recryst_type=batch)"
+        )
     if cfg.target.name not in cfg.data.targets:
         raise ConfigError(
             f"target={cfg.target.name}: dataset {cfg.data.name!r} has no such property "
             f"(it has {list(cfg.data.targets)})"
         )
     return data_file(cfg.data)
+
+
+def check_group_options(argv, conf_dir=None) -> str | None:
+    """A command line's `group=option` (or a sweep's `group=a,b`) that names no config file of that group, as
+    the error to print (the group's own options only: the schemas registered as base_* are not choices), else
+    None. run.py calls this before Hydra, which would list the schemas too."""
+    if any(a.startswith(("hydra.searchpath", "--config-dir", "-cd", "--config-path", "-cp")) for a in argv):
+        return None  # options may come from another config dir: Hydra decides
+    conf = Path(conf_dir) if conf_dir else Path(__file__).resolve().parents[1] / "conf"
+    groups = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in conf.iterdir() if p.is_dir()}
+    groups.pop("hydra", None)
+    for arg in argv:
+        if "=" not in arg or arg.startswith(("-", "~", "+", "hydra")):
+            continue
+        key, value = arg.split("=", 1)
+        if key not in groups or value.startswith(("choice(", "range(", "glob(", "[")):
+            continue
+        for option in value.split(","):
+            if option.strip() and option.strip() not in groups[key]:
+                return f"{key}={option}: no such option; {key} is one of {', '.join(groups[key])}"
+    return None
+
+
+def unknown_keys(cfg, path: str = "") -> list[str]:
+    """Keys of the composed config that no schema has (a typo added with `+`, which Hydra accepts), each with the
+    nearest known key: every node typed by a dataclass of this module may hold only that dataclass's fields."""
+    import dataclasses
+    import difflib
+
+    from omegaconf import DictConfig, OmegaConf
+
+    out = []
+    kind = OmegaConf.get_type(cfg)
+    fields = {f.name for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else None
+    for key in cfg.keys() if isinstance(cfg, DictConfig) else []:
+        name = f"{path}{key}"
+        if fields is not None and key not in fields and not str(key).startswith("_"):
+            near = difflib.get_close_matches(str(key), sorted(fields), n=1)
+            out.append(f"{name}" + (f" (did you mean {path}{near[0]}?)" if near else ""))
+            continue
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig):
+            out += unknown_keys(node, f"{name}.")
+    return out
 
 
 def check_options(cfg) -> None:

@@ -82,3 +82,37 @@ def test_help_is_the_apps_own_and_lists_every_option():
         line = next((ln for ln in out.splitlines() if ln.strip().startswith(group.name + " ")), "")
         for option in sorted(f.stem for f in group.glob("*.yaml")):
             assert option in line.split(), (group.name, option, line)
+
+
+@pytest.mark.parametrize(
+    "override, text",
+    [
+        ("+desing.targets.YS=250", "desing (did you mean design?)"),
+        ("+design.tagets.YS=1", "design.tagets"),
+        ("+train.tolerance=0.1", "train.tolerance"),
+    ],  # fmt: skip
+)
+def test_a_key_added_with_plus_is_still_checked_against_the_schema(override, text):
+    from alloy_hydra.config import check_data
+    from alloy_hydra.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown config key") as err:
+        check_data(compose([override], as_dict=True))
+    assert text in str(err.value)
+    check_data(compose(["+design.fixed.recryst_type=batch"], as_dict=True))  # a free-form dict takes new keys
+
+
+def test_run_py_names_a_missing_option_with_the_groups_own_options_only():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for args in (["generator=foo"], ["-m", "target=YS,UTZ"]):
+        proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode == 2 and "no such option" in proc.stderr and "base_" not in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "+desing.x=1"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert bad.returncode == 2 and "did you mean design?" in bad.stdout + bad.stderr
