@@ -149,4 +149,21 @@ def read_run(run: Path) -> tuple[dict, dict, dict]:
     cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.exists() else {}
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
     status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
-    return cfg, metrics, status
+    return cfg, metrics, interrupted(status)
+
+
+def interrupted(status: dict) -> dict:
+    """A "running" status whose process is gone from this host (killed, crashed, machine restarted) as
+    "interrupted"; a run on another host, or one still alive, stays as written."""
+    import os
+    import socket
+
+    if status.get("status") != "running" or "pid" not in status or status.get("host") != socket.gethostname():
+        return status
+    try:
+        os.kill(int(status["pid"]), 0)
+    except ProcessLookupError:
+        return {**status, "status": "interrupted", "error": f"process {status['pid']} ended without finishing"}
+    except PermissionError:  # alive, another user's
+        pass
+    return status

@@ -1,6 +1,7 @@
 """End-to-end: `python run.py ...` in a subprocess, run dir under tmp_path."""
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -108,3 +109,23 @@ def test_missing_file_and_unknown_target(tmp_path):
     assert not (tmp_path / "c").exists()
     proc = run_cli(["target=XS", f"hydra.run.dir={tmp_path}/b"])
     assert proc.returncode != 0 and "XS" in proc.stderr and not (tmp_path / "b" / "metrics.json").exists()
+
+
+def test_a_killed_run_reads_as_interrupted_not_running(tmp_path):
+    """status.json carries the pid and host of the run that wrote "running": when that process is gone, every
+    reader (compare, sweep reports, the registry) sees "interrupted"."""
+    import socket
+    import subprocess
+    import sys
+
+    from alloy_hydra.io import read_run, write_json
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json(run / "status.json", {"status": "running", "pid": int(gone.stdout), "host": socket.gethostname()})
+    assert read_run(run)[2]["status"] == "interrupted"
+    write_json(run / "status.json", {"status": "running", "pid": os.getpid(), "host": socket.gethostname()})
+    assert read_run(run)[2]["status"] == "running"  # alive: still running
+    write_json(run / "status.json", {"status": "running", "pid": int(gone.stdout), "host": "another-host"})
+    assert read_run(run)[2]["status"] == "running"  # another machine's process cannot be checked from here

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -77,7 +79,11 @@ def run(cfg, run_dir) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").unlink(missing_ok=True)
-    write_json(run_dir / "status.json", {"status": "running"})
+    # pid and host: a run killed or crashed before it could write its end is told apart later (io.read_run)
+    write_json(
+        run_dir / "status.json",
+        {"status": "running", "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()},
+    )
     metrics = {"data": cfg.data.name, "target": cfg.target.name}
     try:
         check_options(cfg)
