@@ -24,6 +24,7 @@ SUMMARY_KEYS = (
     "tstr_r2",
     "real_only_r2",
     "regressor",
+    "method",
     "complexity",
     "cv_mae",
     "holdout_mae",
@@ -131,9 +132,8 @@ def print_recommendations(
         console.print(f"[yellow]no feasible recipe for {targets}[/yellow]")
         return
     shown = top.head(n)
-    rows = [
-        (f"{el} wt%", [f"{x:.2f}" for x in shown[el]]) for el in elements if el in shown and shown[el].max() >= 0.05
-    ]
+    # every element any recipe of the file holds (>= 0.05 wt%), so the screen never hides what the CSV varies
+    rows = [(f"{el} wt%", [f"{x:.2f}" for x in shown[el]]) for el in elements if el in top and top[el].max() >= 0.05]
     for c in columns:
         if c in shown:
             rows.append(
@@ -151,7 +151,10 @@ def print_recommendations(
     ):
         if col in shown:
             rows.append((key, [fmt.format(x) for x in shown[col]]))
-    title = f"recommended recipes for {', '.join(f'{t} {v:g}' for t, v in targets.items())}"
+    title = (
+        f"recommended recipes for {', '.join(f'{t} {v:g}' for t, v in targets.items())} "
+        f"(#1–#{len(shown)} of the {len(top)} in recommendations.csv)"
+    )
     key_table(rows, [f"#{r}" for r in shown["rank"]], console, title, sections=(recipe_end,))
 
 

@@ -5,7 +5,8 @@
 The cards are read in the run's data schema (its .hydra/config.yaml), cleaned and featurised by the same code
 as the training data, and scored with RUN_DIR/model.json (JSON, evaluated with numpy). Every input row is in
 the output with its original columns (measured targets are carried through) plus `<target>_pred`,
-`<target>_std`, `in_domain`, `domain_distance`, and `rejected_reason` for rows cleaning rejects.
+`<target>_std` (1σ), `in_domain` with `domain_reason` (why not, in words), `domain_distance`, and `rejected_reason`
+for rows cleaning rejects.
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ def main(argv=None) -> int:
     target = [c for c in out.columns if c.endswith("_pred")][0][: -len("_pred")]
     table = Table(title=f"{target} predictions ({len(out)} cards) -> {dest}")
     ids = [c for c in cfg.data.id_columns if c in out.columns][:3]
-    for c in ["row", *ids, f"{target} ± 2σ", "in domain", "note"]:
+    # ± 1σ, as the recipes, the service and the page show it (one convention everywhere)
+    for c in ["row", *ids, f"{target} ± σ", "in domain", "why not in domain / rejected"]:
         table.add_column(c)
     for _, r in out.head(25).iterrows():
-        pred = "—" if pd.isna(r[f"{target}_pred"]) else f"{r[f'{target}_pred']:.1f} ± {2 * r[f'{target}_std']:.1f}"
-        table.add_row(str(r[ROW_COL]), *[str(r[c]) for c in ids], pred, str(r["in_domain"]), r["rejected_reason"])
+        pred = "—" if pd.isna(r[f"{target}_pred"]) else f"{r[f'{target}_pred']:.1f} ± {r[f'{target}_std']:.1f}"
+        note = r["rejected_reason"] or r.get("domain_reason", "")
+        table.add_row(str(r[ROW_COL]), *[str(r[c]) for c in ids], pred, str(r["in_domain"]), note)
     console.print(table)
     return 0
 

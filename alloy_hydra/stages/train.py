@@ -74,6 +74,7 @@ def run(
         plots.pareto(table, fit.chosen_id, run_dir / "plots" / "pareto_front.png", cfg.target.name, cfg.target.unit)
     if table is not None:
         metrics.update(sizes)
+    metrics["method"] = chosen_method(cfg, model, fit)
     metrics.update(
         cv_mae=fit.cv["chosen"]["mae"],
         cv_mae_procedure=fit.cv["procedure"]["mae"],
@@ -166,3 +167,17 @@ def mechanisms(cfg, model: Model, inner: dict, real) -> str:
         + "\n".join(lines)
         + "\n\n"
     )
+
+
+def chosen_method(cfg, model: Model, fit) -> str:
+    """What was fitted, in one line: the engine, the member of its front chosen (a hinge path of operon's front
+    is not operon's own formula) and the formula's size, e.g. "operon front → hinge-lars member, 8 terms"."""
+    main = model.main
+    if main["kind"] != "expression":
+        return f"{cfg.regressor.name} ({main['kind']})"
+    inner, _ = expr.unbound(main["expr"])
+    n_terms = sum("const" not in t for _, t in expr.merge_terms(expr.terms(inner)))  # besides the constant
+    if fit.table is None:
+        return f"{cfg.regressor.name}, {n_terms} terms"
+    source = fit.table.loc[fit.chosen_id, "source"]
+    return f"{cfg.regressor.name} front → {source} member, {n_terms} terms"
