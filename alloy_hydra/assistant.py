@@ -72,7 +72,10 @@ def clean_for_prediction(raw: pd.DataFrame, cfg, source="cards", labels: bool = 
     present = {k: v for k, v in cfg.data.targets.items() if v in raw.columns}
     data = dataclasses.replace(cfg.data, targets=present if labels else {}, drop_exact_duplicates=False)
     cards = raw if labels else raw.drop(columns=list(present.values()))
-    return clean.clean(cards, data, cfg.chem_window, cfg.cleaning, source=source)
+    # a prediction scores the good rows and rejects each row with a bad cell, with its reason
+    return clean.clean(
+        cards, data, cfg.chem_window, cfg.cleaning, source=source, bad_cells="raise" if labels else "reject"
+    )
 
 
 def missing_inputs(raw: pd.DataFrame, cfg, model) -> pd.Series:
@@ -92,11 +95,12 @@ def missing_inputs(raw: pd.DataFrame, cfg, model) -> pd.Series:
     for name, spec in cfg.data.numeric.items():
         if name in used and spec.column in raw:
             checks.append((spec.column, f"{spec.column} blank: filled with the training median {feat.fill_[name]:.4g}"))
-    out = pd.Series("", index=raw.index)
-    for col, text in checks:
-        blank = raw[col].astype(str).str.strip().str.lower().isin(["", "nan", "none", "null", "na", "n/a", "-"])
-        out[blank] = out[blank].where(out[blank] == "", out[blank] + "; ") + text
-    return out
+    words = {"", "nan", "none", "null", "na", "n/a", "-"}
+    blank = [np.array([str(v).strip().lower() in words for v in raw[col]], bool) for col, _ in checks]
+    texts = [""] * len(raw)
+    for i in np.flatnonzero(np.any(blank, axis=0)) if blank else []:
+        texts[i] = "; ".join(text for (_, text), b in zip(checks, blank) if b[i])
+    return pd.Series(texts, index=raw.index, dtype=object)
 
 
 def predict_cards(raw: pd.DataFrame, cfg, model, source="cards", cleaned=None) -> pd.DataFrame:
@@ -112,8 +116,8 @@ def predict_cards(raw: pd.DataFrame, cfg, model, source="cards", cleaned=None) -
     out["domain_reason"] = ""
     out["rejected_reason"] = ""
     if len(result.master):
-        mean, std, in_dom, dist = model.predict(result.master)
-        reasons = np.asarray(model.domain_reasons(result.master), dtype=object)
+        mean, std, in_dom, dist, reasons = model.predict_explained(result.master)
+        reasons = np.asarray(reasons, dtype=object)
         pos = out.index[out[ROW_COL].isin(result.master[ROW_COL])]
         order = pd.Series(range(len(result.master)), index=result.master[ROW_COL].to_numpy())
         idx = order.loc[out.loc[pos, ROW_COL].to_numpy()].to_numpy()

@@ -123,7 +123,11 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
     comp[bal] = 100.0 - additions
     tol = 1e-9
     counts["balance_recomputed"] = int(((given - comp[bal]).abs() > tol).sum())
-    counts["sum_given_off_by_more_than_tol"] = int(((given + additions - 100.0).abs() > 0.05).sum())
+    off = ((given + additions - 100.0).abs() > 0.05).to_numpy()
+    counts["sum_given_off_by_more_than_tol"] = int(off.sum())
+    counts["sum_given_off_rows"] = {  # row -> the sum as written (given balance + the other elements)
+        int(rows[i]): round(float(given.iloc[i] + additions.iloc[i]), 3) for i in np.flatnonzero(off)
+    }
     return comp, raws, counts
 
 
@@ -213,8 +217,9 @@ def required_columns(data) -> list[str]:
 
 def _check_columns(raw: pd.DataFrame, data, source) -> None:
     missing = [c for c in required_columns(data) if c not in raw.columns]
-    if missing:
-        raise DataError("required column missing", file=source, row=1, column=missing[0])
+    if missing:  # all of them at once: a file from another template lacks several
+        what = "required column missing" if len(missing) == 1 else f"{len(missing)} required columns missing"
+        raise DataError(what, file=source, row=1, column=", ".join(missing))
     unknown_targets = [t for t in data.targets if t not in TARGETS]
     if unknown_targets:
         raise ConfigError(f"data.targets has {unknown_targets}; known targets are {list(TARGETS)}")
@@ -304,9 +309,57 @@ def _clamp_uniform_el(master: pd.DataFrame) -> list[dict]:
     return changes
 
 
-def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanResult:
-    """Clean raw cards (strings, with `source_row`) into BASE_MASTER; never drops a row silently."""
+BAD_CELLS_LIMIT = 50  # bad cells named in one error; beyond it "... and more"
+
+
+def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>", bad_cells: str = "raise") -> CleanResult:
+    """Clean raw cards (strings, with `source_row`) into BASE_MASTER; never drops a row silently. Every bad cell
+    is found in one pass (up to BAD_CELLS_LIMIT): bad_cells="raise" (a run: fix the file) raises one DataError
+    naming each by row, column and value; "reject" (a prediction: score the good rows) rejects each row that has
+    one, with its reasons."""
     _check_columns(raw, data, source)
+    problems, tried = [], raw
+    while True:  # each bad cell blanked in a copy and the cleaning tried again, to find the next one
+        try:
+            result = _clean(tried, data, window, cleaning, source)
+            break
+        except DataError as err:
+            if (
+                err.row is None
+                or err.column not in raw.columns
+                or (err.row, err.column) in [(p.row, p.column) for p in problems]
+            ):
+                raise
+            problems.append(err)
+            if len(problems) > BAD_CELLS_LIMIT:
+                break
+            tried = tried.copy() if tried is raw else tried
+            tried.loc[tried[ROW_COL] == err.row, err.column] = ""
+    if not problems:
+        return result
+    if bad_cells != "reject" or len(problems) > BAD_CELLS_LIMIT:
+        shown = problems[:BAD_CELLS_LIMIT]
+        more = "\n  ... and more" if len(problems) > BAD_CELLS_LIMIT else ""
+        cells = "\n".join(f"  row {p.row}, column {p.column!r}: {p.reason} (value {p.value!r})" for p in shown)
+        raise DataError(
+            f"{len(shown)}{'+' if more else ''} bad cells; fix them and run again:\n{cells}{more}", file=source
+        )
+    bad = {}
+    for p in problems:
+        bad.setdefault(p.row, []).append(f"bad cell: column {p.column!r}: {p.reason} (value {p.value!r})")
+    hit = raw[ROW_COL].isin(list(bad))
+    result = _clean(raw.loc[~hit], data, window, cleaning, source)
+    extra = raw.loc[hit].copy()
+    extra.insert(1, "reason", extra[ROW_COL].map(lambda r: "; ".join(bad[r])))
+    rejects = pd.concat([result.rejects, extra]).sort_values(ROW_COL, kind="stable")
+    report = dict(result.report)
+    report.update(rows_in=int(len(raw)), rows_rejected=int(len(rejects)))
+    report["reject_reasons"] = {**report["reject_reasons"], "bad cell": int(hit.sum())}
+    assert report["rows_in"] == report["rows_kept"] + report["rows_rejected"]
+    return CleanResult(master=result.master, rejects=rejects, report=report)
+
+
+def _clean(raw: pd.DataFrame, data, window, cleaning, source) -> CleanResult:
     rows = raw[ROW_COL].to_numpy()
     comp, comp_raw, comp_counts = _composition(raw, data, source)
     numbers = {
@@ -324,6 +377,23 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>") -> CleanR
     elements = list(comp.columns)
     master.insert(1, GROUP_COL, _group_key(raw, data, comp[elements]).to_numpy())
     reasons, n_window = _reject_reasons(raw, master, comp, data, window, cleaning)
+    off = comp_counts["sum_given_off_rows"]
+    if off:
+        shown = ", ".join(f"row {r} ({v:g} %)" for r, v in list(off.items())[:10]) + (" ..." if len(off) > 10 else "")
+        if cleaning.balance_mismatch == "reject":
+            for i in master.index[master[ROW_COL].isin(list(off))]:
+                v = off[int(master.at[i, ROW_COL])]
+                reasons[i].append(f"composition: given elements sum to {v:g} wt%, not 100")
+            log.warning("%s: %d rows whose given composition sums off 100 %% rejected: %s", source, len(off), shown)
+        else:
+            log.warning(
+                "%s: %d rows whose given composition sums off 100 %%: %s recomputed as the balance "
+                "(cleaning.balance_mismatch=reject refuses them): %s",
+                source,
+                len(off),
+                data.balance_element,
+                shown,
+            )
     rejected = reasons.map(len) > 0
     rejects = raw.loc[rejected].copy()
     rejects.insert(1, "reason", reasons[rejected].map("; ".join))

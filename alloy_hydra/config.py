@@ -146,6 +146,9 @@ class CleaningConfig:
     flash_max_s: float = 600.0  # an inferred recryst_type: total time <= this is flash
     batch_min_s: float = 1800.0  # ... >= this is batch; between is "other"
     window_warn_fraction: float = 0.5  # warn when the chem window rejects more than this share of rows
+    # a given balance (Al) whose composition sums off 100 by more than 0.05 wt%: fix (the balance recomputed as
+    # 100 − the other elements; each row listed in the cleaning report and the log) | reject (the row, with why)
+    balance_mismatch: str = "fix"
 
 
 @dataclass
@@ -552,6 +555,7 @@ def check_options(cfg) -> None:
         "design.domain": (cfg.design.domain, ("exclude", "penalise", "ignore")),
         "design.combine": (cfg.design.combine, ("committee", "best")),
         "train.data": (cfg.train.data, ("real", "synthetic", "synthetic+real")),
+        "cleaning.balance_mismatch": (cfg.cleaning.balance_mismatch, ("fix", "reject")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

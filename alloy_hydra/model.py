@@ -323,13 +323,29 @@ class Model:
         mean, std = self.mean_std(X, dist, ref)
         return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist, ref)) <= 1.0, dist
 
-    def domain_reasons(self, cards: pd.DataFrame) -> list[str]:
-        """Per cleaned card, why it is out of the applicability domain in words ("" when inside): each rule of
-        domain_ratio that fails — an input no training card varied, an input beyond its widened training range,
-        far from the tested cards, the formula and its reference disagreeing."""
+    def predict_explained(self, cards: pd.DataFrame):
+        """(mean, std, in_domain, distance, reasons): predict() and, for the cards out of domain only, why
+        (domain_reasons), from one featurisation, one distance and one reference evaluation."""
         X = self.X(cards)
         dist, ref = self.domain.distance(X), self._reference(X)
-        mean = predict_json(self.main, X)
+        mean, std = self.mean_std(X, dist, ref)
+        inside = self._unseen(cards, self.domain_ratio(X, mean, dist, ref)) <= 1.0
+        reasons = np.full(len(X), "", dtype=object)
+        out = np.flatnonzero(~inside)
+        if len(out):
+            part = (X[out], dist[out], None if ref is None else ref[out], mean[out])
+            reasons[out] = self.domain_reasons(cards.iloc[out], part)
+        return mean, std, inside, dist, list(reasons)
+
+    def domain_reasons(self, cards: pd.DataFrame, part=None) -> list[str]:
+        """Per cleaned card, why it is out of the applicability domain in words ("" when inside): each rule of
+        domain_ratio that fails — an input no training card varied, an input beyond its widened training range,
+        far from the tested cards, the formula and its reference disagreeing. part: (X, distance, reference,
+        prediction) of these cards when already known."""
+        if part is None:
+            X = self.X(cards)
+            part = (X, self.domain.distance(X), self._reference(X), predict_json(self.main, X))
+        X, dist, ref, mean = part
         d = self.domain
         names = np.asarray(self.features if d.cols is None else [self.features[i] for i in d.cols])
         Xd = X if d.cols is None else X[:, d.cols]
@@ -488,8 +504,19 @@ class Committee:
 
     def domain_reasons(self, cards: pd.DataFrame) -> list[str]:
         """Per card, the reasons of every member that finds it out of domain (Model.domain_reasons)."""
-        per = [m.domain_reasons(cards) for m in self.models]
+        return self._union([m.domain_reasons(cards) for m in self.models])
+
+    @staticmethod
+    def _union(per: list) -> list[str]:
         return ["; ".join(dict.fromkeys(r for m in row for r in m.split("; ") if r)) for row in zip(*per)]
+
+    def predict_explained(self, cards: pd.DataFrame):
+        """predict() with the members' reasons for the cards out of domain (Model.predict_explained)."""
+        out = [m.predict_explained(cards) for m in self.models]
+        P = np.array([o[0] for o in out])
+        std = np.sqrt(np.mean([o[1] ** 2 for o in out], axis=0) + P.var(axis=0))
+        in_dom = np.all([o[2] for o in out], axis=0)
+        return P.mean(axis=0), std, in_dom, np.max([o[3] for o in out], axis=0), self._union([o[4] for o in out])
 
     def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = [m.report(cards) for m in self.models]

@@ -288,3 +288,69 @@ def test_target_missing_from_dataset_is_a_config_error(needs_shared_data, tmp_pa
         stages.run(cfg, tmp_path)
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "failed"
     assert not (tmp_path / "metrics.json").exists()
+
+
+def _demo_raw():
+    from alloy_hydra.demo import demo_path
+    from alloy_hydra.io import read_cards
+
+    return read_cards(demo_path())
+
+
+def test_every_bad_cell_is_named_in_one_pass():
+    cfg = compose()
+    raw = _demo_raw()
+    raw.loc[3, "Mg"] = "lots"
+    raw.loc[7, "Cold rolling reduction (%)"] = "abc"
+    raw.loc[10, "Recrystallization annealing"] = "zzz"
+    with pytest.raises(DataError) as err:
+        clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, source="cards.csv")
+    text = str(err.value)
+    assert "3 bad cells" in text and "cards.csv" in text
+    for row, col, value in (
+        (5, "Mg", "lots"),
+        (9, "Cold rolling reduction (%)", "abc"),
+        (12, "Recrystallization annealing", "zzz"),
+    ):
+        assert f"row {row}, column {col!r}" in text and repr(value) in text
+
+
+def test_a_prediction_scores_the_good_rows_and_rejects_the_bad_ones_with_reasons():
+    from alloy_hydra.assistant import clean_for_prediction
+
+    cfg = compose()
+    raw = _demo_raw()
+    raw.loc[3, "Mg"] = "lots"
+    raw.loc[7, "Cold rolling reduction (%)"] = "abc"
+    out = clean_for_prediction(raw, cfg, "cards.csv", labels=False)
+    rep = out.report
+    assert (
+        rep["rows_in"] == len(raw) == rep["rows_kept"] + rep["rows_rejected"] and rep["reject_reasons"]["bad cell"] == 2
+    )
+    bad = out.rejects.set_index("source_row")["reason"]
+    assert "column 'Mg'" in bad[5] and "'lots'" in bad[5] and "column 'Cold rolling reduction (%)'" in bad[9]
+    assert not out.master["source_row"].isin([5, 9]).any()
+
+
+def test_all_missing_columns_are_named_at_once():
+    cfg = compose()
+    raw = _demo_raw().drop(columns=["Mg", "Mn", "Casting"])
+    with pytest.raises(DataError, match="3 required columns missing") as err:
+        clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, source="cards.csv")
+    assert all(c in str(err.value) for c in ("Mg", "Mn", "Casting"))
+
+
+def test_a_composition_that_disagrees_with_its_balance_is_listed_and_can_be_rejected(caplog):
+    import dataclasses
+
+    cfg = compose()
+    raw = _demo_raw()
+    raw.loc[2, cfg.data.balance_column or "Al"] = "80"  # sums to ~85 %
+    fixed = clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, source="cards.csv")
+    off = fixed.report["composition"]["sum_given_off_rows"]
+    assert list(off) == [4] and 80 < off[4] < 90 and 4 in set(fixed.master["source_row"])
+    assert "row 4" in caplog.text and "recomputed" in caplog.text
+    strict = dataclasses.replace(cfg.cleaning, balance_mismatch="reject")
+    rejected = clean.clean(raw, cfg.data, cfg.chem_window, strict, source="cards.csv")
+    reason = rejected.rejects.set_index("source_row")["reason"][4]
+    assert "sum to" in reason and 4 not in set(rejected.master["source_row"])

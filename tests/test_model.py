@@ -519,8 +519,15 @@ def test_predict_command(run_dir, tmp_path):
         text=True,
         cwd=ROOT,
     )
-    assert proc.returncode == 2 and "row 4" in proc.stdout and "Homogenization" in proc.stdout
+    # one bad cell: the good rows are scored, the bad row comes back with its reason (not the whole file refused)
+    assert proc.returncode == 0 and "bad cell" in proc.stdout, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+    bad = pd.read_csv(tmp_path / "bad_predictions.csv", dtype={"rejected_reason": str}, keep_default_na=False)
+    assert len(bad) == 3 and bad["YS_pred"].iloc[:2].astype(float).notna().all()
+    assert (
+        "column 'Homogenization'" in bad["rejected_reason"].iat[2]
+        and "'540C for ages'" in bad["rejected_reason"].iat[2]
+    )
 
 
 def test_the_domain_watches_the_formulas_inputs_every_input_and_their_ranges(tmp_path):
