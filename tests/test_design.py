@@ -350,3 +350,18 @@ def test_uniform_elongation_stays_below_fracture_elongation_in_design(models_dir
     out = ev(X)
     g = out.G[:, ev.constraints.index("UniformEL<=FractureEL")]
     assert np.allclose(g, out.pred["UniformEL"] - out.pred["FractureEL"]) and (g > 0).mean() > 0.9
+
+
+def test_recipes_are_marked_unvalidated_when_the_holdout_cannot_vouch_for_them():
+    from alloy_hydra.stages.design import weak_answer
+
+    good = {"n_holdout_rows": 60, "coverage_1sigma": 0.7, "sigma_error_spearman": 0.4, "holdout_in_domain_share": 0.8,
+            "holdout_mae_in_domain": 10.0}  # fmt: skip
+    assert weak_answer(good) == []
+    small = {**good, "n_holdout_rows": 11, "coverage_1sigma": 0.36, "sigma_error_spearman": -0.34,
+             "holdout_mae_in_domain": None}  # fmt: skip
+    why = "; ".join(weak_answer(small))
+    assert (
+        "only 11 held-out cards" in why and "0.36" in why and "-0.34" in why and "no held-out card was in domain" in why
+    )
+    assert weak_answer({**good, "coverage_1sigma": 0.97})  # over-wide σ is miscalibrated too

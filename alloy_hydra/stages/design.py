@@ -173,6 +173,30 @@ def unreachable(top: pd.DataFrame, targets: dict, units: dict, design, searched:
     )
 
 
+# what a holdout must show before the recipes' σ and "in domain" are trusted: 1σ coverage near 0.68, σ ranking
+# the errors, and enough held-out cards, some of them in domain, to check the flag at all
+WEAK_COVERAGE = (0.5, 0.85)
+WEAK_MIN_HOLDOUT = 20
+
+
+def weak_answer(metrics: dict) -> list[str]:
+    """Why this run's holdout cannot vouch for its recipes (empty when it can): σ miscalibrated, σ not ranking the
+    errors, too few held-out cards, or none of them in domain (the domain flag unchecked)."""
+    out = []
+    n = metrics.get("n_holdout_rows")
+    if n is not None and n < WEAK_MIN_HOLDOUT:
+        out.append(f"only {n} held-out cards to check σ and the domain on (fewer than {WEAK_MIN_HOLDOUT})")
+    cov = metrics.get("coverage_1sigma")
+    if cov is not None and np.isfinite(cov) and not WEAK_COVERAGE[0] <= cov <= WEAK_COVERAGE[1]:
+        out.append(f"σ miscalibrated on the holdout: 1σ covers {cov:.2f} of the errors, not about 0.68")
+    rho = metrics.get("sigma_error_spearman")
+    if rho is not None and np.isfinite(rho) and rho <= 0:
+        out.append(f"σ does not rank the holdout's errors (Spearman ρ {rho:.2f})")
+    if n and "holdout_in_domain_share" in metrics and metrics.get("holdout_mae_in_domain") is None:
+        out.append("no held-out card was in domain: the in-domain flag could not be checked")
+    return out
+
+
 def scored_by_simulator(data) -> bool:
     """The demo simulator scores recipes only for the packaged demo cards (data.path null): a lab's own file under
     a config copied from the demo's keeps `ground_truth: true`, and the simulator's metallurgy is not theirs."""
@@ -197,6 +221,14 @@ def run(cfg, run_dir: Path, metrics: dict, clean: Cleaned | None = None, train: 
         metrics["design_reason"] = out.reason
     if out.error_correlation:
         metrics["p_hit_error_correlation"] = out.error_correlation
+    weak = weak_answer(metrics) if train is not None else []
+    if weak and len(top):  # this run's own model: its holdout says whether σ and the domain flag can be trusted
+        why = "; ".join(weak)
+        log.warning("the recipes are UNVALIDATED: %s", why)
+        top = top.assign(validated=False, note=[f"UNVALIDATED ({why})" + (f"; {n}" if n else "") for n in top["note"]])
+        metrics["recipes_unvalidated"] = why
+    elif len(top):
+        top = top.assign(validated=True)
     _write(cfg, run_dir, top, ranked, data, out.space, targets, out.units)
     metrics.update(
         n_recommendations=int(len(top)),
