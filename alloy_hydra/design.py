@@ -501,9 +501,18 @@ class _Search:
         else:
             from rich.progress import Progress
 
+            from .report import LogTicker
+
+            label = f"design: {self.name} {self.pop_size} x {self.n_gen}"
+            ticker = LogTicker(f"{label}, generation", self.n_gen)
             with Progress(transient=True) as bar:
-                task = bar.add_task(f"design: {self.name} {self.pop_size} x {self.n_gen}", total=self.n_gen)
-                self._search(problem, lambda: bar.advance(task))
+                task = bar.add_task(label, total=self.n_gen)
+
+                def tick():
+                    bar.advance(task)
+                    ticker.update(advance=1)
+
+                self._search(problem, tick)
         self.feasible_ = np.concatenate(problem.archive_feasible)  # per returned candidate (rank(ok=...))
         self.broken_ = np.concatenate(problem.archive_broken)  # candidates x evaluator.constraints
         return np.vstack(problem.archive_X)

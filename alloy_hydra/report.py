@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import time
 from contextlib import contextmanager
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+log = logging.getLogger("alloy_hydra.progress")
+LOG_EVERY_S = 10.0  # without a terminal, a progress line in the log at most this often
+
+
+class LogTicker:
+    """Progress for output that is not a terminal (nohup, a cluster job, CI), where a rich bar prints nothing:
+    a log line with done / total, the share and an estimate of the time left, at most every LOG_EVERY_S seconds
+    (and at the end). On a terminal it stays silent: the bar shows the same."""
+
+    def __init__(self, label: str, total: float = 0, stream=None):
+        self.label, self.total, self.done = label, float(total), 0.0
+        self.on = not (stream or sys.stdout).isatty()
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: float | None = None, total: float | None = None, what: str = "", advance: float = 0):
+        self.total = float(total) if total is not None else self.total
+        self.done = float(done) if done is not None else self.done + advance
+        now = time.monotonic()
+        if not self.on or (now - self.last < LOG_EVERY_S and self.done < self.total):
+            return
+        self.last = now
+        share = self.done / self.total if self.total else 0.0
+        left = (now - self.start) * (1 - share) / share if share > 0 else float("nan")
+        eta = f", about {left:.0f} s left" if share > 0 and share < 1 else ""
+        log.info(
+            "%s: %g of %g (%.0f %%)%s%s",
+            self.label,
+            self.done,
+            self.total,
+            100 * share,
+            eta,
+            f" — {what}" if what else "",
+        )
+
 
 SUMMARY_KEYS = (
     "rows_in",
@@ -87,12 +125,14 @@ def steps(label: str, total: int):
     runs now (rich shows the elapsed time and an ETA)."""
     from rich.progress import Progress
 
+    ticker = LogTicker(label, total)
     with Progress(transient=True) as bar:
         task = bar.add_task(label, total=total)
         started = []
 
         def doing(what: str) -> None:
             bar.update(task, advance=1 if started else 0, description=f"{label}: {what}")
+            ticker.update(done=len(started), what=what)
             started.append(what)
 
         yield doing
@@ -171,6 +211,7 @@ class TrainingProgress:
         self.bar = Progress(transient=True)
         self.bar.__enter__()
         self.task = self.bar.add_task(f"training {self.label}", total=0)
+        self.ticker = LogTicker(f"training {self.label}")
         return self
 
     def __exit__(self, *exc):
@@ -178,9 +219,14 @@ class TrainingProgress:
 
     def grow(self, total: int) -> None:
         self.bar.update(self.task, total=self.bar.tasks[0].total + total)
+        self.ticker.update(total=self.bar.tasks[0].total)
 
     def say(self, what: str) -> None:
         self.bar.update(self.task, description=f"{self.label}: {what}")
 
     def step(self, what: str):
-        return lambda k: self.bar.update(self.task, advance=1, description=f"{self.label}: {what} {k}")
+        def tick(k):
+            self.bar.update(self.task, advance=1, description=f"{self.label}: {what} {k}")
+            self.ticker.update(advance=1, what=f"{what} {k}")
+
+        return tick

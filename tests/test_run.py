@@ -129,3 +129,28 @@ def test_a_killed_run_reads_as_interrupted_not_running(tmp_path):
     assert read_run(run)[2]["status"] == "running"  # alive: still running
     write_json(run / "status.json", {"status": "running", "pid": int(gone.stdout), "host": "another-host"})
     assert read_run(run)[2]["status"] == "running"  # another machine's process cannot be checked from here
+
+
+def test_progress_reaches_the_log_when_output_is_not_a_terminal(monkeypatch, caplog):
+    import io
+    import logging
+
+    from alloy_hydra import report
+
+    monkeypatch.setattr(report, "LOG_EVERY_S", 0.0)
+    ticker = report.LogTicker("training hinge", 4, stream=io.StringIO())  # a file, not a terminal
+    with caplog.at_level(logging.INFO, logger="alloy_hydra.progress"):
+        for k in range(4):
+            ticker.update(advance=1, what=f"fold {k + 1}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "alloy_hydra.progress"]
+    assert len(lines) == 4 and lines[0].startswith("training hinge: 1 of 4 (25 %), about") and "fold 1" in lines[0]
+    assert lines[-1].startswith("training hinge: 4 of 4 (100 %)")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    caplog.clear()
+    quiet = report.LogTicker("x", 2, stream=Terminal())
+    quiet.update(advance=2)
+    assert not [r for r in caplog.records if r.name == "alloy_hydra.progress"]  # the bar shows it there
