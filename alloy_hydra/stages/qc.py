@@ -100,6 +100,10 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated) ->
     else:
         result["acceptance"] = {"checks": [], "overall_pass": None, "note": "generator=none: no synthetic rows"}
         metrics.update(qc_pass=None)
+    if not len(synth_cards) or not cfg.qc.plots:  # the README lists them: say why they are not there
+        why = "qc.plots=false" if len(synth_cards) else f"no synthetic rows (generator used: {used})"
+        result["plots"] = f"real_vs_synthetic.png and correlation_difference.png not drawn: {why}"
+        log.info("%s", result["plots"])
     write_json(run_dir / "generation_report.json", result)
     metrics.update(
         {k: util.get(k) for k in ("tstr_r2", "tstr_mae", "aug_r2", "aug_mae", "real_only_r2", "real_only_mae")}
