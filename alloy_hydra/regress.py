@@ -20,14 +20,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import expr, physics
 from .config import GBMConfig, HingeConfig, OperonConfig, PySRConfig, RidgeConfig, TrainConfig
+from .errors import AlloyHydraError
 from .model import predict_json
 
 # list-valued defaults, read once (the schema in alloy_hydra.config is where every default lives)
 _HINGE, _PYSR, _RIDGE = HingeConfig(), PySRConfig(), RidgeConfig()
 
 
-class JuliaNotAvailable(RuntimeError):
-    """PySR needs a Julia installation, and none is present."""
+class JuliaNotAvailable(AlloyHydraError, RuntimeError):
+    """PySR needs a Julia installation, and none is present: the user's setup, so one line, never a traceback
+    (run.py reports an AlloyHydraError as such; a sweep marks the job failed and goes on)."""
 
 
 def _names(X, feature_names):

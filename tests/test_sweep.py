@@ -69,6 +69,7 @@ def test_a_failing_job_does_not_take_the_others_down(tmp_path):
     table = pd.read_csv(tmp_path / "sw" / "comparison.csv").set_index("regressor")
     assert table.loc["pysr", "status"] == "failed" and "needs Julia" in table.loc["pysr", "error"]
     assert table.loc["ridge", "status"] == "complete"
+    assert "Traceback" not in proc.stdout + proc.stderr  # the user's setup: one line naming the cause
     models = pd.read_csv(tmp_path / "sw" / "model_comparison.csv")
     assert models.loc[models["chosen"], "method"].tolist() == ["ridge"]
     # resume: the complete job is skipped, the failed one runs again (and fails again)
