@@ -85,7 +85,9 @@ def test_recommendations_are_valid_cards_and_the_closed_loop_is_scored(models_di
     assert (recs["YS_pred"] <= recs["UTS_pred"]).all()
     assert recs["nearest_card"].str.contains(r" / row \d+$").all()  # names the row in the user's file
     assert recs["homog_schedule_readable"].str.fullmatch(r"\d+ °C × [\d.]+ (s|min|h)( \+ .*)?").all()
-    assert (recs["p_hit"] > 0).all() and recs["p_hit"].le(1).all()
+    # chances, ranked first: the best has a real one; far-down recipes may round to 0.0000
+    assert recs["p_hit"].between(0, 1).all() and recs["p_hit"].iat[0] >= 0.05
+    assert (recs["p_hit"].round(2).diff().dropna() <= 0).all() or not recs["in_domain"].all()
     # distinct recipes: no two share composition (0.1 wt%), cold work (5 %), route and anneal peak (10 °C)
     peak = (
         recs["recryst_schedule"]
