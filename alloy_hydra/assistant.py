@@ -95,8 +95,7 @@ def missing_inputs(raw: pd.DataFrame, cfg, model) -> pd.Series:
     for name, spec in cfg.data.numeric.items():
         if name in used and spec.column in raw:
             checks.append((spec.column, f"{spec.column} blank: filled with the training median {feat.fill_[name]:.4g}"))
-    words = {"", "nan", "none", "null", "na", "n/a", "-"}
-    blank = [np.array([str(v).strip().lower() in words for v in raw[col]], bool) for col, _ in checks]
+    blank = [np.array([clean.is_missing(str(v)) for v in raw[col]], bool) for col, _ in checks]  # cleaning's own
     texts = [""] * len(raw)
     for i in np.flatnonzero(np.any(blank, axis=0)) if blank else []:
         texts[i] = "; ".join(text for (_, text), b in zip(checks, blank) if b[i])

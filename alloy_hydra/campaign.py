@@ -324,9 +324,7 @@ class Campaign:
         # in domain and P(all within tolerance) >= design.min_p_hit; a slot none can fill explores instead
         real = (pool["p_hit"] >= cfg.design.min_p_hit).to_numpy() & pool["in_domain"].astype(bool).to_numpy()
         ok = ~blocked & real
-        exploit = pool.index[ok][
-            np.lexsort((pool.loc[ok, "score"].to_numpy(), -pool.loc[ok, "p_hit"].round(2).to_numpy()))
-        ]
+        exploit = pool.index[ok]  # the pool comes in the design ranking's order
         for i in exploit:
             if len(picks) >= n_exploit:
                 break
@@ -372,7 +370,7 @@ class Campaign:
                 rest = [i for i in pool.index[~blocked] if i not in picks]
                 if not rest:
                     break
-                d = [np.sqrt(np.mean((Z[picks] - Z[i]) ** 2, axis=1)).min() if picks else np.inf for i in rest]
+                d = [_gap(Z, i, picks) for i in rest]
                 i = rest[int(np.argmax(d))]
                 picks.append(i)
                 why.append(
@@ -635,11 +633,13 @@ def _standardise(pool: pd.DataFrame, cols, table: pd.DataFrame | None = None, ca
     return np.hstack(parts)
 
 
+def _gap(Z: np.ndarray, i: int, picks: list) -> float:
+    """RMS distance of candidate i to the nearest pick (infinite with none)."""
+    return float(np.sqrt(np.mean((Z[picks] - Z[i]) ** 2, axis=1)).min()) if picks else np.inf
+
+
 def _far(Z: np.ndarray, i: int, picks: list, radius: float) -> bool:
-    if not picks:
-        return True
-    d = np.sqrt(np.mean((Z[picks] - Z[i]) ** 2, axis=1))
-    return bool(d.min() >= radius)
+    return _gap(Z, i, picks) >= radius
 
 
 def _near_pending(pool, pending: list, cols, Z, cfg, radius, cats=()) -> np.ndarray:

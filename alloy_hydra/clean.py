@@ -39,13 +39,13 @@ class CleanResult:
     report: dict = field(default_factory=dict)
 
 
-def _missing(text: str) -> bool:
+def is_missing(text: str) -> bool:
     return text.strip().lower() in _MISSING_WORDS
 
 
 def parse_number(text: str, kind: str = "plain", default_unit: str = "", *, file=None, row=None, column=None):
     """A number with an optional unit (`600 mm`, `23.6 in`, `45%`) in the canonical unit of its kind."""
-    if _missing(text):
+    if is_missing(text):
         return np.nan
     m = _NUM_UNIT.match(text.replace(",", ".") if text.count(",") == 1 and "." not in text else text)
     if not m:
@@ -79,7 +79,7 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
     for j, col in enumerate(data.composition_columns.values()):
         for i, text in enumerate(raw[col].to_numpy()):
             t = text.strip()
-            if _missing(t):
+            if is_missing(t):
                 counts["blank_as_zero"] += 1
                 continue
             if t[0] in "<≤":
@@ -101,7 +101,7 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
         raws[f"{bal}_RAW"] = raw[data.balance_column]
         for i, text in enumerate(raw[data.balance_column].to_numpy()):
             t = text.strip().lower()
-            if t in _BALANCE_WORDS or _missing(t):
+            if t in _BALANCE_WORDS or is_missing(t):
                 continue
             try:
                 given.iloc[i] = float(t.lstrip("≥>=")) * scale

@@ -318,18 +318,21 @@ class Model:
     def predict(self, cards: pd.DataFrame | None = None, X: np.ndarray | None = None):
         """(mean, std, in_domain, distance) for cleaned cards (or a ready feature matrix: then an input the
         training cards never varied cannot be checked)."""
+        _, dist, _, mean, std, inside = self._scored(cards, X)
+        return mean, std, inside, dist
+
+    def _scored(self, cards, X=None):
+        """(X, distance, reference, mean, std, in_domain): one featurisation, one distance, one reference
+        evaluation, shared by predict and predict_explained."""
         X = self.X(cards) if X is None else X
         dist, ref = self.domain.distance(X), self._reference(X)
         mean, std = self.mean_std(X, dist, ref)
-        return mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist, ref)) <= 1.0, dist
+        return X, dist, ref, mean, std, self._unseen(cards, self.domain_ratio(X, mean, dist, ref)) <= 1.0
 
     def predict_explained(self, cards: pd.DataFrame):
         """(mean, std, in_domain, distance, reasons): predict() and, for the cards out of domain only, why
-        (domain_reasons), from one featurisation, one distance and one reference evaluation."""
-        X = self.X(cards)
-        dist, ref = self.domain.distance(X), self._reference(X)
-        mean, std = self.mean_std(X, dist, ref)
-        inside = self._unseen(cards, self.domain_ratio(X, mean, dist, ref)) <= 1.0
+        (domain_reasons), from the same featurisation, distance and reference evaluation."""
+        X, dist, ref, mean, std, inside = self._scored(cards)
         reasons = np.full(len(X), "", dtype=object)
         out = np.flatnonzero(~inside)
         if len(out):
@@ -496,11 +499,15 @@ class Committee:
     def predict(self, cards: pd.DataFrame):
         """(mean, std, in_domain, distance) as Model.predict: in domain where every member is, the largest
         member distance."""
-        out = [m.predict(cards) for m in self.models]
-        P = np.array([p for p, _, _, _ in out])
-        std = np.sqrt(np.mean([s**2 for _, s, _, _ in out], axis=0) + P.var(axis=0))
-        in_dom = np.all([d for _, _, d, _ in out], axis=0)
-        return P.mean(axis=0), std, in_dom, np.max([x for _, _, _, x in out], axis=0)
+        return self._combine([m.predict(cards) for m in self.models])
+
+    @staticmethod
+    def _combine(out: list):
+        """The members' (mean, std, in_domain, distance) as the committee's."""
+        P = np.array([o[0] for o in out])
+        std = np.sqrt(np.mean([o[1] ** 2 for o in out], axis=0) + P.var(axis=0))
+        in_dom = np.all([o[2] for o in out], axis=0)
+        return P.mean(axis=0), std, in_dom, np.max([o[3] for o in out], axis=0)
 
     def domain_reasons(self, cards: pd.DataFrame) -> list[str]:
         """Per card, the reasons of every member that finds it out of domain (Model.domain_reasons)."""
@@ -513,10 +520,7 @@ class Committee:
     def predict_explained(self, cards: pd.DataFrame):
         """predict() with the members' reasons for the cards out of domain (Model.predict_explained)."""
         out = [m.predict_explained(cards) for m in self.models]
-        P = np.array([o[0] for o in out])
-        std = np.sqrt(np.mean([o[1] ** 2 for o in out], axis=0) + P.var(axis=0))
-        in_dom = np.all([o[2] for o in out], axis=0)
-        return P.mean(axis=0), std, in_dom, np.max([o[3] for o in out], axis=0), self._union([o[4] for o in out])
+        return (*self._combine(out), self._union([o[4] for o in out]))
 
     def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = [m.report(cards) for m in self.models]

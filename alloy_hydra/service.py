@@ -303,12 +303,12 @@ def create_app(
     app.state.assistant, app.state.queries = assistant, queries
     app.state.token = token
 
-    def logged(request: Request, status: int, inputs, outputs, versions=None) -> None:
-        """A refused or failed request in the query log (the endpoints log their own answers), once."""
+    def logged(request: Request, status: int, inputs, outputs, versions=None, qid: str | None = None) -> None:
+        """The request in the query log, once (an answer, a refusal or a failure; qid: the id the client got)."""
         if getattr(request.state, "logged", False):
             return
         request.state.logged = True
-        queries.add(uuid.uuid4().hex, request.url.path, status, inputs, versions or {}, outputs)
+        queries.add(qid or uuid.uuid4().hex, request.url.path, status, inputs, versions or {}, outputs)
 
     def public(body):
         """A response body as strict JSON with no server path in it."""
@@ -368,8 +368,7 @@ def create_app(
 
     def refuse(request: Request, err: RequestError, qid: str, inputs) -> HTTPException:
         detail = {"field": err.field, "message": assistant.public(str(err)), "query_id": qid}
-        request.state.logged = True
-        queries.add(qid, request.url.path, err.status, inputs, {}, {"error": detail})
+        logged(request, err.status, inputs, {"error": detail}, qid=qid)
         headers = {"Retry-After": "60"} if err.status == 503 else None
         return HTTPException(err.status, detail, headers=headers)
 
@@ -419,8 +418,7 @@ def create_app(
                 for c in answer["candidates"] or answer["closest"]
             ],
         }
-        request.state.logged = True
-        queries.add(qid, "/design", 200, inputs, result["versions"], record)
+        logged(request, 200, inputs, record, result["versions"], qid)
         return answer
 
     @app.post("/predict", dependencies=[Depends(authorised)])
@@ -447,8 +445,7 @@ def create_app(
                 p["unit"] = units[t]
             out.append({"card": r["source_row"] - 1, "predictions": preds, "rejected_reason": r["rejected_reason"]})
         answer = public({"query_id": qid, "versions": used, "units": units, "n_cards": len(out), "results": out})
-        request.state.logged = True
-        queries.add(qid, "/predict", 200, inputs, used, answer)
+        logged(request, 200, inputs, answer, used, qid)
         return answer
 
     return app
