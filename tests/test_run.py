@@ -54,6 +54,16 @@ def test_default_run(tmp_path):
     assert m["generator"] == "auto" and m["generator_used"] in ("jitter", "none") and m["regressor"] == "operon"
     assert m["holdout_r2"] > 0.5 and "design_hit_rate" in m and m.get("sr_time_cap_fired") == 0
     assert "rows_kept" in proc.stdout and str(tmp_path) in proc.stdout.replace("\n", "").replace("│", "")
+    # the method chosen, named as equation.txt names it; each recipe says whether this run's holdout vouches for
+    # σ and the domain flag (stages.design.weak_answer), with the reason in its note
+    from alloy_hydra.stages.design import weak_answer
+
+    source = pd.read_csv(tmp_path / "run" / "pareto_front.csv").query("chosen")["source"].iat[0]
+    assert m["method"].startswith(f"operon front → {source} member, ") and m["method"].endswith(" terms")
+    recs = pd.read_csv(tmp_path / "run" / "recommendations.csv")
+    weak = weak_answer(m)
+    assert (recs["validated"] == (not weak)).all() and bool(weak) == ("recipes_unvalidated" in m)
+    assert recs["note"].fillna("").str.startswith("UNVALIDATED").all() == bool(weak)
 
 
 @pytest.mark.parametrize(
