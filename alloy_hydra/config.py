@@ -87,7 +87,10 @@ class TargetConfig:
     name: str = MISSING
     unit: str = MISSING
     clip: list[float] = field(default_factory=lambda: [0.0, 1e9])  # physical range; values outside are clipped
-    n_per_class: int = 60  # synthetic rows per class (group) the generator makes for this target
+    n_per_class: int = 60  # synthetic rows per class (group) the generator makes for this target ...
+    # ... at most this many per real train card of the class (null = no cap): synthetic rows sized to the real data,
+    # so a file of a few hundred cards never trains on tens of thousands of made-up rows
+    max_synthetic_per_real: float | None = 2.0
     # feature -> expected sign of d target/d feature, or {sign: s, where: {column: [values]}} (alloy_hydra/physics.py)
     physics: dict[str, Any] = field(default_factory=dict)
     design_value: float | None = None  # the design stage's default target for a single-target run

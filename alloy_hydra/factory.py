@@ -38,9 +38,8 @@ def regressor(cfg, feature_names):
 
 
 def generator(cfg, node=None):
-    """A generator config (default: the run's `generator`) as an object with the run's seed, and the rows per
-    class it makes (target.n_per_class)."""
-    return instantiate(cfg.generator if node is None else node, seed=cfg.seed), int(cfg.target.n_per_class)
+    """A generator config (default: the run's `generator`) as an object with the run's seed."""
+    return instantiate(cfg.generator if node is None else node, seed=cfg.seed)
 
 
 def optimizer(cfg):

@@ -36,6 +36,23 @@ def _class_index(groups: pd.Series) -> dict:
     return {g: np.flatnonzero(groups.to_numpy() == g) for g in sorted(groups.unique())}
 
 
+def quota(groups: pd.Series, n_per_class: int, per_real: float | None) -> pd.Series:
+    """Rows asked of each class (train group): n_per_class, at most per_real x its real cards (rounded up, so
+    every class gets at least one). Sized to the real data: a class of one card is not drowned in 60 copies of it,
+    and a few hundred cards never become tens of thousands of rows."""
+    real = groups.value_counts().sort_index()
+    if per_real is None:
+        return pd.Series(int(n_per_class), index=real.index)
+    return np.minimum(int(n_per_class), np.ceil(float(per_real) * real).astype(int).clip(lower=1))
+
+
+def _asked(n_per_class, classes) -> dict:
+    """A generator's `sample` takes one count for every class or a count per class (a `quota`)."""
+    if isinstance(n_per_class, (int, np.integer)):
+        return dict.fromkeys(classes, int(n_per_class))
+    return {g: int(n_per_class.get(g, 0)) for g in classes}
+
+
 class Jitter(BaseEstimator):
     """Per class: n_per_class rows drawn with replacement, each numeric column + N(0, k·MAD), clipped to the
     observed range. Schedule steps are jittered within their stratum (same step count and recryst type), so
@@ -66,10 +83,12 @@ class Jitter(BaseEstimator):
             self.strata_lo_[col], self.strata_hi_[col] = g.transform("min"), g.transform("max")
         return self
 
-    def sample(self, n_per_class: int) -> pd.DataFrame:
+    def sample(self, n_per_class) -> pd.DataFrame:
         rng = np.random.default_rng(self.seed)
         classes = _class_index(self.groups_)
-        idx = np.concatenate([rng.choice(ix, size=n_per_class, replace=True) for ix in classes.values()])
+        asked = _asked(n_per_class, classes)
+        idx = np.concatenate([rng.choice(ix, size=asked[g], replace=True) for g, ix in classes.items()] + [[]])
+        idx = idx.astype(int)
         out = self.table_.iloc[idx].reset_index(drop=True)
         for col, sd in self.sd_.items():
             if sd > 0:
@@ -96,7 +115,7 @@ class NoGenerator(BaseEstimator):
         self.columns_ = list(table.columns)
         return self
 
-    def sample(self, n_per_class: int) -> pd.DataFrame:
+    def sample(self, n_per_class) -> pd.DataFrame:
         return pd.DataFrame(columns=self.columns_ + [SOURCE])
 
 
@@ -261,18 +280,19 @@ class SDVGenerator(BaseEstimator):
             out["_key"] = "all"
         return out.reset_index(drop=True)
 
-    def sample(self, n_per_class: int) -> pd.DataFrame:
+    def sample(self, n_per_class) -> pd.DataFrame:
         from rich.progress import Progress
 
         _seed_everything(self.seed + 1)
         classes = _class_index(self.groups_)
+        asked = _asked(n_per_class, classes)
         taken = {g: [] for g in classes}
         last_need = None
         with warnings.catch_warnings(), Progress(transient=True) as bar:
             warnings.simplefilter("ignore")
             task = bar.add_task(f"sampling {self.name}", total=3)
             for _ in range(3):  # a pool, then top-ups while they still fill short classes
-                need = sum(max(0, n_per_class - len(r)) for r in taken.values())
+                need = sum(max(0, asked[g] - len(r)) for g, r in taken.items())
                 if need == 0 or (last_need is not None and need > 0.8 * last_need):
                     break
                 last_need = need
@@ -285,14 +305,14 @@ class SDVGenerator(BaseEstimator):
                     nn, ix = self.nn_[key]
                     nearest = self.groups_.to_numpy()[ix[nn.kneighbors(self.space_(part), return_distance=False)[:, 0]]]
                     for g in np.unique(nearest):
-                        room = n_per_class - len(taken[g])
+                        room = asked[g] - len(taken[g])
                         if room > 0:
                             taken[g].extend(part.loc[nearest == g].head(room).to_dict("records"))
                 bar.advance(task)
         records = [dict(r, **{SOURCE: g}) for g, rows in taken.items() for r in rows]
         cols = [c for c in self.table_.columns if c not in self.schema_.count_columns] + [SOURCE]
         out = pd.DataFrame(records, columns=cols)
-        self.class_shortfall_ = {g: n_per_class - len(r) for g, r in taken.items() if len(r) < n_per_class}
+        self.class_shortfall_ = {g: asked[g] - len(r) for g, r in taken.items() if len(r) < asked[g]}
         return out
 
 
@@ -315,6 +335,7 @@ class Blend(BaseEstimator):
             raise ValueError(f"blend: shares must be >= 0 and not all 0, got {shares}")
         total = sum(shares.values())
         self.shares_ = {k: v / total for k, v in shares.items()}
+        self.classes_ = sorted(groups.unique())
         self.parts_ = {}
         for i, (name, gen) in enumerate(sorted(parts.items())):
             part = clone(gen)
@@ -324,11 +345,12 @@ class Blend(BaseEstimator):
             self.parts_[name] = part.set_params(**own).fit(table, groups, schema, coarse=coarse)
         return self
 
-    def sample(self, n_per_class: int) -> pd.DataFrame:
+    def sample(self, n_per_class) -> pd.DataFrame:
         frames, short = [], {}
+        asked = _asked(n_per_class, self.classes_)
         for name, part in self.parts_.items():
-            n = int(round(self.shares_[name] * n_per_class))
-            if n <= 0:
+            n = {g: int(round(self.shares_[name] * k)) for g, k in asked.items()}
+            if not any(n.values()):
                 continue
             frames.append(part.sample(n).assign(**{PART: name}))
             for g, k in getattr(part, "class_shortfall_", {}).items():
@@ -378,6 +400,8 @@ def postprocess(synth: pd.DataFrame, real: pd.DataFrame, schema: Schema, window)
         bad = (out["YS"] > out["UTS"]).to_numpy()
         gates["ys_gt_uts_dropped"] = int(bad.sum())
         keep &= ~bad
+        if SOURCE in out and bad.any():  # so QC can judge the generator's own class balance (qc.evaluate)
+            counts["dropped_by_class"] = out.loc[bad, SOURCE].value_counts().to_dict()
     if {"UniformEL", "FractureEL"} <= set(out.columns):
         bad = (out["UniformEL"] > out["FractureEL"]).to_numpy()
         gates["uniform_el_clamped"] = int(bad.sum())

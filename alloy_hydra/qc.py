@@ -143,11 +143,13 @@ def evaluate(
     window,
     thresholds,
     post: dict,
-    classes: list,
+    classes,
     near_dup_fraction: float = 0.25,
     composition_sum_tol: float = 0.05,
 ) -> tuple[dict, pd.DataFrame]:
     """Everything but utility: real-train recipe table vs synthetic recipe table (+ its decoded cards).
+    `classes`: the train groups, or the rows asked of each (a Series, generate.quota): the balance ratio is then the
+    spread of rows made per row asked, so a class asked for fewer rows (fewer real cards) is not an imbalance.
     Returns (the report, the real - synthetic Spearman correlation difference matrix that `plots` draws)."""
     elements = schema.elements + [schema.balance]
     sums = synth_cards[elements].sum(axis=1)
@@ -172,8 +174,13 @@ def evaluate(
     per = _ks_and_distances(real, synth, cont)
     feats = {c: v for c, v in per.items() if c != target}
     corr_mae, corr_diff = spearman_mae(real, synth, cont)
-    counts = synth[SOURCE].value_counts().reindex(classes, fill_value=0)
-    balance = float(counts.max() / counts.min()) if counts.min() > 0 else math.inf
+    asked = classes if isinstance(classes, pd.Series) else pd.Series(1, index=list(classes))
+    counts = synth[SOURCE].value_counts().reindex(asked.index, fill_value=0)
+    # the balance judges what the generator gave each class, before the YS <= UTS gate dropped rows (counted and
+    # judged on their own): with a quota of two rows, one dropped pair would otherwise read as an empty class
+    made = counts + pd.Series(post.get("dropped_by_class", {}), dtype=float).reindex(asked.index, fill_value=0)
+    filled = made / asked.clip(lower=1)
+    balance = float(filled.max() / filled.min()) if filled.min() > 0 else math.inf
     mem = memorisation(real, synth, schema, near_dup_fraction)
     values = {
         "composition_sum_max_dev": comp["sum_max_dev"],
@@ -206,7 +213,8 @@ def evaluate(
         else None,
         "hist_overlap_median": float(np.median([v["hist_overlap"] for v in feats.values()])) if feats else None,
         "classes": {
-            "n_classes": len(classes),
+            "n_classes": len(asked),
+            "rows_asked": int(asked.sum()) if isinstance(classes, pd.Series) else None,
             "classes_without_rows": int((counts == 0).sum()),
             "min": int(counts.min()),
             "max": int(counts.max()),

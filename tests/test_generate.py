@@ -116,7 +116,7 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
     real_make = factory.generator
 
     def spy_make(cfg, node=None):
-        gen, n = real_make(cfg, node)
+        gen = real_make(cfg, node)
         fit = gen.fit
 
         def spy_fit(table, groups, schema, coarse=None):
@@ -125,7 +125,7 @@ def test_holdout_never_reaches_generate_or_qc(monkeypatch, tmp_path):
             return fit(table, groups, schema, coarse)
 
         gen.fit = spy_fit
-        return gen, n
+        return gen
 
     real_eval = qc.evaluate
 
@@ -259,6 +259,45 @@ def test_blend_gives_each_part_its_share_of_every_class(demo_state):
         generate.Blend(parts={"jitter": generate.Jitter()}, shares={"ctgan": 1.0}).fit(table, train[GROUP_COL], schema)
 
 
+def test_synthetic_rows_are_sized_to_the_real_cards(demo_state):
+    """A class asks n_per_class rows, at most max_synthetic_per_real per real card of it (at least one): the
+    made-up rows stay within a fixed multiple of the real ones, and the QC balance is judged per row asked."""
+    cfg, state, schema, table = demo_state
+    groups = state.train[GROUP_COL]
+    real = groups.value_counts()
+    asked = generate.quota(groups, 60, 2.0)
+    assert (asked == np.minimum(60, 2 * real.reindex(asked.index))).all() and asked.sum() <= 2 * len(groups)
+    assert (generate.quota(groups, 60, None) == 60).all() and (generate.quota(groups, 60, 0.01) == 1).all()
+    synth = generate.Jitter(seed=3).fit(table, groups, schema).sample(asked)
+    made = synth[generate.SOURCE].value_counts().reindex(asked.index, fill_value=0)
+    assert (made == asked).all()  # jitter fills every class exactly
+    blend = GENERATORS["blend"]().fit(table, groups, schema, coarse=state.train["file_name"]).sample(asked)
+    per_part = blend.groupby([generate.SOURCE, generate.PART]).size().unstack(fill_value=0)
+    assert (per_part["jitter"] == (0.3 * asked.reindex(per_part.index)).round()).all()
+    def balance(rows):
+        out, post = generate.postprocess(rows, table, schema, cfg.chem_window)
+        cards_, _ = cards.decode(out, schema, cfg.data, cfg.cleaning)
+        args = (cfg.target.name, cfg.chem_window, cfg.thresholds, post, asked)
+        return qc.evaluate(table, out, cards_, schema, *args)[0]["classes"]
+
+    by_class = balance(synth)
+    assert by_class["rows_asked"] == asked.sum() and by_class["max"] > by_class["min"]  # classes differ in size ...
+    assert by_class["balance_ratio"] == pytest.approx(1.0)  # ... yet each got what it asked (before the YS gate)
+    big = asked.idxmax()
+    half = synth.drop(synth.index[synth[generate.SOURCE] == big][: asked[big] // 2])
+    assert balance(half)["balance_ratio"] == pytest.approx(asked[big] / (asked[big] - asked[big] // 2))
+
+
+def test_a_run_caps_synthetic_rows_per_real_card(tmp_path):
+    proc = run_cli(
+        ["generator=jitter", "stages=[clean,split,generate]", "target.max_synthetic_per_real=1", f"hydra.run.dir={tmp_path}"]
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    synth = pd.read_csv(tmp_path / "synthetic.csv")
+    assert metrics["n_synthetic_asked"] == metrics["n_train_rows"] and 0 < len(synth) <= metrics["n_train_rows"]
+
+
 def test_blend_run_end_to_end(tmp_path):
     proc = run_cli(
         [
@@ -266,6 +305,7 @@ def test_blend_run_end_to_end(tmp_path):
             "generator.parts.ctgan.epochs=3",
             "generator.parts.ctgan.batch_size=100",
             "target.n_per_class=10",
+            "target.max_synthetic_per_real=null",  # 10 rows per class, however few its real cards: the shares show
             "stages=[clean,split,generate,qc]",
             "qc.plots=false",
             "summary=false",

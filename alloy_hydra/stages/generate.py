@@ -30,7 +30,7 @@ class Generated:
     synth_table: pd.DataFrame  # the generator's rows, post-processed
     synth_cards: pd.DataFrame  # ... decoded into cards (is_synthetic=1, source_generator, source_group)
     post: dict  # post-processing report
-    classes: list  # the train groups
+    quota: pd.Series  # rows asked of each train group (generate.quota: n_per_class, capped per real card)
     n_per_class: int
     used: str  # the generator whose rows these are (generator=auto: its decision)
     augmentation: dict | None = None  # generator=auto: the decision and its scores
@@ -44,13 +44,15 @@ def synthesise(cfg, train: pd.DataFrame, node=None) -> Generated:
     groups = train[GROUP_COL]
     coarse_col = cfg.data.coarse_group_column
     coarse = train[coarse_col] if coarse_col and coarse_col in train else None
-    generator, n_per_class = factory.generator(cfg, node)
+    generator = factory.generator(cfg, node)
+    n_per_class = int(cfg.target.n_per_class)
+    asked = gen_mod.quota(groups, n_per_class, cfg.target.max_synthetic_per_real)
     epochs = f", {generator.epochs} epochs" if getattr(generator, "kind", "") == "ctgan" else ""
     with report.steps(f"generate {generator.name}", 3) as doing:
         doing(f"fitting on {len(table)} real train cards{epochs}")
         generator.fit(table, groups, schema, coarse=coarse)
-        doing(f"sampling {n_per_class} rows per class ({groups.nunique()} classes)")
-        raw_synth = generator.sample(n_per_class)
+        doing(f"sampling {int(asked.sum())} rows for {len(asked)} classes (≤ {n_per_class} each{_cap(cfg)})")
+        raw_synth = generator.sample(asked)
         doing("post-processing, decoding into cards")
         synth, post = gen_mod.postprocess(raw_synth, table, schema, cfg.chem_window)
         synth_cards, repairs = cards_mod.decode(synth, schema, cfg.data, cfg.cleaning)
@@ -62,7 +64,12 @@ def synthesise(cfg, train: pd.DataFrame, node=None) -> Generated:
     synth_cards = synth_cards.assign(
         is_synthetic=1, source_generator=made_by, source_group=synth[gen_mod.SOURCE].to_numpy()
     )
-    return Generated(schema, table, synth, synth_cards, post, sorted(groups.unique()), n_per_class, generator.name)
+    return Generated(schema, table, synth, synth_cards, post, asked, n_per_class, generator.name)
+
+
+def _cap(cfg) -> str:
+    per_real = cfg.target.max_synthetic_per_real
+    return "" if per_real is None else f", ≤ {per_real:g} per real card"
 
 
 def choose_augmentation(cfg, train: pd.DataFrame) -> dict:
@@ -119,6 +126,7 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split) -> Generated:
         generator=cfg.generator.name,
         generator_used=out.used,
         n_synthetic=int(len(out.synth_cards)),
+        n_synthetic_asked=int(out.quota.sum()),
         n_per_class=out.n_per_class,
     )
     return out

@@ -53,7 +53,7 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated) ->
                 cfg.chem_window,
                 cfg.thresholds,
                 gen.post,
-                gen.classes,
+                gen.quota,
                 cfg.qc.near_dup_fraction,
                 cfg.cleaning.composition_sum_tol,
             )
