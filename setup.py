@@ -26,6 +26,8 @@ setup(
         "hydra-joblib-launcher==1.2.0",
         "hydra-submitit-launcher==1.2.0",
         "filelock>=3.12",  # the model registry's publish lock
+        "pooch>=1.8",  # the public datasets: download with a checksum into a cache (python -m alloy_hydra.datasets)
+        "openpyxl>=3.1",  # ... one of them is a spreadsheet
     ],
     extras_require={
         # the design assistant as a service and a web page (python -m alloy_hydra.service | ui)

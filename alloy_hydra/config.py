@@ -60,7 +60,8 @@ class FormsConfig:
 @dataclass
 class DataConfig:
     name: str = MISSING
-    path: str | None = None  # null = the demo cards shipped in the package
+    path: str | None = None  # null = the demo cards shipped in the package, or the cached copy of `dataset`
+    dataset: str | None = None  # a public dataset (alloy_hydra.datasets) whose cached copy is read when path is null
     delimiter: str = ","
     id_columns: list[str] = field(default_factory=list)
     group_columns: list[str] = field(default_factory=list)  # empty = group by identical composition
@@ -477,6 +478,10 @@ def data_file(data) -> Path | None:
     from .errors import ConfigError
 
     if data.path in (None, "", "???"):
+        if data.dataset:
+            from . import datasets
+
+            return datasets.path(data.dataset)
         if data.name != "demo":
             raise ConfigError(f"data={data.name} needs data.path=<csv file> (see the README for where to get it)")
         return None

@@ -5,7 +5,9 @@ the service and the page start in seconds once `registry demo` has trained their
     python benchmarks/bench_readme.py [--repeat 1] [--only main jitter ...] [--out /tmp/alloy_hydra_readme]
                                       [--data ../shared/data]
 
-Each command runs in a fresh folder under --out (its run dir, its registry), with the repository's run.py. Prints
+Each command runs in a fresh folder under --out (its run dir, its registry), with the repository's run.py; the
+public files come from a dataset cache under --out filled from the local copies in --data (`datasets add`, the
+offline twin of the README's `datasets fetch`). Prints
 per command the wall times (min / median of --repeat runs), its exit code and whether the median is within 5 min.
 Measure on an idle machine: the commands use both cores.
 """
@@ -13,6 +15,7 @@ Measure on an idle machine: the commands use both cores.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -21,19 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
+from alloy_hydra import datasets
+
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_S = 300.0
 
 
-def commands(data: Path) -> dict[str, list[str]]:
+def commands() -> dict[str, list[str]]:
     run = [sys.executable, str(ROOT / "run.py")]
     return {
         "main": run,  # python run.py
         "jitter": run + ["generator=jitter"],  # the sweep's and the trust section's generator
-        "uq_al UTS": run
-        + ["data=uq_al", f"data.path={data / 'uq_al_alloys.csv'}", "chem_window=wrought", "target=UTS"],
-        "hu2021 YS": run
-        + ["data=hu2021", f"data.path={data / 'hu2021_al_data.csv'}", "chem_window=wrought", "target=YS"],
+        "uq_al UTS": run + ["data=uq_al", "chem_window=wrought", "target=UTS"],
+        "hu2021 YS": run + ["data=hu2021", "chem_window=wrought", "target=YS"],
         "registry demo": [sys.executable, "-m", "alloy_hydra.registry", "--registry", "models", "demo"],
     }
 
@@ -46,8 +49,11 @@ def main():
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     a = ap.parse_args()
     out = Path(a.out)
+    os.environ[datasets.CACHE_ENV] = str(out / "datasets")
+    for name, ds in datasets.DATASETS.items():
+        datasets.add(name, Path(a.data) / ds.file)
     rows = []
-    for name, cmd in commands(Path(a.data).resolve()).items():
+    for name, cmd in commands().items():
         if a.only and name not in a.only:
             continue
         times, codes = [], []

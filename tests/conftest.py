@@ -1,31 +1,45 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-UQ = SHARED_DATA / "uq_al_alloys.csv"
-HU = SHARED_DATA / "hu2021_al_data.csv"
+SHARED_DATA = ROOT.parent / "shared" / "data"  # local copies of the public datasets (never the network)
 
 sys.path.insert(0, str(ROOT))
 
+from alloy_hydra import datasets  # noqa: E402
 from alloy_hydra.config import compose  # noqa: E402, F401  (tests import it from here: the typed config run.py uses)
+
+# The tests read the public datasets the way a user's run does, from the dataset cache (data=uq_al without a
+# data.path), here a private one filled from the local copies by `datasets.add` (checked, like a download).
+DATA_CACHE = Path(tempfile.mkdtemp(prefix="alloy_hydra_datasets_"))
+os.environ[datasets.CACHE_ENV] = str(DATA_CACHE)  # run_cli's runs inherit it
+atexit.register(shutil.rmtree, DATA_CACHE, True)
+UQ = DATA_CACHE / datasets.DATASETS["uq_al"].file
+HU = DATA_CACHE / datasets.DATASETS["hu2021"].file
 
 
 @pytest.fixture
 def needs_shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"public datasets not found at {SHARED_DATA} (the repo's sibling shared/data folder)")
+    for name, ds in datasets.DATASETS.items():
+        if not (DATA_CACHE / ds.file).is_file():
+            datasets.add(name, SHARED_DATA / ds.file)
 
 
-def run_cli(args, cwd=ROOT, timeout=3600):  # generous: a busy machine must not fail a test
+def run_cli(args, cwd=ROOT, timeout=3600, env=None):  # generous: a busy machine must not fail a test
     import subprocess
 
     # two xdist workers share 2 cores: one BLAS/OpenMP thread per run avoids oversubscription
     env = {
         **os.environ,
+        **(env or {}),
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",

@@ -135,16 +135,33 @@ def test_conf_files_do_not_restate_the_schema():
     import yaml
 
     schemas = {
+        "data": config.DataConfig,
+        "chem_window": config.ChemWindowConfig,
         "thresholds": config.ThresholdsConfig,
         "target": config.TargetConfig,
         "optimizer": config.OptimizerConfig,
         "generator/jitter": config.JitterConfig,
         "generator/ctgan": config.SDVConfig,
         "generator/gaussiancopula": config.SDVConfig,
+        "generator/auto": config.AutoConfig,
+        "generator/blend": config.BlendConfig,
+        "generator/none": config.GeneratorConfig,
+        "regressor/operon": config.OperonConfig,
+        "regressor/hinge": config.HingeConfig,
+        "regressor/pysr": config.PySRConfig,
+        "regressor/ridge": config.RidgeConfig,
+        "regressor/gbm": config.GBMConfig,
     }
+    groups = {p.parent.name for p in (ROOT / "conf").glob("*/*.yaml")} - {"sweeps", "experiment"}
+    covered = {w.split("/")[0] for w in schemas}
+    assert groups <= covered, f"conf groups without a schema check: {groups - covered}"
+    for group in ("generator", "regressor"):  # every option of these groups has its own schema above
+        assert {f"{group}/{p.stem}" for p in (ROOT / "conf" / group).glob("*.yaml")} <= set(schemas)
     for where, schema in schemas.items():
         files = [ROOT / "conf" / f"{where}.yaml"] if "/" in where else sorted((ROOT / "conf" / where).glob("*.yaml"))
         defaults = {f.name: f.default for f in dataclasses.fields(schema) if f.default is not dataclasses.MISSING}
+        made = [f for f in dataclasses.fields(schema) if f.default_factory is not dataclasses.MISSING]
+        defaults |= {f.name: f.default_factory() for f in made}
         for path in files:
             node = yaml.safe_load(path.read_text())
             restated = {k: v for k, v in node.items() if k in defaults and defaults[k] == v and k != "name"}

@@ -283,7 +283,7 @@ def test_real_data_counts(needs_shared_data, which, override, min_kept):
 
 
 def test_target_missing_from_dataset_is_a_config_error(needs_shared_data, tmp_path):
-    cfg = compose(["data=uq_al", f"data.path={UQ}", "target=YPE", "chem_window=wrought"])
+    cfg = compose(["data=uq_al", "target=YPE", "chem_window=wrought"])
     with pytest.raises(ConfigError, match="no such property"):
         stages.run(cfg, tmp_path)
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "failed"

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import UQ, compose, run_cli
+from conftest import compose, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -274,6 +274,7 @@ def test_synthetic_rows_are_sized_to_the_real_cards(demo_state):
     blend = GENERATORS["blend"]().fit(table, groups, schema, coarse=state.train["file_name"]).sample(asked)
     per_part = blend.groupby([generate.SOURCE, generate.PART]).size().unstack(fill_value=0)
     assert (per_part["jitter"] == (0.3 * asked.reindex(per_part.index)).round()).all()
+
     def balance(rows):
         out, post = generate.postprocess(rows, table, schema, cfg.chem_window)
         cards_, _ = cards.decode(out, schema, cfg.data, cfg.cleaning)
@@ -290,7 +291,8 @@ def test_synthetic_rows_are_sized_to_the_real_cards(demo_state):
 
 def test_a_run_caps_synthetic_rows_per_real_card(tmp_path):
     proc = run_cli(
-        ["generator=jitter", "stages=[clean,split,generate]", "target.max_synthetic_per_real=1", f"hydra.run.dir={tmp_path}"]
+        ["generator=jitter", "stages=[clean,split,generate]", "target.max_synthetic_per_real=1"]
+        + [f"hydra.run.dir={tmp_path}"]
     )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -345,7 +347,6 @@ def test_uq_al_generators(needs_shared_data, tmp_path, gen):
     proc = run_cli(
         [
             "data=uq_al",
-            f"data.path={UQ}",
             "chem_window=wrought",
             "target=UTS",
             f"generator={gen}",

@@ -640,7 +640,7 @@ def test_uq_al_precipitate_pairs_on_annealed_cards(needs_shared_data):
     from alloy_hydra.features import Featuriser, default_columns
     from alloy_hydra.io import read_cards
 
-    cfg = compose(["data=uq_al", f"data.path={UQ}", "chem_window=wrought"])
+    cfg = compose(["data=uq_al", "chem_window=wrought"])
     cards = clean.clean(read_cards(UQ), cfg.data, cfg.chem_window, cfg.cleaning, UQ).master
     X = Featuriser(*default_columns(cfg.data), interactions=list(cfg.data.interactions)).fit(cards).transform(cards)
     furnace = (cards["quench"] == "Furnace").to_numpy()

@@ -5,7 +5,7 @@ import os
 
 import pandas as pd
 import pytest
-from conftest import HU, UQ, run_cli
+from conftest import run_cli
 
 RUN_FILES = [
     "BASE_MASTER.csv",
@@ -69,8 +69,8 @@ def test_default_run(tmp_path):
 @pytest.mark.parametrize(
     "args",
     [
-        ["data=uq_al", f"data.path={UQ}", "target=UTS"],
-        ["data=hu2021", f"data.path={HU}", "target=YS", "chem_window=wrought"],
+        ["data=uq_al", "target=UTS"],
+        ["data=hu2021", "target=YS", "chem_window=wrought"],
     ],
 )
 def test_real_data_runs(needs_shared_data, tmp_path, args):
@@ -113,9 +113,9 @@ def test_missing_file_and_unknown_target(tmp_path):
     proc = run_cli(["data.path=nowhere.csv", f"hydra.run.dir={tmp_path}/a"])
     assert proc.returncode == 2 and "file not found" in proc.stdout + proc.stderr
     assert not (tmp_path / "a").exists()  # a config error leaves no run dir behind
-    proc = run_cli(["data=uq_al", f"hydra.run.dir={tmp_path}/c"])
+    proc = run_cli(["data=uq_al", f"hydra.run.dir={tmp_path}/c"], env={"ALLOY_HYDRA_DATA": str(tmp_path / "none")})
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 2 and "needs data.path" in out and "Traceback" not in out
+    assert proc.returncode == 2 and "python -m alloy_hydra.datasets fetch uq_al" in out and "Traceback" not in out
     assert not (tmp_path / "c").exists()
     proc = run_cli(["target=XS", f"hydra.run.dir={tmp_path}/b"])
     assert proc.returncode != 0 and "XS" in proc.stderr and not (tmp_path / "b" / "metrics.json").exists()
