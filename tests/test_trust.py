@@ -244,6 +244,51 @@ def test_auto_keeps_synthetic_rows_only_when_an_inner_split_of_train_groups_says
     assert rep["generator_used"] == "none" and len(pd.read_csv(tmp_path / "synthetic.csv")) == 0
 
 
+def test_auto_keeps_rows_that_do_help_and_the_run_then_trains_on_them(monkeypatch, tmp_path):
+    """The keep branch, on a case built so that the candidate's rows must help: a lab file of a third of the demo's
+    alloys, and, for the decision, "synthetic" rows that are the other alloys' real cards (true labels, new
+    recipes). The decision keeps the candidate, and the run then trains on the candidate's own rows."""
+    from alloy_hydra import clean
+    from alloy_hydra.demo import demo_path
+    from alloy_hydra.io import read_cards
+    from alloy_hydra.schema import GROUP_COL, ROW_COL
+
+    base = compose(["summary=false"])
+    raw = read_cards(demo_path())
+    cards = clean.clean(raw, base.data, base.chem_window, base.cleaning, demo_path()).master
+    rng = np.random.default_rng(0)
+    groups = cards[GROUP_COL].unique()
+    lab = set(rng.choice(groups, len(groups) // 3, replace=False))
+    in_lab = cards[GROUP_COL].isin(lab).to_numpy()
+    file = tmp_path / "lab.csv"
+    raw[raw[ROW_COL].isin(cards.loc[in_lab, ROW_COL])].drop(columns=ROW_COL).to_csv(file, index=False)
+    pool = cards.loc[~in_lab]
+    real = stages.generate.synthesise
+    calls = []
+
+    def helpful_first(cfg, train_cards, node=None):
+        calls.append(len(train_cards))
+        if len(calls) > 1:
+            return real(cfg, train_cards, node)
+        owner = rng.choice(train_cards[GROUP_COL].unique(), len(pool))
+        rows = pool.assign(**{GROUP_COL: owner, "source_group": owner, "is_synthetic": 1})
+        return type("Made", (), {"synth_cards": rows})
+
+    monkeypatch.setattr(stages.generate, "synthesise", helpful_first)
+    cfg = compose(
+        ["generator=auto", f"data.path={file}", "summary=false", "qc.plots=false", "stages=[clean,split,generate,qc]"]
+    )
+    stages.run(cfg, tmp_path / "run")
+    rep = json.loads((tmp_path / "run" / "generation_report.json").read_text())
+    aug = rep["augmentation"]
+    assert len(calls) == 2 and aug["chosen"] == "jitter", aug
+    assert aug["inner_mae_augmented"] < (1 - aug["min_gain"]) * aug["inner_mae_real"]
+    made = pd.read_csv(tmp_path / "run" / "synthetic.csv")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["generator_used"] == "jitter" and len(made) == metrics["n_synthetic"] > 0
+    assert set(made["source_generator"]) == {"jitter"} and set(made["group"]) <= lab  # the candidate's own rows
+
+
 def test_a_failed_qc_never_silently_feeds_training(tmp_path):
     base = ["generator=jitter", "generator.k=25", "qc.plots=false", "summary=false", "stages=[clean,split,generate,qc]"]
     out = lambda p: p.stdout + p.stderr
