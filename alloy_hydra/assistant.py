@@ -65,19 +65,6 @@ def cards_from_records(records: list[dict]) -> pd.DataFrame:
     return df
 
 
-def clean_for_prediction(raw: pd.DataFrame, cfg, source="cards", labels: bool = True):
-    """The cards cleaned with a model's own data schema and rules, measured labels optional. labels=False (a
-    prediction): the label columns are left out, so a card is never refused over a label that plays no part in
-    predicting it (YS > UTS, a unit typo in a label); the monitor and the campaign keep them (True)."""
-    present = {k: v for k, v in cfg.data.targets.items() if v in raw.columns}
-    data = dataclasses.replace(cfg.data, targets=present if labels else {}, drop_exact_duplicates=False)
-    cards = raw if labels else raw.drop(columns=list(present.values()))
-    # a prediction scores the good rows and rejects each row with a bad cell, with its reason
-    return clean.clean(
-        cards, data, cfg.chem_window, cfg.cleaning, source=source, bad_cells="raise" if labels else "reject"
-    )
-
-
 def missing_inputs(raw: pd.DataFrame, cfg, model) -> pd.Series:
     """Per raw card, the blank cells the model reads as a stand-in value (text; "" when none): a number column
     the model uses (filled with the training median), or an element most training cards hold (a blank element
@@ -106,7 +93,7 @@ def predict_cards(raw: pd.DataFrame, cfg, model, source="cards", cleaned=None) -
     """Every raw card with `<t>_pred`, `<t>_std`, `in_domain`, `domain_distance` (cleaned and featurised with the
     model's own data schema and rules) or the cleaning's `rejected_reason`; rows in = rows out. cleaned: the
     cards already through clean_for_prediction with the same config."""
-    result = cleaned if cleaned is not None else clean_for_prediction(raw, cfg, source, labels=False)
+    result = cleaned if cleaned is not None else clean.clean_for_prediction(raw, cfg, source, labels=False)
     t = model.target
     out = raw.copy()
     for col in (f"{t}_pred", f"{t}_std", "domain_distance"):
@@ -325,7 +312,7 @@ class Assistant:
             v = self.version(t, (models or {}).get(t))
             rules = repr((v.config.data, v.config.cleaning, v.config.chem_window))
             if rules not in cleaned:
-                cleaned[rules] = clean_for_prediction(raw, v.config, labels=False)
+                cleaned[rules] = clean.clean_for_prediction(raw, v.config, labels=False)
             scored = predict_cards(raw, v.config, v.model, cleaned=cleaned[rules])
             out[f"{t}_pred"], out[f"{t}_std"] = scored[f"{t}_pred"], scored[f"{t}_std"]
             out[f"{t}_in_domain"], out[f"{t}_domain_distance"] = scored["in_domain"], scored["domain_distance"]

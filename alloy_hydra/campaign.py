@@ -490,7 +490,7 @@ class Campaign:
         """Every problem of a measurement file at once, before anything is written (file, row, column, value):
         the id column, ids that are duplicated, not pending (unless allow_new) or already measured, target
         labels that are not numbers, and the cleaning's verdict on the measured cards (units, numbers, window)."""
-        from .assistant import clean_for_prediction
+        from .clean import clean_for_prediction
 
         id_col = cfg.data.id_columns[0]
         if id_col not in table:
@@ -558,7 +558,7 @@ class Campaign:
 def _check_start_cards(table: pd.DataFrame, cfg, targets: dict, source: str) -> None:
     """A campaign starts only from cards the pipeline can use: they clean (run.py's cleaning: schema, units,
     numbers) and some of them carry each target's label. Checked before anything is written."""
-    from .assistant import clean_for_prediction
+    from .clean import clean_for_prediction
 
     raw = table.astype(str).assign(source_row=np.arange(2, len(table) + 2))
     try:
@@ -647,7 +647,7 @@ def _near_pending(pool, pending: list, cols, Z, cfg, radius, cats=()) -> np.ndar
     blocked = np.zeros(len(pool), bool)
     if not pending:
         return blocked
-    from .assistant import clean_for_prediction
+    from .clean import clean_for_prediction
 
     raw = pd.DataFrame(pending).astype(str)
     raw.insert(0, "source_row", np.arange(2, len(raw) + 2))

@@ -7,9 +7,11 @@ duplicate) reject the row with a reason; rows in = rows kept + rows rejected, al
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -485,3 +487,22 @@ def labels_needed(master: pd.DataFrame, targets, id_columns) -> pd.DataFrame:
         parts.append(miss)
     cols = [ROW_COL, GROUP_COL, *id_columns, "missing_label"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
+def data_path(data) -> Path:
+    """The cards file of a data config (config.data_file; the embedded demo cards by default)."""
+    from .config import data_file
+    from .demo import demo_path
+
+    return data_file(data) or demo_path()
+
+
+def clean_for_prediction(raw: pd.DataFrame, cfg, source="cards", labels: bool = True):
+    """The cards cleaned with a model's own data schema and rules, measured labels optional. labels=False (a
+    prediction): the label columns are left out, so a card is never refused over a label that plays no part in
+    predicting it (YS > UTS, a unit typo in a label); the monitor and the campaign keep them (True)."""
+    present = {k: v for k, v in cfg.data.targets.items() if v in raw.columns}
+    data = dataclasses.replace(cfg.data, targets=present if labels else {}, drop_exact_duplicates=False)
+    cards = raw if labels else raw.drop(columns=list(present.values()))
+    # a prediction scores the good rows and rejects each row with a bad cell, with its reason
+    return clean(cards, data, cfg.chem_window, cfg.cleaning, source=source, bad_cells="raise" if labels else "reject")

@@ -169,7 +169,7 @@ def cast(raw: pd.DataFrame, cfg, rng: np.random.Generator, noise: bool = True) -
     """Demo only: "cast and test" recipe cards (raw, in the demo schema): each is cleaned as the lab's cards are,
     its grain size and properties come from this ground truth (with measurement noise), and the measured values
     are written into the card's grain-size and property columns, as a lab would fill them in."""
-    from .assistant import clean_for_prediction
+    from .clean import clean_for_prediction
 
     raw = raw.copy()
     if "source_row" not in raw:

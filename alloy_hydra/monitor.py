@@ -207,7 +207,7 @@ def recommended_predictions(cards: pd.DataFrame, id_column: str, target: str, qu
 
 # --- the whole check -------------------------------------------------------------------------------------------------
 def check(subject: Subject, raw: pd.DataFrame, settings, source="cards", query_log=None, recommendations=None) -> dict:
-    from .assistant import clean_for_prediction
+    from .clean import clean_for_prediction
 
     model, cfg = subject.model, subject.config
     target = model.target

@@ -305,10 +305,10 @@ def _coverage(path: Path, target: str) -> dict:
 def model_card(target: str, members: list[Path]) -> dict:
     """What a reader needs to trust a version: what it predicts, how it was made, how well it did where."""
     from . import __version__
+    from .clean import data_path
     from .config import load_run_config
     from .io import read_run
     from .model import Model
-    from .stages.clean import data_path
 
     first = members[0]
     cfg = load_run_config(first)

@@ -35,8 +35,8 @@ def commands() -> dict[str, list[str]]:
     return {
         "main": run,  # python run.py
         "jitter": run + ["generator=jitter"],  # the sweep's and the trust section's generator
-        "uq_al UTS": run + ["data=uq_al", "chem_window=wrought", "target=UTS"],
-        "hu2021 YS": run + ["data=hu2021", "chem_window=wrought", "target=YS"],
+        "uq_al UTS": run + ["experiment=uq_al_uts"],
+        "hu2021 YS": run + ["experiment=hu2021_ys"],
         "registry demo": [sys.executable, "-m", "alloy_hydra.registry", "--registry", "models", "demo"],
     }
 

@@ -167,3 +167,52 @@ def test_conf_files_do_not_restate_the_schema():
             restated = {k: v for k, v in node.items() if k in defaults and defaults[k] == v and k != "name"}
             assert not restated, f"{path.relative_to(ROOT)} restates the schema: {restated}"
     assert "stages" not in json.dumps(yaml.safe_load((ROOT / "conf" / "config.yaml").read_text()))
+
+
+LAYERS = [  # docs/architecture.md, from the bottom up: a module imports from its own layer or those below
+    {"schema", "errors", "config", "io", "report", "plots", "expr", "datasets", "__init__"},
+    {"schedule", "clean", "cards", "features", "forms", "split", "ground_truth", "demo"},
+    {"model", "regress", "physics", "train", "generate", "qc", "design", "factory", "selection", "registry"},
+    {"stages", "sweep"},
+    {"assistant"},
+    {"service", "ui", "webapp", "monitor", "campaign", "init_data", "compare", "predict", "cli"},
+]
+
+
+def _imports(path):
+    """The alloy_hydra modules a file imports (top level and inside functions), except under
+    `if __name__ == "__main__":`, where a library module starts its CLI."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    found = []
+
+    def visit(node):
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            return
+        if isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            mod = base + (node.module.split(".") if node.module else [])
+            names = [mod + [a.name] for a in node.names] if not node.module else [mod]
+            found.extend(n for n in names if n and n[0] == "alloy_hydra")
+        elif isinstance(node, ast.Import):
+            found.extend(a.name.split(".") for a in node.names if a.name.startswith("alloy_hydra"))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_layers_run_one_way():
+    layer = {name: i for i, names in enumerate(LAYERS) for name in names}
+    up = []
+    for path in sorted((ROOT / "alloy_hydra").rglob("*.py")):
+        parts = path.relative_to(ROOT / "alloy_hydra").with_suffix("").parts
+        assert parts[0] in layer, f"{path.relative_to(ROOT)} has no layer: add it to LAYERS and docs/architecture.md"
+        for mod in _imports(path):
+            target = mod[1] if len(mod) > 1 else "__init__"
+            if target in layer and layer[target] > layer[parts[0]]:
+                up.append(f"{'/'.join(parts)} imports {'.'.join(mod)}")
+    assert not up, "imports against the layers: " + "; ".join(up)

@@ -253,7 +253,7 @@ def test_excel_bom_is_read(tmp_path, bom, encoding):
 
 def test_demo_counts():
     cfg = compose()
-    raw = read_cards(stages.clean.data_path(cfg.data))
+    raw = read_cards(clean.data_path(cfg.data))
     res = clean.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, "demo")
     r = res.report
     assert r["rows_in"] == r["rows_kept"] + r["rows_rejected"] == len(raw)
@@ -316,7 +316,7 @@ def test_every_bad_cell_is_named_in_one_pass():
 
 
 def test_a_prediction_scores_the_good_rows_and_rejects_the_bad_ones_with_reasons():
-    from alloy_hydra.assistant import clean_for_prediction
+    from alloy_hydra.clean import clean_for_prediction
 
     cfg = compose()
     raw = _demo_raw()

@@ -6,7 +6,10 @@ from omegaconf import OmegaConf
 from alloy_hydra import config
 
 GROUPS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir())
-OPTIONS = [(g, p.stem) for g in GROUPS if g != "sweeps" for p in sorted((ROOT / "conf" / g).glob("*.yaml"))]
+OPTIONS = [
+    (g, p.stem) for g in GROUPS if g not in ("sweeps", "experiment") for p in sorted((ROOT / "conf" / g).glob("*.yaml"))
+]
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 
 
 def test_defaults_are_the_documented_main_job():
@@ -20,6 +23,18 @@ def test_every_option_composes(group, option):
     OmegaConf.to_container(cfg, resolve=True)
     assert cfg[group].name == option
     assert getattr(config.typed(cfg), group).name == option  # and it converts to the typed dataclasses
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_an_experiment_is_the_readme_command_it_names_and_the_command_line_still_wins(name):
+    """experiment=uq_al_uts is `data=uq_al chem_window=wrought target=UTS` (its name says which data and target);
+    an option given beside it on the command line overrides the experiment's."""
+    data, target = name.rsplit("_", 1)
+    cfg = compose([f"experiment={name}"])
+    assert (cfg.data.name, cfg.target.name.lower(), cfg.chem_window.name) == (data, target, "wrought")
+    assert cfg.data.dataset == data and cfg.data.path is None  # the cached public file
+    other = "FractureEL"
+    assert compose([f"experiment={name}", f"target={other}"]).target.name == other
 
 
 def test_every_target_has_unit_range_and_physics():

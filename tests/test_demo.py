@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 from conftest import compose
 
-from alloy_hydra import clean, demo, ground_truth, stages
+from alloy_hydra import clean, demo, ground_truth
 from alloy_hydra.io import read_cards
 
 
@@ -61,7 +61,7 @@ def test_physics_directions():
 def test_labels_follow_the_ground_truth_through_cleaning():
     """Cleaned demo cards, scored by the ground truth (noise off), reproduce their labels within the noise."""
     cfg = compose()
-    res = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning, "demo")
+    res = clean.clean(read_cards(clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning, "demo")
     master, truth = res.master, ground_truth.properties(res.master)
     swapped = master["source_row"].isin([c["source_row"] for c in res.report["changes"]])
     for name, sd in ground_truth.NOISE_SD.items():

@@ -213,7 +213,7 @@ def test_the_seeds_of_a_target_design_as_one_committee(tmp_path):
         selection.load_models(runs, "mean")
     a, b = (Model.load(r / "model.json") for r in runs)
     cfg = compose()
-    cards = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    cards = clean.clean(read_cards(clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     (pa, sa, ra), (pb, sb, rb) = a.report(cards), b.report(cards)
     mean, std, ratio = Committee([a, b]).report(cards)
     assert np.allclose(mean, (pa + pb) / 2) and np.allclose(ratio, np.maximum(ra, rb))
@@ -227,7 +227,7 @@ def test_grain_size_is_an_outcome_of_the_recipe_not_a_knob():
     """design.outcomes: a caster cannot set the grain size, so it is no decision variable; a recipe gets what
     the most similar tested recipes showed (a tested card's own recipe: its own grain size)."""
     cfg = compose()
-    master = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    master = clean.clean(read_cards(clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     knob = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"])
     space = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"], ["grain_size_um"])
     assert "grain_size_um" in knob.index and "grain_size_um" not in space.index

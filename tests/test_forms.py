@@ -10,7 +10,7 @@ from conftest import ROOT, compose
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alloy_hydra import clean, config, expr, factory, forms, ground_truth, physics, schedule, stages
+from alloy_hydra import clean, config, expr, factory, forms, ground_truth, physics, schedule
 from alloy_hydra import train as train_mod
 from alloy_hydra.features import Featuriser, describe
 from alloy_hydra.io import read_cards
@@ -23,7 +23,7 @@ SIMULATOR_INPUTS = {"grain_size_um", "recryst_retained_strain", "cold_reduction_
 
 def demo_cards():
     cfg = compose()
-    res = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning, "demo")
+    res = clean.clean(read_cards(clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning, "demo")
     return cfg, res.master
 
 

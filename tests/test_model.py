@@ -295,7 +295,7 @@ def test_audit_flags_a_wrong_sign():
     from alloy_hydra.io import read_cards
 
     cfg = compose()
-    cards = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    cards = clean.clean(read_cards(clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     feat = Featuriser(*default_columns(cfg.data), interactions=list(cfg.data.interactions)).fit(cards)
     pert = physics.perturbations(cards, {"Mg": 1, "grain_size_um": -1}, feat.transform)
 
@@ -325,7 +325,7 @@ def test_the_audit_nudge_moves_the_derived_columns_too():
     from alloy_hydra.io import read_cards
 
     cfg = compose()
-    cards = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    cards = clean.clean(read_cards(clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     feat = Featuriser(*default_columns(cfg.data), interactions=list(cfg.data.interactions)).fit(cards)
     again = cards_mod.rederive(cards, cfg.data, cfg.cleaning)
     for col in ("recryst_retained_strain", "recryst_log_dose", "adequate_recryst"):
@@ -353,7 +353,7 @@ def test_the_demo_ground_truth_passes_its_physics_audit(target):
     from alloy_hydra.io import read_cards
 
     cfg = compose([f"target={target}"])
-    cards = clean.clean(read_cards(stages.clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
+    cards = clean.clean(read_cards(clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
     pert = physics.perturbations(cards, dict(cfg.target.physics), lambda c: c, n_points=len(cards))
     result = physics.audit(lambda c: ground_truth.properties(c)[target].to_numpy(), pert)
     assert result["pass"] and all(c["applicable"] for c in result["checks"]), result

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import clean as cleaning
-from ..config import check_data, data_file
+from ..config import check_data
 from ..errors import ConfigError
 from ..io import read_cards, write_json
 from ..schema import GROUP_COL
@@ -21,16 +21,9 @@ class Cleaned:
     path: Path  # the cards file read
 
 
-def data_path(data) -> Path:
-    """The cards file of a data config (config.data_file; the embedded demo cards by default)."""
-    from ..demo import demo_path
-
-    return data_file(data) or demo_path()
-
-
 def run(cfg, run_dir: Path, metrics: dict) -> Cleaned:
     check_data(cfg)
-    path = data_path(cfg.data)
+    path = cleaning.data_path(cfg.data)
     raw = read_cards(path, delimiter=cfg.data.delimiter)
     result = cleaning.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, source=path)
     view, view_report = cleaning.make_view(result.master, cfg.target)
