@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import CampaignConfig
 from .errors import AlloyHydraError
 from .io import read_cards
 
@@ -153,8 +154,8 @@ class Campaign:
         casting: str | None = None,
         max_cost: float | None = None,
         minimum: dict | None = None,
-        explore: float = 0.4,
-        diversity: float = 1.0,
+        explore: float = CampaignConfig.explore,
+        diversity: float = CampaignConfig.diversity,
         overrides=DEFAULT_OVERRIDES,
         seed: int = 0,
         registry: str | None = None,

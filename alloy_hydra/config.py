@@ -302,7 +302,9 @@ class DesignWeights:
 class DesignConfig:
     # null = not designed for; all null = the run's own target at target.design_value
     targets: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TARGETS))
-    tolerance: dict[str, float] = field(default_factory=lambda: dict(zip(TARGETS, (10.0, 15.0, 2.0, 2.0, 0.3))))
+    tolerance: dict[str, float] = field(
+        default_factory=lambda: {"YS": 10.0, "UTS": 15.0, "FractureEL": 2.0, "UniformEL": 2.0, "YPE": 0.3}
+    )
     min: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TARGETS))  # design.min.FractureEL=10
     models: Any = None  # null = this run's model; else run dir(s) or sweep dir(s)
     combine: str = "committee"  # several runs of a target's chosen configuration (seeds): committee | best
@@ -401,6 +403,13 @@ class QCConfig:
     near_dup_fraction: float = 0.25  # near-duplicate: DCR < this × median real-to-real NN distance
     on_fail: str = "fallback_real"  # failed QC: fallback_real (train on real rows) | stop | continue
     plots: bool = True
+
+
+@dataclass
+class CampaignConfig:
+    # python -m alloy_hydra.campaign init: how a batch is split and spread (alloy_hydra/campaign.py)
+    explore: float = 0.4  # share of each batch that explores where the models are least sure
+    diversity: float = 1.0  # recipes of one batch at least this far apart (RMS, in spreads of the candidates)
 
 
 @dataclass

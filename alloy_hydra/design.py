@@ -25,6 +25,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from . import cards as cards_mod
 from . import schedule
+from .config import DesignConfig, OptimizerConfig
 from .errors import ConfigError
 from .model import knn
 from .schema import GROUP_COL
@@ -86,7 +87,7 @@ class Space:
         outcomes=(),
         support=None,
         allow=(),
-        quantiles=(0.0, 1.0),
+        quantiles=None,
     ):
         self.data = data
         self.schema = cards_mod.schema_of(master, data)
@@ -98,11 +99,13 @@ class Space:
         problems = fixed_problems(fixed, self.table, data)
         if problems:
             raise ValueError("; ".join(f"design.fixed.{k}: {why}" for k, why in problems))
-        support = dict(support or {})
-        min_share = float(support.get("min_share", 0.0))
+        # unset: design.support and design.quantiles, the space run.py searches
+        support = {**DesignConfig().support, **(support or {})}
+        quantiles = DesignConfig().quantiles if quantiles is None else quantiles
+        min_share = float(support["min_share"])
         self.unsupported: dict[str, float] = {}  # element -> share of cards containing it (fixed at typical)
         self.vars: list[Var] = self._element_vars(
-            window, bounds, float(support.get("min_wt", 0.01)), min_share, set(allow or ()), quantiles
+            window, bounds, float(support["min_wt"]), min_share, set(allow or ()), quantiles
         )
         self.vars += self._category_vars(fixed, min_share)
         self.vars += self._process_vars(fixed, [c for c in stratify_by if c in self.data.categoricals])
@@ -485,7 +488,7 @@ class _Search:
     """An optimizer config's object (conf/optimizer, `_target_`): minimise(evaluator) returns every candidate
     evaluated (decision vectors); pop_size x n_gen evaluations whatever the method."""
 
-    def __init__(self, name="", pop_size=100, n_gen=200, seed=0):
+    def __init__(self, name="", pop_size=OptimizerConfig.pop_size, n_gen=OptimizerConfig.n_gen, seed=0):
         self.name = name
         self.pop_size = pop_size
         self.n_gen = n_gen

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import expr
+from .config import TrainConfig
 from .expr import ModelFileError
 from .features import Featuriser
 
@@ -146,7 +147,14 @@ class Domain:
     cols: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, X: np.ndarray, k: int = 5, quantile: float = 0.95, use=None, range_tol: float = 0.1) -> Domain:
+    def fit(
+        cls,
+        X: np.ndarray,
+        k: int = TrainConfig.domain_k,
+        quantile: float = TrainConfig.domain_quantile,
+        use=None,
+        range_tol: float = TrainConfig.domain_range_tol,
+    ) -> Domain:
         X = np.asarray(X, float)
         mu, sd = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
         sd = np.where(sd > 0, sd, 1.0)

@@ -79,7 +79,7 @@ def _mae(err: np.ndarray) -> float:
     return float(np.mean(np.abs(err))) if len(err) else float("nan")
 
 
-def bootstrap_mae(err: np.ndarray, groups: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.9):
+def bootstrap_mae(err: np.ndarray, groups: np.ndarray, n: int, seed: int, level: float):
     """Percentile interval of the MAE when whole groups (alloys) are resampled: cards of one alloy err together."""
     rng = np.random.default_rng(seed)
     labels, idx = np.unique(groups, return_inverse=True)

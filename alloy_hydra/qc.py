@@ -39,7 +39,7 @@ CHECKS = [
 ]
 
 
-def acceptance(values: dict, thresholds, composition_sum_tol: float = 0.05) -> dict:
+def acceptance(values: dict, thresholds, composition_sum_tol: float) -> dict:
     """Each check's value against its threshold (a ThresholdsConfig; the composition sum obeys the cleaning
     rule's tolerance, the one the cards obey)."""
     checks = []

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import RegistryConfig
 from .errors import AlloyHydraError
 
 FORMAT = "alloy_hydra.registry/1"
@@ -107,7 +108,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 class Registry:
-    def __init__(self, path="models"):
+    def __init__(self, path=RegistryConfig.path):
         self.path = Path(path).expanduser()
 
     # --- reading ----------------------------------------------------------------------------------------------

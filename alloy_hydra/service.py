@@ -47,6 +47,7 @@ from .assistant import (
     ServiceFault,
     cards_from_records,
 )
+from .config import RegistryConfig
 from .errors import AlloyHydraError
 from .registry import RegistryDamaged
 from .ui import TOKEN_ENV, is_loopback
@@ -274,7 +275,7 @@ def candidates_json(result: dict) -> list[dict]:
 
 
 def create_app(
-    registry="models",
+    registry=RegistryConfig.path,
     token: str | None = None,
     workers: int | None = None,
     max_cards: int = 5000,
@@ -453,7 +454,7 @@ def create_app(
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m alloy_hydra.service", description=__doc__.splitlines()[0])
-    ap.add_argument("--registry", default="models")
+    ap.add_argument("--registry", default=RegistryConfig.path)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--workers", type=int, default=None, help="design requests at once (default: cores)")

@@ -9,7 +9,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from .schema import GROUP_COL
 
 
-def split_groups(view: pd.DataFrame, holdout_fraction: float = 0.2, seed: int = 42):
+def split_groups(view: pd.DataFrame, holdout_fraction: float, seed: int):
     """Returns (train, holdout, info). Every group is wholly on one side."""
     groups = view[GROUP_COL].to_numpy()
     if len(np.unique(groups)) < 2:

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from .config import RegistryConfig
+
 REGISTRY_ENV = "ALLOY_HYDRA_REGISTRY"  # the page reads its registry from here
 TOKEN_ENV = "ALLOY_HYDRA_TOKEN"  # as the service: required beyond 127.0.0.1, asked for by the page
 
@@ -31,7 +33,7 @@ def is_loopback(host: str) -> bool:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m alloy_hydra.ui", description=__doc__.splitlines()[0])
-    ap.add_argument("--registry", default="models")
+    ap.add_argument("--registry", default=RegistryConfig.path)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8501)
     args = ap.parse_args(argv)

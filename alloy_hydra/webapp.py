@@ -22,6 +22,7 @@ from alloy_hydra.assistant import (
     RequestError,
     summary_table,
 )
+from alloy_hydra.config import RegistryConfig
 from alloy_hydra.errors import AlloyHydraError
 from alloy_hydra.io import read_cards
 from alloy_hydra.ui import REGISTRY_ENV, TOKEN_ENV
@@ -158,7 +159,7 @@ def predict_tab(assistant: Assistant, options: dict) -> None:
 
 
 def registry() -> str:
-    return os.environ.get(REGISTRY_ENV, "models")
+    return os.environ.get(REGISTRY_ENV, RegistryConfig.path)
 
 
 def signed_in() -> bool:

@@ -216,3 +216,28 @@ def test_layers_run_one_way():
             if target in layer and layer[target] > layer[parts[0]]:
                 up.append(f"{'/'.join(parts)} imports {'.'.join(mod)}")
     assert not up, "imports against the layers: " + "; ".join(up)
+
+
+def test_function_defaults_are_the_schemas():
+    """A default a function repeats is a second copy of a config fact: these read theirs from the schema."""
+    from alloy_hydra import campaign, model, qc, split
+    from alloy_hydra.registry import Registry
+
+    def default(fn, name):
+        return inspect.signature(fn).parameters[name].default
+
+    train = config.TrainConfig()
+    fit = model.Domain.fit
+    assert (default(fit, "k"), default(fit, "quantile"), default(fit, "range_tol")) == (
+        train.domain_k,
+        train.domain_quantile,
+        train.domain_range_tol,
+    )
+    opt = config.OptimizerConfig()
+    assert (default(design._Search, "pop_size"), default(design._Search, "n_gen")) == (opt.pop_size, opt.n_gen)
+    camp, create = config.CampaignConfig(), campaign.Campaign.create
+    assert (default(create, "explore"), default(create, "diversity")) == (camp.explore, camp.diversity)
+    assert default(Registry, "path") == config.RegistryConfig().path
+    for fn, name in ((split.split_groups, "seed"), (qc.acceptance, "composition_sum_tol")):
+        assert default(fn, name) is inspect.Parameter.empty  # the caller passes the config's value
+    assert set(config.DesignConfig().tolerance) == set(config.DesignConfig().targets)  # keyed by name

@@ -13,6 +13,8 @@ from conftest import ROOT, run_cli
 from alloy_hydra import clean, demo, ground_truth, monitor
 from alloy_hydra.config import MonitorConfig, compose
 
+BOOT = (MonitorConfig.bootstrap, MonitorConfig.seed, MonitorConfig.confidence)
+
 FAST = ["regressor=hinge", "generator=none", "stages=[clean,split,train,audit]", "summary=false"]
 
 
@@ -137,7 +139,7 @@ def test_bootstrap_over_groups():
     rng = np.random.default_rng(0)
     err = rng.normal(0, 10, 400)
     groups = np.repeat(np.arange(40), 10)
-    lo, hi = monitor.bootstrap_mae(err, groups)
+    lo, hi = monitor.bootstrap_mae(err, groups, *BOOT)
     assert lo < np.mean(np.abs(err)) < hi
-    lo2, hi2 = monitor.bootstrap_mae(err[:40], groups[:40])  # 4 groups: a wider interval
+    lo2, hi2 = monitor.bootstrap_mae(err[:40], groups[:40], *BOOT)  # 4 groups: a wider interval
     assert hi2 - lo2 > hi - lo

@@ -21,6 +21,7 @@ import sys
 from rich.console import Console
 
 from ..campaign import DEFAULT_OVERRIDES, Campaign
+from ..config import CampaignConfig
 from ..errors import AlloyHydraError
 
 
@@ -49,8 +50,8 @@ def main(argv=None) -> int:
     p.add_argument("--family", default=None)
     p.add_argument("--casting", default=None)
     p.add_argument("--max-cost", type=float, default=None)
-    p.add_argument("--explore", type=float, default=0.4, help="share of each batch that explores (0..1)")
-    p.add_argument("--diversity", type=float, default=1.0)
+    p.add_argument("--explore", type=float, default=CampaignConfig.explore, help="share of each batch that explores")
+    p.add_argument("--diversity", type=float, default=CampaignConfig.diversity, help="recipes at least this far apart")
     p.add_argument("--override", action="append", help="a run.py override for training and design (repeat)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--registry", default=None, help="publish every round's models to this registry")

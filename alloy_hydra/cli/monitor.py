@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import monitor
-from ..config import MonitorConfig
+from ..config import MonitorConfig, RegistryConfig
 from ..errors import AlloyHydraError
 from ..expr import ModelFileError
 from ..io import read_cards, write_json
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m alloy_hydra.monitor", description=__doc__.splitlines()[0])
     ap.add_argument("model", help="run dir, or registry TARGET[@ALIAS | :VERSION]")
     ap.add_argument("cards", help="newly measured cards (CSV, the model's data schema)")
-    ap.add_argument("--registry", default="models")
+    ap.add_argument("--registry", default=RegistryConfig.path)
     ap.add_argument("--out", default=None)
     ap.add_argument("--history", default=None, help="history CSV (default: beside the registry or the run dir)")
     ap.add_argument("--recommendations", default=None, help="a run's recommendations.csv the cards were cast from")

@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..config import RegistryConfig
 from ..errors import AlloyHydraError
 from ..expr import ModelFileError
 from ..registry import Registry, parse
@@ -83,7 +84,9 @@ def main(argv=None) -> int:
     if "--" in argv:
         extra, argv = argv[argv.index("--") + 1 :], argv[: argv.index("--")]
     ap = argparse.ArgumentParser(prog="python -m alloy_hydra.registry", description=__doc__.splitlines()[0])
-    ap.add_argument("--registry", default="models", help="the registry folder (default: models)")
+    ap.add_argument(
+        "--registry", default=RegistryConfig.path, help=f"the registry folder (default: {RegistryConfig.path})"
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("publish", help="publish a run dir's model or a sweep's chosen models")
     p.add_argument("source")
