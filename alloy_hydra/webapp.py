@@ -1,19 +1,22 @@
 """The design assistant's web page (Streamlit): started by `python -m alloy_hydra.ui`, which runs
 `streamlit run` on this file. The registry comes from ALLOY_HYDRA_REGISTRY (default: models). The page calls
-alloy_hydra.assistant, the functions the service and run.py use."""
+alloy_hydra.assistant, the functions the service and run.py use, and writes every design and prediction to the
+service's query log (alloy_hydra.answers: the same records, so the monitor joins measured outcomes to them)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import tempfile
+import uuid
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from alloy_hydra import answers, plots
 from alloy_hydra import design as design_mod
-from alloy_hydra import plots
 from alloy_hydra.assistant import (
     REQUEST_TARGETS,
     TARGET_LIMITS,
@@ -39,6 +42,14 @@ WORDS = {
     "request": "Request",
     "registry": "Model registry",
 }
+
+
+def logged(assistant: Assistant, endpoint: str, status: int, inputs, outputs, versions=None, qid=None) -> str:
+    """The page's query in the registry's query log, as the service writes it; its query id."""
+    qid = qid or uuid.uuid4().hex
+    log = answers.QueryLog(assistant.registry.path / "queries.sqlite")
+    log.add(qid, endpoint, status, answers.strict(inputs), versions or {}, outputs)
+    return qid
 
 
 def in_words(err: RequestError) -> str:
@@ -87,16 +98,21 @@ def design_tab(assistant: Assistant, options: dict) -> None:
             top=top,
         )
         bar = st.progress(0.0, text="searching recipes ...")
+        inputs = {**dataclasses.asdict(req), "via": "page"}
         try:
             result = assistant.design(
                 req, progress=lambda done, total: bar.progress(done / total, text=f"NSGA-II generation {done}/{total}")
             )
         except RequestError as err:
             bar.empty()
+            logged(assistant, answers.DESIGN, err.status, inputs, {"error": {"field": err.field, "message": str(err)}})
             st.error(in_words(err))
             return
         bar.progress(1.0, text="done")
-        st.session_state["result"] = result
+        qid = uuid.uuid4().hex
+        record = answers.design_record(answers.strict(answers.design(result, qid)))
+        logged(assistant, answers.DESIGN, 200, inputs, record, result["versions"], qid)
+        st.session_state["result"], st.session_state["query_id"] = result, qid
     result = st.session_state.get("result")
     if result is None:
         return
@@ -113,6 +129,8 @@ def design_tab(assistant: Assistant, options: dict) -> None:
         + " — models " + ", ".join(result["versions"].values())
     )  # fmt: skip
     st.dataframe(summary_table(result), hide_index=True, key="results")
+    st.caption(f"query id {st.session_state.get('query_id', '')}: put it in the cards you measure (query_id column) "
+               "and the monitor compares them with these predictions")  # fmt: skip
     tol = dict(assistant.base.design.tolerance)
     figure, _ = st.columns([3, 2])
     figure.pyplot(plots.candidates_vs_cards(top, result["master"], result["targets"], tol, result["units"]))
@@ -139,11 +157,16 @@ def predict_tab(assistant: Assistant, options: dict) -> None:
             raw = read_cards(path, delimiter=version.config.data.delimiter)
             table, used = assistant.predict(raw)
         except RequestError as err:
+            logged(assistant, answers.PREDICT, err.status, {"file": upload.name, "via": "page"}, {"error": str(err)})
             st.error(in_words(err))
             return
         except AlloyHydraError as err:
             st.error(str(err).replace(str(path), upload.name))
             return
+    inputs = {"file": upload.name, "n_cards": len(raw), "via": "page"}
+    qid = uuid.uuid4().hex
+    answer = answers.strict(answers.predict(table, used, assistant.units(list(used)), qid))
+    logged(assistant, answers.PREDICT, 200, inputs, answer, used, qid)
     ids = [c for c in version.config.data.id_columns if c in table][:3]
     shown = table[["source_row", *ids]].rename(columns={"source_row": "row"})
     for t in used:

@@ -174,7 +174,7 @@ LAYERS = [  # docs/architecture.md, from the bottom up: a module imports from it
     {"schedule", "clean", "cards", "features", "forms", "split", "ground_truth", "demo"},
     {"model", "regress", "physics", "train", "generate", "qc", "design", "factory", "selection", "registry"},
     {"stages", "sweep"},
-    {"assistant"},
+    {"assistant", "answers"},
     {"service", "ui", "webapp", "monitor", "campaign", "init_data", "compare", "predict", "cli"},
 ]
 

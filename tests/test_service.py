@@ -35,6 +35,21 @@ def client(demo_registry, tmp_path_factory):
         yield c
 
 
+def test_docs_show_every_response_schema_and_answers_match_them(client):
+    """/docs (OpenAPI): each endpoint names its response model; the answers validate against them."""
+    from alloy_hydra.service import schemas
+
+    spec = client.get("/openapi.json").json()
+    want = {("/health", "get"): "Health", ("/models", "get"): "ModelsAnswer"}
+    want |= {("/design", "post"): "DesignAnswer", ("/predict", "post"): "PredictAnswer"}
+    for (path, method), name in want.items():
+        ref = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/" + name) and "properties" in spec["components"]["schemas"][name]
+    answer = client.post("/predict", json={"cards": demo_records(3)}).json()
+    assert schemas.PredictAnswer.model_validate(answer).n_cards == 3
+    schemas.Health.model_validate(client.get("/health").json())
+
+
 def test_health_and_models(client):
     h = client.get("/health").json()
     assert h["ready"] is True and h["models"] == {"FractureEL": "FractureEL:1", "UTS": "UTS:1", "YS": "YS:1"}

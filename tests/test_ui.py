@@ -1,5 +1,6 @@
 """The web page: its form and results under Streamlit's AppTest, and once in a real headless browser."""
 
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
+from alloy_hydra.answers import QueryLog
 from alloy_hydra.ui import REGISTRY_ENV
 
 PAGE = str(ROOT / "alloy_hydra" / "webapp.py")
@@ -43,6 +45,14 @@ def test_the_form_finds_alloys_and_shows_them(demo_registry, monkeypatch):
     assert len(table) == 5 and {"YS (MPa)", "UTS (MPa)", "FractureEL (%)", "in domain", "note"} <= set(table)
     assert table["YS (MPa)"].str.fullmatch(r"[\d.]+ ± [\d.]+").all() and (table["casting"] == "DC").all()
     assert {b.label for b in at.download_button} >= {"Download recommendations (CSV)", "Download recipe cards (CSV)"}
+    # the page's query is in the service's query log, in the service's record, under the id the page shows
+    qid = at.session_state["query_id"]
+    assert any(qid in c.value for c in at.caption)
+    row = next(r for r in QueryLog(demo_registry.path / "queries.sqlite").rows() if r["id"] == qid)
+    record = json.loads(row["outputs"])
+    assert row["endpoint"] == "/design" and row["status"] == 200 and json.loads(row["inputs"])["via"] == "page"
+    assert len(record["candidates"]) == 5 and record["targets"]["YS"] == 255
+    assert set(record["candidates"][0]) == {"rank", "p_hit", "in_domain", "predictions", "nearest_card"}
 
 
 def test_an_infeasible_question_is_said_plainly(demo_registry, monkeypatch):
@@ -108,6 +118,8 @@ def test_the_predict_tab_scores_uploaded_cards(demo_registry, monkeypatch):
     assert not at.exception, at.exception
     shown = at.main.dataframe[-1].value
     assert len(shown) == 7 and {"YS", "UTS", "FractureEL", "rejected"} <= set(shown)
+    logged = [r for r in QueryLog(demo_registry.path / "queries.sqlite").rows() if r["endpoint"] == "/predict"]
+    assert json.loads(logged[-1]["outputs"])["n_cards"] == 7 and json.loads(logged[-1]["inputs"])["via"] == "page"
     at.file_uploader(key="cards").set_value(("bad.csv", b"a;b\n1;2", "text/csv"))
     at.run()
     assert "bad.csv" in at.error[0].value

@@ -1,0 +1,178 @@
+"""The assistant's answers as every front end shows and logs them: the service's JSON, the page, and the query log
+(SQLite, <registry>/queries.sqlite) that the monitor joins measured outcomes to. One shape, one log, whoever asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+DESIGN, PREDICT = "/design", "/predict"  # the log's endpoint names (the page logs under the service's)
+
+
+def strict(value):
+    """`value` with every non-finite float as None: the log and the answers are strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
+
+
+def bounded(value, limit: int) -> str:
+    """`value` as strict JSON, or beyond `limit` bytes its digest (sha256, size and the first 200 characters):
+    a 5 MB request must not grow the log by 5 MB, and the digest still tells two requests apart."""
+    text = json.dumps(strict(value), default=str, allow_nan=False)
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    digest = {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw), "head": text[:200], "truncated": True}
+    return json.dumps(digest)
+
+
+class QueryLog:
+    """One row per request the log keeps (every design and prediction, and every refused request): query id, time,
+    endpoint, status, inputs, model versions, outputs (strict JSON, each at most `max_bytes`, else a digest).
+    Rows older than `retention_days` (None = kept) are deleted when the log opens and every 100 rows."""
+
+    def __init__(self, path, max_bytes: int = 16_384, retention_days: float | None = 90):
+        self.path = Path(path)
+        self.max_bytes, self.retention_days = int(max_bytes), retention_days
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._added = 0
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS queries (id TEXT PRIMARY KEY, time TEXT, endpoint TEXT, status INTEGER,"
+                " inputs TEXT, versions TEXT, outputs TEXT)"
+            )
+        self.prune()
+
+    def _connect(self):
+        return sqlite3.connect(self.path, timeout=30)
+
+    def prune(self) -> int:
+        """Delete the rows older than the retention; how many went."""
+        if self.retention_days is None:
+            return 0
+        cutoff = datetime.now(timezone.utc) - timedelta(days=float(self.retention_days))
+        with self._lock, self._connect() as db:
+            cur = db.execute("DELETE FROM queries WHERE time < ?", (cutoff.isoformat(timespec="milliseconds"),))
+            return cur.rowcount
+
+    def add(self, qid: str, endpoint: str, status: int, inputs, versions, outputs) -> None:
+        row = (
+            qid,
+            datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            endpoint,
+            int(status),
+            bounded(inputs, self.max_bytes),
+            bounded(versions, self.max_bytes),
+            bounded(outputs, self.max_bytes),
+        )
+        with self._lock, self._connect() as db:
+            db.execute("INSERT INTO queries VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self._added += 1
+            due = self._added % 100 == 0
+        if due:
+            self.prune()
+
+    def rows(self) -> list[dict]:
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM queries ORDER BY time")]
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
+
+
+def per_target(row: dict, targets, fields) -> dict:
+    """{target: {field: row[f"{target}_{field}"]}} for the fields the row has (truth: demo data only)."""
+    return {t: {f: row[f"{t}_{f}"] for f in fields if f"{t}_{f}" in row} for t in targets}
+
+
+def candidates(result: dict) -> list[dict]:
+    """The ranked recipes of Assistant.design: composition, process, the recipe as a raw data card, predictions ±
+    σ with deviation and chance within tolerance per target, cost, domain, nearest card, note."""
+    top = result["candidates"]
+    data = result["data"]
+    process_cols = [
+        c
+        for c in top.columns
+        if c in data.categoricals or c in data.numeric or c.endswith("_schedule") or c.endswith("_schedule_readable")
+    ] + [c for c in top.columns if c.endswith("_type")]
+    out = []
+    cards = records(result["recommended_cards"])
+    for i, r in enumerate(records(top)):
+        preds = per_target(r, result["targets"], ("target", "pred", "std", "dev", "within_tol", "p_hit", "truth"))
+        for t, p in preds.items():
+            p["unit"] = result["units"][t]
+        out.append(
+            {
+                "rank": r["rank"],
+                "p_hit": r["p_hit"],
+                "score": r["score"],
+                "composition_wt_pct": {el: r[el] for el in result["elements"]},
+                "process": {c: r[c] for c in process_cols},
+                "card": cards[i] if i < len(cards) else {},
+                "predictions": preds,
+                "cost_index": r["cost_index"],
+                "n_additions": r["n_additions"],
+                "in_domain": r["in_domain"],
+                "domain_ratio": r["domain_ratio"],
+                "nearest_card": r["nearest_card"],
+                "note": r["note"],
+            }
+        )
+    return out
+
+
+def design(result: dict, qid: str) -> dict:
+    """Assistant.design's result as the answer: with no real chance of a hit, no pretend ranking — the candidates
+    are empty and the closest three are shown as such."""
+    found = candidates(result)
+    reachable = result["reason"] is None
+    return {
+        "query_id": qid,
+        "versions": result["versions"],
+        "targets": result["targets"],
+        "n_feasible": result["n_feasible"],
+        "reason": result["reason"],
+        "candidates": found if reachable else [],
+        "closest": [] if reachable else found[:3],
+    }
+
+
+def design_record(answer: dict) -> dict:
+    """What the log keeps of a design answer: what the monitor joins measured outcomes to (rank, predictions,
+    p_hit, domain), not the whole answer (20 recipes with their cards would be a digest beyond a row's limit)."""
+    return {
+        **{k: answer[k] for k in ("query_id", "targets", "n_feasible", "reason")},
+        "candidates": [
+            {k: c[k] for k in ("rank", "p_hit", "in_domain", "predictions", "nearest_card")}
+            for c in answer["candidates"] or answer["closest"]
+        ],
+    }
+
+
+def predict(table: pd.DataFrame, used: dict, units: dict, qid: str) -> dict:
+    """Assistant.predict's table as the answer: per card (its row in the request, from 0) the predictions ± σ with
+    domain and reason per target, or why the card was rejected."""
+    targets = list(used)
+    out = []
+    for r in records(table):
+        preds = per_target(r, targets, ("pred", "std", "in_domain", "domain_distance", "domain_reason"))
+        for t, p in preds.items():
+            p["unit"] = units[t]
+        out.append({"card": r["source_row"] - 1, "predictions": preds, "rejected_reason": r["rejected_reason"]})
+    return {"query_id": qid, "versions": used, "units": units, "n_cards": len(out), "results": out}
