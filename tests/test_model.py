@@ -685,7 +685,7 @@ def test_the_se_rule_uses_paired_group_clustered_standard_errors(monkeypatch):
     lumpy[groups == 3] += np.sign(best - y)[groups == 3] * 2.0  # 2.0 worse on one group of 20: the same 0.1 mean
     fake = [{"expr": {"const": 0.0}, "length": n, "mse": 1.0} for n in (5, 7, 9)]
     preds = {5: steady, 7: lumpy, 9: best}
-    monkeypatch.setattr(train, "member_cv", lambda f, *a, **k: preds[f["length"]])
+    monkeypatch.setattr(train.cv, "member_cv", lambda f, *a, **k: preds[f["length"]])  # where pareto_table finds it
     table = train.pareto_table(fake, X, y, None, lambda m: {"pass": True, "checks": []}, groups=groups)
     assert np.allclose(table["cv_mae"][0] - table["cv_mae"][2], 0.1)
     assert np.allclose(table["cv_mae"][1] - table["cv_mae"][2], 0.1)
@@ -753,3 +753,4 @@ def test_equation_text_merges_terms_and_gives_coefficient_units():
     for sign, t in merged[1:]:
         merged_tree = {"op": "add" if sign > 0 else "sub", "args": [merged_tree, t]}
     assert np.allclose(expr.evaluate(merged_tree, cols), expr.evaluate(tree, cols))  # the same formula
+
