@@ -12,8 +12,7 @@ from conftest import ROOT
 from alloy_hydra import campaign, clean, demo, ground_truth
 from alloy_hydra.config import compose
 
-TINY = ["regressor=hinge", "generator=none", "qc.plots=false", "summary=false", "train.ensemble=5",
-        "train.cv_folds=3", "optimizer.pop_size=30", "optimizer.n_gen=10"]  # fmt: skip
+TINY = ["regressor=hinge", "generator=none", "debug=fast", "optimizer.pop_size=30", "optimizer.n_gen=10"]
 TARGETS = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}
 ELEMENTS = ["Si", "Fe", "Cu", "Mn", "Mg", "Cr", "Ni", "Zn", "Ti", "Zr", "Sc", "Other", "Al"]
 

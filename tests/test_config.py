@@ -7,7 +7,10 @@ from alloy_hydra import config
 
 GROUPS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir())
 OPTIONS = [
-    (g, p.stem) for g in GROUPS if g not in ("sweeps", "experiment") for p in sorted((ROOT / "conf" / g).glob("*.yaml"))
+    (g, p.stem)
+    for g in GROUPS
+    if g not in ("sweeps", "experiment", "debug")  # _global_ groups: they set other groups' keys
+    for p in sorted((ROOT / "conf" / g).glob("*.yaml"))
 ]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 

@@ -16,11 +16,8 @@ FAST_TRAIN = [
     "generator=none",
     "regressor.generations=30",
     "regressor.n_threads=1",
-    "train.cv_folds=3",
-    "train.ensemble=5",
+    "debug=fast",
     "stages=[clean,split,train,audit]",
-    "qc.plots=false",
-    "summary=false",
 ]
 SMALL = ["optimizer.pop_size=40", "optimizer.n_gen=25"]
 

@@ -19,11 +19,9 @@ from alloy_hydra.model import Model
 FAST = [
     "regressor.generations=20",
     "regressor.n_threads=1",
-    "train.cv_folds=3",
-    "train.ensemble=5",
+    "debug=fast",
     "train.max_rows=1500",
     "target.n_per_class=5",
-    "qc.plots=false",
     "stages=[clean,split,generate,qc,train,audit]",
 ]
 
