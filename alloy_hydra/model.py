@@ -262,7 +262,7 @@ class Model:
     info: dict
     reference: dict | None = None  # a model of another family (gbm) trained on the same rows
     agreement: float = 0.0  # out of domain where |model - reference| > agreement x sigma_resid (0 = off)
-    # sigma² = sigma_of(...)² + ensemble spread², its coefficients fitted to the out-of-fold errors of the real
+    # sigma = max(sigma_of(...), ensemble spread), its coefficients fitted to the out-of-fold errors of the real
     # training cards (train.fit_sigma); None: sigma² = spread² + sigma_resid²
     sigma_model: dict | None = None
 
@@ -303,7 +303,9 @@ class Model:
             gap = 0.0
         dist = self.domain.distance(X) if dist is None and sm["b_dist"] else dist
         sigma = sigma_of(sm, len(mean), gap, dist / self.domain.threshold if sm["b_dist"] else 0.0, mean)
-        sigma = np.sqrt(sigma**2 + spread**2)
+        # the sigma model was fitted to out-of-fold errors, which already hold the model's own variance: the
+        # members' spread adds nothing where it is within sigma, and bounds sigma from below where it is not
+        sigma = np.maximum(sigma, spread)
         return mean, np.where(np.isfinite(sigma), sigma, np.inf)
 
     def _unseen(self, cards, ratio: np.ndarray) -> np.ndarray:
@@ -466,7 +468,7 @@ def sigma_terms(n: int, gap=0.0, dratio=0.0, level=0.0) -> np.ndarray:
 
 
 def sigma_of(sm: dict, n: int, gap=0.0, dratio=0.0, level=0.0) -> np.ndarray:
-    """sigma = b0 + b_gap·|gap| + b_dist·distance ratio + b_level·|prediction| (Model.mean_std adds the spread)."""
+    """sigma = b0 + b_gap·|gap| + b_dist·distance ratio + b_level·|prediction| (Model.mean_std: at least the spread)."""
     return sigma_terms(n, gap, dratio, level) @ np.array([sm.get(k, 0.0) for k in SIGMA_TERMS])
 
 
@@ -481,6 +483,14 @@ def _sigma_model(sm) -> dict | None:
     ):
         raise ModelFileError(f"sigma_model must hold non-negative numbers {', '.join(SIGMA_TERMS)}")
     return {k: float(sm.get(k, 0.0)) for k in SIGMA_TERMS}
+
+
+def _committee_sigma(P: np.ndarray, sigmas: list) -> np.ndarray:
+    """A committee's sigma from its members' predictions P (member x card) and sigmas: each member's sigma was
+    fitted to its own out-of-fold errors, so their RMS is what one member errs, and the mean of several errs no
+    more (less, as far as their errors are independent; not claimed). Where the members disagree by more than
+    that, their disagreement is the floor. Not added on top: it is part of what each sigma already measured."""
+    return np.sqrt(np.maximum(np.mean(np.square(sigmas), axis=0), P.var(axis=0)))
 
 
 @dataclass
@@ -513,7 +523,7 @@ class Committee:
     def _combine(out: list):
         """The members' (mean, std, in_domain, distance) as the committee's."""
         P = np.array([o[0] for o in out])
-        std = np.sqrt(np.mean([o[1] ** 2 for o in out], axis=0) + P.var(axis=0))
+        std = _committee_sigma(P, [o[1] for o in out])
         in_dom = np.all([o[2] for o in out], axis=0)
         return P.mean(axis=0), std, in_dom, np.max([o[3] for o in out], axis=0)
 
@@ -533,5 +543,5 @@ class Committee:
     def report(self, cards: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = [m.report(cards) for m in self.models]
         P = np.array([p for p, _, _ in out])
-        std = np.sqrt(np.mean([s**2 for _, s, _ in out], axis=0) + P.var(axis=0))
+        std = _committee_sigma(P, [s for _, s, _ in out])
         return P.mean(axis=0), std, np.max([r for _, _, r in out], axis=0)

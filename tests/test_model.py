@@ -752,3 +752,20 @@ def test_equation_text_merges_terms_and_gives_coefficient_units():
         merged_tree = {"op": "add" if sign > 0 else "sub", "args": [merged_tree, t]}
     assert np.allclose(expr.evaluate(merged_tree, cols), expr.evaluate(tree, cols))  # the same formula
 
+
+def test_sigma_is_the_fitted_sigma_with_the_member_spread_as_a_floor_not_added(run_dir):
+    """The sigma model was fitted to out-of-fold errors, which hold the model's own variance already: the ensemble
+    spread raises sigma only where it exceeds it (issue 28: no double counting)."""
+    from alloy_hydra.model import Model, predict_json, sigma_of
+
+    model = Model.load(run_dir / "model.json")
+    assert model.sigma_model and model.members
+    cards = pd.read_csv(run_dir / "view.csv")
+    X = model.X(cards)
+    mean, std = model.mean_std(X)
+    spread = np.std(np.vstack([predict_json(m, X) for m in model.members]), axis=0)
+    sm = model.sigma_model
+    gap = mean - predict_json(model.reference, X) if sm["b_gap"] and model.reference is not None else 0.0
+    dratio = model.domain.distance(X) / model.domain.threshold if sm["b_dist"] else 0.0
+    fitted = sigma_of(sm, len(mean), gap, dratio, mean)
+    assert np.allclose(std, np.maximum(fitted, spread)) and not np.allclose(std, np.hypot(fitted, spread))

@@ -108,7 +108,7 @@ def write_equation(cfg, run_dir: Path, model: Model, fit, used: str, sizes: dict
         sm, u = model.sigma_model, cfg.target.unit
         sigma = (
             f"σ = {sm['b0']:.3g} {u} + {sm['b_gap']:.3g}·|S − gbm reference| + {sm['b_dist']:.3g} {u}·distance "
-            f"ratio + {sm['b_level']:.3g}·|S| (combined with the ensemble spread), fitted on the real cards' "
+            f"ratio + {sm['b_level']:.3g}·|S| (at least the ensemble spread), fitted on the real cards' "
             f"out-of-fold errors"
             if sm
             else f"σ = sqrt(ensemble sd² + {model.sigma_resid:.3g}²)"
