@@ -143,8 +143,34 @@ def fit_property_model(
     _check_options(opts)
     progress = progress or Quiet()
     rows = _rows(cards, target.name, featuriser, opts, seed)
-    X, y, groups, splits, feat = rows.X, rows.y, rows.groups, rows.splits, rows.featuriser
-    names = list(X.columns)
+    X, y, splits = rows.X, rows.y, rows.splits
+    reg, pert, baselines = _engines(rows, real_cards, target, make_estimator, opts, seed, rederive)
+    progress.grow(3 * len(splits) + 1 + opts.ensemble)
+    fitted = []
+    cv_proc = oof(reg, X, y, splits, fitted, progress.step(f"grouped CV fold (of {len(splits)})"))  # whole procedure
+    base_cv = {k: oof(b, X, y, splits, tick=progress.step(f"{k} baseline, fold")) for k, b in baselines.items()}
+    progress.say(f"final fit on all {len(X)} rows")
+    final = clone(reg).fit(X, y)
+    fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
+    progress.step("final fit")(1)
+    pick = _choose_formula(final, rows, pert, fitted, cv_proc, opts, progress)
+    symbolic = final.to_json()["kind"] == "expression" and not isinstance(final, RidgeModel)
+    main, members = _members(pick, reg, rows, symbolic, opts, seed, progress)
+    reference = fitted_baselines["gbm"].to_json() if symbolic and opts.agreement_sigma else None
+    unc = _uncertainty(
+        rows, real_cards, main, pick.cv, base_cv["gbm"] if reference is not None else None, symbolic, opts
+    )
+    cv = _cv_figures(rows, pick.cv, cv_proc, base_cv, unc)
+    capped = sum(bool(getattr(e, "time_capped_", False)) for e in [*fitted, final])
+    model = _model(target, rows, main, members, unc, reference, pick, opts, capped)
+    return Fit(model, fitted_baselines, cv, pick.table, pick.chosen_id, pick.why, pert, pick.cv)
+
+
+def _engines(rows: Rows, real_cards, target, make_estimator, opts, seed: int, rederive):
+    """The engine (told the audited signs when it can keep them), the physics perturbations, and the ridge and
+    gbm baselines on the same feature names."""
+    names = list(rows.X.columns)
+    feat = rows.featuriser
     reg = make_estimator(names)
     pert = physics_mod.perturbations(
         real_cards,
@@ -161,28 +187,23 @@ def fit_property_model(
             feature_names=names, random_state=seed, monotonic_cst=monotone(pert, names) if opts.monotone else None
         ),
     }
-    n_members = opts.ensemble
-    progress.grow(3 * len(splits) + 1 + n_members)
-    fitted = []
-    cv_proc = oof(reg, X, y, splits, fitted, progress.step(f"grouped CV fold (of {len(splits)})"))  # whole procedure
-    base_cv = {k: oof(b, X, y, splits, tick=progress.step(f"{k} baseline, fold")) for k, b in baselines.items()}
-    progress.say(f"final fit on all {len(X)} rows")
-    final = clone(reg).fit(X, y)
-    fitted_baselines = {k: clone(b).fit(X, y) for k, b in baselines.items()}
-    progress.step("final fit")(1)
-    pick = _choose_formula(final, rows, pert, fitted, cv_proc, opts, progress)
-    main, cv_chosen = pick.main, pick.cv
-    symbolic = final.to_json()["kind"] == "expression" and not isinstance(final, RidgeModel)
-    bounds = clip_range(y, opts.clip_margin) if pick.table is not None and opts.clip_margin is not None else None
+    return reg, pert, baselines
+
+
+def _members(pick: Choice, reg, rows: Rows, symbolic: bool, opts, seed: int, progress):
+    """The chosen formula (bounded to the training range when train.clip_margin says so) and its group-bootstrap
+    ensemble members."""
+    main, n_members = pick.main, opts.ensemble
+    bounds = clip_range(rows.y, opts.clip_margin) if pick.table is not None and opts.clip_margin is not None else None
     if main["kind"] != "expression":  # tree / refit members cost a whole fit each
         progress.grow(min(n_members, 5) - n_members)
         n_members = min(n_members, 5)
     members = ensemble(
         main,
         None if symbolic else reg,
-        X,
-        y,
-        groups,
+        rows.X,
+        rows.y,
+        rows.groups,
         n_members,
         seed,
         pick.domain,
@@ -193,25 +214,23 @@ def fit_property_model(
     )
     if bounds:
         main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
-    reference = fitted_baselines["gbm"].to_json() if symbolic and opts.agreement_sigma else None
-    unc = _uncertainty(
-        rows, real_cards, main, pick.cv, base_cv["gbm"] if reference is not None else None, symbolic, opts
-    )
-    cv = _cv_figures(rows, pick.cv, cv_proc, base_cv, unc)
-    capped = sum(bool(getattr(e, "time_capped_", False)) for e in [*fitted, final])
+    return main, members
+
+
+def _model(target, rows: Rows, main: dict, members: list, unc, reference, pick: Choice, opts, capped: int) -> Model:
     info = {
-        "n_train_rows": int(len(X)),
-        "n_train_groups": int(len(np.unique(groups))),
+        "n_train_rows": int(len(rows.X)),
+        "n_train_groups": int(len(np.unique(rows.groups))),
         "complexity": expr.length(main["expr"]) if main["kind"] == "expression" else None,
         "selection": pick.why,
         "n_real_rows": int(rows.real.sum()),
         "sr_time_cap_fired": int(capped),
     }
     sigma = unc.sigma
-    model = Model(
+    return Model(
         target.name,
         target.unit,
-        feat,
+        rows.featuriser,
         main,
         members,
         unc.resid,
@@ -221,7 +240,6 @@ def fit_property_model(
         float(opts.agreement_sigma or 0.0) if reference is not None else 0.0,
         {k: sigma[k] for k in SIGMA_TERMS} if sigma is not None else None,
     )
-    return Fit(model, fitted_baselines, cv, pick.table, pick.chosen_id, pick.why, pert, cv_chosen)
 
 
 def _cv_figures(rows: Rows, cv_chosen, cv_proc, base_cv: dict, unc: Uncertainty) -> dict:
