@@ -148,25 +148,9 @@ def evaluate(
     composition_sum_tol: float = 0.05,
 ) -> tuple[dict, pd.DataFrame]:
     """Everything but utility: real-train recipe table vs synthetic recipe table (+ its decoded cards).
-    `classes`: the train groups, or the rows asked of each (a Series, generate.quota): the balance ratio is then the
-    spread of rows made per row asked, so a class asked for fewer rows (fewer real cards) is not an imbalance.
-    Returns (the report, the real - synthetic Spearman correlation difference matrix that `plots` draws)."""
-    elements = schema.elements + [schema.balance]
-    sums = synth_cards[elements].sum(axis=1)
-    comp = {
-        "sum_mean": float(sums.mean()),
-        "sum_std": float(sums.std(ddof=0)),
-        "sum_max_dev": float((sums - 100).abs().max()),
-        "negatives": int((synth_cards[elements] < 0).sum().sum()),
-        "window_violations": int((window_violations(synth_cards[elements], window, schema.balance) != "").sum()),
-        "element_bounds": {
-            el: {
-                "synthetic": [float(synth_cards[el].min()), float(synth_cards[el].max())],
-                "window_max": window.max.get(el, window.unlisted_max),
-            }
-            for el in elements
-        },
-    }
+    `classes`: the train groups or the rows asked of each (_class_balance). Returns (the report, the real -
+    synthetic Spearman correlation difference matrix that `plots` draws)."""
+    comp = _composition(synth_cards, schema, window)
     lo, hi = float(real[target].min()), float(real[target].max())
     t = synth[target].to_numpy(float)
     in_range = float(100.0 * np.mean((t >= lo) & (t <= hi)))
@@ -174,13 +158,8 @@ def evaluate(
     per = _ks_and_distances(real, synth, cont)
     feats = {c: v for c, v in per.items() if c != target}
     corr_mae, corr_diff = spearman_mae(real, synth, cont)
-    asked = classes if isinstance(classes, pd.Series) else pd.Series(1, index=list(classes))
-    counts = synth[SOURCE].value_counts().reindex(asked.index, fill_value=0)
-    # the balance judges what the generator gave each class, before the YS <= UTS gate dropped rows (counted and
-    # judged on their own): with a quota of two rows, one dropped pair would otherwise read as an empty class
-    made = counts + pd.Series(post.get("dropped_by_class", {}), dtype=float).reindex(asked.index, fill_value=0)
-    filled = made / asked.clip(lower=1)
-    balance = float(filled.max() / filled.min()) if filled.min() > 0 else math.inf
+    by_class = _class_balance(synth, classes, post)
+    balance = by_class["balance_ratio"]
     mem = memorisation(real, synth, schema, near_dup_fraction)
     values = {
         "composition_sum_max_dev": comp["sum_max_dev"],
@@ -212,20 +191,55 @@ def evaluate(
         if feats
         else None,
         "hist_overlap_median": float(np.median([v["hist_overlap"] for v in feats.values()])) if feats else None,
-        "classes": {
-            "n_classes": len(asked),
-            "rows_asked": int(asked.sum()) if isinstance(classes, pd.Series) else None,
-            "classes_without_rows": int((counts == 0).sum()),
-            "min": int(counts.min()),
-            "max": int(counts.max()),
-            "balance_ratio": balance,
-        },
+        "classes": by_class,
         "corr_mae": corr_mae,
         "memorisation": mem,
         "postprocess": post,
         "acceptance": acceptance(values, thresholds, composition_sum_tol),
     }
     return report, corr_diff
+
+
+def _composition(synth_cards: pd.DataFrame, schema: Schema, window) -> dict:
+    """The synthetic cards' compositions: the sum, negatives, chem-window violations, each element's range."""
+    elements = schema.elements + [schema.balance]
+    sums = synth_cards[elements].sum(axis=1)
+    comp = {
+        "sum_mean": float(sums.mean()),
+        "sum_std": float(sums.std(ddof=0)),
+        "sum_max_dev": float((sums - 100).abs().max()),
+        "negatives": int((synth_cards[elements] < 0).sum().sum()),
+        "window_violations": int((window_violations(synth_cards[elements], window, schema.balance) != "").sum()),
+        "element_bounds": {
+            el: {
+                "synthetic": [float(synth_cards[el].min()), float(synth_cards[el].max())],
+                "window_max": window.max.get(el, window.unlisted_max),
+            }
+            for el in elements
+        },
+    }
+    return comp
+
+
+def _class_balance(synth: pd.DataFrame, classes, post: dict) -> dict:
+    """Rows per class. `classes`: the train groups, or the rows asked of each (a Series, generate.quota): the
+    balance ratio is then the spread of rows made per row asked, so a class asked for fewer rows (fewer real cards)
+    is not an imbalance."""
+    asked = classes if isinstance(classes, pd.Series) else pd.Series(1, index=list(classes))
+    counts = synth[SOURCE].value_counts().reindex(asked.index, fill_value=0)
+    # the balance judges what the generator gave each class, before the YS <= UTS gate dropped rows (counted and
+    # judged on their own): with a quota of two rows, one dropped pair would otherwise read as an empty class
+    made = counts + pd.Series(post.get("dropped_by_class", {}), dtype=float).reindex(asked.index, fill_value=0)
+    filled = made / asked.clip(lower=1)
+    balance = float(filled.max() / filled.min()) if filled.min() > 0 else math.inf
+    return {
+        "n_classes": len(asked),
+        "rows_asked": int(asked.sum()) if isinstance(classes, pd.Series) else None,
+        "classes_without_rows": int((counts == 0).sum()),
+        "min": int(counts.min()),
+        "max": int(counts.max()),
+        "balance_ratio": balance,
+    }
 
 
 def plots(
