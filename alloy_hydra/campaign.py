@@ -290,7 +290,6 @@ class Campaign:
             return self._recommend(batch_size, pending)
 
     def _recommend(self, batch_size: int, pending) -> pd.DataFrame:
-        from . import design as design_mod
         from .stages.design import recommend
 
         if batch_size < 1:
@@ -320,68 +319,25 @@ class Campaign:
         blocked |= repeats
         n_exploit = int(round(batch_size * (1 - self.state["explore"])))
         tol = self.state["tolerance"]
-        picks, why = [], []
-        # exploit: the design ranking (p_hit first, then cost and simplicity), only recipes with a real chance —
-        # in domain and P(all within tolerance) >= design.min_p_hit; a slot none can fill explores instead
-        real = (pool["p_hit"] >= cfg.design.min_p_hit).to_numpy() & pool["in_domain"].astype(bool).to_numpy()
-        ok = ~blocked & real
-        exploit = pool.index[ok]  # the pool comes in the design ranking's order
-        for i in exploit:
-            if len(picks) >= n_exploit:
-                break
-            if _far(Z, i, picks, radius):
-                picks.append(i)
-                why.append(
-                    f"exploit: rank {int(pool.at[i, 'rank'])}, P(all within tolerance) {pool.at[i, 'p_hit']:.2f}"
-                )
-        note = None
-        if len(picks) < n_exploit:
-            best = pool.loc[~blocked & pool["in_domain"].astype(bool).to_numpy(), "p_hit"]
-            best_text = f"best {best.max():.2f}" if len(best) else "none in domain"
-            note = (
-                f"{n_exploit - len(picks)} of {n_exploit} exploit slots spent on learning: no other recipe in domain "
-                f"has P(all within tolerance) >= {cfg.design.min_p_hit:g} ({best_text})"
-            )
-            log.warning("campaign round %d: %s", self.state["round"] + 1, note)
+        picks, why, note = _exploit(pool, blocked, Z, n_exploit, radius, cfg, self.state["round"] + 1)
         n_filled_exploit = len(picks)
         gap = None
         if self.state.get("gaps", True) and batch_size - len(picks) >= 1:
             gap = self._label_gap(master, cfg, taken)
         room = batch_size - (1 if gap is not None else 0)
-        unc = sum(pool[f"{t}_std"] / tol[t] for t in tol) / len(tol)
-        could = np.all([(pool[f"{t}_dev"].abs() - 2 * pool[f"{t}_std"]) <= tol[t] for t in tol], axis=0)
-        order = list(pool.index[could & ~blocked][np.argsort(-unc[could & ~blocked].to_numpy(), kind="stable")])
-        order += [
-            i for i in pool.index[~could & ~blocked][np.argsort(-unc[~could & ~blocked].to_numpy(), kind="stable")]
-        ]
-        spare = n_exploit - n_filled_exploit  # exploit slots no recipe with a real chance could take
-        for i in order:
-            if len(picks) >= room:
-                break
-            if i not in picks and _far(Z, i, picks, radius):
-                picks.append(i)
-                kind = "could hit within 2σ" if could[i] else "no candidate left that could hit"
-                text = f"explore: {kind}; mean σ/tolerance {unc[i]:.2f} (where the models know least)"
-                if spare > 0:
-                    text += f" — in place of an exploit slot ({note})"
-                    spare -= 1
-                why.append(text)
-        if len(picks) < room:  # a small space: fill with the farthest remaining from the batch (never a repeat)
-            for _ in range(room - len(picks)):
-                rest = [i for i in pool.index[~blocked] if i not in picks]
-                if not rest:
-                    break
-                d = [_gap(Z, i, picks) for i in rest]
-                i = rest[int(np.argmax(d))]
-                picks.append(i)
-                why.append(
-                    f"fill: the space holds no more recipes {radius:g} apart; this one is {np.max(d):.2f} from the rest"
-                )
+        _explore(pool, blocked, Z, tol, radius, room, picks, why, n_exploit - n_filled_exploit, note)
         if len(picks) < batch_size - (1 if gap is not None else 0):
             log.warning(
                 "campaign: only %d recipes: the rest of the space is within reach of tested or pending recipes",
                 len(picks),
             )
+        return self._write_batch(pool, picks, why, gap, cfg, master, int(repeats.sum()), note)
+
+    def _write_batch(self, pool, picks: list, why: list, gap, cfg, master, n_repeats: int, note) -> pd.DataFrame:
+        """The round's batch as data cards (rounds/r<k>/batch.csv), pending in the state with why each was chosen
+        and what was predicted, committed."""
+        from . import design as design_mod
+
         k = self.state["round"] + 1
         chosen = pool.loc[picks].assign(rank=np.arange(1, len(picks) + 1))
         cards = design_mod.as_raw_cards(chosen, cfg.data, prefix=f"c{k}")
@@ -411,7 +367,7 @@ class Campaign:
                 "recommended": recommended,
                 "n_cards": int(len(master)),
                 "n_feasible": int(len(pool)),
-                "n_repeats_skipped": int(repeats.sum()),
+                "n_repeats_skipped": n_repeats,
                 "note": note,
             }
         )
@@ -637,6 +593,64 @@ def _standardise(pool: pd.DataFrame, cols, table: pd.DataFrame | None = None, ca
 def _gap(Z: np.ndarray, i: int, picks: list) -> float:
     """RMS distance of candidate i to the nearest pick (infinite with none)."""
     return float(np.sqrt(np.mean((Z[picks] - Z[i]) ** 2, axis=1)).min()) if picks else np.inf
+
+
+def _exploit(pool: pd.DataFrame, blocked: np.ndarray, Z: np.ndarray, n_exploit: int, radius: float, cfg, round_no):
+    """The exploit slots: (picks, why, note — why slots were left to exploration, or None)."""
+    picks, why = [], []
+    # exploit: the design ranking (p_hit first, then cost and simplicity), only recipes with a real chance —
+    # in domain and P(all within tolerance) >= design.min_p_hit; a slot none can fill explores instead
+    real = (pool["p_hit"] >= cfg.design.min_p_hit).to_numpy() & pool["in_domain"].astype(bool).to_numpy()
+    ok = ~blocked & real
+    exploit = pool.index[ok]  # the pool comes in the design ranking's order
+    for i in exploit:
+        if len(picks) >= n_exploit:
+            break
+        if _far(Z, i, picks, radius):
+            picks.append(i)
+            why.append(f"exploit: rank {int(pool.at[i, 'rank'])}, P(all within tolerance) {pool.at[i, 'p_hit']:.2f}")
+    note = None
+    if len(picks) < n_exploit:
+        best = pool.loc[~blocked & pool["in_domain"].astype(bool).to_numpy(), "p_hit"]
+        best_text = f"best {best.max():.2f}" if len(best) else "none in domain"
+        note = (
+            f"{n_exploit - len(picks)} of {n_exploit} exploit slots spent on learning: no other recipe in domain "
+            f"has P(all within tolerance) >= {cfg.design.min_p_hit:g} ({best_text})"
+        )
+        log.warning("campaign round %d: %s", round_no, note)
+    return picks, why, note
+
+
+def _explore(pool, blocked, Z, tol: dict, radius: float, room: int, picks: list, why: list, spare: int, note) -> None:
+    """The explore slots, appended to picks / why up to `room`: recipes that could hit within 2σ where the models
+    know least, then any; a small space is filled with the farthest remaining. `spare`: exploit slots no recipe
+    with a real chance could take (their reason, `note`, is said on the recipes that take them)."""
+    unc = sum(pool[f"{t}_std"] / tol[t] for t in tol) / len(tol)
+    could = np.all([(pool[f"{t}_dev"].abs() - 2 * pool[f"{t}_std"]) <= tol[t] for t in tol], axis=0)
+    order = list(pool.index[could & ~blocked][np.argsort(-unc[could & ~blocked].to_numpy(), kind="stable")])
+    order += [i for i in pool.index[~could & ~blocked][np.argsort(-unc[~could & ~blocked].to_numpy(), kind="stable")]]
+    for i in order:
+        if len(picks) >= room:
+            break
+        if i not in picks and _far(Z, i, picks, radius):
+            picks.append(i)
+            kind = "could hit within 2σ" if could[i] else "no candidate left that could hit"
+            text = f"explore: {kind}; mean σ/tolerance {unc[i]:.2f} (where the models know least)"
+            if spare > 0:
+                text += f" — in place of an exploit slot ({note})"
+                spare -= 1
+            why.append(text)
+    if len(picks) < room:  # a small space: fill with the farthest remaining from the batch (never a repeat)
+        for _ in range(room - len(picks)):
+            rest = [i for i in pool.index[~blocked] if i not in picks]
+            if not rest:
+                break
+            d = [_gap(Z, i, picks) for i in rest]
+            i = rest[int(np.argmax(d))]
+            picks.append(i)
+            why.append(
+                f"fill: the space holds no more recipes {radius:g} apart; this one is {np.max(d):.2f} from the rest"
+            )
 
 
 def _far(Z: np.ndarray, i: int, picks: list, radius: float) -> bool:
