@@ -36,38 +36,7 @@ def _key_features(train: pd.DataFrame, schema, target: str, n: int = 5) -> list[
 def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated) -> Checked:
     target, gen = cfg.target.name, generate
     synth_cards, used = gen.synth_cards, gen.used
-    with report.steps(f"QC {target}", 3 if len(synth_cards) else 1) as doing:
-        doing("utility: gbm on real / synthetic / both, scored on the holdout")
-        util = qc_mod.utility(
-            factory.card_featuriser(cfg.data), target, split.train, synth_cards, split.holdout, cfg.seed
-        )
-        ev = None
-        if len(synth_cards):
-            doing("acceptance checks: composition, KS, correlations, memorisation")
-            ev, corr_diff = qc_mod.evaluate(
-                gen.train_table,
-                gen.synth_table,
-                synth_cards,
-                gen.schema,
-                target,
-                cfg.chem_window,
-                cfg.thresholds,
-                gen.post,
-                gen.quota,
-                cfg.qc.near_dup_fraction,
-                cfg.cleaning.composition_sum_tol,
-            )
-            if cfg.qc.plots:
-                doing("plots")
-                qc_mod.plots(
-                    gen.train_table,
-                    gen.synth_table,
-                    target,
-                    corr_diff,
-                    run_dir / "plots",
-                    _key_features(gen.train_table, gen.schema, target),
-                    {c: unit_of(c, cfg.data) for c in gen.train_table.columns} | {target: cfg.target.unit},
-                )
+    util, ev = _check(cfg, run_dir, split, gen)
     result = {
         "generator": cfg.generator.name,
         "generator_used": used,
@@ -109,6 +78,44 @@ def run(cfg, run_dir: Path, metrics: dict, split: Split, generate: Generated) ->
         {k: util.get(k) for k in ("tstr_r2", "tstr_mae", "aug_r2", "aug_mae", "real_only_r2", "real_only_mae")}
     )
     return Checked(synth_cards, used, result)
+
+
+def _check(cfg, run_dir: Path, split: Split, gen: Generated):
+    """The utility figures (holdout, reported only) and, with synthetic rows, the acceptance checks and plots."""
+    target, synth_cards = cfg.target.name, gen.synth_cards
+    with report.steps(f"QC {target}", 3 if len(synth_cards) else 1) as doing:
+        doing("utility: gbm on real / synthetic / both, scored on the holdout")
+        util = qc_mod.utility(
+            factory.card_featuriser(cfg.data), target, split.train, synth_cards, split.holdout, cfg.seed
+        )
+        ev = None
+        if len(synth_cards):
+            doing("acceptance checks: composition, KS, correlations, memorisation")
+            ev, corr_diff = qc_mod.evaluate(
+                gen.train_table,
+                gen.synth_table,
+                synth_cards,
+                gen.schema,
+                target,
+                cfg.chem_window,
+                cfg.thresholds,
+                gen.post,
+                gen.quota,
+                cfg.qc.near_dup_fraction,
+                cfg.cleaning.composition_sum_tol,
+            )
+            if cfg.qc.plots:
+                doing("plots")
+                qc_mod.plots(
+                    gen.train_table,
+                    gen.synth_table,
+                    target,
+                    corr_diff,
+                    run_dir / "plots",
+                    _key_features(gen.train_table, gen.schema, target),
+                    {c: unit_of(c, cfg.data) for c in gen.train_table.columns} | {target: cfg.target.unit},
+                )
+    return util, ev
 
 
 def apply_qc_policy(policy: str, generator: str, metrics: dict) -> tuple[str, bool]:
