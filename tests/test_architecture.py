@@ -241,3 +241,40 @@ def test_function_defaults_are_the_schemas():
     for fn, name in ((split.split_groups, "seed"), (qc.acceptance, "composition_sum_tol")):
         assert default(fn, name) is inspect.Parameter.empty  # the caller passes the config's value
     assert set(config.DesignConfig().tolerance) == set(config.DesignConfig().targets)  # keyed by name
+
+
+# functions still over the limit (issue 30: to be cut at their seams), with their length today: the list may only
+# shrink, and none of them may grow
+LONG = {
+    "init_data.guess": 127,
+    "demo.make_cards": 90,
+    "clean._clean": 83,
+    "webapp.design_tab": 76,
+    "sweep.model_table": 74,
+    "design/ranking._table": 74,
+    "io.read_cards": 72,
+    "sweep.select_datasets": 65,
+    "clean._composition": 65,
+    "qc.evaluate": 64,
+    "cli/campaign.main": 64,
+    "schedule.schedule_columns": 63,
+    "registry.model_card": 63,
+    "monitor.check": 63,
+}
+
+
+def test_no_function_grows_past_sixty_lines():
+    """A function that reads as one screen: at most 60 lines, outside the estimators' constructors (one parameter
+    per line, sklearn's way) and the functions listed in LONG, which may not grow."""
+    import ast
+
+    over = {}
+    for path in (ROOT / "alloy_hydra").rglob("*.py"):
+        where = path.relative_to(ROOT / "alloy_hydra").with_suffix("").as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != "__init__":
+                length = node.end_lineno - node.lineno + 1
+                if length > 60:
+                    over[f"{where}.{node.name}"] = length
+    assert not set(over) - set(LONG), f"new functions over 60 lines: {sorted(set(over) - set(LONG))}"
+    assert all(over[k] <= LONG[k] for k in over), {k: (over[k], LONG[k]) for k in over if over[k] > LONG[k]}
