@@ -44,11 +44,16 @@ WORDS = {
 }
 
 
+@st.cache_resource
+def query_log(path: str) -> answers.QueryLog:
+    return answers.QueryLog(path)  # opened once per registry (it creates its table and prunes old rows on opening)
+
+
 def logged(assistant: Assistant, endpoint: str, status: int, inputs, outputs, versions=None, qid=None) -> str:
-    """The page's query in the registry's query log, as the service writes it; its query id."""
+    """The page's query in the registry's query log, as the service writes it (strict JSON); its query id."""
     qid = qid or uuid.uuid4().hex
-    log = answers.QueryLog(assistant.registry.path / "queries.sqlite")
-    log.add(qid, endpoint, status, answers.strict(inputs), versions or {}, outputs)
+    log = query_log(str(assistant.registry.path / "queries.sqlite"))
+    log.add(qid, endpoint, status, inputs, versions or {}, outputs)
     return qid
 
 
@@ -110,7 +115,7 @@ def design_tab(assistant: Assistant, options: dict) -> None:
             return
         bar.progress(1.0, text="done")
         qid = uuid.uuid4().hex
-        record = answers.design_record(answers.strict(answers.design(result, qid)))
+        record = answers.design_record(answers.design(result, qid))
         logged(assistant, answers.DESIGN, 200, inputs, record, result["versions"], qid)
         st.session_state["result"], st.session_state["query_id"] = result, qid
     result = st.session_state.get("result")
@@ -165,7 +170,7 @@ def predict_tab(assistant: Assistant, options: dict) -> None:
             return
     inputs = {"file": upload.name, "n_cards": len(raw), "via": "page"}
     qid = uuid.uuid4().hex
-    answer = answers.strict(answers.predict(table, used, assistant.units(list(used)), qid))
+    answer = answers.predict(table, used, assistant.units(list(used)), qid)
     logged(assistant, answers.PREDICT, 200, inputs, answer, used, qid)
     ids = [c for c in version.config.data.id_columns if c in table][:3]
     shown = table[["source_row", *ids]].rename(columns={"source_row": "row"})
