@@ -6,10 +6,11 @@ names another file.
     python -m alloy_hydra.datasets fetch uq_al hu2021   # download (once), check, cache
     python -m alloy_hydra.datasets add uq_al my_copy.csv  # a copy you already have: checked, then cached (offline)
 
-The cache is `$ALLOY_HYDRA_DATA`, else the platform's user cache (`pooch.os_cache("alloy_hydra")`). Every file in
-it is checked before it is used: a file's bytes against its SHA-256 where the source publishes the file itself,
-and always the table's content fingerprint (the values, not their formatting), so a cached copy is the table the
-project was built and tested on. The uq_al source is a spreadsheet: it is downloaded, converted to CSV, and the
+The cache is `$ALLOY_HYDRA_DATA`, else the platform's user cache (`pooch.os_cache("alloy_hydra")`). Every file is
+checked as it enters the cache (fetch, add; fetch checks a cached copy again): its bytes against their SHA-256
+where the source publishes the file itself, and always the table's content fingerprint (the values, not their
+formatting), so a cached copy is the table the project was built and tested on. A run reads the cached copy as
+it is (`path`). The uq_al source is a spreadsheet: it is downloaded, converted to CSV, and the
 converted table checked by its fingerprint (the spreadsheet's own bytes carry no published checksum).
 """
 
