@@ -166,8 +166,8 @@ def _canon(steps) -> str:
     return schedule.canonical([schedule.Step(float(t), float(s if s is not None else h * 3600)) for t, h, s in steps])
 
 
-def make_cards(seed: int = SEED) -> list[list[str]]:
-    r = _Draw(seed)
+def _frame(r: _Draw) -> pd.DataFrame:
+    """One recipe per card: alloy, casting (8 % of cards cast the other way), process, composition."""
     recipes = []
     for file_name, casting, alloys, n_cards in FILES:
         for k in range(n_cards):
@@ -181,6 +181,11 @@ def make_cards(seed: int = SEED) -> list[list[str]]:
     frame["recryst_schedule"] = frame["recryst_steps"].map(_canon)
     frame["cold_reduction_pct"] = frame["cold_pct"]
     frame["Al"] = 100 - frame[list(ELEMENTS)].sum(axis=1)
+    return frame
+
+
+def _tests(r: _Draw, frame: pd.DataFrame) -> list[tuple]:
+    """(recipe, test number, measured grain size, measured properties) per tensile test; 7 % of cards repeat."""
     grain = ground_truth.grain_size(frame)
     rows = []
     repeats = {i for i in range(len(frame)) if r.u() < 0.07}
@@ -190,70 +195,77 @@ def make_cards(seed: int = SEED) -> list[list[str]]:
             card = pd.DataFrame([{**rec.to_dict(), "grain_size_um": measured_d}])
             props = ground_truth.properties(card, noise=True, rng=r.rng).iloc[0]
             rows.append((rec, test_no, measured_d, props))
-    out = []
-    for rec, test_no, d, props in rows:
-        comp = []
-        for el in ELEMENTS:
-            v = rec[el]
-            if v == 0.0:
-                comp.append(r.pick(["", "0", "<0.01"], [3, 2, 1]) if el in ("Sc", "Zr", "Ni") else "0")
-            elif v < 0.01:
-                comp.append("<0.01")
-            else:
-                comp.append(f"{v:g}")
-        al = "bal." if r.u() < 0.85 else f"{round(rec['Al'], 2):g}"
-        if rec["casting"] == "DC":
-            style = r.pick(["mm", "bare", "cm", "in"], [4, 4, 1, 1])
-            ingot = {
-                "mm": f"{rec['ingot_mm']:g} mm",
-                "bare": f"{rec['ingot_mm']:g}",
-                "cm": f"{rec['ingot_mm'] / 10:g} cm",
-                "in": f"{rec['ingot_mm'] / 25.4:.2f} in",
-            }[style]
+    return rows
+
+
+def _composition_cells(r: _Draw, rec: pd.Series) -> list[str]:
+    """Composition as a lab writes it: absent trace elements blank, zero or '<0.01'."""
+    comp = []
+    for el in ELEMENTS:
+        v = rec[el]
+        if v == 0.0:
+            comp.append(r.pick(["", "0", "<0.01"], [3, 2, 1]) if el in ("Sc", "Zr", "Ni") else "0")
+        elif v < 0.01:
+            comp.append("<0.01")
         else:
-            ingot = f"{rec['ingot_mm']:g} mm"
-        homog = (
-            _join(r, [_fmt_step(r, *s) for s in rec["homog_steps"]])
-            if rec["homog_steps"]
-            else r.pick(["", "none", "-"])
-        )
-        recryst = (
-            _join(r, [_fmt_step(r, *s) for s in rec["recryst_steps"]])
-            if rec["recryst_steps"]
-            else r.pick(["", "none", "as rolled"])
-        )
-        written = rec["recryst_kind"] if r.u() < 0.6 else ""
-        written = {
-            "batch": r.pick(["batch", "Batch"]),
-            "flash": r.pick(["flash", "Flash"]),
-            "other": "other",
-            "none": "none",
-            "": "",
-        }[written]
-        grain_txt = f"{d:g}" if r.u() < 0.8 else f"{d:g} µm"
-        out.append(
-            [
-                rec["file_name"],
-                rec["card"],
-                f"AA{rec['alloy']}",
-                str(test_no),
-                rec["casting"],
-                ingot,
-                *comp,
-                al,
-                homog,
-                f"{rec['hot_pct']:g}",
-                f"{rec['cold_pct']:g}",
-                recryst,
-                written,
-                grain_txt,
-                f"{props['YS']:.1f}",
-                f"{props['UTS']:.1f}",
-                f"{props['FractureEL']:.1f}",
-                f"{props['UniformEL']:.1f}",
-                f"{props['YPE']:.2f}",
-            ]
-        )
+            comp.append(f"{v:g}")
+    return comp
+
+
+def _ingot_cell(r: _Draw, rec: pd.Series) -> str:
+    """A DC ingot's thickness in mixed units (mm, bare number, cm, inches); a CC strip's in mm."""
+    if rec["casting"] != "DC":
+        return f"{rec['ingot_mm']:g} mm"
+    style = r.pick(["mm", "bare", "cm", "in"], [4, 4, 1, 1])
+    return {
+        "mm": f"{rec['ingot_mm']:g} mm",
+        "bare": f"{rec['ingot_mm']:g}",
+        "cm": f"{rec['ingot_mm'] / 10:g} cm",
+        "in": f"{rec['ingot_mm'] / 25.4:.2f} in",
+    }[style]
+
+
+def _card_cells(r: _Draw, rec: pd.Series, test_no: int, d: float, props: pd.Series) -> list[str]:
+    """One tensile test as the cells of a card, in HEADER order."""
+    comp = _composition_cells(r, rec)
+    al = "bal." if r.u() < 0.85 else f"{round(rec['Al'], 2):g}"
+    ingot = _ingot_cell(r, rec)
+    if rec["homog_steps"]:
+        homog = _join(r, [_fmt_step(r, *s) for s in rec["homog_steps"]])
+    else:
+        homog = r.pick(["", "none", "-"])
+    if rec["recryst_steps"]:
+        recryst = _join(r, [_fmt_step(r, *s) for s in rec["recryst_steps"]])
+    else:
+        recryst = r.pick(["", "none", "as rolled"])
+    written = rec["recryst_kind"] if r.u() < 0.6 else ""
+    spelt = {"batch": r.pick(["batch", "Batch"]), "flash": r.pick(["flash", "Flash"])}  # both drawn, always
+    written = spelt.get(written, written)
+    grain_txt = f"{d:g}" if r.u() < 0.8 else f"{d:g} µm"
+    props_txt = [f"{props[t]:.1f}" for t in ("YS", "UTS", "FractureEL", "UniformEL")] + [f"{props['YPE']:.2f}"]
+    return [
+        rec["file_name"],
+        rec["card"],
+        f"AA{rec['alloy']}",
+        str(test_no),
+        rec["casting"],
+        ingot,
+        *comp,
+        al,
+        homog,
+        f"{rec['hot_pct']:g}",
+        f"{rec['cold_pct']:g}",
+        recryst,
+        written,
+        grain_txt,
+        *props_txt,
+    ]
+
+
+def make_cards(seed: int = SEED) -> list[list[str]]:
+    r = _Draw(seed)
+    frame = _frame(r)
+    out = [_card_cells(r, *row) for row in _tests(r, frame)]
     _sparsify_and_corrupt(r, out)
     return out
 

@@ -34,6 +34,7 @@ TARGETS = {  # property -> patterns of a column name (lower case)
     "FractureEL": (r"fracture el", r"elongation", r"\bel\b", r"\ba\s*\(%\)", r"\ba50\b", r"\ba5\b"),
     "YPE": (r"\bype\b", r"yield point elongation", r"l[uü]ders"),
 }
+UNITS = {"length": "mm", "grain": "um"}  # the unit a guessed numeric column is read in
 SCHEDULE_WORDS = ("homog", "anneal", "recryst", "solution", "ageing", "aging", "temper", "heat")
 
 
@@ -85,35 +86,32 @@ def _looks_like_schedule(values: pd.Series) -> bool:
     return ok / len(filled) >= 0.6
 
 
-def guess(cards: pd.DataFrame) -> tuple[dict, dict, list[str]]:
-    """(data config as a dict, a comment per key, the columns it could not place)."""
-    cols = [c for c in cards.columns if c != ROW_COL]
-    placed: set[str] = set()
-    notes: dict[str, str] = {}
-    cfg: dict = {}
-
-    def element_of(c: str) -> str | None:
-        m = re.match(r"^\s*(Other|[A-Z][a-z]?)\b", c)
-        return m.group(1) if m and m.group(1) in (*ELEMENTS, "Al") and _mostly_numbers(cards[c]) else None
-
+def _composition(cards: pd.DataFrame, cols: list[str], cfg: dict, notes: dict, placed: set) -> None:
+    """Element columns (a symbol leading a numeric header), their unit, and the Al balance column."""
     elements = {}
     for c in cols:
-        el = element_of(c)
+        m = re.match(r"^\s*(Other|[A-Z][a-z]?)\b", c)
+        el = m.group(1) if m and m.group(1) in (*ELEMENTS, "Al") and _mostly_numbers(cards[c]) else None
         if el and el not in elements:
             elements[el] = c
     elements.pop("Al", None)
     balance = next((c for c in cols if re.match(r"^\s*Al\b", c)), None)  # often "bal." or "Al (min.)": any cells
-    if elements:
-        cfg["composition_columns"] = elements
-        placed |= set(elements.values())
-        values = pd.DataFrame({e: _numbers(cards[c]).fillna(0) for e, c in elements.items()})
-        fraction = values.sum(axis=1).median() <= 1.0 + 1e-6 and values.max().max() <= 1.0
-        cfg["composition_unit"] = "fraction" if fraction else "wt%"
-        notes["composition_unit"] = "the elements sum to about 1 per card" if fraction else "the elements are wt%"
-        cfg["balance_element"] = "Al"
-        if balance:
-            cfg["balance_column"] = balance
-            placed.add(balance)
+    if not elements:
+        return
+    cfg["composition_columns"] = elements
+    placed |= set(elements.values())
+    values = pd.DataFrame({e: _numbers(cards[c]).fillna(0) for e, c in elements.items()})
+    fraction = values.sum(axis=1).median() <= 1.0 + 1e-6 and values.max().max() <= 1.0
+    cfg["composition_unit"] = "fraction" if fraction else "wt%"
+    notes["composition_unit"] = "the elements sum to about 1 per card" if fraction else "the elements are wt%"
+    cfg["balance_element"] = "Al"
+    if balance:
+        cfg["balance_column"] = balance
+        placed.add(balance)
+
+
+def _targets(cards: pd.DataFrame, cols: list[str], placed: set) -> dict:
+    """The first numeric column whose header matches each property's patterns."""
     targets = {}
     for c in cols:
         if c in placed or not _mostly_numbers(cards[c]):
@@ -124,17 +122,16 @@ def guess(cards: pd.DataFrame) -> tuple[dict, dict, list[str]]:
                 targets[t] = c
                 placed.add(c)
                 break
-    cfg["targets"] = targets
+    return targets
+
+
+def _schedules(cards: pd.DataFrame, cols: list[str], notes: dict, placed: set) -> dict:
+    """Schedule-text columns, then temperature columns paired with the time column that shares their stem."""
     schedules = {}
     for c in cols:
         if c not in placed and _looks_like_schedule(cards[c]):
-            kind = (
-                "homog"
-                if "homog" in c.lower()
-                else "recryst"
-                if re.search(r"recryst|final anneal", c.lower())
-                else None
-            )
+            low = c.lower()
+            kind = "homog" if "homog" in low else "recryst" if re.search(r"recryst|final anneal", low) else None
             spec = {"column": c}
             if kind:
                 spec["kind"] = kind
@@ -152,39 +149,38 @@ def guess(cards: pd.DataFrame) -> tuple[dict, dict, list[str]]:
         ]
         if times:
             spec["time_column"] = times[0]
-            unit = (
-                "h" if re.search(r"\(h\)|\bh\b|hour", times[0].lower()) else "min" if "min" in times[0].lower() else "s"
-            )
-            spec["time_unit"] = unit
+            low = times[0].lower()
+            spec["time_unit"] = "h" if re.search(r"\(h\)|\bh\b|hour", low) else "min" if "min" in low else "s"
             notes[f"schedules.{key}.time_unit"] = f"guessed from the header {times[0]!r}: check it"
             placed.add(times[0])
         schedules[key] = spec
         placed.add(c)
-    if schedules:
-        cfg["schedules"] = schedules
+    return schedules
+
+
+def _numeric_kind(header: str) -> str:
+    low = header.lower()
+    if "grain" in low:
+        return "grain"
+    if ("reduction" in low or "%" in low) and "el" not in low.split():
+        return "percent"
+    return "length" if re.search(r"thick|\(mm\)|gauge|width|length", low) else "plain"
+
+
+def _the_rest(cards: pd.DataFrame, cols: list[str], placed: set) -> tuple[dict, dict, list, list]:
+    """Every column not yet placed: an id, a numeric feature, a few-valued categorical, or carried as is."""
     numeric, categoricals, ids, carry = {}, {}, [], []
     for c in cols:
         if c in placed:
             continue
         v = cards[c].astype(str).str.strip()
-        low = c.lower()
-        if re.search(r"\bid\b|card|sample|name|file|test_?no|\bno\b|number|specimen", low):
+        if re.search(r"\bid\b|card|sample|name|file|test_?no|\bno\b|number|specimen", c.lower()):
             ids.append(c)
         elif _mostly_numbers(cards[c]) and _numbers(cards[c]).nunique() > 1:
-            kind = (
-                "grain"
-                if "grain" in low
-                else "percent"
-                if ("reduction" in low or "%" in low) and "el" not in low.split()
-                else "length"
-                if re.search(r"thick|\(mm\)|gauge|width|length", low)
-                else "plain"
-            )
+            kind = _numeric_kind(c)
             spec = {"column": c, "kind": kind}
-            if kind == "length":
-                spec["unit"] = "mm"
-            if kind == "grain":
-                spec["unit"] = "um"
+            if kind in UNITS:
+                spec["unit"] = UNITS[kind]
             numeric[canonical(c, kind)] = spec
         elif v.nunique() == len(v):
             ids.append(c)
@@ -193,6 +189,21 @@ def guess(cards: pd.DataFrame) -> tuple[dict, dict, list[str]]:
         else:
             carry.append(c)
         placed.add(c)
+    return numeric, categoricals, ids, carry
+
+
+def guess(cards: pd.DataFrame) -> tuple[dict, dict, list[str]]:
+    """(data config as a dict, a comment per key, the columns it could not place)."""
+    cols = [c for c in cards.columns if c != ROW_COL]
+    placed: set[str] = set()
+    notes: dict[str, str] = {}
+    cfg: dict = {}
+    _composition(cards, cols, cfg, notes, placed)
+    cfg["targets"] = _targets(cards, cols, placed)
+    schedules = _schedules(cards, cols, notes, placed)
+    if schedules:
+        cfg["schedules"] = schedules
+    numeric, categoricals, ids, carry = _the_rest(cards, cols, placed)
     group = next((c for c in cols if re.search(r"alloy|grade|designation", c.lower())), None)
     if group:
         cfg["group_columns"] = [group]
@@ -203,15 +214,11 @@ def guess(cards: pd.DataFrame) -> tuple[dict, dict, list[str]]:
         categoricals = {k: v for k, v in categoricals.items() if v != group}  # a group name is not a feature
         ids.insert(0, group)
     cfg["id_columns"] = ids[:3] or ([group] if group else [])
-    if categoricals:
-        cfg["categoricals"] = categoricals
-    if numeric:
-        cfg["numeric"] = numeric
-    if carry:
-        cfg["carry_columns"] = carry
+    for key, value in (("categoricals", categoricals), ("numeric", numeric), ("carry_columns", carry)):
+        if value:
+            cfg[key] = value
     unplaced = [c for c in cols if c not in placed and c not in cfg.get("id_columns", [])]
-    unplaced += carry
-    return cfg, notes, unplaced
+    return cfg, notes, unplaced + carry
 
 
 def write(cfg: dict, notes: dict, unplaced: list, name: str, source: Path) -> str:
