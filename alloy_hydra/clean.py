@@ -66,17 +66,9 @@ def parse_number(text: str, kind: str = "plain", default_unit: str = "", *, file
     return value * (factor or 1.0)
 
 
-def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Parse element columns to wt%, Al = balance. Returns (wt%, raw strings, counters)."""
-    scale = 100.0 if data.composition_unit == "fraction" else 1.0
-    if data.composition_unit not in ("wt%", "fraction"):
-        raise ConfigError(f"data.composition_unit must be 'wt%' or 'fraction', not {data.composition_unit!r}")
-    limit_rule = {"zero": 0.0, "half": 0.5, "limit": 1.0}.get(data.detection_limit)
-    if limit_rule is None:
-        raise ConfigError(f"data.detection_limit must be zero, half or limit, not {data.detection_limit!r}")
-    counts = {"blank_as_zero": 0, "below_detection_limit": 0}
-    elements = list(data.composition_columns)
-    values = np.zeros((len(raw), len(elements)))
+def _element_values(raw: pd.DataFrame, data, source, scale: float, limit_rule: float, counts: dict) -> np.ndarray:
+    """The element cells as wt%: blank = 0, '<x' = x times the detection-limit rule; counts both."""
+    values = np.zeros((len(raw), len(data.composition_columns)))
     rows = raw[ROW_COL].to_numpy()
     for j, col in enumerate(data.composition_columns.values()):
         for i, text in enumerate(raw[col].to_numpy()):
@@ -95,36 +87,59 @@ def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.Data
                 raise DataError(
                     "composition is not a number", file=source, row=int(rows[i]), column=col, value=text
                 ) from None
-    comp = pd.DataFrame(values, columns=elements, index=raw.index)
-    raws = pd.DataFrame({f"{el}_RAW": raw[col] for el, col in data.composition_columns.items()}, index=raw.index)
+    return values
+
+
+def _given_balance(raw: pd.DataFrame, data, source, scale: float) -> pd.Series:
+    """The balance element as written, in wt% (NaN where the card says 'bal.' or nothing)."""
     bal = data.balance_element
     given = pd.Series(np.nan, index=raw.index)
-    if data.balance_column:
-        raws[f"{bal}_RAW"] = raw[data.balance_column]
-        for i, text in enumerate(raw[data.balance_column].to_numpy()):
-            t = text.strip().lower()
-            if t in _BALANCE_WORDS or is_missing(t):
-                continue
-            try:
-                given.iloc[i] = float(t.lstrip("≥>=")) * scale
-            except ValueError:
-                raise DataError(
-                    f"{bal} must be a number or 'bal'",
-                    file=source,
-                    row=int(rows[i]),
-                    column=data.balance_column,
-                    value=text,
-                ) from None
+    if not data.balance_column:
+        return given
+    rows = raw[ROW_COL].to_numpy()
+    for i, text in enumerate(raw[data.balance_column].to_numpy()):
+        t = text.strip().lower()
+        if t in _BALANCE_WORDS or is_missing(t):
+            continue
+        try:
+            given.iloc[i] = float(t.lstrip("≥>=")) * scale
+        except ValueError:
+            raise DataError(
+                f"{bal} must be a number or 'bal'",
+                file=source,
+                row=int(rows[i]),
+                column=data.balance_column,
+                value=text,
+            ) from None
     if scale == 1.0 and given.notna().sum() >= 3 and (given.dropna() <= 1.0).mean() > 0.9:
         raise DataError(
             f"{bal} values are <= 1: these look like mass fractions; set data.composition_unit=fraction",
             file=source,
             column=data.balance_column,
         )
+    return given
+
+
+def _composition(raw: pd.DataFrame, data, source) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Parse element columns to wt%, Al = balance. Returns (wt%, raw strings, counters)."""
+    scale = 100.0 if data.composition_unit == "fraction" else 1.0
+    if data.composition_unit not in ("wt%", "fraction"):
+        raise ConfigError(f"data.composition_unit must be 'wt%' or 'fraction', not {data.composition_unit!r}")
+    limit_rule = {"zero": 0.0, "half": 0.5, "limit": 1.0}.get(data.detection_limit)
+    if limit_rule is None:
+        raise ConfigError(f"data.detection_limit must be zero, half or limit, not {data.detection_limit!r}")
+    counts = {"blank_as_zero": 0, "below_detection_limit": 0}
+    values = _element_values(raw, data, source, scale, limit_rule, counts)
+    comp = pd.DataFrame(values, columns=list(data.composition_columns), index=raw.index)
+    raws = pd.DataFrame({f"{el}_RAW": raw[col] for el, col in data.composition_columns.items()}, index=raw.index)
+    bal = data.balance_element
+    if data.balance_column:
+        raws[f"{bal}_RAW"] = raw[data.balance_column]
+    given = _given_balance(raw, data, source, scale)
     additions = comp.sum(axis=1)
     comp[bal] = 100.0 - additions
-    tol = 1e-9
-    counts["balance_recomputed"] = int(((given - comp[bal]).abs() > tol).sum())
+    rows = raw[ROW_COL].to_numpy()
+    counts["balance_recomputed"] = int(((given - comp[bal]).abs() > 1e-9).sum())
     off = ((given + additions - 100.0).abs() > 0.05).to_numpy()
     counts["sum_given_off_by_more_than_tol"] = int(off.sum())
     counts["sum_given_off_rows"] = {  # row -> the sum as written (given balance + the other elements)
@@ -361,10 +376,10 @@ def clean(raw: pd.DataFrame, data, window, cleaning, source="<cards>", bad_cells
     return CleanResult(master=result.master, rejects=rejects, report=report)
 
 
-def _clean(raw: pd.DataFrame, data, window, cleaning, source) -> CleanResult:
+def _numeric(raw: pd.DataFrame, data, source) -> dict[str, np.ndarray]:
+    """Every configured numeric column parsed in its unit; a bad cell names file, row and column."""
     rows = raw[ROW_COL].to_numpy()
-    comp, comp_raw, comp_counts = _composition(raw, data, source)
-    numbers = {
+    return {
         name: np.array(
             [
                 parse_number(t, spec.kind, spec.unit, file=source, row=int(r), column=spec.column)
@@ -374,36 +389,33 @@ def _clean(raw: pd.DataFrame, data, window, cleaning, source) -> CleanResult:
         )
         for name, spec in data.numeric.items()
     }
-    sched, sched_counts = _schedules(raw, data, cleaning, source, numbers)
-    master = _assemble(raw, data, comp, comp_raw, numbers, sched, source)
-    elements = list(comp.columns)
-    master.insert(1, GROUP_COL, _group_key(raw, data, comp[elements]).to_numpy())
-    reasons, n_window = _reject_reasons(raw, master, comp, data, window, cleaning)
-    off = comp_counts["sum_given_off_rows"]
-    if off:
-        shown = ", ".join(f"row {r} ({v:g} %)" for r, v in list(off.items())[:10]) + (" ..." if len(off) > 10 else "")
-        if cleaning.balance_mismatch == "reject":
-            for i in master.index[master[ROW_COL].isin(list(off))]:
-                v = off[int(master.at[i, ROW_COL])]
-                reasons[i].append(f"composition: given elements sum to {v:g} wt%, not 100")
-            log.warning("%s: %d rows whose given composition sums off 100 %% rejected: %s", source, len(off), shown)
-        else:
-            log.warning(
-                "%s: %d rows whose given composition sums off 100 %%: %s recomputed as the balance "
-                "(cleaning.balance_mismatch=reject refuses them): %s",
-                source,
-                len(off),
-                data.balance_element,
-                shown,
-            )
-    rejected = reasons.map(len) > 0
-    rejects = raw.loc[rejected].copy()
-    rejects.insert(1, "reason", reasons[rejected].map("; ".join))
-    master = master.loc[~rejected].reset_index(drop=True)
-    changes = _clamp_uniform_el(master)
+
+
+def _sum_off(master: pd.DataFrame, reasons: pd.Series, off: dict, data, cleaning, source) -> None:
+    """Rows whose given elements sum off 100 %: rejected, or warned about and recomputed as the balance."""
+    if not off:
+        return
+    shown = ", ".join(f"row {r} ({v:g} %)" for r, v in list(off.items())[:10]) + (" ..." if len(off) > 10 else "")
+    if cleaning.balance_mismatch == "reject":
+        for i in master.index[master[ROW_COL].isin(list(off))]:
+            v = off[int(master.at[i, ROW_COL])]
+            reasons[i].append(f"composition: given elements sum to {v:g} wt%, not 100")
+        log.warning("%s: %d rows whose given composition sums off 100 %% rejected: %s", source, len(off), shown)
+    else:
+        log.warning(
+            "%s: %d rows whose given composition sums off 100 %%: %s recomputed as the balance "
+            "(cleaning.balance_mismatch=reject refuses them): %s",
+            source,
+            len(off),
+            data.balance_element,
+            shown,
+        )
+
+
+def _report(raw, master, reasons, rejected, changes, counts: dict, data, window, source) -> dict:
+    """The cleaning report: rows in = kept + rejected, reasons counted, composition and schedule counts."""
+    elements = counts["elements"]
     sums = master[elements].sum(axis=1)
-    if len(master) and (sums - 100.0).abs().max() > cleaning.composition_sum_tol:
-        raise AssertionError("composition sum outside tolerance after balancing")  # a bug, not a data error
     reason_counts = (
         pd.Series(
             [r.split(":")[0] if not r.startswith("duplicate") else "duplicate" for rs in reasons[rejected] for r in rs]
@@ -418,15 +430,15 @@ def _clean(raw: pd.DataFrame, data, window, cleaning, source) -> CleanResult:
         "rows_rejected": int(rejected.sum()),
         "reject_reasons": {str(k): int(v) for k, v in reason_counts.items()},
         "chem_window": window.name,
-        "rows_outside_window": n_window,
+        "rows_outside_window": counts["window"],
         "composition": {
-            **comp_counts,
+            **counts["composition"],
             "unit_in_file": data.composition_unit,
             "sum_min": float(sums.min()) if len(master) else None,
             "sum_max": float(sums.max()) if len(master) else None,
             "negatives": int((master[elements] < 0).sum().sum()),
         },
-        "schedules": sched_counts,
+        "schedules": counts["schedules"],
         "integrity": {
             "ys_gt_uts_dropped": int(sum("integrity: YS > UTS" in r for r in reasons)),
             "uniform_el_clamped": len(changes),
@@ -436,6 +448,28 @@ def _clean(raw: pd.DataFrame, data, window, cleaning, source) -> CleanResult:
         "groups": int(master[GROUP_COL].nunique()),
     }
     assert report["rows_in"] == report["rows_kept"] + report["rows_rejected"]
+    return report
+
+
+def _clean(raw: pd.DataFrame, data, window, cleaning, source) -> CleanResult:
+    comp, comp_raw, comp_counts = _composition(raw, data, source)
+    numbers = _numeric(raw, data, source)
+    sched, sched_counts = _schedules(raw, data, cleaning, source, numbers)
+    master = _assemble(raw, data, comp, comp_raw, numbers, sched, source)
+    elements = list(comp.columns)
+    master.insert(1, GROUP_COL, _group_key(raw, data, comp[elements]).to_numpy())
+    reasons, n_window = _reject_reasons(raw, master, comp, data, window, cleaning)
+    _sum_off(master, reasons, comp_counts["sum_given_off_rows"], data, cleaning, source)
+    rejected = reasons.map(len) > 0
+    rejects = raw.loc[rejected].copy()
+    rejects.insert(1, "reason", reasons[rejected].map("; ".join))
+    master = master.loc[~rejected].reset_index(drop=True)
+    changes = _clamp_uniform_el(master)
+    sums = master[elements].sum(axis=1)
+    if len(master) and (sums - 100.0).abs().max() > cleaning.composition_sum_tol:
+        raise AssertionError("composition sum outside tolerance after balancing")  # a bug, not a data error
+    counts = {"elements": elements, "composition": comp_counts, "schedules": sched_counts, "window": n_window}
+    report = _report(raw, master, reasons, rejected, changes, counts, data, window, source)
     if len(raw) and n_window / len(raw) > cleaning.window_warn_fraction:
         log.warning(
             "chem window %r rejected %d of %d rows; for a wide dataset use chem_window=wrought",
