@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import io
 import json
 from collections import Counter
@@ -32,23 +33,8 @@ def _decode(path: Path, raw: bytes) -> str:
         ) from None
 
 
-def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataFrame:
-    """Read a data-card CSV as strings (cleaning parses values); adds `source_row`."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", file=path)
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError("file is empty", file=path)
-    text = _decode(path, raw)
-    if "\x00" in text:
-        raise DataError("looks binary (an .xlsx saved with a .csv name?); export it as CSV", file=path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DataError("file is empty", file=path) from None
-    header = [h.strip() for h in header]
+def _check_header(header: list[str], delimiter: str, path: Path) -> None:
+    """A one-column header from the wrong delimiter, a duplicated name, or the reserved row column: refused."""
     if len(header) == 1:
         others = [d for d in _DELIMS if d != delimiter and len(header[0].split(d)) > 1]
         if others:
@@ -73,7 +59,10 @@ def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataF
             row=1,
             column=ROW_COL,
         )
-    header = [h if h else f"Unnamed: {i}" for i, h in enumerate(header)]
+
+
+def _records(reader, width: int, path: Path) -> tuple[list[list[str]], list[int]]:
+    """The data rows, stripped, with the file line each starts on; blank lines skipped, ragged rows refused."""
     records, rows = [], []
     start = reader.line_num + 1
     try:
@@ -81,8 +70,8 @@ def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataF
             if not any(cell.strip() for cell in rec):
                 start = reader.line_num + 1
                 continue  # blank line
-            if len(rec) != len(header):
-                raise DataError(f"has {len(rec)} fields, the header has {len(header)}", file=path, row=start)
+            if len(rec) != width:
+                raise DataError(f"has {len(rec)} fields, the header has {width}", file=path, row=start)
             records.append([c.strip() for c in rec])
             rows.append(start)
             start = reader.line_num + 1
@@ -90,12 +79,33 @@ def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataF
         raise DataError(f"malformed CSV: {err}", file=path, row=start) from None
     if not records:
         raise DataError("has a header but no data rows", file=path)
+    return records, rows
+
+
+def read_cards(path, delimiter: str = ",", required: list[str] = ()) -> pd.DataFrame:
+    """Read a data-card CSV as strings (cleaning parses values); adds `source_row`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError("file is empty", file=path)
+    text = _decode(path, raw)
+    if "\x00" in text:
+        raise DataError("looks binary (an .xlsx saved with a .csv name?); export it as CSV", file=path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError("file is empty", file=path) from None
+    header = [h.strip() for h in header]
+    _check_header(header, delimiter, path)
+    header = [h if h else f"Unnamed: {i}" for i, h in enumerate(header)]
+    records, rows = _records(reader, len(header), path)
     df = pd.DataFrame(records, columns=header, dtype=object)
     df.insert(0, ROW_COL, np.asarray(rows, dtype=int))
     missing = [c for c in required if c not in df.columns]
     if missing:
-        import difflib
-
         hint = difflib.get_close_matches(missing[0], header, n=1)
         raise DataError(
             "required column missing" + (f"; did you mean {hint[0]!r}?" if hint else f"; the file has {header}"),
