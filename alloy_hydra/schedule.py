@@ -262,10 +262,51 @@ def schedule_block(
     return pd.DataFrame(schedule_columns(arrays_by, written_by, data, cleaning, strings, numbers), index=index)
 
 
+def _recryst_columns(name: str, temp, time, written, cleaning, numbers: dict) -> dict:
+    """A recrystallisation anneal: its type (as written, else inferred), whether it is adequate for that type,
+    and how far past recrystallisation it goes."""
+    w = (
+        np.array([str(x).strip().lower() for x in written], dtype=object)
+        if written is not None
+        else np.full(len(temp), "", dtype=object)
+    )
+    rtype = np.where(w != "", w, infer_recryst_type(temp, time, cleaning)).astype(object)
+    bad = ~np.isin(rtype, RECRYST_TYPES)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise BadRecrystType(name, i, written[i])
+    cols = {f"{name}_type": rtype}
+    flags = {}
+    for kind in ("batch", "flash", "direct"):
+        rule = getattr(cleaning, f"recryst_{kind}")
+        flags[f"adequate_{name}_{kind}"] = (
+            (rtype == kind) & (adequate(rule, temp, time, numbers, f"recryst_{kind}") > 0)
+        ).astype(float)
+    cols[f"adequate_{name}"] = np.max(np.vstack(list(flags.values())), axis=0)
+    # how far past (or short of) recrystallisation the anneal is, by the batch rule, whatever its type:
+    # a continuous input, so a formula can see partial recrystallisation (-3 = no anneal or no cold work)
+    rule = cleaning.recryst_batch
+    ratio = dose(rule, temp, time, numbers, "recryst_batch") / float(rule.min_time_s)
+    with np.errstate(invalid="ignore"):  # unknown strain stays NaN (the featuriser fills it)
+        cols[f"{name}_log_dose"] = np.where(np.isfinite(ratio), np.log10(np.clip(ratio, 1e-3, None)), np.nan)
+    # JMAK (Avrami n = JMAK_N) recrystallised fraction, 95 % where the rule calls the anneal adequate, and
+    # the cold strain it leaves: the retained work hardening that separates O, H2x and H1x tempers
+    fraction = 1.0 - np.exp(-3.0 * np.clip(ratio, 0.0, None) ** JMAK_N)
+    cols[f"{name}_jmak_fraction"] = fraction
+    strain = (
+        rolling_strain(numbers[rule.strain_from])
+        if getattr(rule, "strain_from", None) and rule.strain_from in numbers
+        else np.full(len(temp), np.nan)
+    )
+    cols[f"{name}_retained_strain"] = strain * (1.0 - fraction)
+    return {**cols, **flags}
+
+
 def schedule_columns(
     arrays_by: dict, written_by: dict, data, cleaning, strings: bool = True, numbers: dict | None = None
 ) -> dict:
     ambient = float(cleaning.ambient_C)
+    numbers = numbers or {}
     cols = {}
     for name, spec in data.schedules.items():
         temp, time = arrays_by[name]
@@ -285,43 +326,8 @@ def schedule_columns(
             if spec.threshold_C is not None:
                 cols[f"{name}_time_at_ge_{spec.threshold_C:g}C_s"] = _time_at_or_above(temp, time, spec.threshold_C)
         if spec.kind == "homog":
-            rule = cleaning.homog
-            cols[f"adequate_{name}"] = adequate(rule, temp, time, numbers or {}, f"{name} (homog)")
+            cols[f"adequate_{name}"] = adequate(cleaning.homog, temp, time, numbers, f"{name} (homog)")
         if spec.kind == "recryst":
             written = written_by.get(name) if written_by else None
-            w = (
-                np.array([str(x).strip().lower() for x in written], dtype=object)
-                if written is not None
-                else np.full(len(n), "", dtype=object)
-            )
-            rtype = np.where(w != "", w, infer_recryst_type(temp, time, cleaning)).astype(object)
-            bad = ~np.isin(rtype, RECRYST_TYPES)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise BadRecrystType(name, i, written[i])
-            cols[f"{name}_type"] = rtype
-            flags = {}
-            for kind in ("batch", "flash", "direct"):
-                rule = getattr(cleaning, f"recryst_{kind}")
-                flags[f"adequate_{name}_{kind}"] = (
-                    (rtype == kind) & (adequate(rule, temp, time, numbers or {}, f"recryst_{kind}") > 0)
-                ).astype(float)
-            cols[f"adequate_{name}"] = np.max(np.vstack(list(flags.values())), axis=0)
-            # how far past (or short of) recrystallisation the anneal is, by the batch rule, whatever its type:
-            # a continuous input, so a formula can see partial recrystallisation (-3 = no anneal or no cold work)
-            rule = cleaning.recryst_batch
-            ratio = dose(rule, temp, time, numbers or {}, "recryst_batch") / float(rule.min_time_s)
-            with np.errstate(invalid="ignore"):  # unknown strain stays NaN (the featuriser fills it)
-                cols[f"{name}_log_dose"] = np.where(np.isfinite(ratio), np.log10(np.clip(ratio, 1e-3, None)), np.nan)
-            # JMAK (Avrami n = JMAK_N) recrystallised fraction, 95 % where the rule calls the anneal adequate, and
-            # the cold strain it leaves: the retained work hardening that separates O, H2x and H1x tempers
-            fraction = 1.0 - np.exp(-3.0 * np.clip(ratio, 0.0, None) ** JMAK_N)
-            cols[f"{name}_jmak_fraction"] = fraction
-            strain = (
-                rolling_strain(numbers[rule.strain_from])
-                if getattr(rule, "strain_from", None) and numbers and rule.strain_from in numbers
-                else np.full(len(n), np.nan)
-            )
-            cols[f"{name}_retained_strain"] = strain * (1.0 - fraction)
-            cols.update(flags)
+            cols.update(_recryst_columns(name, temp, time, written, cleaning, numbers))
     return cols
