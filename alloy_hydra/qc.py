@@ -12,6 +12,8 @@ from real rows as real rows sit from each other; ≪ 1 means copying.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,41 +136,52 @@ def utility(featuriser, target: str, real_cards, synth_cards, holdout_cards, see
     return out
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What synthetic rows are judged by, read from the run config in one place (`Rules.of`)."""
+
+    target: str
+    window: Any  # a ChemWindowConfig
+    thresholds: Any  # a ThresholdsConfig
+    near_dup_fraction: float  # qc.near_dup_fraction
+    composition_sum_tol: float  # cleaning.composition_sum_tol: the rule the cards obey
+
+    @classmethod
+    def of(cls, cfg) -> Rules:
+        return cls(
+            cfg.target.name, cfg.chem_window, cfg.thresholds, cfg.qc.near_dup_fraction, cfg.cleaning.composition_sum_tol
+        )
+
+
+def _median(per: dict, key: str) -> float | None:
+    return float(np.median([v[key] for v in per.values()])) if per else None
+
+
 def evaluate(
-    real: pd.DataFrame,
-    synth: pd.DataFrame,
-    synth_cards: pd.DataFrame,
-    schema: Schema,
-    target: str,
-    window,
-    thresholds,
-    post: dict,
-    classes,
-    near_dup_fraction: float = 0.25,
-    composition_sum_tol: float = 0.05,
+    real: pd.DataFrame, synth: pd.DataFrame, synth_cards: pd.DataFrame, schema: Schema, rules: Rules, *, post, classes
 ) -> tuple[dict, pd.DataFrame]:
     """Everything but utility: real-train recipe table vs synthetic recipe table (+ its decoded cards).
-    `classes`: the train groups or the rows asked of each (_class_balance). Returns (the report, the real -
-    synthetic Spearman correlation difference matrix that `plots` draws)."""
-    comp = _composition(synth_cards, schema, window)
+    `post`: the post-processing counts; `classes`: the train groups or the rows asked of each (_class_balance).
+    Returns (the report, the real - synthetic Spearman correlation difference matrix that `plots` draws)."""
+    target = rules.target
+    comp = _composition(synth_cards, schema, rules.window)
     lo, hi = float(real[target].min()), float(real[target].max())
     t = synth[target].to_numpy(float)
     in_range = float(100.0 * np.mean((t >= lo) & (t <= hi)))
-    cont = schema.continuous
-    per = _ks_and_distances(real, synth, cont)
+    per = _ks_and_distances(real, synth, schema.continuous)
     feats = {c: v for c, v in per.items() if c != target}
-    corr_mae, corr_diff = spearman_mae(real, synth, cont)
+    corr_mae, corr_diff = spearman_mae(real, synth, schema.continuous)
     by_class = _class_balance(synth, classes, post)
-    balance = by_class["balance_ratio"]
-    mem = memorisation(real, synth, schema, near_dup_fraction)
+    mem = memorisation(real, synth, schema, rules.near_dup_fraction)
+    nan = float("nan")
     values = {
         "composition_sum_max_dev": comp["sum_max_dev"],
         "negatives": comp["negatives"],
         "window_violations": comp["window_violations"],
         "target_in_range_pct": in_range,
-        "ks_median_p": float(np.median([v["ks_p"] for v in feats.values()])) if feats else float("nan"),
-        "ks_median_stat": float(np.median([v["ks_stat"] for v in feats.values()])) if feats else float("nan"),
-        "balance_ratio": balance,
+        "ks_median_p": _median(feats, "ks_p") if feats else nan,
+        "ks_median_stat": _median(feats, "ks_stat") if feats else nan,
+        "balance_ratio": by_class["balance_ratio"],
         "corr_mae": corr_mae,
         "near_duplicates_pct": mem["near_duplicates_pct"],
         "clip_rate_pct": float(post.get("clip_rate_pct", 0.0)),
@@ -187,15 +200,13 @@ def evaluate(
         "features": per,
         "ks_median_p": values["ks_median_p"],
         "ks_median_stat": values["ks_median_stat"],
-        "wasserstein_scaled_median": float(np.median([v["wasserstein_scaled"] for v in feats.values()]))
-        if feats
-        else None,
-        "hist_overlap_median": float(np.median([v["hist_overlap"] for v in feats.values()])) if feats else None,
+        "wasserstein_scaled_median": _median(feats, "wasserstein_scaled"),
+        "hist_overlap_median": _median(feats, "hist_overlap"),
         "classes": by_class,
         "corr_mae": corr_mae,
         "memorisation": mem,
         "postprocess": post,
-        "acceptance": acceptance(values, thresholds, composition_sum_tol),
+        "acceptance": acceptance(values, rules.thresholds, rules.composition_sum_tol),
     }
     return report, corr_diff
 

@@ -1,5 +1,6 @@
 """Phase 2: generators, post-processing invariants, QC checks that can fail, and the holdout wall."""
 
+import dataclasses
 import json
 import math
 
@@ -204,7 +205,8 @@ def test_crafted_bad_sets_fail_exactly_the_right_checks(demo_state):
         c, _ = cards.decode(synth, schema, cfg.data, cfg.cleaning)
         if tamper:
             tamper(c)
-        return qc.evaluate(table, synth, c, schema, "YS", cfg.chem_window, th, post, classes)[0]
+        rules = dataclasses.replace(qc.Rules.of(cfg), target="YS", thresholds=th)
+        return qc.evaluate(table, synth, c, schema, rules, post=post, classes=classes)[0]
 
     base = failing(evaluate(good))
     # exact copies of the real rows: near-duplicates (and nothing new among the counted checks)
@@ -281,8 +283,7 @@ def test_synthetic_rows_are_sized_to_the_real_cards(demo_state):
     def balance(rows):
         out, post = generate.postprocess(rows, table, schema, cfg.chem_window)
         cards_, _ = cards.decode(out, schema, cfg.data, cfg.cleaning)
-        args = (cfg.target.name, cfg.chem_window, cfg.thresholds, post, asked)
-        return qc.evaluate(table, out, cards_, schema, *args)[0]["classes"]
+        return qc.evaluate(table, out, cards_, schema, qc.Rules.of(cfg), post=post, classes=asked)[0]["classes"]
 
     by_class = balance(synth)
     assert by_class["rows_asked"] == asked.sum() and by_class["max"] > by_class["min"]  # classes differ in size ...

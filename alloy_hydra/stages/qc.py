@@ -96,13 +96,9 @@ def _check(cfg, run_dir: Path, split: Split, gen: Generated):
                 gen.synth_table,
                 synth_cards,
                 gen.schema,
-                target,
-                cfg.chem_window,
-                cfg.thresholds,
-                gen.post,
-                gen.quota,
-                cfg.qc.near_dup_fraction,
-                cfg.cleaning.composition_sum_tol,
+                qc_mod.Rules.of(cfg),
+                post=gen.post,
+                classes=gen.quota,
             )
             if cfg.qc.plots:
                 doing("plots")
