@@ -26,9 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 
-from .config import RegistryConfig
+from . import __version__
+from .clean import data_path
+from .config import RegistryConfig, load_config_file, load_run_config
 from .errors import AlloyHydraError
+from .io import read_run
+from .model import Model
+from .selection import as_model, committee_holdout, pick_runs
 
 FORMAT = "alloy_hydra.registry/1"
 FILES = ("config.yaml", "BASE_MASTER.csv", "card.json")
@@ -165,8 +171,6 @@ class Registry:
         return folder
 
     def load(self, target: str, ref=None) -> Version:
-        from .config import load_config_file
-        from .selection import as_model
 
         number = self.resolve(target, ref)
         folder = self.verify(target, number)
@@ -221,7 +225,6 @@ class Registry:
     def publish(self, source, alias: str | None = None, combine: str = "committee") -> list[tuple[str, int]]:
         """Publish a run dir's model, or each target's chosen model or committee of a sweep dir (the sweep's own
         rule, selection.pick_runs); returns [(target, version)]."""
-        from .selection import pick_runs
 
         source = Path(source).expanduser().resolve()
         if not source.exists():
@@ -303,30 +306,11 @@ def _coverage(path: Path, target: str) -> dict:
     }
 
 
-def model_card(target: str, members: list[Path]) -> dict:
-    """What a reader needs to trust a version: what it predicts, how it was made, how well it did where."""
-    from . import __version__
-    from .clean import data_path
-    from .config import load_run_config
-    from .io import read_run
-    from .model import Model
-
-    first = members[0]
-    cfg = load_run_config(first)
-    raw_cfg, metrics, _ = read_run(first)
-    from omegaconf import OmegaConf
-
-    model = Model.load(first / "model.json")
-    path = data_path(cfg.data)
-    overrides = first / ".hydra" / "overrides.yaml"
-    coverage = first / "coverage.csv"
-    from .selection import committee_holdout
-
-    committee = committee_holdout(members)
-    member_rows = []
+def _member_rows(members: list[Path]) -> list[dict]:
+    rows = []
     for run in members:
         run_cfg, m, _ = read_run(run)
-        member_rows.append(
+        rows.append(
             {
                 "run": str(run),
                 "seed": run_cfg.get("seed"),
@@ -335,6 +319,29 @@ def model_card(target: str, members: list[Path]) -> dict:
                 "physics_pass": m.get("physics_pass"),
             }
         )
+    return rows
+
+
+def _training(metrics: dict, path: Path) -> dict:
+    """What the model learnt from: rows and groups, the holdout's, and the file with its checksum."""
+    return {
+        "rows": metrics.get("n_train_model_rows", metrics.get("n_train_rows")),
+        "groups": metrics.get("n_train_groups"),
+        "holdout_rows": metrics.get("n_holdout_rows"),
+        "holdout_groups": metrics.get("n_holdout_groups"),
+        "file": str(path),
+        "file_sha256": sha256(path) if Path(path).exists() else None,
+    }
+
+
+def model_card(target: str, members: list[Path]) -> dict:
+    """What a reader needs to trust a version: what it predicts, how it was made, how well it did where."""
+    first = members[0]
+    cfg = load_run_config(first)
+    raw_cfg, metrics, _ = read_run(first)
+    model = Model.load(first / "model.json")
+    overrides = first / ".hydra" / "overrides.yaml"
+    committee = committee_holdout(members)
     return {
         "target": target,
         "unit": model.unit,
@@ -343,24 +350,17 @@ def model_card(target: str, members: list[Path]) -> dict:
         "method": metrics.get("regressor", cfg.regressor.get("name")),
         "generator": {"configured": metrics.get("generator"), "used": metrics.get("generator_used")},
         "combine": "committee" if len(members) > 1 else "single",
-        "members": member_rows,
+        "members": _member_rows(members),
         "data": cfg.data.name,
         "chem_window": cfg.chem_window.name,
-        "training": {
-            "rows": metrics.get("n_train_model_rows", metrics.get("n_train_rows")),
-            "groups": metrics.get("n_train_groups"),
-            "holdout_rows": metrics.get("n_holdout_rows"),
-            "holdout_groups": metrics.get("n_holdout_groups"),
-            "file": str(path),
-            "file_sha256": sha256(path) if Path(path).exists() else None,
-        },
+        "training": _training(metrics, data_path(cfg.data)),
         # a committee's card holds the committee's own figures on the holdout its members share (its members'
         # single figures stay under `members`): the monitor compares new error with what the service predicts
         "metrics": {**{k: metrics.get(k) for k in CARD_METRICS}, **(committee or {})},
         "metrics_of": "committee on the shared holdout" if committee else "the single model",
         "physics_pass": metrics.get("physics_pass"),
         "physics_checks_applicable": metrics.get("physics_checks_applicable"),
-        "coverage": _coverage(coverage, target),
+        "coverage": _coverage(first / "coverage.csv", target),
         "config_diff": list(OmegaConf.load(overrides)) if overrides.exists() else [],
         "features": model.features,
         "source": str(first),
