@@ -206,12 +206,42 @@ def recommended_predictions(cards: pd.DataFrame, id_column: str, target: str, qu
 
 
 # --- the whole check -------------------------------------------------------------------------------------------------
+def _recommended(raw: pd.DataFrame, cfg, target: str, query_log, recommendations) -> dict:
+    """The design loop: recipes the tool recommended that were cast and measured, predicted vs measured."""
+    label_col = cfg.data.targets.get(target)
+    id_col = cfg.data.id_columns[0] if cfg.data.id_columns else None
+    recs = recommended_predictions(raw, id_col, target, query_log, recommendations) if id_col else None
+    if recs is None or not len(recs) or label_col not in raw:
+        return {"n": 0}
+    measured = pd.to_numeric(raw.set_index(ROW_COL).loc[recs["row"], label_col], errors="coerce").to_numpy()
+    recs = recs.assign(measured=measured).dropna(subset=["measured"])
+    tol = cfg.design.tolerance.get(target)
+    err = (recs["predicted"] - recs["measured"]).to_numpy(float)
+    off = (recs["measured"] - recs["target_value"]).abs().to_numpy(float)
+    return {
+        "n": int(len(recs)),
+        "mae": _mae(err),  # predicted vs measured, for the recipes the lab cast
+        "bias": float(np.mean(err)) if len(err) else None,
+        "within_1sigma": float(np.mean(np.abs(err) <= recs["std"].to_numpy(float))) if len(err) else None,
+        "hit_rate": float(np.mean(off <= tol)) if len(err) and tol else None,  # measured within tolerance
+        "recipes": recs.to_dict("records"),
+    }
+
+
+def _drift(subject: Subject, kept: pd.DataFrame, settings) -> list[dict]:
+    """Each model input's drift between the model's training cards and the new ones."""
+    model = subject.model
+    feat = (model.models[0] if hasattr(model, "models") else model).featuriser  # a committee shares its inputs
+    numeric = [c for c in feat.numeric if c in kept and c in subject.master]
+    categorical = [c for c in feat.categorical if c in kept and c in subject.master]
+    return data_drift(subject.master, kept, numeric, categorical, settings) if len(kept) else []
+
+
 def check(subject: Subject, raw: pd.DataFrame, settings, source="cards", query_log=None, recommendations=None) -> dict:
     from .clean import clean_for_prediction
 
     model, cfg = subject.model, subject.config
     target = model.target
-    label_col = cfg.data.targets.get(target)
     result = clean_for_prediction(raw, cfg, source)
     kept = result.master
     report = {
@@ -235,38 +265,18 @@ def check(subject: Subject, raw: pd.DataFrame, settings, source="cards", query_l
     else:
         report["out_of_domain_share"] = None
     labelled = kept[kept[target].notna()] if len(kept) and target in kept else kept.iloc[:0]
+    empty = np.array([])
     report["error"] = error_check(
-        labelled[target].to_numpy(float) if len(labelled) else np.array([]),
-        labelled["_pred"].to_numpy(float) if len(labelled) else np.array([]),
-        labelled[GROUP_COL].to_numpy() if len(labelled) else np.array([]),
+        labelled[target].to_numpy(float) if len(labelled) else empty,
+        labelled["_pred"].to_numpy(float) if len(labelled) else empty,
+        labelled[GROUP_COL].to_numpy() if len(labelled) else empty,
         subject.reference_mae,
         settings,
     )
-    feat = (model.models[0] if hasattr(model, "models") else model).featuriser  # a committee shares its inputs
-    numeric = [c for c in feat.numeric if c in kept and c in subject.master]
-    categorical = [c for c in feat.categorical if c in kept and c in subject.master]
-    drift = data_drift(subject.master, kept, numeric, categorical, settings) if len(kept) else []
+    drift = _drift(subject, kept, settings)
     report["data_drift"] = drift
     report["drifting_features"] = [d["feature"] for d in drift if d["drift"]]
-    # the design loop: recommended recipes that were cast and measured
-    id_col = cfg.data.id_columns[0] if cfg.data.id_columns else None
-    recs = recommended_predictions(raw, id_col, target, query_log, recommendations) if id_col else None
-    if recs is not None and len(recs) and label_col in raw:
-        measured = pd.to_numeric(raw.set_index(ROW_COL).loc[recs["row"], label_col], errors="coerce").to_numpy()
-        recs = recs.assign(measured=measured).dropna(subset=["measured"])
-        tol = cfg.design.tolerance.get(target)
-        err = (recs["predicted"] - recs["measured"]).to_numpy(float)
-        off = (recs["measured"] - recs["target_value"]).abs().to_numpy(float)
-        report["recommended"] = {
-            "n": int(len(recs)),
-            "mae": _mae(err),  # predicted vs measured, for the recipes the lab cast
-            "bias": float(np.mean(err)) if len(err) else None,
-            "within_1sigma": float(np.mean(np.abs(err) <= recs["std"].to_numpy(float))) if len(err) else None,
-            "hit_rate": float(np.mean(off <= tol)) if len(err) and tol else None,  # measured within tolerance
-            "recipes": recs.to_dict("records"),
-        }
-    else:
-        report["recommended"] = {"n": 0}
+    report["recommended"] = _recommended(raw, cfg, target, query_log, recommendations)
     report["retrain"] = bool(report["error"]["drift"])
     return report
 
