@@ -61,6 +61,42 @@ def _with(table: pd.DataFrame, cols) -> pd.DataFrame:
     return table.assign(**{c: np.nan for c in cols if c not in table})
 
 
+_SHOWN = ["generator", "regressor", "qc_pass", "cv_mae", "n_jobs", "tstr_r2", "aug_r2", "real_only_r2"]
+
+
+def _choice(synth: pd.DataFrame, base_by_regressor: dict) -> dict:
+    """The chosen generator among one target's QC-passing candidates, or none, and why."""
+    passing = synth[synth["qc_pass"]]
+    if not len(synth):
+        return dict(chosen_method="none", reason="no synthetic-data job with a CV score for this target")
+    if not len(passing):
+        return dict(chosen_method="none", reason="no generator passes QC on the checks that can fail")
+    best = passing.sort_values("cv_mae", kind="stable").iloc[0]
+    base = base_by_regressor.get(best["regressor"])
+    if base is None:
+        return dict(
+            chosen_method="none",
+            best_generator=best["generator"],
+            reason=f"no generator=none job with regressor {best['regressor']} to show that augmentation "
+            "helps: add generator=none to the sweep",
+        )
+    if best["cv_mae"] >= base:
+        return dict(
+            chosen_method="none",
+            best_generator=best["generator"],
+            reason=f"augmentation does not help: {best['generator']} grouped-CV MAE {best['cv_mae']:.4g} "
+            f">= real-only {base:.4g}",
+        )
+    return dict(
+        chosen_method=best["generator"],
+        cv_mae=float(best["cv_mae"]),
+        run_dir=best["run_dir"],
+        reason=f"{best['generator']}: lowest grouped-CV MAE among QC-passing generators "
+        f"({best['cv_mae']:.4g} vs real-only {base:.4g})",
+        holdout_after_choice={k: _num(best[k]) for k in ("tstr_r2", "aug_r2", "real_only_r2")},
+    )
+
+
 def select_datasets(table: pd.DataFrame) -> dict:
     """Per target, the generator the sweep supports, decided on grouped CV of the train groups, never on the
     holdout: each job's `cv_mae` is its model's grouped-CV MAE on the real train cards (synthetic rows grouped with
@@ -71,7 +107,6 @@ def select_datasets(table: pd.DataFrame) -> dict:
     out = {}
     table = _with(table, ["qc_pass", "cv_mae", "tstr_r2", "aug_r2", "real_only_r2", "regressor"])
     done = table[table["status"] == "complete"] if len(table) else table
-    shown = ["generator", "regressor", "qc_pass", "cv_mae", "n_jobs", "tstr_r2", "aug_r2", "real_only_r2"]
     for target, part in done.groupby("target") if len(done) else []:
         part = part[part["cv_mae"].notna()]
         by = part.groupby(["generator", "regressor"], dropna=False, sort=False)
@@ -86,45 +121,15 @@ def select_datasets(table: pd.DataFrame) -> dict:
         ).reset_index()
         synth = per[per["generator"] != "none"]
         real = per[per["generator"] == "none"]
-        passing = synth[synth["qc_pass"]]
-        entry = {
+        base = {r["regressor"]: float(r["cv_mae"]) for _, r in real.iterrows()}
+        out[target] = {
             "rule": "lowest grouped-CV MAE (cv_mae, train groups) among QC-passing generators; kept only if below "
             "the real-only jobs' cv_mae with the same regressor",
             "decided_on": "grouped CV of the train groups; the holdout columns are reported, never decide",
-            "candidates": synth[shown].to_dict("records") if len(synth) else [],
-            "real_only_cv_mae": {r["regressor"]: float(r["cv_mae"]) for _, r in real.iterrows()},
+            "candidates": synth[_SHOWN].to_dict("records") if len(synth) else [],
+            "real_only_cv_mae": base,
+            **_choice(synth, base),
         }
-        if not len(synth):
-            entry.update(chosen_method="none", reason="no synthetic-data job with a CV score for this target")
-        elif not len(passing):
-            entry.update(chosen_method="none", reason="no generator passes QC on the checks that can fail")
-        else:
-            best = passing.sort_values("cv_mae", kind="stable").iloc[0]
-            base = entry["real_only_cv_mae"].get(best["regressor"])
-            if base is None:
-                entry.update(
-                    chosen_method="none",
-                    best_generator=best["generator"],
-                    reason=f"no generator=none job with regressor {best['regressor']} to show that augmentation "
-                    "helps: add generator=none to the sweep",
-                )
-            elif best["cv_mae"] >= base:
-                entry.update(
-                    chosen_method="none",
-                    best_generator=best["generator"],
-                    reason=f"augmentation does not help: {best['generator']} grouped-CV MAE {best['cv_mae']:.4g} "
-                    f">= real-only {base:.4g}",
-                )
-            else:
-                entry.update(
-                    chosen_method=best["generator"],
-                    cv_mae=float(best["cv_mae"]),
-                    run_dir=best["run_dir"],
-                    reason=f"{best['generator']}: lowest grouped-CV MAE among QC-passing generators "
-                    f"({best['cv_mae']:.4g} vs real-only {base:.4g})",
-                    holdout_after_choice={k: _num(best[k]) for k in ("tstr_r2", "aug_r2", "real_only_r2")},
-                )
-        out[target] = entry
     return out
 
 
@@ -132,80 +137,48 @@ def _num(v):
     return None if v is None or pd.isna(v) else float(v)
 
 
-def model_table(table: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    table = _with(
-        table,
-        [
-            "holdout_r2",
-            "holdout_mae",
-            "cv_mae",
-            "complexity",
-            "physics_pass",
-            "baseline_ridge_r2",
-            "baseline_gbm_r2",
-            "baseline_ridge_mae",
-            "baseline_gbm_mae",
-        ],
-    )
-    done = table[(table["status"] == "complete") & table["holdout_r2"].notna()] if len(table) else table
-    for _, j in done.iterrows():
-        base = {
-            "target": j["target"],
-            "property": j["target"],
-            "generator": j["generator"],
-            "run_dir": j["run_dir"],
-            "train_data": j.get("train_data"),
-        }
+_MODEL_METRICS = ["cv_mae", "holdout_mae", "holdout_r2", "complexity", "physics_pass"]  # in the table's order
+_BASELINES = [f"baseline_{b}_{m}" for b in ("ridge", "gbm") for m in ("r2", "mae")]
+_MODEL_TABLE = "target property method generator cv_mae holdout_mae holdout_r2 complexity physics_pass run_dir".split()
+
+
+def _model_rows(j: pd.Series) -> list[dict]:
+    """One job's model and its two baselines (ridge, gbm), scored on the same holdout."""
+    base = {
+        "target": j["target"],
+        "property": j["target"],
+        "generator": j["generator"],
+        "run_dir": j["run_dir"],
+        "train_data": j.get("train_data"),
+    }
+    model = {"method": j["regressor"], **{k: j.get(k) for k in _MODEL_METRICS}, "baseline": False}
+    rows = [{**base, **model}]
+    for b in ("ridge", "gbm"):
         rows.append(
             {
                 **base,
-                "method": j["regressor"],
-                "cv_mae": j.get("cv_mae"),
-                "holdout_mae": j.get("holdout_mae"),
-                "holdout_r2": j.get("holdout_r2"),
-                "complexity": j.get("complexity"),
-                "physics_pass": j.get("physics_pass"),
-                "baseline": False,
+                "method": f"baseline_{b}",
+                "cv_mae": None,
+                "holdout_mae": j.get(f"baseline_{b}_mae"),
+                "holdout_r2": j.get(f"baseline_{b}_r2"),
+                "complexity": None,
+                "physics_pass": None,
+                "baseline": True,
             }
         )
-        for b in ("ridge", "gbm"):
-            rows.append(
-                {
-                    **base,
-                    "method": f"baseline_{b}",
-                    "cv_mae": None,
-                    "holdout_mae": j.get(f"baseline_{b}_mae"),
-                    "holdout_r2": j.get(f"baseline_{b}_r2"),
-                    "complexity": None,
-                    "physics_pass": None,
-                    "baseline": True,
-                }
-            )
-    mt = pd.DataFrame(rows)
+    return rows
+
+
+def model_table(table: pd.DataFrame) -> pd.DataFrame:
+    table = _with(table, _MODEL_METRICS + _BASELINES)
+    done = table[(table["status"] == "complete") & table["holdout_r2"].notna()] if len(table) else table
+    mt = pd.DataFrame([row for _, j in done.iterrows() for row in _model_rows(j)])
     if not len(mt):
-        return pd.DataFrame(
-            columns=[
-                "target",
-                "property",
-                "method",
-                "generator",
-                "cv_mae",
-                "holdout_mae",
-                "holdout_r2",
-                "complexity",
-                "physics_pass",
-                "run_dir",
-                "baseline",
-                "chosen",
-                "committee",
-            ]
-        )
+        return pd.DataFrame(columns=[*_MODEL_TABLE, "baseline", "chosen", "committee"])
     picked = selection.choose(mt[~mt["baseline"]])
     mt["chosen"] = mt["committee"] = False
     mt.loc[picked.index, ["chosen", "committee"]] = picked[["chosen", "committee"]]
     return mt.drop(columns="train_data")
-    return mt
 
 
 def write_reports(sweep_dir, console=None) -> int:
