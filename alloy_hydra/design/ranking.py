@@ -120,6 +120,45 @@ def rank(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns, 
     return out
 
 
+def _nearest_card(space, X: np.ndarray, master: pd.DataFrame, id_columns) -> tuple[np.ndarray, np.ndarray]:
+    """Each recipe's nearest real card in the recipe space: its ids (and row in the user's file), its distance."""
+    rspace = cards_mod.RecipeSpace(space.table, space.schema)
+    nn = NearestNeighbors(n_neighbors=1).fit(rspace(space.table))
+    rec = space.recipes(X)
+    for t in space.schema.targets:
+        rec[t] = space.table[t].mean()
+    d, j = nn.kneighbors(rspace(rec.reindex(columns=space.table.columns)))
+    ids = [c for c in id_columns if c in master] or [GROUP_COL]
+    near = master.iloc[j[:, 0]]
+    label = near[ids].astype(str).agg(" / ".join, axis=1)
+    if "source_row" in near:  # the row in the user's file: an id such as "Unspecified" names no card
+        label = label + " / row " + near["source_row"].astype(str)
+    return label.to_numpy(), np.round(d[:, 0], 3)
+
+
+def _best_per_neighbourhood(out: pd.DataFrame, cards: pd.DataFrame, space, domain: str) -> pd.DataFrame:
+    """The recipes ranked, one per neighbourhood, as a metallurgist would tell recipes apart: composition to
+    0.1 wt%, reductions to 5 %, the categoricals and schedule types, the final anneal's peak temperature to 10 °C
+    (so recipes that differ only in ingot thickness, hold minutes or grain size are one recommendation)."""
+    key = out[space.schema.elements].round(1).astype(str).agg("|".join, axis=1)
+    for col in space.schema.numeric:
+        if space.data.numeric[col].kind == "percent":
+            key += "|" + (out[col] / 5).round().astype(str)
+    for col in [c for c in out.columns if c.endswith("_type") or c in space.data.categoricals]:
+        key += "|" + out[col].astype(str)
+    for name in space.schema.schedules:
+        if space.data.schedules[name].kind == "recryst" and f"{name}_temp_max_C" in cards:
+            key += "|" + (cards[f"{name}_temp_max_C"].to_numpy() / 10).round().astype(str)
+    # p_hit is the first key (to 0.01: cost, simplicity and depth in the domain break near-ties), as the README
+    # says; in-domain recipes before the others unless design.domain=ignore
+    order = ["in_domain", "_p", "score"] if domain != "ignore" else ["_p", "score"]
+    asc = [False, False, True] if domain != "ignore" else [False, True]
+    out = out.assign(_key=key.to_numpy(), _p=out["p_hit"].round(2)).sort_values(order, ascending=asc, kind="stable")
+    out = out.loc[~out["_key"].duplicated()].drop(columns=["_key", "_p"]).reset_index(drop=True)  # the best of each
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
 def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns) -> pd.DataFrame:
     ev = evaluator(X, with_std=True)
     targets = evaluator.targets
@@ -159,41 +198,9 @@ def _table(evaluator: Evaluator, X: np.ndarray, master: pd.DataFrame, id_columns
     out["cost_index"] = np.round(ev.cost, 4)
     out["n_additions"] = ev.additions
     out["domain_ratio"] = np.round(ev.domain_ratio, 3)
-    # nearest real card in the recipe space
-    rspace = cards_mod.RecipeSpace(space.table, space.schema)
-    nn = NearestNeighbors(n_neighbors=1).fit(rspace(space.table))
-    rec = space.recipes(X)
-    for t in space.schema.targets:
-        rec[t] = space.table[t].mean()
-    d, j = nn.kneighbors(rspace(rec.reindex(columns=space.table.columns)))
-    ids = [c for c in id_columns if c in master] or [GROUP_COL]
-    near = master.iloc[j[:, 0]]
-    label = near[ids].astype(str).agg(" / ".join, axis=1)
-    if "source_row" in near:  # the row in the user's file: an id such as "Unspecified" names no card
-        label = label + " / row " + near["source_row"].astype(str)
-    out["nearest_card"] = label.to_numpy()
-    out["nearest_distance"] = np.round(d[:, 0], 3)
+    out["nearest_card"], out["nearest_distance"] = _nearest_card(space, X, master, id_columns)
     out["note"] = _notes(out, c, targets)
-    # one recipe per neighbourhood, as a metallurgist would tell recipes apart: composition to 0.1 wt%,
-    # reductions to 5 %, the categoricals and schedule types, the final anneal's peak temperature to 10 °C (so
-    # recipes that differ only in ingot thickness, hold minutes or grain size are one recommendation)
-    key = out[space.schema.elements].round(1).astype(str).agg("|".join, axis=1)
-    for col in space.schema.numeric:
-        if space.data.numeric[col].kind == "percent":
-            key += "|" + (out[col] / 5).round().astype(str)
-    for col in [c for c in out.columns if c.endswith("_type") or c in space.data.categoricals]:
-        key += "|" + out[col].astype(str)
-    for name in space.schema.schedules:
-        if space.data.schedules[name].kind == "recryst" and f"{name}_temp_max_C" in c:
-            key += "|" + (c[f"{name}_temp_max_C"].to_numpy() / 10).round().astype(str)
-    # p_hit is the first key (to 0.01: cost, simplicity and depth in the domain break near-ties), as the README
-    # says; in-domain recipes before the others unless design.domain=ignore
-    order = ["in_domain", "_p", "score"] if evaluator.design.domain != "ignore" else ["_p", "score"]
-    asc = [False, False, True] if evaluator.design.domain != "ignore" else [False, True]
-    out = out.assign(_key=key.to_numpy(), _p=out["p_hit"].round(2)).sort_values(order, ascending=asc, kind="stable")
-    out = out.loc[~out["_key"].duplicated()].drop(columns=["_key", "_p"]).reset_index(drop=True)  # the best of each
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
-    return out
+    return _best_per_neighbourhood(out, c, space, evaluator.design.domain)
 
 
 def hit_probability(pred, std, target: float, tol: float) -> np.ndarray:
