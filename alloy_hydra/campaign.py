@@ -42,6 +42,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +57,45 @@ log = logging.getLogger("alloy_hydra.campaign")
 REPEAT = 0.25
 
 FORMAT = "alloy_hydra.campaign/1"
-DEFAULT_OVERRIDES = ["regressor=hinge", "generator=none", "qc.plots=false", "summary=false"]
 
 
 class CampaignError(AlloyHydraError):
     pass
+
+
+@dataclass
+class _Pool:
+    """The design stage's feasible recipes (in its ranking's order), their design variables standardised (Z),
+    which are blocked (near a pending experiment or a tested card), and how far apart a batch's recipes stay."""
+
+    table: pd.DataFrame
+    Z: np.ndarray
+    blocked: np.ndarray
+    radius: float
+
+
+@dataclass
+class _Batch:
+    """A batch being chosen: candidate indices, why each was chosen, why exploit slots went to exploration."""
+
+    picks: list
+    why: list
+    note: str | None = None
+    gap: tuple | None = None  # (raw card, why): a tested card re-tested for the label it lacks
+    n_repeats: int = 0  # candidates skipped as repeats of tested cards
+
+
+@dataclass
+class Goal:
+    """What a campaign designs for: target values (name -> value, e.g. {"YS": 260}), each within a tolerance
+    (default design.tolerance), minimums a recipe must reach, and the recipe constraints."""
+
+    targets: dict
+    tolerance: dict | None = None
+    minimum: dict | None = None
+    family: str | None = None
+    casting: str | None = None
+    max_cost: float | None = None
 
 
 JOURNAL, MARKER, LOCK = ".commit", "COMMITTED", ".lock"
@@ -144,47 +179,35 @@ class Campaign:
 
     # --- creating, saving, loading ----------------------------------------------------------------------------
     @classmethod
-    def create(
-        cls,
-        path,
-        targets: dict,
-        cards,
-        tolerance: dict | None = None,
-        family: str | None = None,
-        casting: str | None = None,
-        max_cost: float | None = None,
-        minimum: dict | None = None,
-        explore: float = CampaignConfig.explore,
-        diversity: float = CampaignConfig.diversity,
-        overrides=DEFAULT_OVERRIDES,
-        seed: int = 0,
-        registry: str | None = None,
-    ) -> Campaign:
+    def create(cls, path, cards, goal: Goal, settings: CampaignConfig | None = None) -> Campaign:
+        """A new campaign in `path` from start cards (a file or a table), a goal and how batches are made."""
         from .config import compose
 
-        path = Path(path)
+        settings = settings or CampaignConfig()
+        path, targets = Path(path), goal.targets
         if (path / "campaign.json").exists():
             raise CampaignError(f"{path} already holds a campaign (campaign.json)")
-        if not 0 <= explore <= 1:
-            raise CampaignError(f"explore must be between 0 and 1, not {explore}")
-        cfg = compose(list(overrides))
+        if not 0 <= settings.explore <= 1:
+            raise CampaignError(f"explore must be between 0 and 1, not {settings.explore}")
+        cfg = compose(list(settings.overrides))
         unknown = [t for t in targets if t not in cfg.design.targets]
         if unknown:
             raise CampaignError(f"unknown target {unknown[0]!r}; properties: {', '.join(cfg.design.targets)}")
-        tol = {t: float((tolerance or {}).get(t, cfg.design.tolerance[t])) for t in targets}
+        tol = {t: float((goal.tolerance or {}).get(t, cfg.design.tolerance[t])) for t in targets}
         table = cards if isinstance(cards, pd.DataFrame) else read_cards(cards, delimiter=cfg.data.delimiter)
         table = table.drop(columns=["source_row"], errors="ignore")
         _check_start_cards(table, cfg, targets, "the cards" if isinstance(cards, pd.DataFrame) else str(cards))
+        constraints = {"family": goal.family, "casting": goal.casting, "max_cost": goal.max_cost}
         state = {
             "format": FORMAT,
             "targets": {t: float(v) for t, v in targets.items()},
             "tolerance": tol,
-            "constraints": {"family": family, "casting": casting, "max_cost": max_cost, "min": dict(minimum or {})},
-            "explore": float(explore),
-            "diversity": float(diversity),
-            "overrides": list(overrides),
-            "seed": int(seed),
-            "registry": registry,
+            "constraints": {**constraints, "min": dict(goal.minimum or {})},
+            "explore": float(settings.explore),
+            "diversity": float(settings.diversity),
+            "overrides": list(settings.overrides),
+            "seed": int(settings.seed),
+            "registry": settings.registry,
             "round": 0,
             "n_initial": int(len(table)),
             "pending": [],
@@ -316,28 +339,28 @@ class Campaign:
         # a recipe the cards already hold (measured by the campaign or among the start cards) is not proposed
         # again: within REPEAT x diversity of a tested card in the design variables is the same recipe
         repeats = _near_cards(pool, master, cols, Z, REPEAT * radius, cats)
-        blocked |= repeats
+        cands = _Pool(pool, Z, blocked | repeats, radius)
         n_exploit = int(round(batch_size * (1 - self.state["explore"])))
-        tol = self.state["tolerance"]
-        picks, why, note = _exploit(pool, blocked, Z, n_exploit, radius, cfg, self.state["round"] + 1)
-        n_filled_exploit = len(picks)
-        gap = None
-        if self.state.get("gaps", True) and batch_size - len(picks) >= 1:
-            gap = self._label_gap(master, cfg, taken)
-        room = batch_size - (1 if gap is not None else 0)
-        _explore(pool, blocked, Z, tol, radius, room, picks, why, n_exploit - n_filled_exploit, note)
-        if len(picks) < batch_size - (1 if gap is not None else 0):
+        batch = _exploit(cands, n_exploit, cfg, self.state["round"] + 1)
+        batch.n_repeats = int(repeats.sum())
+        spare = n_exploit - len(batch.picks)
+        if self.state.get("gaps", True) and batch_size - len(batch.picks) >= 1:
+            batch.gap = self._label_gap(master, cfg, taken)
+        room = batch_size - (1 if batch.gap is not None else 0)
+        _explore(cands, self.state["tolerance"], room, batch, spare)
+        if len(batch.picks) < room:
             log.warning(
                 "campaign: only %d recipes: the rest of the space is within reach of tested or pending recipes",
-                len(picks),
+                len(batch.picks),
             )
-        return self._write_batch(pool, picks, why, gap, cfg, master, int(repeats.sum()), note)
+        return self._write_batch(pool, batch, cfg, master)
 
-    def _write_batch(self, pool, picks: list, why: list, gap, cfg, master, n_repeats: int, note) -> pd.DataFrame:
+    def _write_batch(self, pool: pd.DataFrame, batch: _Batch, cfg, master: pd.DataFrame) -> pd.DataFrame:
         """The round's batch as data cards (rounds/r<k>/batch.csv), pending in the state with why each was chosen
         and what was predicted, committed."""
         from . import design as design_mod
 
+        picks, why, gap = batch.picks, batch.why, batch.gap
         k = self.state["round"] + 1
         chosen = pool.loc[picks].assign(rank=np.arange(1, len(picks) + 1))
         cards = design_mod.as_raw_cards(chosen, cfg.data, prefix=f"c{k}")
@@ -367,8 +390,8 @@ class Campaign:
                 "recommended": recommended,
                 "n_cards": int(len(master)),
                 "n_feasible": int(len(pool)),
-                "n_repeats_skipped": n_repeats,
-                "note": note,
+                "n_repeats_skipped": batch.n_repeats,
+                "note": batch.note,
             }
         )
         self.commit()
@@ -595,36 +618,38 @@ def _gap(Z: np.ndarray, i: int, picks: list) -> float:
     return float(np.sqrt(np.mean((Z[picks] - Z[i]) ** 2, axis=1)).min()) if picks else np.inf
 
 
-def _exploit(pool: pd.DataFrame, blocked: np.ndarray, Z: np.ndarray, n_exploit: int, radius: float, cfg, round_no):
-    """The exploit slots: (picks, why, note — why slots were left to exploration, or None)."""
-    picks, why = [], []
+def _exploit(cands: _Pool, n_exploit: int, cfg, round_no: int) -> _Batch:
+    """The exploit slots, and a note on the slots left to exploration (None when all are filled)."""
+    pool, blocked = cands.table, cands.blocked
+    batch = _Batch([], [])
     # exploit: the design ranking (p_hit first, then cost and simplicity), only recipes with a real chance —
     # in domain and P(all within tolerance) >= design.min_p_hit; a slot none can fill explores instead
     real = (pool["p_hit"] >= cfg.design.min_p_hit).to_numpy() & pool["in_domain"].astype(bool).to_numpy()
-    ok = ~blocked & real
-    exploit = pool.index[ok]  # the pool comes in the design ranking's order
-    for i in exploit:
-        if len(picks) >= n_exploit:
+    for i in pool.index[~blocked & real]:  # the pool comes in the design ranking's order
+        if len(batch.picks) >= n_exploit:
             break
-        if _far(Z, i, picks, radius):
-            picks.append(i)
-            why.append(f"exploit: rank {int(pool.at[i, 'rank'])}, P(all within tolerance) {pool.at[i, 'p_hit']:.2f}")
-    note = None
-    if len(picks) < n_exploit:
+        if _far(cands.Z, i, batch.picks, cands.radius):
+            batch.picks.append(i)
+            batch.why.append(
+                f"exploit: rank {int(pool.at[i, 'rank'])}, P(all within tolerance) {pool.at[i, 'p_hit']:.2f}"
+            )
+    if len(batch.picks) < n_exploit:
         best = pool.loc[~blocked & pool["in_domain"].astype(bool).to_numpy(), "p_hit"]
         best_text = f"best {best.max():.2f}" if len(best) else "none in domain"
-        note = (
-            f"{n_exploit - len(picks)} of {n_exploit} exploit slots spent on learning: no other recipe in domain "
-            f"has P(all within tolerance) >= {cfg.design.min_p_hit:g} ({best_text})"
+        batch.note = (
+            f"{n_exploit - len(batch.picks)} of {n_exploit} exploit slots spent on learning: no other recipe in "
+            f"domain has P(all within tolerance) >= {cfg.design.min_p_hit:g} ({best_text})"
         )
-        log.warning("campaign round %d: %s", round_no, note)
-    return picks, why, note
+        log.warning("campaign round %d: %s", round_no, batch.note)
+    return batch
 
 
-def _explore(pool, blocked, Z, tol: dict, radius: float, room: int, picks: list, why: list, spare: int, note) -> None:
-    """The explore slots, appended to picks / why up to `room`: recipes that could hit within 2σ where the models
+def _explore(cands: _Pool, tol: dict, room: int, batch: _Batch, spare: int) -> None:
+    """The explore slots, appended to the batch up to `room`: recipes that could hit within 2σ where the models
     know least, then any; a small space is filled with the farthest remaining. `spare`: exploit slots no recipe
-    with a real chance could take (their reason, `note`, is said on the recipes that take them)."""
+    with a real chance could take (their reason, the batch's note, is said on the recipes that take them)."""
+    pool, blocked, Z, radius = cands.table, cands.blocked, cands.Z, cands.radius
+    picks, why = batch.picks, batch.why
     unc = sum(pool[f"{t}_std"] / tol[t] for t in tol) / len(tol)
     could = np.all([(pool[f"{t}_dev"].abs() - 2 * pool[f"{t}_std"]) <= tol[t] for t in tol], axis=0)
     order = list(pool.index[could & ~blocked][np.argsort(-unc[could & ~blocked].to_numpy(), kind="stable")])
@@ -637,7 +662,7 @@ def _explore(pool, blocked, Z, tol: dict, radius: float, room: int, picks: list,
             kind = "could hit within 2σ" if could[i] else "no candidate left that could hit"
             text = f"explore: {kind}; mean σ/tolerance {unc[i]:.2f} (where the models know least)"
             if spare > 0:
-                text += f" — in place of an exploit slot ({note})"
+                text += f" — in place of an exploit slot ({batch.note})"
                 spare -= 1
             why.append(text)
     if len(picks) < room:  # a small space: fill with the farthest remaining from the batch (never a repeat)

@@ -412,9 +412,10 @@ def _sum_off(master: pd.DataFrame, reasons: pd.Series, off: dict, data, cleaning
         )
 
 
-def _report(raw, master, reasons, rejected, changes, counts: dict, data, window, source) -> dict:
-    """The cleaning report: rows in = kept + rejected, reasons counted, composition and schedule counts."""
-    elements = counts["elements"]
+def _report(raw, master, reasons: pd.Series, counts: dict, data, window, source) -> dict:
+    """The cleaning report: rows in = kept + rejected, reasons counted, composition and schedule counts.
+    `counts`: the elements, the composition and schedule counters, rows outside the window, clamped values."""
+    elements, changes, rejected = counts["elements"], counts["changes"], reasons.map(len) > 0
     sums = master[elements].sum(axis=1)
     reason_counts = (
         pd.Series(
@@ -469,7 +470,7 @@ def _clean(raw: pd.DataFrame, data, window, cleaning, source) -> CleanResult:
     if len(master) and (sums - 100.0).abs().max() > cleaning.composition_sum_tol:
         raise AssertionError("composition sum outside tolerance after balancing")  # a bug, not a data error
     counts = {"elements": elements, "composition": comp_counts, "schedules": sched_counts, "window": n_window}
-    report = _report(raw, master, reasons, rejected, changes, counts, data, window, source)
+    report = _report(raw, master, reasons, {**counts, "changes": changes}, data, window, source)
     if len(raw) and n_window / len(raw) > cleaning.window_warn_fraction:
         log.warning(
             "chem window %r rejected %d of %d rows; for a wide dataset use chem_window=wrought",

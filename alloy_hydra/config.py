@@ -410,6 +410,12 @@ class CampaignConfig:
     # python -m alloy_hydra.campaign init: how a batch is split and spread (alloy_hydra/campaign.py)
     explore: float = 0.4  # share of each batch that explores where the models are least sure
     diversity: float = 1.0  # recipes of one batch at least this far apart (RMS, in spreads of the candidates)
+    # run.py overrides for every round's training and design: fast, readable models (hinge), real cards only
+    overrides: list[str] = field(
+        default_factory=lambda: ["regressor=hinge", "generator=none", "qc.plots=false", "summary=false"]
+    )
+    seed: int = 0  # the seed of every round's runs
+    registry: str | None = None  # publish every round's models to this registry (a RegistryConfig.path)
 
 
 @dataclass

@@ -72,7 +72,8 @@ def get_assistant(path: str) -> Assistant:
     return Assistant(path)
 
 
-def design_tab(assistant: Assistant, options: dict) -> None:
+def _design_form(options: dict) -> DesignRequest | None:
+    """The targets, family, casting, cost cap and length of the list; the request once submitted."""
     available = [t for t in REQUEST_TARGETS.values() if t in options["targets"]]
     with st.form("design"):
         cols = st.columns(len(available) or 1)
@@ -94,33 +95,40 @@ def design_tab(assistant: Assistant, options: dict) -> None:
         max_cost = c.number_input("Max cost index (price / price of Al)", 1.0, 100.0, 2.0, 0.1, key="max_cost")
         top = st.slider("Recipes to show", 1, 50, 10, key="top")
         submitted = st.form_submit_button("Find alloys")
-    if submitted:
-        req = DesignRequest(
-            targets=values,
-            family=None if family == "any" else family,
-            casting=None if casting == "any" else casting,
-            max_cost=max_cost,
-            top=top,
+    if not submitted:
+        return None
+    return DesignRequest(
+        targets=values,
+        family=None if family == "any" else family,
+        casting=None if casting == "any" else casting,
+        max_cost=max_cost,
+        top=top,
+    )
+
+
+def _search(assistant: Assistant, req: DesignRequest) -> bool:
+    """The service's own design call, with a progress bar; the answer (or the refusal) goes to the query log.
+    False when refused."""
+    bar = st.progress(0.0, text="searching recipes ...")
+    inputs = {**dataclasses.asdict(req), "via": "page"}
+    try:
+        result = assistant.design(
+            req, progress=lambda done, total: bar.progress(done / total, text=f"NSGA-II generation {done}/{total}")
         )
-        bar = st.progress(0.0, text="searching recipes ...")
-        inputs = {**dataclasses.asdict(req), "via": "page"}
-        try:
-            result = assistant.design(
-                req, progress=lambda done, total: bar.progress(done / total, text=f"NSGA-II generation {done}/{total}")
-            )
-        except RequestError as err:
-            bar.empty()
-            logged(assistant, answers.DESIGN, err.status, inputs, {"error": {"field": err.field, "message": str(err)}})
-            st.error(in_words(err))
-            return
-        bar.progress(1.0, text="done")
-        qid = uuid.uuid4().hex
-        record = answers.design_record(answers.design(result, qid))
-        logged(assistant, answers.DESIGN, 200, inputs, record, result["versions"], qid)
-        st.session_state["result"], st.session_state["query_id"] = result, qid
-    result = st.session_state.get("result")
-    if result is None:
-        return
+    except RequestError as err:
+        bar.empty()
+        logged(assistant, answers.DESIGN, err.status, inputs, {"error": {"field": err.field, "message": str(err)}})
+        st.error(in_words(err))
+        return False
+    bar.progress(1.0, text="done")
+    qid = uuid.uuid4().hex
+    record = answers.design_record(answers.design(result, qid))
+    logged(assistant, answers.DESIGN, 200, inputs, record, result["versions"], qid)
+    st.session_state["result"], st.session_state["query_id"] = result, qid
+    return True
+
+
+def _show_design(assistant: Assistant, result: dict) -> None:
     if result["reason"]:  # no pretend ranking: say why, show the closest recipes as such
         st.warning(result["reason"])
         if len(result["candidates"]):
@@ -148,6 +156,15 @@ def design_tab(assistant: Assistant, options: dict) -> None:
         "recommended_cards.csv",
         "text/csv",
     )
+
+
+def design_tab(assistant: Assistant, options: dict) -> None:
+    req = _design_form(options)
+    if req is not None and not _search(assistant, req):
+        return  # the refusal is on screen, not an earlier answer below it
+    result = st.session_state.get("result")
+    if result is not None:
+        _show_design(assistant, result)
 
 
 def predict_tab(assistant: Assistant, options: dict) -> None:

@@ -34,8 +34,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from alloy_hydra.campaign import Goal  # noqa: E402
+from alloy_hydra.config import CampaignConfig  # noqa: E402
+
 TARGETS = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}
 SETTINGS = ["regressor=hinge", "generator=none", "qc.plots=false", "summary=false"]
+GOAL = Goal(TARGETS, casting="DC", max_cost=2.0)
 EXTRA = ("why", "in_domain", "retest_of")
 WINDOW = 70  # MPa: every card this close to the YS or the UTS target is dropped from the start
 
@@ -79,8 +83,12 @@ def arm_campaign(seed, rounds, batch, explore, workdir) -> dict:
     from alloy_hydra import ground_truth
     from alloy_hydra.campaign import Campaign
 
-    camp = Campaign.create(Path(workdir) / f"campaign_{explore}", TARGETS, start_cards(seed), casting="DC",
-                           max_cost=2.0, explore=explore, overrides=SETTINGS, seed=seed)  # fmt: skip
+    camp = Campaign.create(
+        Path(workdir) / f"campaign_{explore}",
+        start_cards(seed),
+        GOAL,
+        CampaignConfig(explore, overrides=SETTINGS, seed=seed),
+    )
     cfg = camp.config()
     rng = np.random.default_rng(1000 + seed)
     dist = []
@@ -95,8 +103,9 @@ def arm_one_shot(seed, rounds, batch, workdir) -> dict:
     from alloy_hydra import ground_truth
     from alloy_hydra.campaign import Campaign
 
-    camp = Campaign.create(Path(workdir) / "one_shot", TARGETS, start_cards(seed), casting="DC", max_cost=2.0,
-                           explore=0.0, overrides=SETTINGS, seed=seed)  # fmt: skip
+    camp = Campaign.create(
+        Path(workdir) / "one_shot", start_cards(seed), GOAL, CampaignConfig(0.0, overrides=SETTINGS, seed=seed)
+    )
     cfg = camp.config()
     measured = ground_truth.cast(recipe(camp.recommend(batch * rounds)), cfg, np.random.default_rng(1000 + seed))
     return summary_of(distances(measured, cfg), batch, rounds)
@@ -107,8 +116,9 @@ def arm_random(seed, rounds, batch, workdir) -> dict:
     from alloy_hydra.campaign import Campaign
     from alloy_hydra.stages.design import recommend
 
-    camp = Campaign.create(Path(workdir) / "random", TARGETS, start_cards(seed), casting="DC", max_cost=2.0,
-                           explore=0.0, overrides=SETTINGS, seed=seed)  # fmt: skip
+    camp = Campaign.create(
+        Path(workdir) / "random", start_cards(seed), GOAL, CampaignConfig(0.0, overrides=SETTINGS, seed=seed)
+    )
     models, cfg, master = camp.train()
     # the same domain rule as the campaign's pool (design.domain=penalise): random among what the others choose from
     cfg = dataclasses.replace(

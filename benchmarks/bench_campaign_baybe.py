@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_campaign import SETTINGS, TARGETS, distances, start_cards, summary_of  # noqa: E402
+from bench_campaign import GOAL, SETTINGS, TARGETS, distances, start_cards, summary_of  # noqa: E402
+
+from alloy_hydra.config import CampaignConfig  # noqa: E402
 
 
 def recipes_table(space, evaluator, X: np.ndarray) -> pd.DataFrame:
@@ -65,8 +67,9 @@ def run_seed(args) -> dict:
     from alloy_hydra.stages.design import space_for
 
     with tempfile.TemporaryDirectory() as tmp:
-        camp = Campaign.create(Path(tmp) / "c", TARGETS, start_cards(seed), casting="DC", max_cost=2.0,
-                               explore=0.0, overrides=SETTINGS, seed=seed)  # fmt: skip
+        camp = Campaign.create(
+            Path(tmp) / "c", start_cards(seed), GOAL, CampaignConfig(0.0, overrides=SETTINGS, seed=seed)
+        )
         models, cfg, master = camp.train()
     master = design.family_cards(master, cfg.design.family, cfg.design.families)
     space = space_for(cfg, master, cfg.data)

@@ -34,7 +34,7 @@ def main():
     master = pd.read_csv(source / "BASE_MASTER.csv", dtype={c: str for c in cfg.data.id_columns})
     targets = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}
     dc = DesignConfig(max_cost=2.0)
-    space = design.Space(master, cfg.data, cfg.chem_window, {"casting": "DC"}, {}, ["casting"], list(dc.outcomes))
+    space = design.Space(master, cfg.data, cfg.chem_window, dc, fixed={"casting": "DC"})
     ev = design.Evaluator(space, {t: models[t] for t in targets}, dc, cfg.cleaning, targets)
     for method in ("nsga2", "random"):
         t0 = time.perf_counter()

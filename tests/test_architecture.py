@@ -235,8 +235,7 @@ def test_function_defaults_are_the_schemas():
     )
     opt = config.OptimizerConfig()
     assert (default(design._Search, "pop_size"), default(design._Search, "n_gen")) == (opt.pop_size, opt.n_gen)
-    camp, create = config.CampaignConfig(), campaign.Campaign.create
-    assert (default(create, "explore"), default(create, "diversity")) == (camp.explore, camp.diversity)
+    assert default(campaign.Campaign.create, "settings") is None  # None = CampaignConfig()
     assert default(Registry, "path") == config.RegistryConfig().path
     for fn, name in ((split.split_groups, "seed"), (qc.acceptance, "composition_sum_tol")):
         assert default(fn, name) is inspect.Parameter.empty  # the caller passes the config's value

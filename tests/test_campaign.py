@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 from alloy_hydra import campaign, clean, demo, ground_truth
-from alloy_hydra.config import compose
+from alloy_hydra.config import CampaignConfig, compose
 
 TINY = ["regressor=hinge", "generator=none", "debug=fast", "optimizer.pop_size=30", "optimizer.n_gen=10"]
 TARGETS = {"YS": 260.0, "UTS": 320.0, "FractureEL": 12.0}
@@ -35,8 +35,9 @@ def cleaned(batch, cfg):
 
 def test_a_tiny_campaign_end_to_end(tmp_path):
     cfg = compose()
-    camp = campaign.Campaign.create(tmp_path / "c", TARGETS, biased_cards(), casting="DC", max_cost=2.0,
-                                    explore=0.4, overrides=TINY, registry=str(tmp_path / "models"))  # fmt: skip
+    goal = campaign.Goal(TARGETS, casting="DC", max_cost=2.0)
+    settings = CampaignConfig(explore=0.4, overrides=TINY, registry=str(tmp_path / "models"))
+    camp = campaign.Campaign.create(tmp_path / "c", biased_cards(), goal, settings)
     first = camp.recommend(5)
     assert len(first) == 5 and first["file_name"].tolist() == [f"c1-{i}" for i in range(1, 6)]
     # every card it has trains the round's models (no holdout; grouped CV validates)
@@ -116,7 +117,8 @@ def test_the_campaign_commands(tmp_path):
 @pytest.mark.parametrize("explore", [-0.1, 1.5])
 def test_the_dial_is_checked(tmp_path, explore):
     with pytest.raises(campaign.CampaignError, match="explore"):
-        campaign.Campaign.create(tmp_path / "c", {"YS": 260}, biased_cards(), explore=explore, overrides=TINY)
+        settings = CampaignConfig(explore=explore, overrides=TINY)
+        campaign.Campaign.create(tmp_path / "c", biased_cards(), campaign.Goal({"YS": 260}), settings)
 
 
 def test_a_recipe_near_a_tested_or_pending_card_is_not_proposed_again():

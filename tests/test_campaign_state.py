@@ -14,6 +14,9 @@ from conftest import ROOT
 from test_campaign import TINY, biased_cards
 
 from alloy_hydra import campaign
+from alloy_hydra.config import CampaignConfig
+
+YS_260, ONLY_TINY = campaign.Goal({"YS": 260.0}), CampaignConfig(overrides=TINY)
 
 PAUSE = 0.2  # s between the steps of a commit (fault injection, campaign._pause)
 
@@ -41,7 +44,7 @@ def expected_after_add(d, measured, scratch):
 @pytest.mark.slow
 def test_fifty_kills_of_add_leave_the_old_or_the_new_state(tmp_path):
     d = tmp_path / "c"
-    campaign.Campaign.create(d, {"YS": 260.0}, biased_cards().head(40), overrides=TINY)
+    campaign.Campaign.create(d, biased_cards().head(40), YS_260, ONLY_TINY)
     env = {**os.environ, "ALLOY_HYDRA_COMMIT_PAUSE": str(PAUSE), "OMP_NUM_THREADS": "1"}
     rng = np.random.default_rng(0)
     outcomes = {"old": 0, "new": 0}
@@ -80,7 +83,7 @@ def test_fifty_kills_of_add_leave_the_old_or_the_new_state(tmp_path):
 
 def test_a_damaged_state_is_refused_by_name(tmp_path):
     d = tmp_path / "c"
-    campaign.Campaign.create(d, {"YS": 260.0}, biased_cards().head(20), overrides=TINY)
+    campaign.Campaign.create(d, biased_cards().head(20), YS_260, ONLY_TINY)
     cards = (d / "cards.csv").read_text()
     (d / "cards.csv").write_text(cards[: len(cards) // 2])  # cut mid-row, as a kill of an old version did
     with pytest.raises(campaign.CampaignError, match="cards.csv"):
@@ -94,7 +97,7 @@ def test_a_damaged_state_is_refused_by_name(tmp_path):
 
 def test_an_uncommitted_step_is_dropped_and_a_committed_one_finished(tmp_path):
     d = tmp_path / "c"
-    camp = campaign.Campaign.create(d, {"YS": 260.0}, biased_cards().head(20), overrides=TINY)
+    camp = campaign.Campaign.create(d, biased_cards().head(20), YS_260, ONLY_TINY)
     old = snapshot(d)
     journal = d / campaign.JOURNAL
     journal.mkdir()
@@ -108,7 +111,7 @@ def test_an_uncommitted_step_is_dropped_and_a_committed_one_finished(tmp_path):
 
 def test_one_command_at_a_time(tmp_path):
     d = tmp_path / "c"
-    campaign.Campaign.create(d, {"YS": 260.0}, biased_cards().head(20), overrides=TINY)
+    campaign.Campaign.create(d, biased_cards().head(20), YS_260, ONLY_TINY)
     from filelock import FileLock
 
     with FileLock(str(d / campaign.LOCK)):
@@ -123,7 +126,7 @@ def test_one_command_at_a_time(tmp_path):
 
 def test_bad_measurements_are_refused_whole_and_name_every_cell(tmp_path):
     d = tmp_path / "c"
-    camp = campaign.Campaign.create(d, {"YS": 260.0}, biased_cards().head(30), overrides=TINY)
+    camp = campaign.Campaign.create(d, biased_cards().head(30), YS_260, ONLY_TINY)
     camp.state["pending"] = [{"file_name": "p-1"}, {"file_name": "p-2"}]
     with campaign.locked(d):
         camp.commit()
@@ -161,8 +164,8 @@ def test_bad_measurements_are_refused_whole_and_name_every_cell(tmp_path):
 def test_init_refuses_unusable_cards_and_writes_nothing(tmp_path):
     garbage = pd.DataFrame({"colour": ["red", "blue"], "mood": ["ok", "fine"]})
     with pytest.raises(campaign.CampaignError, match="cannot start a campaign"):
-        campaign.Campaign.create(tmp_path / "c", {"YS": 260.0}, garbage, overrides=TINY)
+        campaign.Campaign.create(tmp_path / "c", garbage, YS_260, ONLY_TINY)
     unlabelled = biased_cards().head(20).assign(**{"YS (MPa)": ""})
     with pytest.raises(campaign.CampaignError, match="no card carries a label of YS"):
-        campaign.Campaign.create(tmp_path / "c", {"YS": 260.0}, unlabelled, overrides=TINY)
+        campaign.Campaign.create(tmp_path / "c", unlabelled, YS_260, ONLY_TINY)
     assert not (tmp_path / "c").exists()

@@ -8,6 +8,7 @@ import pytest
 from conftest import compose, run_cli
 
 from alloy_hydra import clean, design, selection, stages
+from alloy_hydra.config import DesignConfig
 from alloy_hydra.demo import demo_path
 from alloy_hydra.io import read_cards
 from alloy_hydra.model import Model
@@ -227,8 +228,8 @@ def test_grain_size_is_an_outcome_of_the_recipe_not_a_knob():
     the most similar tested recipes showed (a tested card's own recipe: its own grain size)."""
     cfg = compose()
     master = clean.clean(read_cards(clean.data_path(cfg.data)), cfg.data, cfg.chem_window, cfg.cleaning).master
-    knob = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"])
-    space = design.Space(master, cfg.data, cfg.chem_window, {}, {}, ["casting"], ["grain_size_um"])
+    knob = design.Space(master, cfg.data, cfg.chem_window, DesignConfig(outcomes=[]))
+    space = design.Space(master, cfg.data, cfg.chem_window, DesignConfig(outcomes=["grain_size_um"]))
     assert "grain_size_um" in knob.index and "grain_size_um" not in space.index
     X = space.xl + np.random.default_rng(0).random((200, len(space.vars))) * (space.xu - space.xl)
     d = space.recipes(X)["grain_size_um"]

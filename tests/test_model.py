@@ -407,7 +407,7 @@ def test_an_expression_nan_on_real_cards_is_never_chosen():
     ]
     assert train.nonfinite_on(front[1]["expr"], [real]) == 1 and train.nonfinite_on(front[0]["expr"], [real]) == 0
     table = train.pareto_table(
-        front, X, y, train.folds(np.arange(200) % 10, 5), lambda m: {"pass": True, "checks": []}, [real]
+        front, X, y, train.folds(np.arange(200) % 10, 5), lambda m: {"pass": True, "checks": []}, domain=[real]
     )
     table.loc[1, "cv_mae"] = table.loc[0, "cv_mae"] / 2  # even when it looks far better in CV
     assert list(table["domain_nonfinite"]) == [0, 1]

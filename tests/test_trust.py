@@ -12,6 +12,7 @@ import pytest
 from conftest import HU, UQ, compose, run_cli
 
 from alloy_hydra import design, physics, selection, stages, train
+from alloy_hydra.config import DesignConfig
 from alloy_hydra.errors import ConfigError
 
 # --- item 6: the audit cannot pass vacuously -------------------------------------------------------------------
@@ -123,21 +124,15 @@ def test_an_element_few_cards_hold_is_fixed_unless_allowed_and_bounds_come_from_
     rare = master.index[:4]  # 4 of ~330 cards hold Sc
     master["Sc"] = 0.0
     master.loc[rare, "Sc"] = 0.2
-    space = design.Space(
-        master, cfg.data, cfg.chem_window, support={"min_wt": 0.01, "min_share": 0.05}, quantiles=[0.01, 0.99]
-    )
+    support = {"min_wt": 0.01, "min_share": 0.05}
+    space = design.Space(master, cfg.data, cfg.chem_window, DesignConfig(support=support, quantiles=[0.01, 0.99]))
     sc = space.vars[space.index["Sc"]]
     assert sc.lo == sc.hi == 0.0 and "Sc" in space.unsupported
     mg = space.vars[space.index["Mg"]]
     assert mg.hi == pytest.approx(float(np.quantile(master["Mg"], 0.99)), abs=1e-9)
     assert mg.hi < cfg.chem_window.max["Mg"] and mg.lo > 0  # the cards' range, not the window's
     freed = design.Space(
-        master,
-        cfg.data,
-        cfg.chem_window,
-        support={"min_wt": 0.01, "min_share": 0.05},
-        allow=["Sc"],
-        quantiles=[0.0, 1.0],
+        master, cfg.data, cfg.chem_window, DesignConfig(support=support, allow=["Sc"], quantiles=[0.0, 1.0])
     )
     assert freed.vars[freed.index["Sc"]].hi == pytest.approx(0.2)
 
@@ -151,7 +146,7 @@ def test_design_family_selects_its_cards_and_unknown_family_or_missing_price_are
         design.family_cards(master, "AA9xxx", fams)
     with pytest.raises(ConfigError, match="only 0 of"):
         design.family_cards(master, "AA7xxx", fams)  # no Zn-rich card in AA5xxx data
-    space = design.Space(master, cfg.data, cfg.chem_window, support=dict(cfg.design.support))
+    space = design.Space(master, cfg.data, cfg.chem_window, cfg.design)
     weights = {k: v for k, v in cfg.design.cost_weights.items() if k != "Mg"}
     with pytest.raises(ConfigError, match=r"no price for \['Mg'\]"):
         design.check_prices(space, weights)

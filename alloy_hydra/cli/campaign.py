@@ -20,7 +20,7 @@ import sys
 
 from rich.console import Console
 
-from ..campaign import DEFAULT_OVERRIDES, Campaign
+from ..campaign import Campaign, Goal
 from ..config import CampaignConfig
 from ..errors import AlloyHydraError
 
@@ -38,7 +38,7 @@ def _pairs(items, what: str) -> dict:
     return out
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m alloy_hydra.campaign", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("init", help="start a campaign from cards")
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--explore", type=float, default=CampaignConfig.explore, help="share of each batch that explores")
     p.add_argument("--diversity", type=float, default=CampaignConfig.diversity, help="recipes at least this far apart")
     p.add_argument("--override", action="append", help="a run.py override for training and design (repeat)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=CampaignConfig.seed)
     p.add_argument("--registry", default=None, help="publish every round's models to this registry")
     p = sub.add_parser("recommend", help="the next batch of experiments")
     p.add_argument("dir")
@@ -65,25 +65,26 @@ def main(argv=None) -> int:
     p.add_argument("--allow-new", action="store_true", help="accept cards that are no pending experiment")
     p = sub.add_parser("status", help="where the campaign stands")
     p.add_argument("dir")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     console = Console()
     try:
         if args.command == "init":
-            camp = Campaign.create(
-                args.dir,
+            goal = Goal(
                 _pairs(args.target, "--target"),
-                args.cards,
                 tolerance=_pairs(args.tolerance, "--tolerance"),
+                minimum=_pairs(args.min, "--min"),
                 family=args.family,
                 casting=args.casting,
                 max_cost=args.max_cost,
-                minimum=_pairs(args.min, "--min"),
-                explore=args.explore,
-                diversity=args.diversity,
-                overrides=args.override or DEFAULT_OVERRIDES,
-                seed=args.seed,
-                registry=args.registry,
             )
+            settings = CampaignConfig(args.explore, args.diversity, seed=args.seed, registry=args.registry)
+            if args.override:
+                settings.overrides = args.override
+            camp = Campaign.create(args.dir, args.cards, goal, settings)
             console.print(f"campaign in {camp.path}: {camp.state['n_initial']} cards, targets {camp.state['targets']}")
         elif args.command == "recommend":
             camp = Campaign.load(args.dir)

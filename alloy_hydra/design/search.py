@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pymoo.core.callback import Callback
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 
@@ -118,9 +119,7 @@ class Evaluator:
 
 
 class DesignProblem(Problem):
-    """Vectorised pymoo problem: the whole population is decoded, featurised and predicted at once. Every
-    evaluated candidate is kept (archive_X) for the ranking, with whether it met the constraints (and the
-    search's domain rule), so the ranking need not evaluate the archive again."""
+    """Vectorised pymoo problem: the whole population is decoded, featurised and predicted at once."""
 
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
@@ -132,16 +131,47 @@ class DesignProblem(Problem):
             xl=sp.xl,
             xu=sp.xu,
         )
-        self.archive_X, self.archive_feasible, self.archive_broken = [], [], []
 
     def _evaluate(self, X, out, *args, **kwargs):
         ev = self.evaluator(X)
         out["F"] = ev.F
         if ev.G.shape[1]:
             out["G"] = ev.G
-        self.archive_X.append(np.array(X))
-        self.archive_feasible.append(feasible(self.evaluator, ev))
-        self.archive_broken.append(ev.G > 0)  # which constraint each candidate breaks (why_infeasible)
+
+
+class Archive(Callback):
+    """Every candidate a search evaluated, in the order evaluated, with the constraints each breaks (g > 0).
+    pymoo calls `notify` after each generation with the algorithm, whose `off` holds the individuals it has just
+    evaluated (the initial population first); pymoo's Result keeps only the last population, and the ranking
+    wants every candidate. A candidate is feasible when it meets every one (design.domain=exclude is one of them)."""
+
+    def __init__(self, tick=None):
+        super().__init__()
+        self.tick = tick
+        self._X, self._G = [], []
+
+    def add(self, X: np.ndarray, G) -> None:
+        X = np.array(X)
+        self._X.append(X)
+        self._G.append(np.zeros((len(X), 0)) if G is None or np.size(G) == 0 else np.asarray(G, float))
+        if self.tick:
+            self.tick()
+
+    def notify(self, algorithm):
+        self.add(algorithm.off.get("X"), algorithm.off.get("G"))
+
+    @property
+    def X(self) -> np.ndarray:
+        return np.vstack(self._X)
+
+    @property
+    def broken(self) -> np.ndarray:
+        """candidates x evaluator.constraints: which constraint each candidate breaks (why_infeasible)"""
+        return np.vstack(self._G) > 0
+
+    @property
+    def feasible(self) -> np.ndarray:
+        return (np.vstack(self._G) <= 0).all(axis=1)  # a constraint that could not be computed (NaN) is not met
 
 
 class _Search:
@@ -160,7 +190,8 @@ class _Search:
         problem = DesignProblem(evaluator)
         if progress is not None:
             done = iter(range(1, self.n_gen + 1))
-            self._search(problem, lambda: progress(next(done), self.n_gen))
+            archive = Archive(lambda: progress(next(done), self.n_gen))
+            self._search(problem, archive)
         else:
             from rich.progress import Progress
 
@@ -175,25 +206,21 @@ class _Search:
                     bar.advance(task)
                     ticker.update(advance=1)
 
-                self._search(problem, tick)
-        self.feasible_ = np.concatenate(problem.archive_feasible)  # per returned candidate (rank(ok=...))
-        self.broken_ = np.concatenate(problem.archive_broken)  # candidates x evaluator.constraints
-        return np.vstack(problem.archive_X)
+                archive = Archive(tick)
+                self._search(problem, archive)
+        self.feasible_ = archive.feasible  # per returned candidate (rank(ok=...))
+        self.broken_ = archive.broken  # candidates x evaluator.constraints
+        return archive.X
 
 
 class NSGA2Search(_Search):
     """pymoo NSGA-II (SBX crossover, polynomial mutation, integer repair of categorical levels)."""
 
-    def _search(self, problem: DesignProblem, tick) -> None:
+    def _search(self, problem: DesignProblem, archive: Archive) -> None:
         from pymoo.algorithms.moo.nsga2 import NSGA2
-        from pymoo.core.callback import Callback
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
         from pymoo.optimize import minimize
-
-        class Tick(Callback):
-            def notify(self, algorithm):
-                tick()
 
         alg = NSGA2(
             pop_size=self.pop_size,
@@ -202,20 +229,20 @@ class NSGA2Search(_Search):
             repair=RoundDiscrete(problem.evaluator.space.discrete),
             eliminate_duplicates=False,
         )
-        minimize(problem, alg, ("n_gen", self.n_gen), seed=self.seed, callback=Tick(), verbose=False)
+        minimize(problem, alg, ("n_gen", self.n_gen), seed=self.seed, callback=archive, verbose=False)
 
 
 class RandomSearch(_Search):
     """Uniform random recipes with NSGA-II's budget: the baseline NSGA-II must beat."""
 
-    def _search(self, problem: DesignProblem, tick) -> None:
+    def _search(self, problem: DesignProblem, archive: Archive) -> None:
         rng = np.random.default_rng(self.seed)
         discrete = problem.evaluator.space.discrete
         for _ in range(self.n_gen):
             X = problem.xl + rng.random((self.pop_size, problem.n_var)) * (problem.xu - problem.xl)
             X[:, discrete] = np.round(X[:, discrete])
-            problem.evaluate(X)
-            tick()
+            out = problem.evaluate(X, return_as_dictionary=True)
+            archive.add(X, out.get("G"))
 
 
 def feasible(evaluator: Evaluator, ev: Evaluation) -> np.ndarray:

@@ -60,39 +60,29 @@ class Var:
 class Space:
     """Decision space built from the encoded BASE_MASTER, the chemistry window and config overrides."""
 
-    def __init__(
-        self,
-        master: pd.DataFrame,
-        data,
-        window,
-        fixed: dict | None = None,
-        bounds: dict | None = None,
-        stratify_by=("casting",),
-        outcomes=(),
-        support=None,
-        allow=(),
-        quantiles=None,
-    ):
+    def __init__(self, master: pd.DataFrame, data, window, design=None, fixed: dict | None = None):
+        """`design`: a DesignConfig (default: its defaults) whose fixed, bounds, stratify_by, outcomes, support,
+        allow and quantiles shape the space; `fixed` replaces design.fixed (run.py adds design.casting to it)."""
+        design = DesignConfig() if design is None else design
+        fixed = dict(design.fixed if fixed is None else fixed)
+        bounds = {k: list(v) for k, v in design.bounds.items()}
+        support, quantiles = dict(design.support), list(design.quantiles)
         self.data = data
         self.schema = cards_mod.schema_of(master, data)
         # numbers a card records but a caster cannot set (grain size follows from composition and route): not
         # decision variables; a recipe gets what the most similar tested recipes showed
-        self.outcomes = [c for c in outcomes if c in self.schema.numeric]
+        self.outcomes = [c for c in design.outcomes if c in self.schema.numeric]
         self.table = cards_mod.encode(master, self.schema, data).reset_index(drop=True)
-        fixed, bounds = dict(fixed or {}), {k: list(v) for k, v in (bounds or {}).items()}
         problems = fixed_problems(fixed, self.table, data)
         if problems:
             raise ValueError("; ".join(f"design.fixed.{k}: {why}" for k, why in problems))
-        # unset: design.support and design.quantiles, the space run.py searches
-        support = {**DesignConfig().support, **(support or {})}
-        quantiles = DesignConfig().quantiles if quantiles is None else quantiles
         min_share = float(support["min_share"])
         self.unsupported: dict[str, float] = {}  # element -> share of cards containing it (fixed at typical)
         self.vars: list[Var] = self._element_vars(
-            window, bounds, float(support["min_wt"]), min_share, set(allow or ()), quantiles
+            window, bounds, float(support["min_wt"]), min_share, set(design.allow), quantiles
         )
         self.vars += self._category_vars(fixed, min_share)
-        self.vars += self._process_vars(fixed, [c for c in stratify_by if c in self.data.categoricals])
+        self.vars += self._process_vars(fixed, [c for c in design.stratify_by if c in self.data.categoricals])
         self._typical_n = {}
         self._outcome = self._outcome_model()
         self.index = {v.name: i for i, v in enumerate(self.vars)}

@@ -71,18 +71,7 @@ def space_for(cfg, master: pd.DataFrame, data) -> design_mod.Space:
             raise ConfigError(f"design.fixed.casting={fixed['casting']!r} conflicts with design.casting={d.casting!r}")
         fixed["casting"] = d.casting
     try:
-        space = design_mod.Space(
-            master,
-            data,
-            cfg.chem_window,
-            fixed,
-            dict(d.bounds),
-            list(d.stratify_by),
-            list(d.outcomes),
-            dict(d.support),
-            list(d.allow),
-            list(d.quantiles),
-        )
+        space = design_mod.Space(master, data, cfg.chem_window, d, fixed=fixed)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     design_mod.check_prices(space, dict(d.cost_weights))

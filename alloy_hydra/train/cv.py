@@ -156,6 +156,7 @@ def pareto_table(
     y: np.ndarray,
     splits,
     physics_of,
+    *,
     domain=(),
     fold_fronts=None,
     clip=None,

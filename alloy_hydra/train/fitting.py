@@ -103,11 +103,11 @@ def _choose_formula(final, rows: Rows, pert: dict, fitted: list, cv_proc: np.nda
         y,
         splits,
         physics_of,
-        domain,
-        fold_fronts,
-        opts.clip_margin,
-        rows.groups,
-        progress.step(f"Pareto member scored (of {len(front)})"),
+        domain=domain,
+        fold_fronts=fold_fronts,
+        clip=opts.clip_margin,
+        groups=rows.groups,
+        tick=progress.step(f"Pareto member scored (of {len(front)})"),
     )
     chosen_id, why = choose(table, opts.select_rule, opts.select_tolerance, opts.require_physics, opts.max_complexity)
     fixed, linear, signs = (
@@ -131,6 +131,7 @@ def fit_property_model(
     make_estimator,
     opts,
     seed: int,
+    *,
     rederive=None,
     progress=None,
 ) -> Fit:
@@ -162,7 +163,7 @@ def fit_property_model(
     )
     cv = _cv_figures(rows, pick.cv, cv_proc, base_cv, unc)
     capped = sum(bool(getattr(e, "time_capped_", False)) for e in [*fitted, final])
-    model = _model(target, rows, main, members, unc, reference, pick, opts, capped)
+    model = _model(target, rows, pick, unc, opts, main=main, members=members, reference=reference, capped=capped)
     return Fit(model, fitted_baselines, cv, pick.table, pick.chosen_id, pick.why, pert, pick.cv)
 
 
@@ -201,23 +202,22 @@ def _members(pick: Choice, reg, rows: Rows, symbolic: bool, opts, seed: int, pro
     members = ensemble(
         main,
         None if symbolic else reg,
-        rows.X,
-        rows.y,
-        rows.groups,
+        rows,
         n_members,
         seed,
-        pick.domain,
-        pick.linear,
-        bounds,
-        progress.step(f"ensemble member (of {n_members})"),
-        pick.signs,
+        domain=pick.domain,
+        linear=pick.linear,
+        bounds=bounds,
+        tick=progress.step(f"ensemble member (of {n_members})"),
+        signs=pick.signs,
     )
     if bounds:
         main = {**main, "expr": expr.bounded(main["expr"], *bounds)}
     return main, members
 
 
-def _model(target, rows: Rows, main: dict, members: list, unc, reference, pick: Choice, opts, capped: int) -> Model:
+def _model(target, rows: Rows, pick: Choice, unc, opts, *, main: dict, members: list, reference, capped: int) -> Model:
+    """The Model: the chosen formula (as bounded), its ensemble members, σ, the domain and the training facts."""
     info = {
         "n_train_rows": int(len(rows.X)),
         "n_train_groups": int(len(np.unique(rows.groups))),

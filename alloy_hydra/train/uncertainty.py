@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from sklearn.base import clone
 
 from .. import expr
@@ -29,11 +28,10 @@ def bootstrap_groups(groups, n_members: int, seed: int):
 def ensemble(
     main: dict,
     estimator,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    groups,
+    rows: Rows,
     n_members: int,
     seed: int,
+    *,
     domain=(),
     linear: bool = False,
     bounds: tuple[float, float] | None = None,
@@ -43,8 +41,8 @@ def ensemble(
     """Members for the uncertainty: expressions refit their constants on group bootstraps (structure kept;
     a refit that is non-finite on the training rows or `domain` is dropped; the output `bounds` applied after the
     refit, as to the main formula); other models refit on them."""
-    members = []
-    for k, idx in enumerate(bootstrap_groups(groups, n_members, seed), 1):
+    X, y, members = rows.X, rows.y, []
+    for k, idx in enumerate(bootstrap_groups(rows.groups, n_members, seed), 1):
         if tick:
             tick(k)
         if main["kind"] == "expression" and estimator is None:
