@@ -524,12 +524,13 @@ def labels_needed(master: pd.DataFrame, targets, id_columns) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
-def data_path(data) -> Path:
-    """The cards file of a data config (config.data_file; the embedded demo cards by default)."""
+def data_path(data, data_dir: str | None = None) -> Path:
+    """The cards file of a data config (config.data_file; the embedded demo cards by default); `data_dir`:
+    paths.data_dir, where public datasets are cached."""
     from .config import data_file
     from .demo import demo_path
 
-    return data_file(data) or demo_path()
+    return data_file(data, data_dir) or demo_path()
 
 
 def clean_for_prediction(raw: pd.DataFrame, cfg, source="cards", labels: bool = True):

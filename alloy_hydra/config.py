@@ -439,8 +439,15 @@ class MonitorConfig:
 
 
 @dataclass
+class PathsConfig:
+    # where a run reads what it does not ship with (conf/paths; paths.data_dir=/mnt/lab/datasets)
+    data_dir: str | None = None  # the public datasets' cache; None: $ALLOY_HYDRA_DATA, else the user cache
+
+
+@dataclass
 class Config:
     data: DataConfig = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
     target: TargetConfig = MISSING
     chem_window: ChemWindowConfig = MISSING
     thresholds: ThresholdsConfig = MISSING
@@ -468,6 +475,7 @@ def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="data", name="base_data", node=DataConfig)
+    cs.store(group="paths", name="base_paths", node=PathsConfig)
     cs.store(group="target", name="base_target", node=TargetConfig)
     cs.store(group="chem_window", name="base_chem_window", node=ChemWindowConfig)
     cs.store(group="thresholds", name="base_thresholds", node=ThresholdsConfig)
@@ -487,16 +495,16 @@ def register() -> None:
         cs.store(group="regressor", name=f"base_{name}", node=node)
 
 
-def data_file(data) -> Path | None:
+def data_file(data, data_dir: str | None = None) -> Path | None:
     """The cards file a data config names (None = the embedded demo cards); a dataset without data.path or a
-    file that does not exist is a ConfigError."""
+    file that does not exist is a ConfigError. `data_dir`: paths.data_dir, where datasets are cached."""
     from .errors import ConfigError
 
     if data.path in (None, "", "???"):
         if data.dataset:
             from . import datasets
 
-            return datasets.path(data.dataset)
+            return datasets.path(data.dataset, data_dir)
         if data.name != "demo":
             raise ConfigError(f"data={data.name} needs data.path=<csv file> (see the README for where to get it)")
         return None
@@ -522,7 +530,7 @@ def check_data(cfg) -> Path | None:
             f"target={cfg.target.name}: dataset {cfg.data.name!r} has no such property "
             f"(it has {list(cfg.data.targets)})"
         )
-    return data_file(cfg.data)
+    return data_file(cfg.data, cfg.paths.data_dir)
 
 
 def check_group_options(argv, conf_dir=None) -> str | None:
@@ -645,6 +653,7 @@ def load_config_file(path) -> Config:
 
 _SCHEMAS = {
     "data": DataConfig,
+    "paths": PathsConfig,
     "target": TargetConfig,
     "chem_window": ChemWindowConfig,
     "thresholds": ThresholdsConfig,

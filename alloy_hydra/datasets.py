@@ -6,7 +6,8 @@ names another file.
     python -m alloy_hydra.datasets fetch uq_al hu2021   # download (once), check, cache
     python -m alloy_hydra.datasets add uq_al my_copy.csv  # a copy you already have: checked, then cached (offline)
 
-The cache is `$ALLOY_HYDRA_DATA`, else the platform's user cache (`pooch.os_cache("alloy_hydra")`). Every file is
+The cache is the folder given (`--dir`; a run's `paths.data_dir`, conf/paths), else `$ALLOY_HYDRA_DATA`, else the
+platform's user cache (`pooch.os_cache("alloy_hydra")`). Every file is
 checked as it enters the cache (fetch, add; fetch checks a cached copy again): its bytes against their SHA-256
 where the source publishes the file itself, and always the table's content fingerprint (the values, not their
 formatting), so a cached copy is the table the project was built and tested on. A run reads the cached copy as
@@ -65,7 +66,10 @@ DATASETS = {
 }
 
 
-def cache_dir() -> Path:
+def cache_dir(folder: str | Path | None = None) -> Path:
+    """`folder` (paths.data_dir) if given, else $ALLOY_HYDRA_DATA, else the platform's user cache."""
+    if folder:
+        return Path(folder).expanduser()
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
@@ -112,27 +116,28 @@ def check(name: str, path: Path, *, bytes_too: bool = True) -> None:
         )
 
 
-def path(name: str) -> Path:
-    """The cached CSV of a dataset, for data configs that name it; a ConfigError that says how to get it when it is
-    not cached."""
+def path(name: str, folder: str | Path | None = None) -> Path:
+    """The cached CSV of a dataset, for data configs that name it (`folder`: paths.data_dir); a ConfigError that
+    says how to get it when it is not cached."""
     ds = dataset(name)
-    cached = cache_dir() / ds.file
+    cached = cache_dir(folder) / ds.file
     if not cached.is_file():
         raise ConfigError(
             f"data={name} reads the public {name} file from the cache ({cached}), which does not hold it yet: "
-            f"python -m alloy_hydra.datasets fetch {name} (or data.path=<your copy>)"
+            f"python -m alloy_hydra.datasets{f' --dir {folder}' if folder else ''} fetch {name} "
+            "(or data.path=<your copy>)"
         )
     return cached
 
 
-def add(name: str, source: Path) -> Path:
+def add(name: str, source: Path, folder: str | Path | None = None) -> Path:
     """Cache a copy the user already has, after checking it is the dataset (no network)."""
     ds = dataset(name)
     source = Path(source).expanduser().resolve()
     if not source.is_file():
         raise AlloyHydraError(f"{source}: file not found")
     check(name, source, bytes_too=True)
-    target = cache_dir() / ds.file
+    target = cache_dir(folder) / ds.file
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".part")
     shutil.copyfile(source, tmp)
@@ -140,19 +145,19 @@ def add(name: str, source: Path) -> Path:
     return target
 
 
-def fetch(name: str) -> Path:
+def fetch(name: str, folder: str | Path | None = None) -> Path:
     """Download a dataset from its original source into the cache (once), check it, and return its CSV."""
     import pooch
 
     ds = dataset(name)
-    target = cache_dir() / ds.file
+    target = cache_dir(folder) / ds.file
     if target.is_file():
         check(name, target, bytes_too=not ds.spreadsheet)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     known = None if ds.spreadsheet else f"sha256:{ds.sha256}"
     try:
-        got = Path(pooch.retrieve(ds.url, known_hash=known, path=cache_dir() / "sources", progressbar=False))
+        got = Path(pooch.retrieve(ds.url, known_hash=known, path=cache_dir(folder) / "sources", progressbar=False))
     except Exception as e:  # network, HTTP or checksum: one line, with the source
         raise AlloyHydraError(f"{name}: could not fetch {ds.url}: {e}") from None
     tmp = target.with_suffix(".part")
@@ -171,6 +176,9 @@ def fetch(name: str) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m alloy_hydra.datasets", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--dir", default=None, help=f"the cache (a run's paths.data_dir; default ${CACHE_ENV}, else the user cache)"
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="the datasets, their sources and whether they are cached")
     f = sub.add_parser("fetch", help="download from the original source, check, cache")
@@ -182,14 +190,14 @@ def main(argv=None) -> int:
     try:
         if args.cmd == "list":
             for name, ds in DATASETS.items():
-                cached = cache_dir() / ds.file
+                cached = cache_dir(args.dir) / ds.file
                 state = "cached" if cached.is_file() else "not fetched"
                 print(f"{name}: {ds.about}\n  source {ds.url}\n  cache  {cached} ({state})")
         elif args.cmd == "fetch":
             for name in args.names:
-                print(f"{name}: {fetch(name)}")
+                print(f"{name}: {fetch(name, args.dir)}")
         else:
-            print(f"{args.name}: {add(args.name, Path(args.file))}")
+            print(f"{args.name}: {add(args.name, Path(args.file), args.dir)}")
     except AlloyHydraError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -353,7 +353,7 @@ def model_card(target: str, members: list[Path]) -> dict:
         "members": _member_rows(members),
         "data": cfg.data.name,
         "chem_window": cfg.chem_window.name,
-        "training": _training(metrics, data_path(cfg.data)),
+        "training": _training(metrics, data_path(cfg.data, cfg.paths.data_dir)),
         # a committee's card holds the committee's own figures on the holdout its members share (its members'
         # single figures stay under `members`): the monitor compares new error with what the service predicts
         "metrics": {**{k: metrics.get(k) for k in CARD_METRICS}, **(committee or {})},

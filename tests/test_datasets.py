@@ -97,3 +97,17 @@ def test_the_command_lists_and_adds(empty_cache):
 
 def test_the_suite_reads_the_datasets_through_the_cache():
     assert os.environ[datasets.CACHE_ENV] == str(DATA_CACHE) and datasets.path("uq_al").parent == DATA_CACHE
+
+
+def test_paths_data_dir_names_the_cache_a_run_reads(empty_cache, tmp_path):
+    """conf/paths: paths.data_dir (a lab's dataset folder) beats $ALLOY_HYDRA_DATA, for runs and the command."""
+    lab = tmp_path / "lab"
+    cfg = compose(["data=uq_al", f"paths.data_dir={lab}"])
+    with pytest.raises(ConfigError, match=f"datasets --dir {lab} fetch uq_al"):
+        data_file(cfg.data, cfg.paths.data_dir)
+    cmd = [sys.executable, "-m", "alloy_hydra.datasets", "--dir", str(lab), "add", "uq_al"]
+    out = subprocess.run([*cmd, str(SHARED_DATA / "uq_al_alloys.csv")], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert data_file(cfg.data, cfg.paths.data_dir) == lab / "uq_al_alloys.csv"
+    assert not (empty_cache / "uq_al_alloys.csv").exists()  # the environment's cache was not used
+    assert compose(["data=uq_al"]).paths.data_dir == str(empty_cache)  # unset: $ALLOY_HYDRA_DATA

@@ -23,7 +23,7 @@ class Cleaned:
 
 def run(cfg, run_dir: Path, metrics: dict) -> Cleaned:
     check_data(cfg)
-    path = cleaning.data_path(cfg.data)
+    path = cleaning.data_path(cfg.data, cfg.paths.data_dir)
     raw = read_cards(path, delimiter=cfg.data.delimiter)
     result = cleaning.clean(raw, cfg.data, cfg.chem_window, cfg.cleaning, source=path)
     view, view_report = cleaning.make_view(result.master, cfg.target)
