@@ -28,6 +28,7 @@ setup(
         "filelock>=3.12",  # the model registry's publish lock
         "pooch>=1.8",  # the public datasets: download with a checksum into a cache (python -m alloy_hydra.datasets)
         "openpyxl>=3.1",  # ... one of them is a spreadsheet
+        "pydantic>=2.7",  # the answers' models: the service's responses, the page's and the query log's records
     ],
     extras_require={
         # the design assistant as a service and a web page (python -m alloy_hydra.service | ui)

@@ -11,10 +11,91 @@ import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 DESIGN, PREDICT = "/design", "/predict"  # the log's endpoint names (the page logs under the service's)
+
+
+# --- the answers: the service's response models (/docs), the page's and the log's shape -------------------------
+class RecipePrediction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    target: float | None = Field(None, description="the requested value")
+    pred: float | None = None
+    std: float | None = Field(None, description="1 sigma: the expected error of this recipe")
+    dev: float | None = Field(None, description="pred - target")
+    within_tol: bool | None = None
+    p_hit: float | None = Field(None, description="chance to land within tolerance of this target")
+    truth: float | None = Field(None, description="demo data only: the simulator's value")
+    unit: str
+
+
+class Candidate(BaseModel):
+    rank: int
+    p_hit: float | None = Field(description="chance to land within tolerance of every target together")
+    score: float | None
+    composition_wt_pct: dict[str, float | None]
+    process: dict[str, Any]
+    card: dict[str, Any] = Field(description="the recipe as a raw data card in the registry's schema")
+    predictions: dict[str, RecipePrediction]
+    cost_index: float | None
+    n_additions: int | None
+    in_domain: bool | None
+    domain_ratio: float | None
+    nearest_card: str | None
+    note: str | None
+
+
+class DesignAnswer(BaseModel):
+    query_id: str = Field(description="the key of this answer in the query log")
+    versions: dict[str, str]
+    targets: dict[str, float]
+    n_feasible: int
+    reason: str | None = Field(description="why no recipe is expected to hit (then candidates is empty)")
+    candidates: list[Candidate]
+    closest: list[Candidate] = Field(description="when unreachable: the closest recipes, not expected to hit")
+
+
+class CardPrediction(BaseModel):
+    pred: float | None = None
+    std: float | None = Field(None, description="1 sigma")
+    in_domain: bool | None = None
+    domain_distance: float | None = None
+    domain_reason: str | None = Field(None, description="why the card is out of domain")
+    unit: str
+
+
+class PredictResult(BaseModel):
+    card: int = Field(description="the card's position in the request, from 0")
+    predictions: dict[str, CardPrediction]
+    rejected_reason: str | None = Field(description="why the card could not be scored ('' = scored)")
+
+
+class PredictAnswer(BaseModel):
+    query_id: str
+    versions: dict[str, str]
+    units: dict[str, str]
+    n_cards: int
+    results: list[PredictResult]
+
+
+# --- what the query log keeps of a design answer (the monitor reads it back through these) ---------------------
+class RecordedCandidate(BaseModel):
+    rank: int
+    p_hit: float | None
+    in_domain: bool | None
+    predictions: dict[str, RecipePrediction]
+    nearest_card: str | None
+
+
+class DesignRecord(BaseModel):
+    query_id: str
+    targets: dict[str, float]
+    n_feasible: int
+    reason: str | None
+    candidates: list[RecordedCandidate]
 
 
 def strict(value):
@@ -155,7 +236,9 @@ def design(result: dict, qid: str) -> dict:
 
 def design_record(answer: dict) -> dict:
     """What the log keeps of a design answer: what the monitor joins measured outcomes to (rank, predictions,
-    p_hit, domain), not the whole answer (20 recipes with their cards would be a digest beyond a row's limit)."""
+    p_hit, domain), not the whole answer (20 recipes with their cards would be a digest beyond a row's limit).
+    The answer is checked against DesignAnswer first, whoever asked (the service's response model; the page)."""
+    DesignAnswer.model_validate(answer)
     return {
         **{k: answer[k] for k in ("query_id", "targets", "n_feasible", "reason")},
         "candidates": [

@@ -441,6 +441,7 @@ class MonitorConfig:
 @dataclass
 class PathsConfig:
     # where a run reads what it does not ship with (conf/paths; paths.data_dir=/mnt/lab/datasets)
+    name: str = "default"  # a run dir written before conf/paths had none
     data_dir: str | None = None  # the public datasets' cache; None: $ALLOY_HYDRA_DATA, else the user cache
 
 

@@ -124,7 +124,8 @@ def path(name: str, folder: str | Path | None = None) -> Path:
     if not cached.is_file():
         raise ConfigError(
             f"data={name} reads the public {name} file from the cache ({cached}), which does not hold it yet: "
-            f"python -m alloy_hydra.datasets{f' --dir {folder}' if folder else ''} fetch {name} "
+            f"python -m alloy_hydra.datasets{f' --dir {folder}' if cache_dir(folder) != cache_dir() else ''} "
+            f"fetch {name} "
             "(or data.path=<your copy>)"
         )
     return cached

@@ -163,6 +163,21 @@ def data_drift(train: pd.DataFrame, new: pd.DataFrame, numeric, categorical, set
 
 
 # --- the design loop -------------------------------------------------------------------------------------------------
+def _design_record(text: str, qid: str):
+    """A design answer as the query log keeps it (answers.DesignRecord: the shape the service and the page log)."""
+    from pydantic import ValidationError
+
+    from .answers import DesignRecord
+
+    kept = json.loads(text)
+    if isinstance(kept, dict) and kept.get("truncated") is True:  # beyond the log's limit: kept as its digest only
+        return DesignRecord(query_id=qid, targets={}, n_feasible=0, reason="digest only", candidates=[])
+    try:
+        return DesignRecord.model_validate_json(text)
+    except ValidationError as err:
+        raise AlloyHydraError(f"query log: the design answer {qid} is not a design record: {err}") from None
+
+
 def recommended_predictions(cards: pd.DataFrame, id_column: str, target: str, query_log=None, recommendations=None):
     """For measured cards that name the recommendation they cast: what was predicted for them. A card names a
     service answer by `query_id` + its recipe id (`design-<rank>`, the id the recipe card carried), or a run's
@@ -179,7 +194,7 @@ def recommended_predictions(cards: pd.DataFrame, id_column: str, target: str, qu
             for qid in cards.loc[has, "query_id"].dropna().astype(str).unique():
                 row = db.execute("SELECT outputs FROM queries WHERE id = ? AND endpoint = '/design'", (qid,)).fetchone()
                 if row:
-                    answers[qid] = {c["rank"]: c for c in json.loads(row[0]).get("candidates", [])}
+                    answers[qid] = {c.rank: c for c in _design_record(row[0], qid).candidates}
     recs = None
     if recommendations is not None:
         from .design import without_units
@@ -190,8 +205,8 @@ def recommended_predictions(cards: pd.DataFrame, id_column: str, target: str, qu
         qid = str(cards.at[i, "query_id"]) if "query_id" in cards and pd.notna(cards.at[i, "query_id"]) else ""
         pred = None
         if qid in answers and rank in answers[qid]:
-            p = answers[qid][rank]["predictions"].get(target)
-            pred = (p["pred"], p["std"], p["target"]) if p else None
+            p = answers[qid][rank].predictions.get(target)
+            pred = (p.pred, p.std, p.target) if p else None
         elif recs is not None and rank in recs.index and f"{target}_pred" in recs:
             r = recs.loc[rank]
             pred = (r[f"{target}_pred"], r[f"{target}_std"], r.get(f"{target}_target"))

@@ -12,6 +12,7 @@ from conftest import ROOT, run_cli
 
 from alloy_hydra import clean, demo, ground_truth, monitor
 from alloy_hydra.config import MonitorConfig, compose
+from alloy_hydra.errors import AlloyHydraError
 
 BOOT = (MonitorConfig.bootstrap, MonitorConfig.seed, MonitorConfig.confidence)
 
@@ -133,6 +134,13 @@ def test_the_service_query_log_joins_measured_outcomes(demo_registry, tmp_path):
     r = report["recommended"]
     assert r["n"] == 4 and r["mae"] == pytest.approx(5.0, abs=0.01) and r["bias"] == pytest.approx(-5.0, abs=0.01)
     assert {x["query_id"] for x in r["recipes"]} == {answer["query_id"]}
+    # the log is read back through the answers' own model: a row that is no design record is named, not guessed at
+    import sqlite3
+
+    with sqlite3.connect(log) as db:
+        db.execute("UPDATE queries SET outputs = ? WHERE id = ?", ('{"candidates": [{"rank": 1}]}', answer["query_id"]))
+    with pytest.raises(AlloyHydraError, match=f"design answer {answer['query_id']} is not a design record"):
+        monitor.check(subject, raw, MonitorConfig(), "measured.csv", query_log=log)
 
 
 def test_bootstrap_over_groups():

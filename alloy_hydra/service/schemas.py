@@ -6,6 +6,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..answers import (  # noqa: F401  (the answers' models live with the answers: the page and the monitor use them)
+    Candidate,
+    CardPrediction,
+    DesignAnswer,
+    PredictAnswer,
+    PredictResult,
+    RecipePrediction,
+)
 from ..assistant import REQUEST_TARGETS, TARGET_LIMITS, DesignRequest
 
 NAME = r"^[A-Za-z0-9_.-]{1,40}$"  # a version number or an alias: never a path
@@ -87,64 +95,3 @@ class ModelsAnswer(BaseModel):
     targets: dict[str, Any] = Field(description="the registry index: versions and aliases per target")
     cards: dict[str, dict[str, Any]] = Field(description="{target: {version: model card}}")
     options: dict[str, Any] = Field(description="what a design request may name: targets, families, castings")
-
-
-class RecipePrediction(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    target: float | None = Field(None, description="the requested value")
-    pred: float | None = None
-    std: float | None = Field(None, description="1 sigma: the expected error of this recipe")
-    dev: float | None = Field(None, description="pred - target")
-    within_tol: bool | None = None
-    p_hit: float | None = Field(None, description="chance to land within tolerance of this target")
-    truth: float | None = Field(None, description="demo data only: the simulator's value")
-    unit: str
-
-
-class Candidate(BaseModel):
-    rank: int
-    p_hit: float | None = Field(description="chance to land within tolerance of every target together")
-    score: float | None
-    composition_wt_pct: dict[str, float | None]
-    process: dict[str, Any]
-    card: dict[str, Any] = Field(description="the recipe as a raw data card in the registry's schema")
-    predictions: dict[str, RecipePrediction]
-    cost_index: float | None
-    n_additions: int | None
-    in_domain: bool | None
-    domain_ratio: float | None
-    nearest_card: str | None
-    note: str | None
-
-
-class DesignAnswer(BaseModel):
-    query_id: str = Field(description="the key of this answer in the query log")
-    versions: dict[str, str]
-    targets: dict[str, float]
-    n_feasible: int
-    reason: str | None = Field(description="why no recipe is expected to hit (then candidates is empty)")
-    candidates: list[Candidate]
-    closest: list[Candidate] = Field(description="when unreachable: the closest recipes, not expected to hit")
-
-
-class CardPrediction(BaseModel):
-    pred: float | None = None
-    std: float | None = Field(None, description="1 sigma")
-    in_domain: bool | None = None
-    domain_distance: float | None = None
-    domain_reason: str | None = Field(None, description="why the card is out of domain")
-    unit: str
-
-
-class PredictResult(BaseModel):
-    card: int = Field(description="the card's position in the request, from 0")
-    predictions: dict[str, CardPrediction]
-    rejected_reason: str | None = Field(description="why the card could not be scored ('' = scored)")
-
-
-class PredictAnswer(BaseModel):
-    query_id: str
-    versions: dict[str, str]
-    units: dict[str, str]
-    n_cards: int
-    results: list[PredictResult]
