@@ -234,6 +234,12 @@ def design(result: dict, qid: str) -> dict:
     }
 
 
+def refusal(field: str, message: str, qid: str) -> dict:
+    """A refused request as the service answers it (its HTTP detail) and every front end logs it (under "error"):
+    the input at fault, why (without the server's paths: Assistant.public), the query id."""
+    return {"field": field, "message": message, "query_id": qid}
+
+
 def design_record(answer: dict) -> dict:
     """What the log keeps of a design answer: what the monitor joins measured outcomes to (rank, predictions,
     p_hit, domain), not the whole answer (20 recipes with their cards would be a digest beyond a row's limit).

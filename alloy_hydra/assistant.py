@@ -7,6 +7,7 @@ and inputs the answers are run.py's.
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -26,6 +27,15 @@ REQUEST_TARGETS = {"target_YS": "YS", "target_UTS": "UTS", "target_EL": "Fractur
 # what a request may ask for, per property: (above, at most); the service's fields and the page use these
 TARGET_LIMITS = {"YS": (0.0, 1000.0), "UTS": (0.0, 1000.0), "FractureEL": (0.0, 100.0)}
 DEFAULT_ALIAS = "champion"
+
+
+# an absolute path of two or more parts (/srv/lab/models/YS/1), not a unit (MPa/wt%) or an endpoint (/design)
+ABSOLUTE_PATH = re.compile(r"(?<![\w.%])(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\]+[/\\])+[^\s'\",;)/\\]*")
+
+
+def redact(text: str) -> str:
+    """`text` with every absolute path cut to its last part: a client learns no server folder."""
+    return ABSOLUTE_PATH.sub(lambda m: re.split(r"[/\\]", m.group(0).rstrip("/\\"))[-1] or "<path>", text)
 
 
 class RequestError(AlloyHydraError):
@@ -154,12 +164,19 @@ class Assistant:
         except RegistryError as err:
             raise RequestError(f"models.{target}" if requested else target, self.public(str(err)), 404) from None
 
-    def public(self, text: str) -> str:
-        """A message without the server's paths: the registry's folder is "<registry>"."""
+    def public(self, value):
+        """`value` (a message, or an answer's dicts and lists) without the server's paths, for every front end:
+        the registry's folder is "<registry>", any other absolute path is cut to its last part."""
+        if isinstance(value, dict):
+            return {k: self.public(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.public(v) for v in value]
+        if not isinstance(value, str):
+            return value
         for root in {str(self.registry.path.resolve()), str(self.registry.path.absolute()), str(self.registry.path)}:
             if root not in (".", ""):
-                text = text.replace(root, "<registry>")
-        return text
+                value = value.replace(root, "<registry>")
+        return redact(value)
 
     def ready(self) -> tuple[bool, str | None, dict]:
         """(ready, why not, {target: ref}): every version a request would use resolves and its files pass their

@@ -41,12 +41,21 @@ WORDS = {
     "targets": "Targets",
     "request": "Request",
     "registry": "Model registry",
+    "cards": "Data cards",
 }
 
 
 @st.cache_resource
 def query_log(path: str) -> answers.QueryLog:
     return answers.QueryLog(path)  # opened once per registry (it creates its table and prunes old rows on opening)
+
+
+def refused(assistant: Assistant, endpoint: str, err: RequestError, inputs) -> None:
+    """A refused request: said on the page in words, logged as the service logs its refusals."""
+    qid = uuid.uuid4().hex
+    error = answers.refusal(err.field, assistant.public(str(err)), qid)
+    logged(assistant, endpoint, err.status, inputs, {"error": error}, qid=qid)
+    st.error(in_words(err))
 
 
 def logged(assistant: Assistant, endpoint: str, status: int, inputs, outputs, versions=None, qid=None) -> str:
@@ -117,8 +126,7 @@ def _search(assistant: Assistant, req: DesignRequest) -> bool:
         )
     except RequestError as err:
         bar.empty()
-        logged(assistant, answers.DESIGN, err.status, inputs, {"error": {"field": err.field, "message": str(err)}})
-        st.error(in_words(err))
+        refused(assistant, answers.DESIGN, err, inputs)
         return False
     bar.progress(1.0, text="done")
     qid = uuid.uuid4().hex
@@ -179,11 +187,11 @@ def predict_tab(assistant: Assistant, options: dict) -> None:
             raw = read_cards(path, delimiter=version.config.data.delimiter)
             table, used = assistant.predict(raw)
         except RequestError as err:
-            logged(assistant, answers.PREDICT, err.status, {"file": upload.name, "via": "page"}, {"error": str(err)})
-            st.error(in_words(err))
+            refused(assistant, answers.PREDICT, err, {"file": upload.name, "via": "page"})
             return
-        except AlloyHydraError as err:
-            st.error(str(err).replace(str(path), upload.name))
+        except AlloyHydraError as err:  # the file itself (as the service answers a card it cannot read: 422, cards)
+            err = RequestError("cards", str(err).replace(str(path), upload.name))
+            refused(assistant, answers.PREDICT, err, {"file": upload.name, "via": "page"})
             return
     inputs = {"file": upload.name, "n_cards": len(raw), "via": "page"}
     qid = uuid.uuid4().hex

@@ -123,6 +123,11 @@ def test_the_predict_tab_scores_uploaded_cards(demo_registry, monkeypatch):
     at.file_uploader(key="cards").set_value(("bad.csv", b"a;b\n1;2", "text/csv"))
     at.run()
     assert "bad.csv" in at.error[0].value
+    # logged as the service logs a card it cannot read: 422, the field at fault, the message, the query id
+    refused = [r for r in QueryLog(demo_registry.path / "queries.sqlite").rows() if r["endpoint"] == "/predict"][-1]
+    error = json.loads(refused["outputs"])["error"]
+    assert refused["status"] == 422 and error["field"] == "cards" and error["query_id"] == refused["id"]
+    assert "bad.csv" in error["message"]
 
 
 def free_port() -> int:

@@ -17,10 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..assistant import Assistant
+from ..assistant import (
+    Assistant,
+    redact,  # noqa: F401  (re-exported: alloy_hydra.service.redact)
+)
 from ..registry import RegistryDamaged
 from ..ui import TOKEN_ENV, is_loopback
-from .deps import Gate, authorised, redact
+from .deps import Gate, authorised
 from .routers import design, health, models, predict
 from .settings import Settings
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import threading
 import uuid
@@ -15,28 +14,16 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from .. import answers
 from ..answers import QueryLog, strict
 from ..assistant import Assistant, RequestError
 from .settings import Settings
 
-# an absolute path of two or more parts (/srv/lab/models/YS/1), not a unit (MPa/wt%) or an endpoint (/design)
-ABSOLUTE_PATH = re.compile(r"(?<![\w.%])(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\]+[/\\])+[^\s'\",;)/\\]*")
 BEARER = HTTPBearer(auto_error=False)  # reads the Authorization header (configuration only, no state)
 
 
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def redact(value):
-    """`value` with every absolute path cut to its last part: a client learns no server folder."""
-    if isinstance(value, str):
-        return ABSOLUTE_PATH.sub(lambda m: re.split(r"[/\\]", m.group(0).rstrip("/\\"))[-1] or "<path>", value)
-    if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
 
 
 class Gate:
@@ -59,7 +46,7 @@ class Gate:
         self.queries.add(qid or uuid.uuid4().hex, request.url.path, status, inputs, versions or {}, outputs)
 
     def public(self, body):
-        return redact(json.loads(self.assistant.public(json.dumps(strict(body), default=str, allow_nan=False))))
+        return self.assistant.public(json.loads(json.dumps(strict(body), default=str, allow_nan=False)))
 
     async def in_pool(self, request: Request, inputs, fn, *args):
         if not self.slots.acquire(blocking=False):
@@ -71,7 +58,7 @@ class Gate:
             self.slots.release()
 
     def refuse(self, request: Request, err: RequestError, qid: str, inputs) -> HTTPException:
-        detail = {"field": err.field, "message": self.assistant.public(str(err)), "query_id": qid}
+        detail = answers.refusal(err.field, self.assistant.public(str(err)), qid)
         self.logged(request, err.status, inputs, {"error": detail}, qid=qid)
         headers = {"Retry-After": "60"} if err.status == 503 else None
         return HTTPException(err.status, detail, headers=headers)
