@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .config import CleaningConfig
 from .errors import ConfigError, ScheduleError
 from .schema import RECRYST_TYPES
 
@@ -158,7 +159,7 @@ def human(steps: list[Step]) -> str:
 
 
 def features(
-    steps: list[Step], prefix: str, ambient_C: float = 25.0, threshold_C: float | None = None
+    steps: list[Step], prefix: str, ambient_C: float = CleaningConfig.ambient_C, threshold_C: float | None = None
 ) -> dict[str, float]:
     """Numeric features of one schedule. No treatment means ambient temperature and zero time."""
     total = sum(s.time_s for s in steps)

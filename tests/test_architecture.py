@@ -238,6 +238,15 @@ def test_function_defaults_are_the_schemas():
     assert (default(design._Search, "pop_size"), default(design._Search, "n_gen")) == (opt.pop_size, opt.n_gen)
     assert default(campaign.Campaign.create, "settings") is None  # None = CampaignConfig()
     assert default(Registry, "path") == config.RegistryConfig().path
+    from alloy_hydra import schedule
+    from alloy_hydra.train import choose
+
+    assert (default(choose, "rule"), default(choose, "tolerance"), default(choose, "require_physics")) == (
+        train.select_rule,
+        train.select_tolerance,
+        train.require_physics,
+    )
+    assert default(schedule.features, "ambient_C") == config.CleaningConfig().ambient_C
     for fn, name in ((split.split_groups, "seed"), (qc.acceptance, "composition_sum_tol")):
         assert default(fn, name) is inspect.Parameter.empty  # the caller passes the config's value
     assert set(config.DesignConfig().tolerance) == set(config.DesignConfig().targets)  # keyed by name

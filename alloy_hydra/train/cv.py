@@ -13,6 +13,7 @@ from sklearn.model_selection import GroupKFold
 
 from .. import expr
 from .. import physics as physics_mod
+from ..config import TrainConfig
 
 
 def metrics(y, pred) -> dict:
@@ -230,9 +231,9 @@ def paired_se(err: np.ndarray, rows: np.ndarray, best: int) -> np.ndarray:
 
 def choose(
     table: pd.DataFrame,
-    rule: str = "parsimony",
-    tolerance: float = 0.02,
-    require_physics: bool = True,
+    rule: str = TrainConfig.select_rule,
+    tolerance: float = TrainConfig.select_tolerance,
+    require_physics: bool = TrainConfig.require_physics,
     max_complexity: int | None = None,
 ) -> tuple[int, str]:
     """Pick a Pareto expression among those passing physics (all if none pass). parsimony: the smallest
