@@ -165,10 +165,16 @@ def test_nsga2_beats_random_search_on_the_same_budget(models_dir):
     master = pd.read_csv(source / "BASE_MASTER.csv")
     space = stages.design.space_for(cfg, master, cfg.data)
     ev = design.Evaluator(space, models, cfg.design, cfg.cleaning, {"YS": 260.0, "UTS": 320.0})
-    best = {}
+    best, ticks = {}, []
     for method in ("nsga2", "random"):
         search = {"nsga2": design.NSGA2Search, "random": design.RandomSearch}[method](method, 40, 30, 0)
-        ranked = design.rank(ev, search.minimise(ev), master, list(cfg.data.id_columns))
+        X = search.minimise(ev, progress=lambda done, total: ticks.append((done, total)))
+        # the archive (a pymoo callback for NSGA-II) holds every candidate evaluated, with what the evaluator says
+        assert X.shape == (40 * 30, len(space.vars)) and ticks[-1] == (30, 30) and len(ticks) == 30
+        again = ev(X)
+        assert (search.feasible_ == design.feasible(ev, again)).all() and (search.broken_ == (again.G > 0)).all()
+        ticks.clear()
+        ranked = design.rank(ev, X, master, list(cfg.data.id_columns), search.feasible_)
         assert len(ranked), f"{method} found no feasible recipe"
         best[method] = ranked["distance"].min()
     assert best["nsga2"] < best["random"]
