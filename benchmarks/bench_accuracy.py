@@ -5,8 +5,10 @@ pipeline procedure (alloy_hydra.train.fit_property_model: grouped inner CV, Pare
     python benchmarks/bench_accuracy.py [overrides ...] [--targets YS UTS FractureEL] [--generator none|jitter|...]
                                         [--folds 5] [--oof predictions.csv] [--data uq_al|hu2021]
 
---data hu2021 runs the same procedure on the Hu et al. (2021) file (groups = identical composition; only a
-processing-route category, no temperatures): an independent data set to check a setting found on uq_al.
+The files come from the dataset cache (`python -m alloy_hydra.datasets fetch uq_al hu2021`, or `add` with a copy;
+`paths.data_dir=...` among the overrides names another cache). --data hu2021 runs the same procedure on the Hu et
+al. (2021) file (groups = identical composition; only a processing-route category, no temperatures):
+an independent data set to check a setting found on uq_al.
 
 Besides R² on all rows it prints R² on the rows of named groups (alloy names) and of groups formed by composition
 (uq's `Unspecified` research alloys), since the two behave differently: see the README's accuracy notes.
@@ -27,10 +29,7 @@ from sklearn.model_selection import GroupKFold
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = {
-    "uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",  # the bar
-    "hu2021": ROOT.parent / "shared" / "data" / "hu2021_al_data.csv",
-}  # independent check (composition groups)
+DATA = ("uq_al", "hu2021")  # the bar; an independent check (composition groups). Read from the dataset cache
 
 
 from alloy_hydra.config import compose  # noqa: E402
@@ -55,12 +54,11 @@ def main():
     from alloy_hydra import clean, schema, stages, train
     from alloy_hydra.io import read_cards
 
-    rows, oof, path = [], [], DATA[a.data]
+    rows, oof = [], []
     for target in a.targets:
         cfg = compose(
             [
                 f"data={a.data}",
-                f"data.path={path}",
                 "chem_window=wrought",
                 f"target={target}",
                 f"generator={a.generator}",
@@ -68,6 +66,7 @@ def main():
                 *a.overrides,
             ]
         )
+        path = clean.data_path(cfg.data, cfg.paths.data_dir)
         master = clean.clean(read_cards(path), cfg.data, cfg.chem_window, cfg.cleaning, path).master
         view, _ = clean.make_view(master, cfg.target)
         y = view[target].to_numpy(float)

@@ -13,6 +13,7 @@ real rows only, so each model gets its own applicability domain and sigma model)
   set, the model is trained on the rest: can it predict stronger alloys than it has seen? MAE, R², bias
   (mean prediction − measured; negative = under-predicts the frontier), share flagged in domain.
 
+The public files come from the dataset cache (`python -m alloy_hydra.datasets fetch uq_al hu2021`).
 Formulas are scored with regressor=hinge by default (deterministic; the default operon front's chosen members on
 these files are hinge-path members, and operon costs ~3.5 min per fit here); pass --models operon to include it.
 """
@@ -31,11 +32,7 @@ from sklearn.model_selection import GroupKFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-DATA = {
-    "uq_al": ROOT.parent / "shared" / "data" / "uq_al_alloys.csv",
-    "hu2021": ROOT.parent / "shared" / "data" / "hu2021_al_data.csv",
-    "demo": None,
-}
+DATA = ("uq_al", "hu2021", "demo")  # the public files from the dataset cache (python -m alloy_hydra.datasets fetch)
 
 
 def fit_predict(cfg, view, tr, te):
@@ -81,17 +78,15 @@ def main():
     a = ap.parse_args()
     from alloy_hydra import clean, schema
     from alloy_hydra.config import compose
-    from alloy_hydra.demo import demo_path
     from alloy_hydra.io import read_cards
 
     rows = []
     for data in a.data:
-        path = DATA[data] or demo_path()
         window = "wrought" if data != "demo" else "aa5xxx"
         for target in a.targets:
             base = [f"data={data}", f"chem_window={window}", f"target={target}", "generator=none", "summary=false"]
-            base += [f"data.path={path}"] if DATA[data] else []
             cfg0 = compose(base)
+            path = clean.data_path(cfg0.data, cfg0.paths.data_dir)
             master = clean.clean(read_cards(path), cfg0.data, cfg0.chem_window, cfg0.cleaning, path).master
             view, _ = clean.make_view(master, cfg0.target)
             y = view[target].to_numpy(float)
