@@ -245,13 +245,37 @@ def design_record(answer: dict) -> dict:
     p_hit, domain), not the whole answer (20 recipes with their cards would be a digest beyond a row's limit).
     The answer is checked against DesignAnswer first, whoever asked (the service's response model; the page)."""
     DesignAnswer.model_validate(answer)
+    kept = [k for k in DesignRecord.model_fields if k != "candidates"]
     return {
-        **{k: answer[k] for k in ("query_id", "targets", "n_feasible", "reason")},
+        **{k: answer[k] for k in kept},
         "candidates": [
-            {k: c[k] for k in ("rank", "p_hit", "in_domain", "predictions", "nearest_card")}
-            for c in answer["candidates"] or answer["closest"]
+            {k: c[k] for k in RecordedCandidate.model_fields} for c in answer["candidates"] or answer["closest"]
         ],
     }
+
+
+def design_records(path, qids) -> dict[str, DesignRecord]:
+    """The logged design answers of these query ids, read back (read only: no table made, nothing pruned). A row
+    kept as its digest (beyond the log's limit) holds nothing to read and is left out; a row that is no design
+    record is an error naming its query."""
+    from pydantic import ValidationError
+
+    from .errors import AlloyHydraError
+
+    out = {}
+    with sqlite3.connect(path) as db:
+        for qid in qids:
+            row = db.execute("SELECT outputs FROM queries WHERE id = ? AND endpoint = ?", (qid, DESIGN)).fetchone()
+            if row is None:
+                continue
+            kept = json.loads(row[0])
+            if isinstance(kept, dict) and kept.get("truncated") is True:
+                continue
+            try:
+                out[qid] = DesignRecord.model_validate(kept)
+            except ValidationError as err:
+                raise AlloyHydraError(f"query log: the design answer {qid} is not a design record: {err}") from None
+    return out
 
 
 def predict(table: pd.DataFrame, used: dict, units: dict, qid: str) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,21 +162,6 @@ def data_drift(train: pd.DataFrame, new: pd.DataFrame, numeric, categorical, set
 
 
 # --- the design loop -------------------------------------------------------------------------------------------------
-def _design_record(text: str, qid: str):
-    """A design answer as the query log keeps it (answers.DesignRecord: the shape the service and the page log)."""
-    from pydantic import ValidationError
-
-    from .answers import DesignRecord
-
-    kept = json.loads(text)
-    if isinstance(kept, dict) and kept.get("truncated") is True:  # beyond the log's limit: kept as its digest only
-        return DesignRecord(query_id=qid, targets={}, n_feasible=0, reason="digest only", candidates=[])
-    try:
-        return DesignRecord.model_validate_json(text)
-    except ValidationError as err:
-        raise AlloyHydraError(f"query log: the design answer {qid} is not a design record: {err}") from None
-
-
 def recommended_predictions(cards: pd.DataFrame, id_column: str, target: str, query_log=None, recommendations=None):
     """For measured cards that name the recommendation they cast: what was predicted for them. A card names a
     service answer by `query_id` + its recipe id (`design-<rank>`, the id the recipe card carried), or a run's
@@ -190,11 +174,10 @@ def recommended_predictions(cards: pd.DataFrame, id_column: str, target: str, qu
         return pd.DataFrame(columns=["row", "query_id", "rank", "predicted", "std", "target_value"])
     answers = {}
     if query_log is not None and Path(query_log).exists() and "query_id" in cards:
-        with sqlite3.connect(query_log) as db:
-            for qid in cards.loc[has, "query_id"].dropna().astype(str).unique():
-                row = db.execute("SELECT outputs FROM queries WHERE id = ? AND endpoint = '/design'", (qid,)).fetchone()
-                if row:
-                    answers[qid] = {c.rank: c for c in _design_record(row[0], qid).candidates}
+        from .answers import design_records
+
+        qids = cards.loc[has, "query_id"].dropna().astype(str).unique()
+        answers = {q: {c.rank: c for c in rec.candidates} for q, rec in design_records(query_log, qids).items()}
     recs = None
     if recommendations is not None:
         from .design import without_units

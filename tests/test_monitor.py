@@ -141,6 +141,11 @@ def test_the_service_query_log_joins_measured_outcomes(demo_registry, tmp_path):
         db.execute("UPDATE queries SET outputs = ? WHERE id = ?", ('{"candidates": [{"rank": 1}]}', answer["query_id"]))
     with pytest.raises(AlloyHydraError, match=f"design answer {answer['query_id']} is not a design record"):
         monitor.check(subject, raw, MonitorConfig(), "measured.csv", query_log=log)
+    # a record kept as its digest (beyond the log's limit) holds nothing to join: skipped, not an error
+    digest = json.dumps({"sha256": "0" * 64, "bytes": 99999, "head": "{", "truncated": True})
+    with sqlite3.connect(log) as db:
+        db.execute("UPDATE queries SET outputs = ? WHERE id = ?", (digest, answer["query_id"]))
+    assert monitor.check(subject, raw, MonitorConfig(), "measured.csv", query_log=log)["recommended"]["n"] == 0
 
 
 def test_bootstrap_over_groups():
