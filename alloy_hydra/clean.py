@@ -469,8 +469,8 @@ def _clean(raw: pd.DataFrame, data, window, cleaning, source) -> CleanResult:
     sums = master[elements].sum(axis=1)
     if len(master) and (sums - 100.0).abs().max() > cleaning.composition_sum_tol:
         raise AssertionError("composition sum outside tolerance after balancing")  # a bug, not a data error
-    counts = {"elements": elements, "composition": comp_counts, "schedules": sched_counts, "window": n_window}
-    report = _report(raw, master, reasons, {**counts, "changes": changes}, data, window, source)
+    counts = dict(elements=elements, composition=comp_counts, schedules=sched_counts, window=n_window, changes=changes)
+    report = _report(raw, master, reasons, counts, data, window, source)
     if len(raw) and n_window / len(raw) > cleaning.window_warn_fraction:
         log.warning(
             "chem window %r rejected %d of %d rows; for a wide dataset use chem_window=wrought",
